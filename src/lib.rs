@@ -1,0 +1,1 @@
+//! healthcheck: aggregated readiness for Kubernetes pods, on one mio loop.
