@@ -1,0 +1,65 @@
+# syntax=docker/dockerfile:1
+# The healthcheck image: one static binary on an empty (scratch) root.
+#
+#   docker build -t healthcheck:0.1.0 .
+#   docker buildx build --platform linux/amd64,linux/arm64 -t healthcheck:0.1.0 .
+#
+# What this image ships is proved without Docker by tests/image.rs: the same
+# cargo command, the binary alone in an empty directory, run there with chroot
+# as uid 65532 and PID 1.
+
+# The builder runs on the build machine's own platform and cross-compiles to
+# the target's, so an arm64 image builds natively fast on an amd64 host (no
+# QEMU). Pinned by version; bump it together with the toolchain CI uses.
+FROM --platform=$BUILDPLATFORM rust:1.95.0-slim-trixie AS build
+ARG TARGETARCH
+# rust-lld and the musl C runtime that the musl targets ship link a static
+# binary for either architecture: no C cross toolchain is needed, because the
+# crate is pure Rust plus libc.
+RUN case "$TARGETARCH" in \
+      amd64) echo x86_64-unknown-linux-musl ;; \
+      arm64) echo aarch64-unknown-linux-musl ;; \
+      *) echo "unsupported TARGETARCH: $TARGETARCH" >&2; exit 1 ;; \
+    esac > /rust-target \
+ && rustup target add "$(cat /rust-target)"
+ENV CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY benches ./benches
+# --locked: build exactly the dependency versions the repository was tested
+# with. The release profile (lto, one codegen unit, panic=abort, strip) is in
+# Cargo.toml, so this is the same binary as a local
+# `cargo build --release --locked --target x86_64-unknown-linux-musl`.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,sharing=private \
+    cargo build --release --locked --target "$(cat /rust-target)" \
+ && install -D -m 0755 "target/$(cat /rust-target)/release/healthcheck" /out/app/healthcheck
+
+# The image: nothing but the binary. No shell, no libc, no /etc, no /tmp.
+FROM scratch
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="healthcheck" \
+      org.opencontainers.image.description="Aggregated readiness for Kubernetes pods with sidecars: one tiny static binary" \
+      org.opencontainers.image.version="$VERSION" \
+      org.opencontainers.image.licenses="MIT OR Apache-2.0" \
+      org.opencontainers.image.base.name="scratch"
+# /app/healthcheck is the path the original image used, so manifests written
+# for it (command: ["/app/healthcheck"]) keep working.
+COPY --from=build /out/app/healthcheck /app/healthcheck
+# The distroless "nonroot" uid/gid. Numeric, because there is no /etc/passwd
+# to look a name up in; Kubernetes' runAsNonRoot can verify a numeric USER.
+USER 65532:65532
+EXPOSE 8081
+ENTRYPOINT ["/app/healthcheck"]
+# With no arguments the image serves /self and /all on 8081, /all checking the
+# sidecar's own /self. Real deployments pass their checks as arguments, e.g.
+#   docker run healthcheck:0.1.0 serve --port 8081 app=http://localhost:8080/health
+CMD ["serve", "--port", "8081", "self=http://127.0.0.1:8081/self"]
+# Docker's own health status, with `check` since the image has no curl or
+# shell. It asks the sidecar's /self on the default port: override it (or
+# disable it with --no-healthcheck) when you move the listener elsewhere.
+# Kubernetes ignores HEALTHCHECK and uses the pod's probes instead.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=2s --retries=3 \
+  CMD ["/app/healthcheck", "check", "--timeout", "2s", "http://127.0.0.1:8081/self"]

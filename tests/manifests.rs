@@ -1,0 +1,483 @@
+//! deploy/ and the Dockerfiles: every manifest parses, and every healthcheck command line in them is accepted by the binary (`--dry-run`).
+
+mod common;
+mod dockerfile;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use yaml_rust2::yaml::Hash;
+use yaml_rust2::{Yaml, YamlLoader};
+
+use dockerfile::ImageConfig;
+
+/// Where the image puts the binary (and where `COPY --from` takes it from).
+const IMAGE_BINARY: &str = "/app/healthcheck";
+
+/// A healthcheck command line (program first) and where it was found.
+#[derive(Debug)]
+struct CommandLine {
+    origin: String,
+    argv: Vec<String>,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn image() -> ImageConfig {
+    dockerfile::read(&repo().join("Dockerfile"))
+}
+
+/// The files under deploy/ whose name ends with one of `suffixes`, sorted.
+fn deploy_files(suffixes: &[&str]) -> Vec<PathBuf> {
+    let dir = repo().join("deploy");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {dir:?}: {e}"))
+        .map(|entry| entry.expect("read deploy/").path())
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            suffixes.iter().any(|suffix| name.ends_with(suffix))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn yaml_files() -> Vec<PathBuf> {
+    deploy_files(&[".yaml", ".yml"])
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(repo())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+fn load_yaml(path: &Path) -> Vec<Yaml> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+    YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{}: not YAML: {e}", relative(path)))
+}
+
+/// `registry/name:tag@digest` names the healthcheck image when `name` is `healthcheck`.
+fn is_healthcheck_image(image: &str) -> bool {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split(':').next() == Some("healthcheck")
+}
+
+/// The tag of an image reference, if it has one.
+fn image_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split_once(':').map(|(_, tag)| tag)
+}
+
+fn runs_healthcheck(argv: &[String]) -> bool {
+    argv.first()
+        .and_then(|program| Path::new(program).file_name())
+        .is_some_and(|name| name == "healthcheck")
+}
+
+fn get<'a>(hash: &'a Hash, key: &str) -> Option<&'a Yaml> {
+    hash.get(&Yaml::String(key.to_string()))
+}
+
+/// `hash[key]` as a list of strings. Only the list form is allowed: the image has no shell to
+/// split a string with.
+fn string_list(hash: &Hash, key: &str, origin: &str) -> Option<Vec<String>> {
+    let items = match get(hash, key)? {
+        Yaml::Array(items) => items,
+        other => panic!("{origin}: {key} must be a list of strings, found {other:?}"),
+    };
+    let strings = items
+        .iter()
+        .map(|item| match item {
+            Yaml::String(s) => s.clone(),
+            // A YAML scalar like 8081 or 2 is a number, but Kubernetes wants strings here.
+            other => panic!("{origin}: {key} has a non-string item {other:?}: quote it"),
+        })
+        .collect();
+    Some(strings)
+}
+
+fn string_at<'a>(hash: &'a Hash, key: &str) -> Option<&'a str> {
+    get(hash, key).and_then(Yaml::as_str)
+}
+
+/// Every healthcheck command line in a Kubernetes object: containers, init containers and exec
+/// probes or hooks, wherever they are nested.
+fn kubernetes_command_lines(
+    node: &Yaml,
+    image: &ImageConfig,
+    origin: &str,
+    out: &mut Vec<CommandLine>,
+) {
+    match node {
+        Yaml::Hash(hash) => {
+            if let (Some(name), Some(image_ref)) =
+                (string_at(hash, "name"), string_at(hash, "image"))
+            {
+                let origin = format!("{origin}: container {name}");
+                // Kubernetes: `command` replaces ENTRYPOINT (and drops CMD), `args` replaces CMD.
+                let command = string_list(hash, "command", &origin);
+                let args = string_list(hash, "args", &origin);
+                let from_image = is_healthcheck_image(image_ref);
+                let argv = match command {
+                    Some(command) => Some([command, args.unwrap_or_default()].concat()),
+                    None if from_image => Some(
+                        [
+                            image.entrypoint.clone(),
+                            args.unwrap_or_else(|| image.cmd.clone()),
+                        ]
+                        .concat(),
+                    ),
+                    None => None,
+                };
+                if let Some(argv) = argv.filter(|argv| runs_healthcheck(argv)) {
+                    if from_image {
+                        assert_eq!(
+                            argv[0], IMAGE_BINARY,
+                            "{origin}: the image holds only {IMAGE_BINARY}"
+                        );
+                    }
+                    out.push(CommandLine { origin, argv });
+                }
+            }
+            if let Some(Yaml::Hash(exec)) = get(hash, "exec") {
+                if let Some(argv) =
+                    string_list(exec, "command", origin).filter(|argv| runs_healthcheck(argv))
+                {
+                    out.push(CommandLine {
+                        origin: format!("{origin}: exec"),
+                        argv,
+                    });
+                }
+            }
+            for (key, value) in hash {
+                if key.as_str() != Some("exec") {
+                    kubernetes_command_lines(value, image, origin, out);
+                }
+            }
+        }
+        Yaml::Array(items) => {
+            for item in items {
+                kubernetes_command_lines(item, image, origin, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every healthcheck command line in a Compose file: service commands and health checks.
+fn compose_command_lines(
+    services: &Hash,
+    image: &ImageConfig,
+    origin: &str,
+    out: &mut Vec<CommandLine>,
+) {
+    for (name, service) in services {
+        let name = name.as_str().expect("service name");
+        let Yaml::Hash(service) = service else {
+            panic!("{origin}: service {name} is not a mapping");
+        };
+        let origin = format!("{origin}: service {name}");
+        let from_image = string_at(service, "image").is_some_and(is_healthcheck_image);
+        // Compose: `entrypoint` replaces ENTRYPOINT and drops CMD, `command` replaces CMD.
+        let entrypoint = string_list(service, "entrypoint", &origin);
+        let command = string_list(service, "command", &origin);
+        let argv = match entrypoint {
+            Some(entrypoint) => Some([entrypoint, command.unwrap_or_default()].concat()),
+            None if from_image => Some(
+                [
+                    image.entrypoint.clone(),
+                    command.unwrap_or_else(|| image.cmd.clone()),
+                ]
+                .concat(),
+            ),
+            None => command,
+        };
+        if let Some(argv) = argv.filter(|argv| runs_healthcheck(argv)) {
+            out.push(CommandLine {
+                origin: origin.clone(),
+                argv,
+            });
+        }
+        if let Some(Yaml::Hash(check)) = get(service, "healthcheck") {
+            let test = string_list(check, "test", &origin).unwrap_or_default();
+            match test.split_first() {
+                Some((kind, argv)) if kind == "CMD" && runs_healthcheck(argv) => {
+                    out.push(CommandLine {
+                        origin: format!("{origin}: healthcheck"),
+                        argv: argv.to_vec(),
+                    });
+                }
+                // CMD-SHELL, or the string form: both run /bin/sh.
+                Some((kind, _)) if kind != "CMD" && from_image => {
+                    panic!(
+                        "{origin}: healthcheck test {kind} needs a shell, and the image has none"
+                    )
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Every healthcheck command line in every file that ships with the project.
+fn all_command_lines() -> Vec<CommandLine> {
+    let image = image();
+    let mut found = Vec::new();
+    for path in yaml_files() {
+        let origin = relative(&path);
+        let before = found.len();
+        for doc in load_yaml(&path) {
+            match &doc {
+                Yaml::Hash(top) => match get(top, "services") {
+                    Some(Yaml::Hash(services)) => {
+                        compose_command_lines(services, &image, &origin, &mut found)
+                    }
+                    _ => kubernetes_command_lines(&doc, &image, &origin, &mut found),
+                },
+                other => panic!("{origin}: a document that is not a mapping: {other:?}"),
+            }
+        }
+        // Every manifest here exists to show healthcheck in use: finding none means this walk
+        // missed it, and the test would prove nothing for that file.
+        assert!(
+            found.len() > before,
+            "{origin}: no healthcheck command line found"
+        );
+    }
+    let mut dockerfiles = vec![repo().join("Dockerfile")];
+    dockerfiles.extend(deploy_files(&["Dockerfile"]));
+    for path in dockerfiles {
+        let origin = relative(&path);
+        let config = dockerfile::read(&path);
+        for (what, argv) in [
+            ("CMD", config.default_argv()),
+            ("HEALTHCHECK", config.healthcheck),
+        ] {
+            if runs_healthcheck(&argv) {
+                found.push(CommandLine {
+                    origin: format!("{origin}: {what}"),
+                    argv,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The same command line with `--dry-run`: right after the mode word, or, for the original
+/// positional form `PORT TIMEOUT CHECK...`, as the `serve` command it stands for.
+fn dry_run_args(argv: &[String]) -> Vec<String> {
+    let args = &argv[1..];
+    match args.first().map(String::as_str) {
+        Some(mode @ ("serve" | "check" | "run")) => {
+            let mut dry = vec![mode.to_string(), "--dry-run".to_string()];
+            dry.extend_from_slice(&args[1..]);
+            dry
+        }
+        _ => {
+            let [port, timeout, checks @ ..] = args else {
+                panic!("not a healthcheck command line: {argv:?}");
+            };
+            // The positional TIMEOUT may be a bare number of seconds.
+            let timeout = if timeout.bytes().all(|b| b.is_ascii_digit()) {
+                format!("{timeout}s")
+            } else {
+                timeout.clone()
+            };
+            let mut dry = vec!["serve", "--dry-run", "--port", port, "--timeout", &timeout]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>();
+            dry.extend_from_slice(checks);
+            dry
+        }
+    }
+}
+
+#[test]
+fn every_manifest_parses_as_yaml() {
+    let files = yaml_files();
+    assert!(
+        files.len() >= 5,
+        "expected the manifests under deploy/, found {files:?}"
+    );
+    for path in files {
+        let origin = relative(&path);
+        let docs = load_yaml(&path);
+        assert!(!docs.is_empty(), "{origin}: empty");
+        for doc in docs {
+            let Yaml::Hash(top) = &doc else {
+                panic!("{origin}: a document that is not a mapping");
+            };
+            let kubernetes =
+                string_at(top, "apiVersion").is_some() && string_at(top, "kind").is_some();
+            let compose = matches!(get(top, "services"), Some(Yaml::Hash(_)));
+            assert!(
+                kubernetes || compose,
+                "{origin}: neither a Kubernetes object nor a Compose file"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_healthcheck_command_line_is_accepted_by_the_binary() {
+    let found = all_command_lines();
+    let mut failures = Vec::new();
+    for line in &found {
+        let dry = dry_run_args(&line.argv);
+        let args: Vec<&str> = dry.iter().map(String::as_str).collect();
+        let out = common::run_cli(&args);
+        let mode = args[0];
+        println!(
+            "{}\n  $ healthcheck {}\n{}",
+            line.origin,
+            args.join(" "),
+            out.stdout
+        );
+        if out.code() != Some(0) || !out.stdout.contains(mode) {
+            failures.push(format!(
+                "{}: `healthcheck {}` exited {:?}\nstdout: {}\nstderr: {}",
+                line.origin,
+                args.join(" "),
+                out.code(),
+                out.stdout,
+                out.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // The image's own default command and health check are among them.
+    for what in ["Dockerfile: CMD", "Dockerfile: HEALTHCHECK"] {
+        assert!(
+            found.iter().any(|line| line.origin == what),
+            "{what} not checked"
+        );
+    }
+}
+
+/// `--dry-run` must parse for real, not accept anything: the checks above would prove nothing.
+#[test]
+fn dry_run_still_rejects_bad_command_lines() {
+    let cases: &[&[&str]] = &[
+        &[
+            "serve",
+            "--dry-run",
+            "--port",
+            "0",
+            "http://localhost:8080/health",
+        ],
+        &[
+            "serve",
+            "--dry-run",
+            "--timeout",
+            "abc",
+            "http://localhost:8080/health",
+        ],
+        &["check", "--dry-run", "https://localhost:8443/health"],
+        &["check", "--dry-run", "tcp://localhost"],
+        &["run", "--dry-run", "--istio"],
+        &[
+            "run",
+            "--dry-run",
+            "--on-exit-when",
+            "sometimes",
+            "--",
+            "/bin/true",
+        ],
+    ];
+    for args in cases {
+        let out = common::run_cli(args);
+        assert_eq!(
+            out.code(),
+            Some(64),
+            "healthcheck {}\nstderr: {}",
+            args.join(" "),
+            out.stderr
+        );
+    }
+}
+
+/// One image name and version everywhere: the manifests, `COPY --from` and the crate agree.
+#[test]
+fn manifests_use_the_crate_version_of_the_image() {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut images = Vec::new();
+    for path in yaml_files() {
+        let text = fs::read_to_string(&path).unwrap();
+        for line in text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+        {
+            if let Some((_, image)) = line.split_once("image:") {
+                let image = image.trim().trim_matches('"');
+                if is_healthcheck_image(image) {
+                    images.push((relative(&path), image.to_string()));
+                }
+            }
+        }
+    }
+    for path in deploy_files(&["Dockerfile"]) {
+        let text = fs::read_to_string(&path).unwrap();
+        for line in text.lines().filter(|line| line.starts_with("COPY --from=")) {
+            let mut words = line.split_whitespace().skip(1);
+            let from = words.next().unwrap().trim_start_matches("--from=");
+            if is_healthcheck_image(from) {
+                assert_eq!(
+                    words.next(),
+                    Some(IMAGE_BINARY),
+                    "{}: {line}",
+                    relative(&path)
+                );
+                images.push((relative(&path), from.to_string()));
+            }
+        }
+    }
+    assert!(!images.is_empty());
+    for (origin, image) in images {
+        assert_eq!(image_tag(&image), Some(version), "{origin}: {image}");
+    }
+    let dockerfile = fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(&format!("ARG VERSION={version}")),
+        "Dockerfile: ARG VERSION is not {version}"
+    );
+}
+
+#[test]
+fn dry_run_args_put_the_flag_after_the_mode() {
+    let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        dry_run_args(&argv(&[
+            "/app/healthcheck",
+            "run",
+            "--istio",
+            "--",
+            "/app/job"
+        ])),
+        argv(&["run", "--dry-run", "--istio", "--", "/app/job"])
+    );
+    assert_eq!(
+        dry_run_args(&argv(&[
+            "/app/healthcheck",
+            "8081",
+            "2",
+            "http://localhost:8080/"
+        ])),
+        argv(&[
+            "serve",
+            "--dry-run",
+            "--port",
+            "8081",
+            "--timeout",
+            "2s",
+            "http://localhost:8080/"
+        ])
+    );
+}
