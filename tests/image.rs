@@ -77,9 +77,32 @@ fn tools() -> Result<Tools, String> {
     })
 }
 
+/// Whether rustc can build for TARGET here: rustup installs it, but only where its download
+/// server is reachable, so a machine without it cannot get it.
+fn target_installed() -> bool {
+    let Ok(out) = Command::new("rustc").args(["--print", "sysroot"]).output() else {
+        return false;
+    };
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .is_dir()
+}
+
 /// The tools, or `None` after printing why the test is skipped.
 fn tools_or_skip(test: &str) -> Option<Tools> {
-    match tools() {
+    let tools = tools().and_then(|tools| {
+        if std::env::var_os("HEALTHCHECK_STATIC_BIN").is_none() && !target_installed() {
+            return Err(format!(
+                "the {TARGET} target is not installed (rustup target add {TARGET}), \
+                 and HEALTHCHECK_STATIC_BIN is not set"
+            ));
+        }
+        Ok(tools)
+    });
+    match tools {
         Ok(tools) => Some(tools),
         Err(why) => {
             note(&format!("SKIPPED {test}: {why}"));
@@ -491,6 +514,14 @@ fn serve_answers_from_an_empty_root_as_pid_1() {
         response.text().contains("[-]app failed: status 503"),
         "{response:?}"
     );
+
+    // The figure the manifests' memory requests are sized from.
+    let status = fs::read_to_string(format!("/proc/{pid1}/status")).unwrap();
+    note(&format!(
+        "serve after a few rounds: VmRSS {} (peak VmHWM {})",
+        status_field(&status, "VmRSS").unwrap_or("?"),
+        status_field(&status, "VmHWM").unwrap_or("?")
+    ));
 
     assert_sigterm_exits_zero(server, pid1);
 }

@@ -1,0 +1,424 @@
+//! A check: a name and a target (an http URL or a tcp host:port), and the
+//! verdict a probe of it reaches.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use url::{Host, Url};
+
+use crate::VERSION;
+
+/// Longest check name: a DNS label, so names fit wherever Kubernetes names do.
+const MAX_NAME: usize = 63;
+
+/// What a probe of a check does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `GET` the URL; pass on 200..399, following same-host redirects.
+    Http,
+    /// Pass when the TCP connect completes.
+    Tcp,
+    /// `POST` with an empty body (a completion callback); no redirects.
+    Post,
+}
+
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub name: String,
+    pub url: Url,
+    pub kind: Kind,
+    /// Where to connect, tried in order. Empty until resolved.
+    pub addrs: Vec<SocketAddr>,
+    /// The request bytes, built once so a round formats nothing.
+    pub request: Vec<u8>,
+}
+
+/// Why a check failed: short, stable texts for `/all` and the logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Status(u16),
+    Timeout(Duration),
+    Refused,
+    Reset,
+    Closed,
+    BodyCut,
+    Invalid,
+    HeadersTooLarge,
+    TooManyRedirects,
+    HttpsRedirect,
+    Connect(io::ErrorKind, Option<i32>),
+    Io(io::ErrorKind, Option<i32>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail(Reason),
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        matches!(self, Verdict::Pass)
+    }
+}
+
+impl Reason {
+    /// The reason for an I/O error, naming the common ones plainly.
+    pub fn from_io(err: &io::Error, connecting: bool) -> Reason {
+        match err.kind() {
+            io::ErrorKind::ConnectionRefused => Reason::Refused,
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Reason::Reset,
+            io::ErrorKind::BrokenPipe if !connecting => Reason::Reset,
+            kind if connecting => Reason::Connect(kind, err.raw_os_error()),
+            kind => Reason::Io(kind, err.raw_os_error()),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Status(code) => write!(f, "status {code}"),
+            Reason::Timeout(after) => write!(f, "timeout after {}", DisplayDuration(*after)),
+            Reason::Refused => f.write_str("connection refused"),
+            Reason::Reset => f.write_str("connection reset"),
+            Reason::Closed => f.write_str("closed before response"),
+            Reason::BodyCut => f.write_str("body cut short"),
+            Reason::Invalid => f.write_str("invalid response"),
+            Reason::HeadersTooLarge => f.write_str("response headers too large"),
+            Reason::TooManyRedirects => f.write_str("too many redirects"),
+            Reason::HttpsRedirect => f.write_str("redirect to https not supported"),
+            Reason::Connect(kind, os) => write!(f, "connect: {}", OsError(*kind, *os)),
+            Reason::Io(kind, os) => write!(f, "io: {}", OsError(*kind, *os)),
+        }
+    }
+}
+
+/// An OS error's message without std's " (os error N)" suffix.
+struct OsError(io::ErrorKind, Option<i32>);
+
+impl fmt::Display for OsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(code) => {
+                let text = io::Error::from_raw_os_error(code).to_string();
+                f.write_str(text.split(" (os error").next().unwrap_or(&text))
+            }
+            None => write!(f, "{}", io::Error::from(self.0)),
+        }
+    }
+}
+
+/// Durations print the way they are written on the command line.
+pub struct DisplayDuration(pub Duration);
+
+impl fmt::Display for DisplayDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 60_000 == 0 && ms > 0 {
+            write!(f, "{}m", ms / 60_000)
+        } else if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+/// A command-line CHECK that could not be accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CheckError(pub String);
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Check {
+    /// Parses `[NAME=]URL` for a probe (`http://` or `tcp://`). Addresses are
+    /// left empty: see [`Check::resolve`].
+    pub fn parse(arg: &str) -> Result<Check, CheckError> {
+        let (name, url) = split_name(arg)?;
+        let url = parse_url(url, &["http", "tcp"])?;
+        let kind = if url.scheme() == "tcp" {
+            Kind::Tcp
+        } else {
+            Kind::Http
+        };
+        let name = match name {
+            Some(name) => name.to_string(),
+            None => default_name(&url),
+        };
+        Ok(Check::new(name, url, kind))
+    }
+
+    /// Parses a completion-callback URL (`http://` only), probed with `POST`.
+    pub fn callback(arg: &str) -> Result<Check, CheckError> {
+        let url = parse_url(arg, &["http"])?;
+        Ok(Check::new(arg.to_string(), url, Kind::Post))
+    }
+
+    fn new(name: String, url: Url, kind: Kind) -> Check {
+        let request = match kind {
+            Kind::Tcp => Vec::new(),
+            Kind::Http => request_bytes("GET", &url),
+            Kind::Post => request_bytes("POST", &url),
+        };
+        Check {
+            name,
+            url,
+            kind,
+            addrs: Vec::new(),
+            request,
+        }
+    }
+
+    /// Fills `addrs`. `localhost` and IP literals never touch DNS; other
+    /// names ask the system resolver, which may block: call this at startup.
+    pub fn resolve(&mut self) -> Result<(), CheckError> {
+        let port = self.url.port_or_known_default().unwrap_or(80);
+        self.addrs = match local_addrs(&self.url, port) {
+            Some(addrs) => addrs,
+            None => {
+                let host = self.url.host_str().unwrap_or_default();
+                let addrs: Vec<SocketAddr> = (host, port)
+                    .to_socket_addrs()
+                    .map_err(|e| {
+                        CheckError(format!("cannot resolve '{host}' in {}: {e}", self.url))
+                    })?
+                    .collect();
+                if addrs.is_empty() {
+                    return Err(CheckError(format!(
+                        "cannot resolve '{host}' in {}",
+                        self.url
+                    )));
+                }
+                addrs
+            }
+        };
+        Ok(())
+    }
+
+    /// Whether [`Check::resolve`] would stay off the network (used by
+    /// `--dry-run`, which must not depend on DNS).
+    pub fn is_local(&self) -> bool {
+        local_addrs(&self.url, 0).is_some()
+    }
+}
+
+/// The addresses of an IP literal or `localhost`, or None for other names.
+pub fn local_addrs(url: &Url, port: u16) -> Option<Vec<SocketAddr>> {
+    match url.host()? {
+        Host::Ipv4(ip) => Some(vec![SocketAddr::new(IpAddr::V4(ip), port)]),
+        Host::Ipv6(ip) => Some(vec![SocketAddr::new(IpAddr::V6(ip), port)]),
+        // IPv4 first: it is what most applications in a pod listen on.
+        Host::Domain(d) if d.eq_ignore_ascii_case("localhost") => Some(vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+        ]),
+        Host::Domain(_) => None,
+    }
+}
+
+/// Splits `NAME=URL`. A `=` only names when what precedes it is a valid
+/// name, so `http://h/?a=b` stays a URL.
+fn split_name(arg: &str) -> Result<(Option<&str>, &str), CheckError> {
+    let Some((name, rest)) = arg.split_once('=') else {
+        return Ok((None, arg));
+    };
+    if name.contains("://") || name.contains('/') || name.contains(':') {
+        return Ok((None, arg));
+    }
+    validate_name(name)?;
+    Ok((Some(name), rest))
+}
+
+pub fn validate_name(name: &str) -> Result<(), CheckError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CheckError(format!(
+            "invalid check name '{}': use letters, digits, '.', '_' and '-' (at most {MAX_NAME}), starting with a letter or digit",
+            name.escape_debug()
+        )))
+    }
+}
+
+fn parse_url(text: &str, schemes: &[&str]) -> Result<Url, CheckError> {
+    let shown = text.escape_debug();
+    let url = Url::parse(text).map_err(|e| CheckError(format!("invalid URL '{shown}': {e}")))?;
+    match url.scheme() {
+        s if schemes.contains(&s) => {}
+        "https" => {
+            return Err(CheckError(format!(
+                "unsupported scheme in '{shown}': https is not supported, probe the plain-HTTP port"
+            )))
+        }
+        s => {
+            return Err(CheckError(format!(
+                "unsupported scheme '{s}' in '{shown}': use {}",
+                schemes
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )))
+        }
+    }
+    if url.host_str().map_or(true, str::is_empty) {
+        return Err(CheckError(format!("URL without host: '{shown}'")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(CheckError(format!(
+            "credentials in URL are not supported: '{shown}'"
+        )));
+    }
+    if url.scheme() == "tcp" {
+        if url.port().is_none() {
+            return Err(CheckError(format!("tcp URL without port: '{shown}'")));
+        }
+        if !matches!(url.path(), "" | "/") || url.query().is_some() {
+            return Err(CheckError(format!(
+                "tcp URL takes no path or query: '{shown}'"
+            )));
+        }
+    }
+    Ok(url)
+}
+
+/// The name of an unnamed check: its URL without the scheme.
+fn default_name(url: &Url) -> String {
+    let mut name = String::from(url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        name.push(':');
+        name.push_str(&port.to_string());
+    }
+    if url.scheme() != "tcp" {
+        name.push_str(url.path());
+        if let Some(q) = url.query() {
+            name.push('?');
+            name.push_str(q);
+        }
+    }
+    name
+}
+
+/// `Host` header value: the host, and the port when it is not the default.
+pub fn host_header(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// A probe request, the way kubelet sends it: no keep-alive.
+pub fn request_bytes(method: &str, url: &Url) -> Vec<u8> {
+    let mut target = url.path().to_string();
+    if let Some(q) = url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let body = if method == "POST" {
+        "Content-Length: 0\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "{method} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: healthcheck/{VERSION}\r\nAccept: */*\r\n{body}Connection: close\r\n\r\n",
+        host_header(url)
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_checks() {
+        let c = Check::parse("http://localhost:8080/health").unwrap();
+        assert_eq!(c.name, "localhost:8080/health");
+        assert_eq!(c.kind, Kind::Http);
+        let c = Check::parse("app=http://127.0.0.1/ready?full=1").unwrap();
+        assert_eq!(c.name, "app");
+        assert_eq!(
+            String::from_utf8(c.request).unwrap(),
+            format!("GET /ready?full=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: healthcheck/{VERSION}\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+        );
+        let c = Check::parse("http://h/?a=b").unwrap();
+        assert_eq!(c.name, "h/?a=b");
+        let c = Check::parse("db=tcp://127.0.0.1:5432").unwrap();
+        assert_eq!((c.name.as_str(), c.kind), ("db", Kind::Tcp));
+        let c = Check::parse("tcp://[::1]:5432").unwrap();
+        assert_eq!(c.name, "[::1]:5432");
+        let c = Check::parse("http://[::1]:8080/").unwrap();
+        assert!(String::from_utf8(c.request)
+            .unwrap()
+            .contains("Host: [::1]:8080\r\n"));
+    }
+
+    #[test]
+    fn rejects_bad_checks() {
+        let cases = [
+            ("https://localhost/", "https is not supported"),
+            ("ftp://localhost/", "unsupported scheme 'ftp'"),
+            ("localhost:8080", "unsupported scheme"),
+            ("/health", "invalid URL"),
+            ("http://", "invalid URL"),
+            ("tcp://localhost", "without port"),
+            ("tcp://localhost:1/x", "no path"),
+            ("http://u:p@localhost/", "credentials"),
+            ("bad name=http://localhost/", "invalid check name"),
+            ("=http://localhost/", "invalid check name"),
+            ("-x=http://localhost/", "invalid check name"),
+            ("http://localhost:99999/", "invalid URL"),
+        ];
+        for (arg, want) in cases {
+            let err = Check::parse(arg).unwrap_err().0;
+            assert!(err.contains(want), "{arg}: {err}");
+        }
+    }
+
+    #[test]
+    fn resolves_locally() {
+        let mut c = Check::parse("http://localhost:81/").unwrap();
+        assert!(c.is_local());
+        c.resolve().unwrap();
+        assert_eq!(
+            c.addrs,
+            ["127.0.0.1:81".parse().unwrap(), "[::1]:81".parse().unwrap()]
+        );
+        let mut c = Check::parse("http://10.1.2.3/").unwrap();
+        c.resolve().unwrap();
+        assert_eq!(c.addrs, ["10.1.2.3:80".parse().unwrap()]);
+        assert!(!Check::parse("http://example.invalid/").unwrap().is_local());
+    }
+
+    #[test]
+    fn reasons_read_well() {
+        assert_eq!(Reason::Status(503).to_string(), "status 503");
+        assert_eq!(
+            Reason::Timeout(Duration::from_secs(3)).to_string(),
+            "timeout after 3s"
+        );
+        assert_eq!(
+            Reason::Timeout(Duration::from_millis(1500)).to_string(),
+            "timeout after 1500ms"
+        );
+        let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
+        assert_eq!(
+            Reason::from_io(&e, true).to_string(),
+            "connect: No route to host"
+        );
+    }
+}

@@ -1,0 +1,728 @@
+//! The daemon: the listener, inbound connections and routing, on top of the
+//! probe engine, in one mio poll loop.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::check::{Check, DisplayDuration, Verdict};
+use crate::cli::ServeConfig;
+use crate::engine::{Engine, Tokens};
+use crate::http::{self, Connection, Method, Parse, Route};
+use crate::log;
+use crate::signals::{self, Signals};
+use crate::Error;
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const FIRST_TOKEN: usize = 2;
+
+/// A request must arrive whole this soon after the connection opens (or
+/// after the previous answer, for a partial pipelined one). Slow clients
+/// are dropped; kubelet sends its probe at once.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// An idle keep-alive connection is closed after this.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// After answering 400/431 the rest of the request is read and dropped for
+/// this long before closing, so the client sees the answer, not a reset.
+const LINGER: Duration = Duration::from_secs(2);
+/// How long accepting pauses when the process runs out of descriptors and
+/// no idle connection can be dropped to make room.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Read buffer shared by every connection; a request head must fit in
+/// [`http::MAX_REQUEST_HEAD`] anyway.
+const SCRATCH: usize = 16 * 1024;
+/// Events handled per poll call.
+const EVENTS: usize = 1024;
+
+/// An `/all` request waiting for the running round.
+#[derive(Debug)]
+struct Pending {
+    want: Want,
+    head_only: bool,
+    conn: Connection,
+}
+
+#[derive(Debug)]
+enum Want {
+    All {
+        verbose: bool,
+        excluded: Vec<usize>,
+        unknown: Vec<Vec<u8>>,
+    },
+    One {
+        index: usize,
+        verbose: bool,
+    },
+}
+
+struct Conn {
+    stream: TcpStream,
+    /// A partial request (or pipelined requests not yet parsed).
+    inbuf: Vec<u8>,
+    /// Response bytes the socket has not taken yet.
+    out: Vec<u8>,
+    pending: Option<Pending>,
+    /// Close once `out` is written (HTTP/1.0, `Connection: close`, errors).
+    close_after: bool,
+    /// The peer closed its side; answer what was asked, then close.
+    eof: bool,
+    /// Reading and discarding before the close (see [`LINGER`]).
+    lingering: bool,
+    deadline: Instant,
+    /// Time of this connection's entry in the deadline heap.
+    queued: Instant,
+    /// Start of the current request cycle: the oldest is dropped first
+    /// when the connection limit is reached.
+    since: Instant,
+}
+
+/// Everything but the connections, so a connection can be driven while the
+/// rest is borrowed.
+struct Ctx {
+    poll: Poll,
+    tokens: Tokens,
+    engine: Engine,
+    checks: Vec<Check>,
+    timeout: Duration,
+    verbose: bool,
+    /// Connections waiting for the running round.
+    waiting: Vec<Token>,
+    /// Last logged state of each check, to log changes only.
+    states: Vec<Option<bool>>,
+    /// Staging for the responses of the connection being driven.
+    out: Vec<u8>,
+    body: Vec<u8>,
+}
+
+struct Server {
+    ctx: Ctx,
+    conns: HashMap<Token, Conn>,
+    timers: BinaryHeap<Reverse<(Instant, Token)>>,
+    listener: TcpListener,
+    signals: Signals,
+    max_connections: usize,
+    accept_paused_until: Option<Instant>,
+    scratch: Box<[u8]>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(config: ServeConfig) -> Result<(), Error> {
+    let signals = Signals::new(&[libc::SIGTERM, libc::SIGINT]).map_err(Error::Signals)?;
+    let listener = TcpListener::bind(config.listen).map_err(|e| Error::Listen(config.listen, e))?;
+    let poll = Poll::new().map_err(Error::Poll)?;
+    let mut server = Server {
+        ctx: Ctx {
+            poll,
+            tokens: Tokens::new(FIRST_TOKEN),
+            engine: Engine::new(),
+            states: vec![None; config.checks.len()],
+            checks: config.checks,
+            timeout: config.timeout,
+            verbose: config.verbose,
+            waiting: Vec::new(),
+            out: Vec::with_capacity(4096),
+            body: Vec::with_capacity(1024),
+        },
+        conns: HashMap::new(),
+        timers: BinaryHeap::new(),
+        listener,
+        signals,
+        max_connections: config.max_connections,
+        accept_paused_until: None,
+        scratch: vec![0; SCRATCH].into_boxed_slice(),
+    };
+    let registry = server.ctx.poll.registry();
+    registry
+        .register(&mut server.listener, LISTENER, Interest::READABLE)
+        .map_err(Error::Poll)?;
+    registry
+        .register(&mut server.signals, SIGNALS, Interest::READABLE)
+        .map_err(Error::Poll)?;
+    let addr = server
+        .listener
+        .local_addr()
+        .map_err(|e| Error::Listen(config.listen, e))?;
+    let names: Vec<&str> = server.ctx.checks.iter().map(|c| c.name.as_str()).collect();
+    log::info("listening")
+        .kv("addr", addr)
+        .kv("timeout", DisplayDuration(config.timeout))
+        .kv("checks", names.join(","));
+    server.run()
+}
+
+impl Server {
+    fn run(&mut self) -> Result<(), Error> {
+        let mut events = Events::with_capacity(EVENTS);
+        loop {
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.ctx.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::Poll(e));
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    SIGNALS => {
+                        if let Some(sig) = self.signals.next().map_err(Error::Signals)? {
+                            log::info("shutdown").kv("signal", signals::name(sig));
+                            return Ok(());
+                        }
+                    }
+                    token => {
+                        let ctx = &mut self.ctx;
+                        if !ctx.engine.ready(token, &ctx.checks, ctx.poll.registry()) {
+                            self.drive(token, now);
+                        }
+                    }
+                }
+            }
+            self.ctx.engine.expire(now, self.ctx.poll.registry());
+            self.finish_round(now);
+            self.expire(now);
+            if self.accept_paused_until.is_some_and(|t| now >= t) {
+                self.accept_paused_until = None;
+                self.accept(now);
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.ctx.engine.deadline(),
+            self.timers.peek().map(|Reverse((t, _))| *t),
+            self.accept_paused_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Accepts until the backlog is empty. At the connection limit the
+    /// oldest idle connection makes room; out of descriptors, the same, or a
+    /// short pause, so the loop neither spins nor stalls.
+    fn accept(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if self.conns.len() >= self.max_connections && !self.evict_oldest() {
+                        continue; // every connection is busy: refuse this one
+                    }
+                    self.add(stream, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    if !self.evict_oldest() {
+                        log::warn("accept_paused").kv("error", &e);
+                        self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                        return;
+                    }
+                }
+                // The peer gave up before accept (ECONNABORTED, EPERM from a
+                // firewall, ...): that connection only.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    fn add(&mut self, mut stream: TcpStream, now: Instant) {
+        let token = self.ctx.tokens.next();
+        if self
+            .ctx
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+            .is_err()
+        {
+            return; // dropping the stream closes it
+        }
+        let deadline = now + REQUEST_TIMEOUT;
+        let conn = Conn {
+            stream,
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            pending: None,
+            close_after: false,
+            eof: false,
+            lingering: false,
+            deadline,
+            queued: deadline,
+            since: now,
+        };
+        self.conns.insert(token, conn);
+        self.timers.push(Reverse((deadline, token)));
+    }
+
+    /// Drops the idle connection whose request cycle started first; false
+    /// when every connection is waiting for a round.
+    fn evict_oldest(&mut self) -> bool {
+        let oldest = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.pending.is_none())
+            .min_by_key(|(_, c)| c.since)
+            .map(|(t, _)| *t);
+        match oldest {
+            Some(token) => {
+                self.close(token);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn close(&mut self, token: Token) {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            let _ = self.ctx.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+
+    fn drive(&mut self, token: Token, now: Instant) {
+        // An unknown token is a late event for a connection already closed
+        // (tokens are never reused): nothing to do.
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let keep = conn.drive(&mut self.ctx, token, &mut self.scratch, now);
+        if !keep {
+            self.close(token);
+            return;
+        }
+        if conn.deadline < conn.queued {
+            conn.queued = conn.deadline;
+            self.timers.push(Reverse((conn.deadline, token)));
+        }
+    }
+
+    /// Closes connections whose deadline passed. Heap entries are lazy: a
+    /// connection whose deadline moved later is queued again at its pop.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&Reverse((at, token))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            if conn.queued != at {
+                continue; // superseded by an earlier entry
+            }
+            if conn.pending.is_some() {
+                // Waiting for a round, which has its own deadline.
+                conn.deadline = now + REQUEST_TIMEOUT;
+            }
+            if conn.deadline > now {
+                conn.queued = conn.deadline;
+                self.timers.push(Reverse((conn.deadline, token)));
+                continue;
+            }
+            self.close(token);
+        }
+        // Entries superseded by earlier ones wait for their time; rebuild
+        // when they outnumber the connections, so the heap stays bounded.
+        if self.timers.len() > 2 * self.conns.len() + 64 {
+            self.timers = self
+                .conns
+                .iter()
+                .map(|(t, c)| Reverse((c.queued, *t)))
+                .collect();
+        }
+    }
+
+    /// Answers every connection that waited for the round just finished.
+    fn finish_round(&mut self, now: Instant) {
+        let ctx = &mut self.ctx;
+        let Some(round) = ctx.engine.finished() else {
+            return;
+        };
+        let (mut passed, mut failed) = (0, 0);
+        for ((check, verdict), state) in
+            ctx.checks.iter().zip(round.verdicts()).zip(&mut ctx.states)
+        {
+            let ok = verdict.passed();
+            if ok {
+                passed += 1
+            } else {
+                failed += 1
+            }
+            if *state != Some(ok) {
+                *state = Some(ok);
+                match verdict {
+                    Verdict::Pass => drop(log::info("check_passing").kv("check", &check.name)),
+                    Verdict::Fail(reason) => drop(
+                        log::warn("check_failing")
+                            .kv("check", &check.name)
+                            .kv("reason", reason),
+                    ),
+                }
+            }
+        }
+        if ctx.verbose {
+            log::info("round")
+                .kv("passed", passed)
+                .kv("failed", failed)
+                .kv(
+                    "elapsed_ms",
+                    now.saturating_duration_since(round.started).as_millis(),
+                );
+        }
+        let verdicts: Vec<Verdict> = round.verdicts().cloned().collect();
+        for token in std::mem::take(&mut ctx.waiting) {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            if let Some(pending) = conn.pending.take() {
+                self.ctx.answer_round(&pending, &verdicts);
+                self.drive(token, now);
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Writes, parses and reads until the socket would block or the
+    /// connection waits for a round. False: close it now.
+    fn drive(&mut self, ctx: &mut Ctx, token: Token, scratch: &mut [u8], now: Instant) -> bool {
+        if self.lingering {
+            return self.linger(scratch);
+        }
+        loop {
+            match self.flush(&mut ctx.out) {
+                Err(_) => return false,
+                Ok(false) => {
+                    self.deadline = now + REQUEST_TIMEOUT; // a slow reader
+                    return true;
+                }
+                Ok(true) => {}
+            }
+            if self.close_after {
+                return self.start_linger(now, scratch);
+            }
+            if self.pending.is_some() {
+                return true;
+            }
+            // Requests that arrived while this connection waited for a round.
+            if !self.inbuf.is_empty() {
+                let mut buf = std::mem::take(&mut self.inbuf);
+                let before = buf.len();
+                let used = self.handle(ctx, token, &buf, now);
+                buf.drain(..used);
+                self.inbuf = buf;
+                if used > 0 || self.close_after {
+                    continue;
+                }
+                // Still partial: read more below.
+                debug_assert_eq!(self.inbuf.len(), before);
+            }
+            if self.eof {
+                return false;
+            }
+            match self.stream.read(scratch) {
+                Ok(0) => {
+                    self.eof = true;
+                    if self.inbuf.is_empty() {
+                        return false;
+                    }
+                    // A partial request cut by the peer: nothing to answer.
+                    return false;
+                }
+                Ok(n) => {
+                    if self.inbuf.is_empty() {
+                        let used = self.handle(ctx, token, &scratch[..n], now);
+                        if !self.close_after {
+                            self.inbuf.extend_from_slice(&scratch[used..n]);
+                            if used < n && used == 0 {
+                                // First bytes of a new request: it has
+                                // REQUEST_TIMEOUT to arrive whole.
+                                self.deadline = self.deadline.min(now + REQUEST_TIMEOUT);
+                            }
+                        }
+                    } else {
+                        self.inbuf.extend_from_slice(&scratch[..n]);
+                        let buf = std::mem::take(&mut self.inbuf);
+                        let used = self.handle(ctx, token, &buf, now);
+                        self.inbuf = buf;
+                        self.inbuf.drain(..used);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Parses and answers the requests in `data`; returns the bytes used.
+    /// Stops at a partial request, an `/all` (answered after its round) or
+    /// an error (answered, then the connection closes).
+    fn handle(&mut self, ctx: &mut Ctx, token: Token, data: &[u8], now: Instant) -> usize {
+        let mut used = 0;
+        while self.pending.is_none() && !self.close_after && used < data.len() {
+            match http::parse(&data[used..]) {
+                Parse::Partial => break,
+                Parse::Reject(status) => {
+                    http::write_response(
+                        &mut ctx.out,
+                        status,
+                        http::status_body(status),
+                        false,
+                        Connection::Close,
+                    );
+                    self.close_after = true;
+                    self.inbuf.clear();
+                    return data.len();
+                }
+                Parse::Complete(request, n) => {
+                    used += n;
+                    let conn = if !request.keep_alive {
+                        self.close_after = true;
+                        Connection::Close
+                    } else if request.http10 {
+                        Connection::KeepAlive10
+                    } else {
+                        Connection::KeepAlive
+                    };
+                    let head_only = request.method == Method::Head;
+                    match ctx.route(&request) {
+                        Ok(want) => {
+                            self.pending = Some(Pending {
+                                want,
+                                head_only,
+                                conn,
+                            });
+                            ctx.join_round(token, now);
+                        }
+                        Err(status) => {
+                            http::write_response(
+                                &mut ctx.out,
+                                status,
+                                http::status_body(status),
+                                head_only,
+                                conn,
+                            );
+                        }
+                    }
+                    self.since = now;
+                    self.deadline = now + IDLE_TIMEOUT;
+                }
+            }
+        }
+        used
+    }
+
+    /// Writes the staged responses, then any backlog. Ok(true) when all is
+    /// written, Ok(false) when the socket is full.
+    fn flush(&mut self, staged: &mut Vec<u8>) -> io::Result<bool> {
+        if self.out.is_empty() && staged.is_empty() {
+            return Ok(true);
+        }
+        if self.out.is_empty() {
+            // The common case: write straight from the shared buffer and keep
+            // only what the socket did not take.
+            let n = write_all_nonblocking(&mut self.stream, staged)?;
+            self.out.extend_from_slice(&staged[n..]);
+            staged.clear();
+        } else {
+            self.out.append(staged);
+            let n = write_all_nonblocking(&mut self.stream, &self.out)?;
+            self.out.drain(..n);
+        }
+        if self.out.is_empty() {
+            self.out = Vec::new(); // give back a backlog's memory
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Half-closes and reads until the peer closes, so the answer is not
+    /// lost to a reset caused by unread request bytes.
+    fn start_linger(&mut self, now: Instant, scratch: &mut [u8]) -> bool {
+        if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
+            return false;
+        }
+        self.lingering = true;
+        self.inbuf = Vec::new();
+        self.deadline = now + LINGER;
+        self.linger(scratch)
+    }
+
+    fn linger(&mut self, scratch: &mut [u8]) -> bool {
+        loop {
+            match self.stream.read(scratch) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Writes as much as the socket takes; returns how much.
+fn write_all_nonblocking(stream: &mut TcpStream, mut buf: &[u8]) -> io::Result<usize> {
+    let total = buf.len();
+    while !buf.is_empty() {
+        match stream.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total - buf.len())
+}
+
+impl Ctx {
+    /// What a request wants: a round's verdicts, or an answer right away
+    /// (its status).
+    fn route(&mut self, request: &http::Request<'_>) -> Result<Want, u16> {
+        match http::route(request.method, request.target) {
+            Route::SelfCheck => Err(200),
+            Route::NotFound => Err(404),
+            Route::MethodNotAllowed => Err(405),
+            Route::One(name, query) => {
+                let index = self
+                    .checks
+                    .iter()
+                    .position(|c| c.name == name)
+                    .ok_or(404u16)?;
+                Ok(Want::One {
+                    index,
+                    verbose: http::parse_query(query).verbose,
+                })
+            }
+            Route::All(query) => {
+                let query = http::parse_query(query);
+                let mut excluded = Vec::new();
+                let mut unknown = Vec::new();
+                for raw in query.exclude {
+                    let decoded = http::percent_decode(raw);
+                    match decoded
+                        .as_deref()
+                        .and_then(|n| self.checks.iter().position(|c| c.name == n))
+                    {
+                        Some(i) => excluded.push(i),
+                        None => {
+                            let mut shown = Vec::new();
+                            http::push_escaped(
+                                &mut shown,
+                                decoded.as_deref().unwrap_or(raw).as_bytes(),
+                            );
+                            unknown.push(shown);
+                        }
+                    }
+                }
+                Ok(Want::All {
+                    verbose: query.verbose,
+                    excluded,
+                    unknown,
+                })
+            }
+        }
+    }
+
+    fn join_round(&mut self, token: Token, now: Instant) {
+        self.waiting.push(token);
+        if !self.engine.is_running() {
+            self.engine.start(
+                &self.checks,
+                self.timeout,
+                now,
+                self.poll.registry(),
+                &mut self.tokens,
+            );
+        }
+    }
+
+    /// Stages the answer to a request that waited for the round.
+    fn answer_round(&mut self, pending: &Pending, verdicts: &[Verdict]) {
+        let body = &mut self.body;
+        body.clear();
+        let line = |body: &mut Vec<u8>, name: &str, verdict: &Verdict| match verdict {
+            Verdict::Pass => {
+                body.extend_from_slice(b"[+]");
+                body.extend_from_slice(name.as_bytes());
+                body.extend_from_slice(b" ok\n");
+            }
+            Verdict::Fail(reason) => {
+                let _ = write!(body, "[-]{name} failed: {reason}\n");
+            }
+        };
+        let status = match &pending.want {
+            Want::One { index, verbose } => {
+                let verdict = &verdicts[*index];
+                match verdict {
+                    Verdict::Pass if !verbose => body.extend_from_slice(b"ok\n"),
+                    _ => line(body, &self.checks[*index].name, verdict),
+                }
+                if verdict.passed() {
+                    200
+                } else {
+                    503
+                }
+            }
+            Want::All {
+                verbose,
+                excluded,
+                unknown,
+            } => {
+                for name in unknown {
+                    body.extend_from_slice(
+                        b"warn: some health checks cannot be excluded: no matches for \"",
+                    );
+                    body.extend_from_slice(name);
+                    body.extend_from_slice(b"\"\n");
+                }
+                let mut failed = false;
+                for (i, (check, verdict)) in self.checks.iter().zip(verdicts).enumerate() {
+                    if excluded.contains(&i) {
+                        continue;
+                    }
+                    failed |= !verdict.passed();
+                    if *verbose || !verdict.passed() {
+                        line(body, &check.name, verdict);
+                    }
+                }
+                match (failed, verbose) {
+                    (true, _) => body.extend_from_slice(b"some checks failed\n"),
+                    (false, true) => body.extend_from_slice(b"all checks passed\n"),
+                    (false, false) => body.extend_from_slice(b"ok\n"),
+                }
+                if failed {
+                    503
+                } else {
+                    200
+                }
+            }
+        };
+        http::write_response(
+            &mut self.out,
+            status,
+            &self.body,
+            pending.head_only,
+            pending.conn,
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! Signals as a mio source: a non-blocking signalfd for a blocked set.
+//!
+//! Blocked signals are queued even for PID 1 (the kernel drops only the
+//! unblocked signals PID 1 has no handler for), so this works in a
+//! container without an init.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use mio::event::Source;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+pub struct Signals {
+    fd: OwnedFd,
+}
+
+impl Signals {
+    /// Blocks `signals` for this (single-threaded) process and opens a
+    /// signalfd for them. Children get an empty mask from std's spawn.
+    pub fn new(signals: &[libc::c_int]) -> io::Result<Signals> {
+        // SAFETY: sigset_t is plain data initialised by sigemptyset; the
+        // calls only read and write it and the process's mask.
+        unsafe {
+            let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+            libc::sigemptyset(set.as_mut_ptr());
+            for &sig in signals {
+                libc::sigaddset(set.as_mut_ptr(), sig);
+            }
+            let set = set.assume_init();
+            if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Signals {
+                fd: OwnedFd::from_raw_fd(fd),
+            })
+        }
+    }
+
+    /// The next pending signal, or None when there is none.
+    pub fn next(&mut self) -> io::Result<Option<libc::c_int>> {
+        let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        loop {
+            // SAFETY: reads at most `size` bytes into `info`.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+            if n == size as isize {
+                // SAFETY: the kernel filled the whole struct.
+                return Ok(Some(unsafe { info.assume_init() }.ssi_signo as libc::c_int));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => return Ok(None),
+                io::ErrorKind::Interrupted => continue,
+                _ if n >= 0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "short signalfd read",
+                    ))
+                }
+                _ => return Err(err),
+            }
+        }
+    }
+}
+
+impl Source for Signals {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        SourceFd(&self.fd.as_raw_fd()).register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        SourceFd(&self.fd.as_raw_fd()).reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        SourceFd(&self.fd.as_raw_fd()).deregister(registry)
+    }
+}
+
+/// The conventional name of a signal, for logs.
+pub fn name(sig: libc::c_int) -> String {
+    let known = match sig {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGKILL => "SIGKILL",
+        _ => return format!("signal {sig}"),
+    };
+    known.to_string()
+}
