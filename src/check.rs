@@ -143,11 +143,7 @@ impl Check {
     pub fn parse(arg: &str) -> Result<Check, CheckError> {
         let (name, url) = split_name(arg)?;
         let url = parse_url(url, &["http", "tcp"])?;
-        let kind = if url.scheme() == "tcp" {
-            Kind::Tcp
-        } else {
-            Kind::Http
-        };
+        let kind = if url.scheme() == "tcp" { Kind::Tcp } else { Kind::Http };
         let name = match name {
             Some(name) => name.to_string(),
             None => default_name(&url),
@@ -167,13 +163,7 @@ impl Check {
             Kind::Http => request_bytes("GET", &url),
             Kind::Post => request_bytes("POST", &url),
         };
-        Check {
-            name,
-            url,
-            kind,
-            addrs: Vec::new(),
-            request,
-        }
+        Check { name, url, kind, addrs: Vec::new(), request }
     }
 
     /// Fills `addrs`. `localhost` and IP literals never touch DNS; other
@@ -186,15 +176,10 @@ impl Check {
                 let host = self.url.host_str().unwrap_or_default();
                 let addrs: Vec<SocketAddr> = (host, port)
                     .to_socket_addrs()
-                    .map_err(|e| {
-                        CheckError(format!("cannot resolve '{host}' in {}: {e}", self.url))
-                    })?
+                    .map_err(|e| CheckError(format!("cannot resolve '{host}' in {}: {e}", self.url)))?
                     .collect();
                 if addrs.is_empty() {
-                    return Err(CheckError(format!(
-                        "cannot resolve '{host}' in {}",
-                        self.url
-                    )));
+                    return Err(CheckError(format!("cannot resolve '{host}' in {}", self.url)));
                 }
                 addrs
             }
@@ -240,9 +225,7 @@ pub fn validate_name(name: &str) -> Result<(), CheckError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -266,30 +249,22 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<Url, CheckError> {
         s => {
             return Err(CheckError(format!(
                 "unsupported scheme '{s}' in '{shown}': use {}",
-                schemes
-                    .iter()
-                    .map(|s| format!("{s}://"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
+                schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")
             )))
         }
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(CheckError(format!("URL without host: '{shown}'")));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(CheckError(format!(
-            "credentials in URL are not supported: '{shown}'"
-        )));
+        return Err(CheckError(format!("credentials in URL are not supported: '{shown}'")));
     }
     if url.scheme() == "tcp" {
         if url.port().is_none() {
             return Err(CheckError(format!("tcp URL without port: '{shown}'")));
         }
         if !matches!(url.path(), "" | "/") || url.query().is_some() {
-            return Err(CheckError(format!(
-                "tcp URL takes no path or query: '{shown}'"
-            )));
+            return Err(CheckError(format!("tcp URL takes no path or query: '{shown}'")));
         }
     }
     Ok(url)
@@ -328,16 +303,49 @@ pub fn request_bytes(method: &str, url: &Url) -> Vec<u8> {
         target.push('?');
         target.push_str(q);
     }
-    let body = if method == "POST" {
-        "Content-Length: 0\r\n"
-    } else {
-        ""
-    };
+    let body = if method == "POST" { "Content-Length: 0\r\n" } else { "" };
     format!(
         "{method} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: healthcheck/{VERSION}\r\nAccept: */*\r\n{body}Connection: close\r\n\r\n",
         host_header(url)
     )
     .into_bytes()
+}
+
+/// `[+]NAME ok` or `[-]NAME failed: REASON`.
+pub fn write_line(out: &mut Vec<u8>, check: &Check, verdict: &Verdict) {
+    use std::io::Write as _;
+    let _ = match verdict {
+        Verdict::Pass => writeln!(out, "[+]{} ok", check.name),
+        Verdict::Fail(reason) => writeln!(out, "[-]{} failed: {reason}", check.name),
+    };
+}
+
+/// Writes the apiserver-style lines, `[+]NAME ok` / `[-]NAME failed:
+/// REASON` (passing ones only when `verbose`), skipping `excluded` indices,
+/// then the summary line. Returns whether every included check passed.
+pub fn write_report(
+    out: &mut Vec<u8>,
+    checks: &[Check],
+    verdicts: &[Verdict],
+    verbose: bool,
+    excluded: &[usize],
+) -> bool {
+    let mut all_passed = true;
+    for (i, (check, verdict)) in checks.iter().zip(verdicts).enumerate() {
+        if excluded.contains(&i) {
+            continue;
+        }
+        all_passed &= verdict.passed();
+        if verbose || !verdict.passed() {
+            write_line(out, check, verdict);
+        }
+    }
+    out.extend_from_slice(match (all_passed, verbose) {
+        (false, _) => b"some checks failed\n".as_slice(),
+        (true, true) => b"all checks passed\n",
+        (true, false) => b"ok\n",
+    });
+    all_passed
 }
 
 #[cfg(test)]
@@ -362,9 +370,7 @@ mod tests {
         let c = Check::parse("tcp://[::1]:5432").unwrap();
         assert_eq!(c.name, "[::1]:5432");
         let c = Check::parse("http://[::1]:8080/").unwrap();
-        assert!(String::from_utf8(c.request)
-            .unwrap()
-            .contains("Host: [::1]:8080\r\n"));
+        assert!(String::from_utf8(c.request).unwrap().contains("Host: [::1]:8080\r\n"));
     }
 
     #[test]
@@ -394,10 +400,7 @@ mod tests {
         let mut c = Check::parse("http://localhost:81/").unwrap();
         assert!(c.is_local());
         c.resolve().unwrap();
-        assert_eq!(
-            c.addrs,
-            ["127.0.0.1:81".parse().unwrap(), "[::1]:81".parse().unwrap()]
-        );
+        assert_eq!(c.addrs, ["127.0.0.1:81".parse().unwrap(), "[::1]:81".parse().unwrap()]);
         let mut c = Check::parse("http://10.1.2.3/").unwrap();
         c.resolve().unwrap();
         assert_eq!(c.addrs, ["10.1.2.3:80".parse().unwrap()]);
@@ -405,20 +408,26 @@ mod tests {
     }
 
     #[test]
+    fn reports() {
+        let checks = [Check::parse("a=http://x/").unwrap(), Check::parse("b=http://x/").unwrap()];
+        let verdicts = [Verdict::Pass, Verdict::Fail(Reason::Status(503))];
+        let report = |verbose, excluded: &[usize]| {
+            let mut out = Vec::new();
+            let ok = write_report(&mut out, &checks, &verdicts, verbose, excluded);
+            (ok, String::from_utf8(out).unwrap())
+        };
+        assert_eq!(report(false, &[]), (false, "[-]b failed: status 503\nsome checks failed\n".into()));
+        assert_eq!(report(true, &[]), (false, "[+]a ok\n[-]b failed: status 503\nsome checks failed\n".into()));
+        assert_eq!(report(false, &[1]), (true, "ok\n".into()));
+        assert_eq!(report(true, &[1]), (true, "[+]a ok\nall checks passed\n".into()));
+    }
+
+    #[test]
     fn reasons_read_well() {
         assert_eq!(Reason::Status(503).to_string(), "status 503");
-        assert_eq!(
-            Reason::Timeout(Duration::from_secs(3)).to_string(),
-            "timeout after 3s"
-        );
-        assert_eq!(
-            Reason::Timeout(Duration::from_millis(1500)).to_string(),
-            "timeout after 1500ms"
-        );
+        assert_eq!(Reason::Timeout(Duration::from_secs(3)).to_string(), "timeout after 3s");
+        assert_eq!(Reason::Timeout(Duration::from_millis(1500)).to_string(), "timeout after 1500ms");
         let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
-        assert_eq!(
-            Reason::from_io(&e, true).to_string(),
-            "connect: No route to host"
-        );
+        assert_eq!(Reason::from_io(&e, true).to_string(), "connect: No route to host");
     }
 }

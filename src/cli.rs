@@ -136,13 +136,8 @@ fn usage(msg: impl Into<String>) -> UsageError {
 
 /// Parses the arguments after the program name. `env` looks up environment
 /// variables (only `run` reads any), so tests need not touch the process's.
-pub fn parse(
-    args: Vec<OsString>,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<Command, UsageError> {
-    let mut args = Args {
-        args: args.into_iter(),
-    };
+pub fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Command, UsageError> {
+    let mut args = Args { args: args.into_iter() };
     let Some(first) = args.next_str()? else {
         return Err(usage("missing arguments"));
     };
@@ -152,14 +147,11 @@ pub fn parse(
         "serve" => parse_serve(args),
         "check" => parse_check(args),
         "run" => parse_run(args, env),
-        s if s.starts_with('-') => Err(usage(format!(
-            "unknown option '{s}' (a mode comes first: serve, check or run)"
-        ))),
+        s if s.starts_with('-') => {
+            Err(usage(format!("unknown option '{s}' (a mode comes first: serve, check or run)")))
+        }
         s if s.bytes().all(|b| b.is_ascii_digit()) => parse_positional(s, args),
-        s => Err(usage(format!(
-            "unknown mode '{}': use serve, check or run",
-            s.escape_debug()
-        ))),
+        s => Err(usage(format!("unknown mode '{}': use serve, check or run", s.escape_debug()))),
     }
 }
 
@@ -173,7 +165,9 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
     let mut checks = Vec::new();
     while let Some(arg) = args.next_str()? {
         if arg.starts_with('-') {
-            return Err(usage(format!("unexpected option '{arg}' in the PORT TIMEOUT CHECK... form: use 'healthcheck serve'")));
+            return Err(usage(format!(
+                "unexpected option '{arg}' in the PORT TIMEOUT CHECK... form: use 'healthcheck serve'"
+            )));
         }
         checks.push(Check::parse(&arg)?);
     }
@@ -238,20 +232,10 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     let listen = match (listen, port) {
         (Some(_), Some(_)) => return Err(usage("--listen and --port are exclusive")),
         (Some(addr), None) => addr,
-        (None, port) => SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            port.unwrap_or(DEFAULT_PORT),
-        ),
+        (None, port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.unwrap_or(DEFAULT_PORT)),
     };
     let checks = finish_checks(checks, dry_run)?;
-    Ok(Command::Serve(ServeConfig {
-        listen,
-        timeout,
-        max_connections,
-        verbose,
-        dry_run,
-        checks,
-    }))
+    Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, verbose, dry_run, checks }))
 }
 
 fn parse_check(mut args: Args) -> Result<Command, UsageError> {
@@ -269,12 +253,7 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
         }
     }
     let checks = finish_checks(checks, dry_run)?;
-    Ok(Command::Check(CheckConfig {
-        timeout,
-        quiet,
-        dry_run,
-        checks,
-    }))
+    Ok(Command::Check(CheckConfig { timeout, quiet, dry_run, checks }))
 }
 
 fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Command, UsageError> {
@@ -291,9 +270,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     let mut command = Vec::new();
     while let Some(arg) = args.next_os() {
         let Some(text) = arg.to_str() else {
-            return Err(usage(format!(
-                "invalid option {arg:?}: put COMMAND after '--'"
-            )));
+            return Err(usage(format!("invalid option {arg:?}: put COMMAND after '--'")));
         };
         let (flag, inline) = split_flag(text);
         match flag {
@@ -301,13 +278,9 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             "--on-exit" => on_exit.push(Check::callback(&args.value(flag, inline)?)?),
             "--interval" => interval = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
-            "--wait-timeout" => {
-                wait_timeout = Some(parse_timeout(flag, &args.value(flag, inline)?)?)
-            }
+            "--wait-timeout" => wait_timeout = Some(parse_timeout(flag, &args.value(flag, inline)?)?),
             "--wait-timeout-continue" => wait_timeout_continue = no_value(flag, inline, true)?,
-            "--on-exit-timeout" => {
-                on_exit_timeout = parse_timeout(flag, &args.value(flag, inline)?)?
-            }
+            "--on-exit-timeout" => on_exit_timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--on-exit-when" => {
                 on_exit_when = match args.value(flag, inline)?.as_str() {
                     "always" => When::Always,
@@ -329,12 +302,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
                 break;
             }
             _ if flag.starts_with('-') => return Err(unknown_option("run", text)),
-            _ => {
-                return Err(usage(format!(
-                    "unexpected argument '{}': put COMMAND after '--'",
-                    text.escape_debug()
-                )))
-            }
+            _ => return Err(usage(format!("unexpected argument '{}': put COMMAND after '--'", text.escape_debug()))),
         }
     }
     if command.is_empty() {
@@ -344,10 +312,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
         return Err(usage("--wait-timeout-continue needs --wait-timeout"));
     }
     // Presets fill only what the explicit flags left empty.
-    for (on, wait_url, exit_url) in [
-        (istio, ISTIO_WAIT, ISTIO_ON_EXIT),
-        (linkerd, LINKERD_WAIT, LINKERD_ON_EXIT),
-    ] {
+    for (on, wait_url, exit_url) in [(istio, ISTIO_WAIT, ISTIO_ON_EXIT), (linkerd, LINKERD_WAIT, LINKERD_ON_EXIT)] {
         if !on {
             continue;
         }
@@ -358,22 +323,16 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             on_exit.push(Check::callback(exit_url)?);
         }
     }
-    if env("ENABLE_COMPLETION_CALLBACK")
-        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True"))
-    {
+    if env("ENABLE_COMPLETION_CALLBACK").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True")) {
         match env("COMPLETION_CALLBACK_ENDPOINT") {
             Some(url) if !url.is_empty() => {
-                let callback = Check::callback(&url)
-                    .map_err(|e| usage(format!("COMPLETION_CALLBACK_ENDPOINT: {e}")))?;
+                let callback =
+                    Check::callback(&url).map_err(|e| usage(format!("COMPLETION_CALLBACK_ENDPOINT: {e}")))?;
                 if !on_exit.iter().any(|c| c.url == callback.url) {
                     on_exit.push(callback);
                 }
             }
-            _ => {
-                return Err(usage(
-                    "ENABLE_COMPLETION_CALLBACK is set but COMPLETION_CALLBACK_ENDPOINT is empty",
-                ))
-            }
+            _ => return Err(usage("ENABLE_COMPLETION_CALLBACK is set but COMPLETION_CALLBACK_ENDPOINT is empty")),
         }
     }
     let wait = finish_checks_allow_empty(wait, dry_run)?;
@@ -401,16 +360,10 @@ fn finish_checks(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageE
 
 /// Rejects duplicate names and resolves every check (a dry run only the
 /// local ones: it must not depend on DNS).
-fn finish_checks_allow_empty(
-    mut checks: Vec<Check>,
-    dry_run: bool,
-) -> Result<Vec<Check>, UsageError> {
+fn finish_checks_allow_empty(mut checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageError> {
     for (i, c) in checks.iter().enumerate() {
         if checks[..i].iter().any(|o| o.name == c.name) {
-            return Err(usage(format!(
-                "duplicate check name '{}': name them NAME=URL",
-                c.name
-            )));
+            return Err(usage(format!("duplicate check name '{}': name them NAME=URL", c.name)));
         }
     }
     for c in &mut checks {
@@ -424,18 +377,13 @@ fn finish_checks_allow_empty(
 fn parse_port(s: &str) -> Result<u16, UsageError> {
     match s.parse::<u16>() {
         Ok(port) if port > 0 => Ok(port),
-        _ => Err(usage(format!(
-            "invalid port '{}': use 1 to 65535",
-            s.escape_debug()
-        ))),
+        _ => Err(usage(format!("invalid port '{}': use 1 to 65535", s.escape_debug()))),
     }
 }
 
 fn parse_timeout(what: &str, s: &str) -> Result<Duration, UsageError> {
     match parse_duration(s) {
-        Ok(d) if d.is_zero() => Err(usage(format!(
-            "invalid {what} '{s}': must be more than zero"
-        ))),
+        Ok(d) if d.is_zero() => Err(usage(format!("invalid {what} '{s}': must be more than zero"))),
         Ok(d) => Ok(d),
         Err(e) => Err(usage(format!("invalid {what} '{}': {e}", s.escape_debug()))),
     }
@@ -457,9 +405,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
         "h" => 3_600_000,
         _ => return Err(HINT),
     };
-    n.checked_mul(ms_per_unit)
-        .map(Duration::from_millis)
-        .ok_or("too large")
+    n.checked_mul(ms_per_unit).map(Duration::from_millis).ok_or("too large")
 }
 
 fn split_flag(arg: &str) -> (&str, Option<&str>) {
@@ -477,10 +423,7 @@ fn no_value(flag: &str, inline: Option<&str>, value: bool) -> Result<bool, Usage
 }
 
 fn unknown_option(mode: &str, arg: &str) -> UsageError {
-    usage(format!(
-        "unknown option '{}' for {mode}",
-        arg.escape_debug()
-    ))
+    usage(format!("unknown option '{}' for {mode}", arg.escape_debug()))
 }
 
 struct Args {
@@ -499,10 +442,7 @@ impl Args {
     fn next_str(&mut self) -> Result<Option<String>, UsageError> {
         match self.args.next() {
             None => Ok(None),
-            Some(os) => os
-                .into_string()
-                .map(Some)
-                .map_err(|os| usage(format!("argument is not UTF-8: {os:?}"))),
+            Some(os) => os.into_string().map(Some).map_err(|os| usage(format!("argument is not UTF-8: {os:?}"))),
         }
     }
 
@@ -525,11 +465,7 @@ pub fn describe(cmd: &Command) -> String {
     let checks = |out: &mut String, label: &str, checks: &[Check]| {
         for c in checks {
             let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
-            let addrs = if addrs.is_empty() {
-                "unresolved".to_string()
-            } else {
-                addrs.join(",")
-            };
+            let addrs = if addrs.is_empty() { "unresolved".to_string() } else { addrs.join(",") };
             let _ = writeln!(out, "{label} {} {} ({addrs})", c.name, c.url);
         }
     };
@@ -557,11 +493,7 @@ pub fn describe(cmd: &Command) -> String {
             );
             match c.wait_timeout {
                 Some(d) => {
-                    let then = if c.wait_timeout_continue {
-                        "continue"
-                    } else {
-                        "give up"
-                    };
+                    let then = if c.wait_timeout_continue { "continue" } else { "give up" };
                     let _ = writeln!(out, "wait-timeout {} then {then}", DisplayDuration(d));
                 }
                 None => out.push_str("wait-timeout none\n"),
@@ -614,29 +546,18 @@ mod tests {
         for (s, ms) in ok {
             assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
         }
-        for s in [
-            "",
-            "abc",
-            "-1",
-            "1.5s",
-            "3 s",
-            "3sec",
-            "ms",
-            "18446744073709551615",
-            "18446744073709551616ms",
-            "+3",
-            "3S",
-        ] {
+        for s in
+            ["", "abc", "-1", "1.5s", "3 s", "3sec", "ms", "18446744073709551615", "18446744073709551616ms", "+3", "3S"]
+        {
             assert!(parse_duration(s).is_err(), "{s}");
         }
     }
 
     #[test]
     fn original_form() {
-        let Ok(Command::Serve(c)) = parse(
-            args("8081 3 http://localhost:15020/healthz/ready http://localhost:8080/healthz"),
-            no_env,
-        ) else {
+        let Ok(Command::Serve(c)) =
+            parse(args("8081 3 http://localhost:15020/healthz/ready http://localhost:8080/healthz"), no_env)
+        else {
             panic!()
         };
         assert_eq!(c.listen, "0.0.0.0:8081".parse().unwrap());
@@ -648,18 +569,11 @@ mod tests {
     #[test]
     fn serve_flags() {
         let line = "serve --listen=[::1]:9000 --timeout 500ms --max-connections 10 --verbose app=http://127.0.0.1/h";
-        let Ok(Command::Serve(c)) = parse(args(line), no_env) else {
-            panic!()
-        };
+        let Ok(Command::Serve(c)) = parse(args(line), no_env) else { panic!() };
         assert_eq!(c.listen, "[::1]:9000".parse().unwrap());
-        assert_eq!(
-            (c.timeout, c.max_connections, c.verbose),
-            (Duration::from_millis(500), 10, true)
-        );
+        assert_eq!((c.timeout, c.max_connections, c.verbose), (Duration::from_millis(500), 10, true));
         assert_eq!(c.checks[0].name, "app");
-        let Ok(Command::Serve(c)) = parse(args("serve --port 80 http://127.0.0.1/"), no_env) else {
-            panic!()
-        };
+        let Ok(Command::Serve(c)) = parse(args("serve --port 80 http://127.0.0.1/"), no_env) else { panic!() };
         assert_eq!(c.listen, "0.0.0.0:80".parse().unwrap());
     }
 
@@ -679,35 +593,17 @@ mod tests {
             ("abc 3 http://localhost/", "unknown mode 'abc'"),
             ("serve --port abc http://localhost/", "invalid port 'abc'"),
             ("serve --timeout", "--timeout needs a value"),
-            (
-                "serve --bogus http://localhost/",
-                "unknown option '--bogus'",
-            ),
-            (
-                "serve --listen 1.2.3.4 http://localhost/",
-                "invalid --listen",
-            ),
+            ("serve --bogus http://localhost/", "unknown option '--bogus'"),
+            ("serve --listen 1.2.3.4 http://localhost/", "invalid --listen"),
             ("serve --verbose=1 http://localhost/", "takes no value"),
-            (
-                "serve a=http://localhost/ a=http://127.0.0.1/",
-                "duplicate check name 'a'",
-            ),
-            (
-                "serve http://localhost/ http://localhost/",
-                "duplicate check name",
-            ),
+            ("serve a=http://localhost/ a=http://127.0.0.1/", "duplicate check name 'a'"),
+            ("serve http://localhost/ http://localhost/", "duplicate check name"),
             ("check --timeout 0 http://localhost/", "--timeout"),
             ("run --wait http://localhost/", "needs a command"),
             ("run -- ", "needs a command"),
             ("run --on-exit-when never -- true", "--on-exit-when"),
-            (
-                "run --on-exit tcp://localhost:1 -- true",
-                "unsupported scheme 'tcp'",
-            ),
-            (
-                "run --wait-timeout-continue -- true",
-                "needs --wait-timeout",
-            ),
+            ("run --on-exit tcp://localhost:1 -- true", "unsupported scheme 'tcp'"),
+            ("run --wait-timeout-continue -- true", "needs --wait-timeout"),
             ("run true", "unexpected argument 'true'"),
         ];
         for (line, want) in cases {
@@ -720,9 +616,7 @@ mod tests {
     #[test]
     fn run_presets_and_env() {
         let line = "run --istio --on-exit http://127.0.0.1:1/done -- app --flag";
-        let Ok(Command::Run(c)) = parse(args(line), no_env) else {
-            panic!()
-        };
+        let Ok(Command::Run(c)) = parse(args(line), no_env) else { panic!() };
         assert_eq!(c.wait[0].url.as_str(), ISTIO_WAIT);
         assert_eq!(c.on_exit.len(), 1);
         assert_eq!(c.on_exit[0].url.as_str(), "http://127.0.0.1:1/done");
@@ -731,20 +625,15 @@ mod tests {
 
         let env = |k: &str| match k {
             "ENABLE_COMPLETION_CALLBACK" => Some("1".to_string()),
-            "COMPLETION_CALLBACK_ENDPOINT" => {
-                Some("http://localhost:15020/quitquitquit".to_string())
-            }
+            "COMPLETION_CALLBACK_ENDPOINT" => Some("http://localhost:15020/quitquitquit".to_string()),
             _ => None,
         };
-        let Ok(Command::Run(c)) = parse(args("run --linkerd -- job"), env) else {
-            panic!()
-        };
+        let Ok(Command::Run(c)) = parse(args("run --linkerd -- job"), env) else { panic!() };
         let urls: Vec<&str> = c.on_exit.iter().map(|c| c.url.as_str()).collect();
         assert_eq!(urls, [LINKERD_ON_EXIT, ISTIO_ON_EXIT]);
-        let Ok(Command::Run(c)) = parse(
-            args("run --wait-timeout 30s --wait-timeout-continue --on-exit-when failure -- x"),
-            no_env,
-        ) else {
+        let Ok(Command::Run(c)) =
+            parse(args("run --wait-timeout 30s --wait-timeout-continue --on-exit-when failure -- x"), no_env)
+        else {
             panic!()
         };
         assert_eq!(
@@ -755,17 +644,11 @@ mod tests {
 
     #[test]
     fn dry_run_does_not_resolve_names() {
-        let Ok(cmd) = parse(
-            args("serve --dry-run http://name.invalid:8080/ http://localhost/"),
-            no_env,
-        ) else {
+        let Ok(cmd) = parse(args("serve --dry-run http://name.invalid:8080/ http://localhost/"), no_env) else {
             panic!()
         };
         let text = describe(&cmd);
-        assert!(
-            text.contains("check name.invalid:8080/ http://name.invalid:8080/ (unresolved)"),
-            "{text}"
-        );
+        assert!(text.contains("check name.invalid:8080/ http://name.invalid:8080/ (unresolved)"), "{text}");
         assert!(text.contains("127.0.0.1:80,[::1]:80"), "{text}");
         assert!(err("serve http://name.invalid/").contains("cannot resolve 'name.invalid'"));
     }

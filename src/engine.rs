@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::check::{Check, Reason, Verdict};
+use crate::check::{Check, Verdict};
 use crate::probe::{Action, Probe};
 
 /// Hands out tokens from a counter that only goes up, so an event that
@@ -23,7 +23,7 @@ impl Tokens {
         Tokens { next: first }
     }
 
-    pub fn next(&mut self) -> Token {
+    pub fn next_token(&mut self) -> Token {
         self.block(1)
     }
 
@@ -107,14 +107,7 @@ impl Engine {
         for (i, (slot, check)) in self.slots.iter_mut().zip(checks).enumerate() {
             slot.verdict = None;
             let action = slot.probe.start(check);
-            if drive(
-                slot,
-                check,
-                action,
-                registry,
-                Token(self.base + i),
-                &mut self.scratch,
-            ) {
+            if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch) {
                 self.pending -= 1;
             }
         }
@@ -123,11 +116,7 @@ impl Engine {
     /// Handles readiness of `token`; false when the token is not a probe's
     /// (the caller then looks elsewhere).
     pub fn ready(&mut self, token: Token, checks: &[Check], registry: &Registry) -> bool {
-        let Some(i) = token
-            .0
-            .checked_sub(self.base)
-            .filter(|&i| i < self.slots.len())
-        else {
+        let Some(i) = token.0.checked_sub(self.base).filter(|&i| i < self.slots.len()) else {
             return false;
         };
         if !self.is_running() {
@@ -169,16 +158,22 @@ impl Engine {
         self.pending = 0;
     }
 
+    /// Drops the running round (its sockets close); its verdicts are lost.
+    pub fn abort(&mut self, registry: &Registry) {
+        for slot in &mut self.slots {
+            close(slot, registry);
+        }
+        self.deadline = None;
+        self.pending = 0;
+    }
+
     /// The verdicts, once per round, when every probe has one.
     pub fn finished(&mut self) -> Option<Finished<'_>> {
         if !self.is_running() || self.pending > 0 {
             return None;
         }
         self.deadline = None;
-        Some(Finished {
-            slots: &self.slots,
-            started: self.started,
-        })
+        Some(Finished { slots: &self.slots, started: self.started })
     }
 }
 
@@ -191,11 +186,7 @@ pub struct Finished<'a> {
 impl<'a> Finished<'a> {
     pub fn verdicts(&self) -> impl ExactSizeIterator<Item = &'a Verdict> + 'a {
         let slots: &'a [Slot] = self.slots;
-        slots.iter().map(|s| {
-            s.verdict
-                .as_ref()
-                .expect("a finished round has every verdict")
-        })
+        slots.iter().map(|s| s.verdict.as_ref().expect("a finished round has every verdict"))
     }
 }
 
@@ -234,24 +225,20 @@ fn drive(
             Action::Connect(addr) => {
                 close(slot, registry);
                 match TcpStream::connect(addr) {
-                    Ok(mut stream) => match registry.register(
-                        &mut stream,
-                        token,
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        Ok(()) => {
-                            slot.stream = Some(stream);
-                            return false;
+                    Ok(mut stream) => {
+                        match registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
+                            Ok(()) => {
+                                slot.stream = Some(stream);
+                                return false;
+                            }
+                            Err(e) => slot.probe.connect_failed(check, &e),
                         }
-                        Err(e) => slot.probe.connect_failed(check, &e),
-                    },
+                    }
                     Err(e) => slot.probe.connect_failed(check, &e),
                 }
             }
             Action::Send => {
-                let Some(stream) = slot.stream.as_mut() else {
-                    unreachable!("sending needs a connection")
-                };
+                let Some(stream) = slot.stream.as_mut() else { unreachable!("sending needs a connection") };
                 match stream.write(slot.probe.output(check)) {
                     Ok(n) => slot.probe.wrote(check, n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -260,9 +247,7 @@ fn drive(
                 }
             }
             Action::Receive => {
-                let Some(stream) = slot.stream.as_mut() else {
-                    unreachable!("receiving needs a connection")
-                };
+                let Some(stream) = slot.stream.as_mut() else { unreachable!("receiving needs a connection") };
                 match stream.read(scratch) {
                     Ok(0) => slot.probe.eof(),
                     Ok(n) => slot.probe.received(check, &scratch[..n]),
@@ -277,19 +262,5 @@ fn drive(
                 return true;
             }
         };
-    }
-}
-
-/// A round's verdict for logging: "ok" or the reason.
-pub fn describe(verdict: &Verdict) -> String {
-    match verdict {
-        Verdict::Pass => "ok".to_string(),
-        Verdict::Fail(reason) => reason.to_string(),
-    }
-}
-
-impl From<Reason> for Verdict {
-    fn from(reason: Reason) -> Self {
-        Verdict::Fail(reason)
     }
 }

@@ -41,13 +41,9 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let used = match req.parse(buf) {
-        Ok(httparse::Status::Complete(used)) if used > MAX_REQUEST_HEAD => {
-            return Parse::Reject(431)
-        }
+        Ok(httparse::Status::Complete(used)) if used > MAX_REQUEST_HEAD => return Parse::Reject(431),
         Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_REQUEST_HEAD => {
-            return Parse::Reject(431)
-        }
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_REQUEST_HEAD => return Parse::Reject(431),
         Ok(httparse::Status::Partial) => return Parse::Partial,
         Err(httparse::Error::TooManyHeaders) => return Parse::Reject(431),
         Err(_) => return Parse::Reject(400),
@@ -99,15 +95,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     if length.is_some_and(|n| n > 0) {
         keep_alive = false;
     }
-    Parse::Complete(
-        Request {
-            method,
-            target,
-            keep_alive,
-            http10,
-        },
-        used,
-    )
+    Parse::Complete(Request { method, target, keep_alive, http10 }, used)
 }
 
 fn parse_length(value: &[u8]) -> Option<u64> {
@@ -123,9 +111,7 @@ fn origin_form(target: &str) -> Option<&str> {
     if target.starts_with('/') {
         return Some(target);
     }
-    let rest = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))?;
+    let rest = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://"))?;
     match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'/' => Some(&rest[i..]),
         Some(_) => None,
@@ -241,13 +227,7 @@ pub enum Connection {
 }
 
 /// Appends a whole response. HEAD gets the same head without the body.
-pub fn write_response(
-    out: &mut Vec<u8>,
-    status: u16,
-    body: &[u8],
-    head_only: bool,
-    conn: Connection,
-) {
+pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], head_only: bool, conn: Connection) {
     out.extend_from_slice(b"HTTP/1.1 ");
     let _ = write!(out, "{status} {}", reason_phrase(status));
     out.extend_from_slice(
@@ -284,12 +264,7 @@ mod tests {
     use super::*;
 
     fn req(target: &str, keep_alive: bool) -> Request<'_> {
-        Request {
-            method: Method::Get,
-            target,
-            keep_alive,
-            http10: false,
-        }
+        Request { method: Method::Get, target, keep_alive, http10: false }
     }
 
     const FULL: usize = usize::MAX;
@@ -297,64 +272,25 @@ mod tests {
     #[test]
     fn parses_requests() {
         let cases: &[(&[u8], Parse<'_>)] = &[
-            (
-                b"GET /self HTTP/1.1\r\nHost: x\r\n\r\n",
-                Parse::Complete(req("/self", true), FULL),
-            ),
-            (
-                b"GET /self HTTP/1.1\nHost: x\n\n",
-                Parse::Complete(req("/self", true), FULL),
-            ),
+            (b"GET /self HTTP/1.1\r\nHost: x\r\n\r\n", Parse::Complete(req("/self", true), FULL)),
+            (b"GET /self HTTP/1.1\nHost: x\n\n", Parse::Complete(req("/self", true), FULL)),
             (
                 b"GET /all?verbose HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                 Parse::Complete(req("/all?verbose", false), FULL),
             ),
-            (
-                b"GET http://x:1/all HTTP/1.1\r\nHost: x\r\n\r\n",
-                Parse::Complete(req("/all", true), FULL),
-            ),
-            (
-                b"GET http://x:1 HTTP/1.1\r\nHost: x\r\n\r\n",
-                Parse::Complete(req("/", true), FULL),
-            ),
-            (
-                b"GET /self HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
-                Parse::Complete(req("/self", false), FULL),
-            ),
-            (
-                b"GET /self HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
-                Parse::Complete(req("/self", true), FULL),
-            ),
+            (b"GET http://x:1/all HTTP/1.1\r\nHost: x\r\n\r\n", Parse::Complete(req("/all", true), FULL)),
+            (b"GET http://x:1 HTTP/1.1\r\nHost: x\r\n\r\n", Parse::Complete(req("/", true), FULL)),
+            (b"GET /self HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", Parse::Complete(req("/self", false), FULL)),
+            (b"GET /self HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", Parse::Complete(req("/self", true), FULL)),
             (b"GET /self HTTP/1.1\r\nHost: x\r\n", Parse::Partial),
             (b"GET /self HTTP/1.1\r\n\r\n", Parse::Reject(400)),
-            (
-                b"GET /self HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
-                Parse::Reject(400),
-            ),
-            (
-                b"GET /self HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-                Parse::Reject(400),
-            ),
-            (
-                b"GET /self HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                Parse::Reject(400),
-            ),
-            (
-                b"GET /self HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n",
-                Parse::Reject(400),
-            ),
-            (
-                b"GET /self HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
-                Parse::Reject(400),
-            ),
-            (
-                b"GET /se\0lf HTTP/1.1\r\nHost: x\r\n\r\n",
-                Parse::Reject(400),
-            ),
-            (
-                b"GET /self HTTP/1.1\r\nHost: \0x\r\n\r\n",
-                Parse::Reject(400),
-            ),
+            (b"GET /self HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", Parse::Reject(400)),
+            (b"GET /self HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", Parse::Reject(400)),
+            (b"GET /self HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", Parse::Reject(400)),
+            (b"GET /self HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n", Parse::Reject(400)),
+            (b"GET /self HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", Parse::Reject(400)),
+            (b"GET /se\0lf HTTP/1.1\r\nHost: x\r\n\r\n", Parse::Reject(400)),
+            (b"GET /self HTTP/1.1\r\nHost: \0x\r\n\r\n", Parse::Reject(400)),
             (b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", Parse::Reject(400)),
             (b"GET /self HTTP/2.0\r\nHost: x\r\n\r\n", Parse::Reject(400)),
             (b"\x16\x03\x01\x02\x00\x01", Parse::Reject(400)),
@@ -367,14 +303,9 @@ mod tests {
             };
             assert_eq!(&got, want, "case {i}: {:?}", String::from_utf8_lossy(input));
         }
-        let Parse::Complete(r, _) = parse(b"GET /self HTTP/1.0\r\n\r\n") else {
-            panic!()
-        };
+        let Parse::Complete(r, _) = parse(b"GET /self HTTP/1.0\r\n\r\n") else { panic!() };
         assert!(!r.keep_alive && r.http10);
-        let Parse::Complete(r, _) = parse(b"HEAD /self HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
-        else {
-            panic!()
-        };
+        let Parse::Complete(r, _) = parse(b"HEAD /self HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n") else { panic!() };
         assert!(r.keep_alive && r.method == Method::Head);
     }
 
@@ -397,17 +328,9 @@ mod tests {
             (Method::Get, "/self", Route::SelfCheck),
             (Method::Head, "/self?x", Route::SelfCheck),
             (Method::Get, "/all", Route::All("")),
-            (
-                Method::Get,
-                "/all?verbose&exclude=a",
-                Route::All("verbose&exclude=a"),
-            ),
+            (Method::Get, "/all?verbose&exclude=a", Route::All("verbose&exclude=a")),
             (Method::Get, "/all/app", Route::One("app", "")),
-            (
-                Method::Get,
-                "/all/app?verbose",
-                Route::One("app", "verbose"),
-            ),
+            (Method::Get, "/all/app?verbose", Route::One("app", "verbose")),
             (Method::Get, "/all/", Route::NotFound),
             (Method::Get, "/", Route::NotFound),
             (Method::Get, "/selfx", Route::NotFound),
@@ -425,13 +348,7 @@ mod tests {
     #[test]
     fn queries() {
         let q = parse_query("verbose&exclude=a&exclude=b%2Dc&x=1");
-        assert_eq!(
-            q,
-            Query {
-                verbose: true,
-                exclude: vec!["a", "b%2Dc"]
-            }
-        );
+        assert_eq!(q, Query { verbose: true, exclude: vec!["a", "b%2Dc"] });
         assert_eq!(parse_query(""), Query::default());
         assert_eq!(percent_decode("b%2Dc"), Some("b-c".into()));
         assert_eq!(percent_decode("%zz"), None);
@@ -444,13 +361,7 @@ mod tests {
     #[test]
     fn writes_responses() {
         let mut out = Vec::new();
-        write_response(
-            &mut out,
-            405,
-            b"method not allowed\n",
-            false,
-            Connection::Close,
-        );
+        write_response(&mut out, 405, b"method not allowed\n", false, Connection::Close);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
         assert!(text.contains("\r\nAllow: GET, HEAD\r\n"));

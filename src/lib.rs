@@ -12,6 +12,8 @@ pub mod probe;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod engine;
+pub mod oneshot;
+pub mod run;
 pub mod serve;
 pub mod signals;
 

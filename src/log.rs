@@ -57,10 +57,7 @@ impl Drop for Line {
 /// Appends a logfmt value: bare when it is plain, quoted with escapes when it
 /// holds spaces, quotes, `=` or anything that is not printable ASCII.
 pub fn push_value(out: &mut String, raw: &str) {
-    let plain = !raw.is_empty()
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\');
+    let plain = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\');
     if plain {
         out.push_str(raw);
         return;
@@ -124,10 +121,7 @@ mod tests {
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(20_783), (2026, 11, 26));
         let mut s = String::new();
-        write_timestamp(
-            &mut s,
-            UNIX_EPOCH + Duration::from_millis(1_795_705_200_123),
-        );
+        write_timestamp(&mut s, UNIX_EPOCH + Duration::from_millis(1_795_705_200_123));
         assert_eq!(s, "2026-11-26T15:00:00.123Z");
     }
 

@@ -4,51 +4,55 @@
 use std::process::ExitCode;
 
 use healthcheck::cli::{self, Command};
-use healthcheck::{log, serve, Error, VERSION};
+use healthcheck::{log, oneshot, run, serve, Error, VERSION};
 
-/// Exit codes from sysexits.h, as Kubernetes tooling expects of a CLI.
+/// Exit codes from sysexits.h (EX_USAGE, EX_OSERR), as linkerd-await and
+/// other wrappers use them.
 const EX_USAGE: u8 = 64;
 const EX_OSERR: u8 = 71;
+/// `check`: some check failed.
+const EXIT_FAILED: u8 = 1;
 
 fn main() -> ExitCode {
     let args = std::env::args_os().skip(1).collect();
-    let command = match cli::parse(args, |name| std::env::var(name).ok()) {
-        Ok(command) => command,
-        Err(e) => return fail(&Error::Usage(e)),
-    };
-    let result = match command {
-        Command::Help => {
-            print!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Command::Version => {
-            println!("healthcheck {VERSION}");
-            return ExitCode::SUCCESS;
-        }
-        ref cmd @ (Command::Serve(ServeConfig { dry_run: true, .. })) => {
-            print!("{}", cli::describe(cmd));
-            return ExitCode::SUCCESS;
-        }
-        Command::Serve(config) => serve::run(config),
-        Command::Check(_) | Command::Run(_) => todo!(),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+    match cli::parse(args, |name| std::env::var(name).ok()) {
+        Ok(command) => match execute(command) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => fail(&e),
+        },
+        Err(e) => fail(&Error::Usage(e)),
     }
 }
 
-use healthcheck::cli::ServeConfig;
+fn execute(command: Command) -> Result<u8, Error> {
+    let dry_run = match &command {
+        Command::Serve(c) => c.dry_run,
+        Command::Check(c) => c.dry_run,
+        Command::Run(c) => c.dry_run,
+        Command::Help | Command::Version => false,
+    };
+    if dry_run {
+        print!("{}", cli::describe(&command));
+        return Ok(0);
+    }
+    match command {
+        Command::Help => print!("{}", cli::USAGE),
+        Command::Version => println!("healthcheck {VERSION}"),
+        Command::Serve(config) => serve::run(config)?,
+        Command::Check(config) => return Ok(if oneshot::check(&config)? { 0 } else { EXIT_FAILED }),
+        Command::Run(config) => return run::run(&config),
+    }
+    Ok(0)
+}
 
+/// Usage errors speak to the person typing; fatal errors to the log reader.
 fn fail(e: &Error) -> ExitCode {
     match e {
-        Error::Usage(e) => {
-            eprintln!("healthcheck: error: {e}");
-            eprintln!("Try 'healthcheck --help' for usage.");
+        Error::Usage(_) => {
+            eprintln!("healthcheck: error: {e}\nTry 'healthcheck --help' for usage.");
             ExitCode::from(EX_USAGE)
         }
-        e => {
-            eprintln!("healthcheck: error: {e}");
+        _ => {
             log::error("fatal").kv("error", e);
             ExitCode::from(EX_OSERR)
         }

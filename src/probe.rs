@@ -82,10 +82,7 @@ pub struct Probe {
 impl Probe {
     /// The first step: connect to the check's first address.
     pub fn start(&mut self, check: &Check) -> Action {
-        *self = Probe {
-            head: std::mem::take(&mut self.head),
-            ..Probe::default()
-        };
+        *self = Probe { head: std::mem::take(&mut self.head), ..Probe::default() };
         self.head.clear();
         self.next_connect(check)
     }
@@ -120,8 +117,7 @@ impl Probe {
 
     /// The connect failed, at once or as an event: try the next address.
     pub fn connect_failed(&mut self, check: &Check, err: &io::Error) -> Action {
-        self.first_error
-            .get_or_insert_with(|| Reason::from_io(err, true));
+        self.first_error.get_or_insert_with(|| Reason::from_io(err, true));
         self.next_connect(check)
     }
 
@@ -235,9 +231,7 @@ impl Probe {
                     return Ok(self.finish(Verdict::Fail(Reason::HeadersTooLarge)))
                 }
                 Ok(httparse::Status::Partial) => return Err(from),
-                Err(httparse::Error::TooManyHeaders) => {
-                    return Ok(self.finish(Verdict::Fail(Reason::HeadersTooLarge)))
-                }
+                Err(httparse::Error::TooManyHeaders) => return Ok(self.finish(Verdict::Fail(Reason::HeadersTooLarge))),
                 Err(_) => return Ok(self.finish(Verdict::Fail(Reason::Invalid))),
             };
             let status = response.code.unwrap_or(0);
@@ -262,11 +256,7 @@ impl Probe {
             };
             self.state = State::Body(body);
             let rest = &buf[used..];
-            return Ok(if rest.is_empty() {
-                Action::Receive
-            } else {
-                self.on_body(body, rest)
-            });
+            return Ok(if rest.is_empty() { Action::Receive } else { self.on_body(body, rest) });
         }
     }
 
@@ -325,11 +315,7 @@ impl Probe {
     }
 
     fn body_done(&mut self) -> Action {
-        let verdict = if passes(self.status) {
-            Verdict::Pass
-        } else {
-            Verdict::Fail(Reason::Status(self.status))
-        };
+        let verdict = if passes(self.status) { Verdict::Pass } else { Verdict::Fail(Reason::Status(self.status)) };
         self.finish(verdict)
     }
 }
@@ -345,10 +331,7 @@ fn is_redirect(status: u16) -> bool {
 }
 
 fn header<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
+    headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
 }
 
 /// How the body is delimited (RFC 9112 section 6.3); None when there is none.
@@ -358,23 +341,14 @@ fn framing(status: u16, headers: &[httparse::Header<'_>]) -> Result<Option<Body>
     }
     if let Some(te) = header(headers, "transfer-encoding") {
         let last = te.rsplit(|&b| b == b',').next().unwrap_or_default();
-        return Ok(Some(
-            if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                Body::Chunked(Chunk::Size {
-                    size: 0,
-                    digits: false,
-                    ext: false,
-                })
-            } else {
-                Body::UntilEof
-            },
-        ));
+        return Ok(Some(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            Body::Chunked(Chunk::Size { size: 0, digits: false, ext: false })
+        } else {
+            Body::UntilEof
+        }));
     }
     let mut length = None;
-    for h in headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
-    {
+    for h in headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length")) {
         let value = std::str::from_utf8(h.value).map_err(|_| ())?.trim();
         if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
             return Err(());
@@ -414,22 +388,13 @@ fn feed_chunked(chunk: &mut Chunk, mut data: &[u8]) -> Result<bool, ()> {
                 b';' | b' ' | b'\t' => *ext = true,
                 _ => {
                     let d = (b as char).to_digit(16).ok_or(())?;
-                    *size = size
-                        .checked_mul(16)
-                        .and_then(|s| s.checked_add(d.into()))
-                        .ok_or(())?;
+                    *size = size.checked_mul(16).and_then(|s| s.checked_add(d.into())).ok_or(())?;
                     *digits = true;
                 }
             },
             Chunk::DataEnd => match b {
                 b'\r' => {}
-                b'\n' => {
-                    *chunk = Chunk::Size {
-                        size: 0,
-                        digits: false,
-                        ext: false,
-                    }
-                }
+                b'\n' => *chunk = Chunk::Size { size: 0, digits: false, ext: false },
                 _ => return Err(()),
             },
             Chunk::Trailer { line_start } => match b {
@@ -488,110 +453,40 @@ mod tests {
     fn verdicts_follow_kubelet() {
         let pass = Action::Done(Verdict::Pass);
         let cases: &[(&[&[u8]], bool, Action)] = &[
-            (
-                &[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
-                false,
-                Action::Done(Verdict::Pass),
-            ),
-            (
-                &[b"HTTP/1.1 204 No Content\r\n\r\n"],
-                false,
-                Action::Done(Verdict::Pass),
-            ),
-            (
-                &[b"HTTP/1.1 399 X\r\nContent-Length: 0\r\n\r\n"],
-                false,
-                Action::Done(Verdict::Pass),
-            ),
-            (
-                &[b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n"],
-                false,
-                Action::Done(Verdict::Pass),
-            ),
+            (&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"], false, Action::Done(Verdict::Pass)),
+            (&[b"HTTP/1.1 204 No Content\r\n\r\n"], false, Action::Done(Verdict::Pass)),
+            (&[b"HTTP/1.1 399 X\r\nContent-Length: 0\r\n\r\n"], false, Action::Done(Verdict::Pass)),
+            (&[b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n"], false, Action::Done(Verdict::Pass)),
             (
                 &[b"HTTP/1.1 199 X\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"],
                 false,
                 fail(Reason::Status(404)),
             ),
-            (
-                &[b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n"],
-                true,
-                Action::Done(Verdict::Pass),
-            ),
-            (
-                &[b"HTTP/1.1 101 Switching\r\n\r\n"],
-                true,
-                fail(Reason::Status(101)),
-            ),
-            (
-                &[b"HTTP/1.1 400 Bad\r\nContent-Length: 0\r\n\r\n"],
-                false,
-                fail(Reason::Status(400)),
-            ),
-            (
-                &[b"HTTP/1.1 503 Unavailable\r\nContent-Length: 5\r\n\r\nno"],
-                true,
-                fail(Reason::Status(503)),
-            ),
-            (
-                &[b"HTTP/1.0 200 OK\r\n\r\nbody until close"],
-                true,
-                Action::Done(Verdict::Pass),
-            ),
-            (
-                &[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"],
-                true,
-                fail(Reason::BodyCut),
-            ),
-            (
-                &[b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"],
-                false,
-                fail(Reason::Invalid),
-            ),
-            (
-                &[b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"],
-                false,
-                fail(Reason::Invalid),
-            ),
+            (&[b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n"], true, Action::Done(Verdict::Pass)),
+            (&[b"HTTP/1.1 101 Switching\r\n\r\n"], true, fail(Reason::Status(101))),
+            (&[b"HTTP/1.1 400 Bad\r\nContent-Length: 0\r\n\r\n"], false, fail(Reason::Status(400))),
+            (&[b"HTTP/1.1 503 Unavailable\r\nContent-Length: 5\r\n\r\nno"], true, fail(Reason::Status(503))),
+            (&[b"HTTP/1.0 200 OK\r\n\r\nbody until close"], true, Action::Done(Verdict::Pass)),
+            (&[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"], true, fail(Reason::BodyCut)),
+            (&[b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"], false, fail(Reason::Invalid)),
+            (&[b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"], false, fail(Reason::Invalid)),
             (
                 &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"],
                 false,
                 Action::Done(Verdict::Pass),
             ),
             (
-                &[
-                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nok\r\n",
-                    b"0\r\nT: v\r\n\r\n",
-                ],
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nok\r\n", b"0\r\nT: v\r\n\r\n"],
                 false,
                 Action::Done(Verdict::Pass),
             ),
-            (
-                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"],
-                false,
-                fail(Reason::Invalid),
-            ),
-            (
-                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"],
-                true,
-                fail(Reason::BodyCut),
-            ),
+            (&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], false, fail(Reason::Invalid)),
+            (&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"], true, fail(Reason::BodyCut)),
             (&[b"garbage\r\n\r\n"], false, fail(Reason::Invalid)),
             (&[b"HTTP/1.1 2"], true, fail(Reason::Closed)),
             (&[], true, fail(Reason::Closed)),
             // Byte by byte still works.
-            (
-                &[
-                    b"H",
-                    b"TTP/1.1 20",
-                    b"0 OK\r\n",
-                    b"Content-Length: 1\r\n\r",
-                    b"\n",
-                    b"x",
-                ],
-                false,
-                pass,
-            ),
+            (&[b"H", b"TTP/1.1 20", b"0 OK\r\n", b"Content-Length: 1\r\n\r", b"\n", b"x"], false, pass),
         ];
         for (i, (responses, eof, want)) in cases.iter().enumerate() {
             assert_eq!(&verdict_of(responses, *eof), want, "case {i}");
@@ -625,36 +520,22 @@ mod tests {
         let a = p.received(&c, b"HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\n");
         assert_eq!(a, Action::Connect("127.0.0.1:8080".parse().unwrap()));
         assert_eq!(p.connected(&c), Action::Send);
-        assert!(p
-            .output(&c)
-            .starts_with(b"GET /b HTTP/1.1\r\nHost: localhost:8080\r\n"));
+        assert!(p.output(&c).starts_with(b"GET /b HTTP/1.1\r\nHost: localhost:8080\r\n"));
         // Another port on the same host is followed too.
         let n = p.output(&c).len();
         p.wrote(&c, n);
-        let a = p.received(
-            &c,
-            b"HTTP/1.1 301 Moved\r\nLocation: http://localhost:9/c?x\r\n\r\n",
-        );
+        let a = p.received(&c, b"HTTP/1.1 301 Moved\r\nLocation: http://localhost:9/c?x\r\n\r\n");
         assert_eq!(a, Action::Connect("127.0.0.1:9".parse().unwrap()));
         // Refused on IPv4, then ::1 on the redirected port.
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(
-            p.connect_failed(&c, &refused),
-            Action::Connect("[::1]:9".parse().unwrap())
-        );
+        assert_eq!(p.connect_failed(&c, &refused), Action::Connect("[::1]:9".parse().unwrap()));
         assert_eq!(p.connect_failed(&c, &refused), fail(Reason::Refused));
 
         let mut p = reading(&c);
-        let a = p.received(
-            &c,
-            b"HTTP/1.1 307 T\r\nLocation: http://example.com/\r\nContent-Length: 0\r\n\r\n",
-        );
+        let a = p.received(&c, b"HTTP/1.1 307 T\r\nLocation: http://example.com/\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(a, Action::Done(Verdict::Pass));
         let mut p = reading(&c);
-        let a = p.received(
-            &c,
-            b"HTTP/1.1 308 P\r\nLocation: https://localhost/\r\n\r\n",
-        );
+        let a = p.received(&c, b"HTTP/1.1 308 P\r\nLocation: https://localhost/\r\n\r\n");
         assert_eq!(a, fail(Reason::HttpsRedirect));
     }
 
@@ -684,16 +565,10 @@ mod tests {
 
         let c = check("http://127.0.0.1:8080/");
         let mut p = reading(&c);
-        assert_eq!(
-            p.timed_out(Duration::from_secs(1)),
-            Verdict::Fail(Reason::Timeout(Duration::from_secs(1)))
-        );
+        assert_eq!(p.timed_out(Duration::from_secs(1)), Verdict::Fail(Reason::Timeout(Duration::from_secs(1))));
         let mut p = reading(&c);
         p.received(&c, b"HTTP/1.1 500 E\r\nContent-Length: 9\r\n\r\n");
-        assert_eq!(
-            p.timed_out(Duration::from_secs(1)),
-            Verdict::Fail(Reason::Status(500))
-        );
+        assert_eq!(p.timed_out(Duration::from_secs(1)), Verdict::Fail(Reason::Status(500)));
     }
 
     #[test]

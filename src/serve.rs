@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::check::{Check, DisplayDuration, Verdict};
+use crate::check::{self, Check, DisplayDuration, Verdict};
 use crate::cli::ServeConfig;
 use crate::engine::{Engine, Tokens};
 use crate::http::{self, Connection, Method, Parse, Route};
@@ -49,15 +49,8 @@ struct Pending {
 
 #[derive(Debug)]
 enum Want {
-    All {
-        verbose: bool,
-        excluded: Vec<usize>,
-        unknown: Vec<Vec<u8>>,
-    },
-    One {
-        index: usize,
-        verbose: bool,
-    },
+    All { verbose: bool, excluded: Vec<usize>, unknown: Vec<Vec<u8>> },
+    One { index: usize, verbose: bool },
 }
 
 struct Conn {
@@ -137,16 +130,9 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         scratch: vec![0; SCRATCH].into_boxed_slice(),
     };
     let registry = server.ctx.poll.registry();
-    registry
-        .register(&mut server.listener, LISTENER, Interest::READABLE)
-        .map_err(Error::Poll)?;
-    registry
-        .register(&mut server.signals, SIGNALS, Interest::READABLE)
-        .map_err(Error::Poll)?;
-    let addr = server
-        .listener
-        .local_addr()
-        .map_err(|e| Error::Listen(config.listen, e))?;
+    registry.register(&mut server.listener, LISTENER, Interest::READABLE).map_err(Error::Poll)?;
+    registry.register(&mut server.signals, SIGNALS, Interest::READABLE).map_err(Error::Poll)?;
+    let addr = server.listener.local_addr().map_err(|e| Error::Listen(config.listen, e))?;
     let names: Vec<&str> = server.ctx.checks.iter().map(|c| c.name.as_str()).collect();
     log::info("listening")
         .kv("addr", addr)
@@ -159,9 +145,7 @@ impl Server {
     fn run(&mut self) -> Result<(), Error> {
         let mut events = Events::with_capacity(EVENTS);
         loop {
-            let timeout = self
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
             if let Err(e) = self.ctx.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -173,7 +157,7 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept(now),
                     SIGNALS => {
-                        if let Some(sig) = self.signals.next().map_err(Error::Signals)? {
+                        if let Some(sig) = self.signals.pending().map_err(Error::Signals)? {
                             log::info("shutdown").kv("signal", signals::name(sig));
                             return Ok(());
                         }
@@ -197,14 +181,10 @@ impl Server {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.ctx.engine.deadline(),
-            self.timers.peek().map(|Reverse((t, _))| *t),
-            self.accept_paused_until,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.ctx.engine.deadline(), self.timers.peek().map(|Reverse((t, _))| *t), self.accept_paused_until]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Accepts until the backlog is empty. At the connection limit the
@@ -225,10 +205,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                    ) =>
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) =>
                 {
                     if !self.evict_oldest() {
                         log::warn("accept_paused").kv("error", &e);
@@ -244,14 +221,8 @@ impl Server {
     }
 
     fn add(&mut self, mut stream: TcpStream, now: Instant) {
-        let token = self.ctx.tokens.next();
-        if self
-            .ctx
-            .poll
-            .registry()
-            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-            .is_err()
-        {
+        let token = self.ctx.tokens.next_token();
+        if self.ctx.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
             return; // dropping the stream closes it
         }
         let deadline = now + REQUEST_TIMEOUT;
@@ -274,12 +245,8 @@ impl Server {
     /// Drops the idle connection whose request cycle started first; false
     /// when every connection is waiting for a round.
     fn evict_oldest(&mut self) -> bool {
-        let oldest = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.pending.is_none())
-            .min_by_key(|(_, c)| c.since)
-            .map(|(t, _)| *t);
+        let oldest =
+            self.conns.iter().filter(|(_, c)| c.pending.is_none()).min_by_key(|(_, c)| c.since).map(|(t, _)| *t);
         match oldest {
             Some(token) => {
                 self.close(token);
@@ -340,11 +307,7 @@ impl Server {
         // Entries superseded by earlier ones wait for their time; rebuild
         // when they outnumber the connections, so the heap stays bounded.
         if self.timers.len() > 2 * self.conns.len() + 64 {
-            self.timers = self
-                .conns
-                .iter()
-                .map(|(t, c)| Reverse((c.queued, *t)))
-                .collect();
+            self.timers = self.conns.iter().map(|(t, c)| Reverse((c.queued, *t))).collect();
         }
     }
 
@@ -355,9 +318,7 @@ impl Server {
             return;
         };
         let (mut passed, mut failed) = (0, 0);
-        for ((check, verdict), state) in
-            ctx.checks.iter().zip(round.verdicts()).zip(&mut ctx.states)
-        {
+        for ((check, verdict), state) in ctx.checks.iter().zip(round.verdicts()).zip(&mut ctx.states) {
             let ok = verdict.passed();
             if ok {
                 passed += 1
@@ -368,11 +329,9 @@ impl Server {
                 *state = Some(ok);
                 match verdict {
                     Verdict::Pass => drop(log::info("check_passing").kv("check", &check.name)),
-                    Verdict::Fail(reason) => drop(
-                        log::warn("check_failing")
-                            .kv("check", &check.name)
-                            .kv("reason", reason),
-                    ),
+                    Verdict::Fail(reason) => {
+                        drop(log::warn("check_failing").kv("check", &check.name).kv("reason", reason))
+                    }
                 }
             }
         }
@@ -380,10 +339,7 @@ impl Server {
             log::info("round")
                 .kv("passed", passed)
                 .kv("failed", failed)
-                .kv(
-                    "elapsed_ms",
-                    now.saturating_duration_since(round.started).as_millis(),
-                );
+                .kv("elapsed_ms", now.saturating_duration_since(round.started).as_millis());
         }
         let verdicts: Vec<Verdict> = round.verdicts().cloned().collect();
         for token in std::mem::take(&mut ctx.waiting) {
@@ -480,13 +436,7 @@ impl Conn {
             match http::parse(&data[used..]) {
                 Parse::Partial => break,
                 Parse::Reject(status) => {
-                    http::write_response(
-                        &mut ctx.out,
-                        status,
-                        http::status_body(status),
-                        false,
-                        Connection::Close,
-                    );
+                    http::write_response(&mut ctx.out, status, http::status_body(status), false, Connection::Close);
                     self.close_after = true;
                     self.inbuf.clear();
                     return data.len();
@@ -504,21 +454,11 @@ impl Conn {
                     let head_only = request.method == Method::Head;
                     match ctx.route(&request) {
                         Ok(want) => {
-                            self.pending = Some(Pending {
-                                want,
-                                head_only,
-                                conn,
-                            });
+                            self.pending = Some(Pending { want, head_only, conn });
                             ctx.join_round(token, now);
                         }
                         Err(status) => {
-                            http::write_response(
-                                &mut ctx.out,
-                                status,
-                                http::status_body(status),
-                                head_only,
-                                conn,
-                            );
+                            http::write_response(&mut ctx.out, status, http::status_body(status), head_only, conn);
                         }
                     }
                     self.since = now;
@@ -603,15 +543,8 @@ impl Ctx {
             Route::NotFound => Err(404),
             Route::MethodNotAllowed => Err(405),
             Route::One(name, query) => {
-                let index = self
-                    .checks
-                    .iter()
-                    .position(|c| c.name == name)
-                    .ok_or(404u16)?;
-                Ok(Want::One {
-                    index,
-                    verbose: http::parse_query(query).verbose,
-                })
+                let index = self.checks.iter().position(|c| c.name == name).ok_or(404u16)?;
+                Ok(Want::One { index, verbose: http::parse_query(query).verbose })
             }
             Route::All(query) => {
                 let query = http::parse_query(query);
@@ -619,26 +552,16 @@ impl Ctx {
                 let mut unknown = Vec::new();
                 for raw in query.exclude {
                     let decoded = http::percent_decode(raw);
-                    match decoded
-                        .as_deref()
-                        .and_then(|n| self.checks.iter().position(|c| c.name == n))
-                    {
+                    match decoded.as_deref().and_then(|n| self.checks.iter().position(|c| c.name == n)) {
                         Some(i) => excluded.push(i),
                         None => {
                             let mut shown = Vec::new();
-                            http::push_escaped(
-                                &mut shown,
-                                decoded.as_deref().unwrap_or(raw).as_bytes(),
-                            );
+                            http::push_escaped(&mut shown, decoded.as_deref().unwrap_or(raw).as_bytes());
                             unknown.push(shown);
                         }
                     }
                 }
-                Ok(Want::All {
-                    verbose: query.verbose,
-                    excluded,
-                    unknown,
-                })
+                Ok(Want::All { verbose: query.verbose, excluded, unknown })
             }
         }
     }
@@ -646,13 +569,7 @@ impl Ctx {
     fn join_round(&mut self, token: Token, now: Instant) {
         self.waiting.push(token);
         if !self.engine.is_running() {
-            self.engine.start(
-                &self.checks,
-                self.timeout,
-                now,
-                self.poll.registry(),
-                &mut self.tokens,
-            );
+            self.engine.start(&self.checks, self.timeout, now, self.poll.registry(), &mut self.tokens);
         }
     }
 
@@ -660,69 +577,26 @@ impl Ctx {
     fn answer_round(&mut self, pending: &Pending, verdicts: &[Verdict]) {
         let body = &mut self.body;
         body.clear();
-        let line = |body: &mut Vec<u8>, name: &str, verdict: &Verdict| match verdict {
-            Verdict::Pass => {
-                body.extend_from_slice(b"[+]");
-                body.extend_from_slice(name.as_bytes());
-                body.extend_from_slice(b" ok\n");
-            }
-            Verdict::Fail(reason) => {
-                let _ = write!(body, "[-]{name} failed: {reason}\n");
-            }
-        };
-        let status = match &pending.want {
+        let passed = match &pending.want {
             Want::One { index, verbose } => {
                 let verdict = &verdicts[*index];
-                match verdict {
-                    Verdict::Pass if !verbose => body.extend_from_slice(b"ok\n"),
-                    _ => line(body, &self.checks[*index].name, verdict),
-                }
-                if verdict.passed() {
-                    200
+                if *verbose || !verdict.passed() {
+                    check::write_line(body, &self.checks[*index], verdict);
                 } else {
-                    503
+                    body.extend_from_slice(b"ok\n");
                 }
+                verdict.passed()
             }
-            Want::All {
-                verbose,
-                excluded,
-                unknown,
-            } => {
+            Want::All { verbose, excluded, unknown } => {
                 for name in unknown {
-                    body.extend_from_slice(
-                        b"warn: some health checks cannot be excluded: no matches for \"",
-                    );
+                    body.extend_from_slice(b"warn: some health checks cannot be excluded: no matches for \"");
                     body.extend_from_slice(name);
                     body.extend_from_slice(b"\"\n");
                 }
-                let mut failed = false;
-                for (i, (check, verdict)) in self.checks.iter().zip(verdicts).enumerate() {
-                    if excluded.contains(&i) {
-                        continue;
-                    }
-                    failed |= !verdict.passed();
-                    if *verbose || !verdict.passed() {
-                        line(body, &check.name, verdict);
-                    }
-                }
-                match (failed, verbose) {
-                    (true, _) => body.extend_from_slice(b"some checks failed\n"),
-                    (false, true) => body.extend_from_slice(b"all checks passed\n"),
-                    (false, false) => body.extend_from_slice(b"ok\n"),
-                }
-                if failed {
-                    503
-                } else {
-                    200
-                }
+                check::write_report(body, &self.checks, verdicts, *verbose, excluded)
             }
         };
-        http::write_response(
-            &mut self.out,
-            status,
-            &self.body,
-            pending.head_only,
-            pending.conn,
-        );
+        let status = if passed { 200 } else { 503 };
+        http::write_response(&mut self.out, status, &self.body, pending.head_only, pending.conn);
     }
 }

@@ -36,14 +36,12 @@ impl Signals {
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(Signals {
-                fd: OwnedFd::from_raw_fd(fd),
-            })
+            Ok(Signals { fd: OwnedFd::from_raw_fd(fd) })
         }
     }
 
     /// The next pending signal, or None when there is none.
-    pub fn next(&mut self) -> io::Result<Option<libc::c_int>> {
+    pub fn pending(&mut self) -> io::Result<Option<libc::c_int>> {
         let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
         loop {
@@ -57,12 +55,7 @@ impl Signals {
             match err.kind() {
                 io::ErrorKind::WouldBlock => return Ok(None),
                 io::ErrorKind::Interrupted => continue,
-                _ if n >= 0 => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "short signalfd read",
-                    ))
-                }
+                _ if n >= 0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short signalfd read")),
                 _ => return Err(err),
             }
         }
@@ -70,21 +63,11 @@ impl Signals {
 }
 
 impl Source for Signals {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
+    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
         SourceFd(&self.fd.as_raw_fd()).register(registry, token, interests)
     }
 
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
+    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
         SourceFd(&self.fd.as_raw_fd()).reregister(registry, token, interests)
     }
 

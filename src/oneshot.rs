@@ -1,0 +1,113 @@
+//! A poll loop for the modes that wait on one thing at a time (`check` and
+//! `run`): a round of probes, a pause, or a signal; and the `check` mode.
+
+use std::io::{self, Write as _};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+
+use crate::check::{self, Check, Verdict};
+use crate::cli::CheckConfig;
+use crate::engine::{Engine, Tokens};
+use crate::signals::Signals;
+use crate::Error;
+
+const SIGNALS: Token = Token(0);
+const FIRST_TOKEN: usize = 1;
+
+pub struct Driver {
+    poll: Poll,
+    events: Events,
+    signals: Signals,
+    tokens: Tokens,
+    engine: Engine,
+}
+
+impl Driver {
+    /// Blocks `signals` and delivers them through [`Driver`]'s waits.
+    pub fn new(signals: &[libc::c_int]) -> Result<Driver, Error> {
+        let mut signals = Signals::new(signals).map_err(Error::Signals)?;
+        let poll = Poll::new().map_err(Error::Poll)?;
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE).map_err(Error::Poll)?;
+        Ok(Driver {
+            poll,
+            events: Events::with_capacity(256),
+            signals,
+            tokens: Tokens::new(FIRST_TOKEN),
+            engine: Engine::new(),
+        })
+    }
+
+    /// Probes every check once, concurrently, each bounded by `timeout`.
+    /// A signal ends the round early, Err(signal), when `interruptible`;
+    /// otherwise signals are dropped until the round ends.
+    pub fn round(
+        &mut self,
+        checks: &[Check],
+        timeout: Duration,
+        interruptible: bool,
+    ) -> Result<Result<Vec<Verdict>, libc::c_int>, Error> {
+        self.engine.start(checks, timeout, Instant::now(), self.poll.registry(), &mut self.tokens);
+        loop {
+            if let Some(round) = self.engine.finished() {
+                return Ok(Ok(round.verdicts().cloned().collect()));
+            }
+            let deadline = self.engine.deadline();
+            if let Some(sig) = self.wait(deadline)? {
+                if interruptible {
+                    self.engine.abort(self.poll.registry());
+                    return Ok(Err(sig));
+                }
+            }
+            let registry = self.poll.registry();
+            for event in self.events.iter() {
+                if event.token() != SIGNALS {
+                    self.engine.ready(event.token(), checks, registry);
+                }
+            }
+            self.engine.expire(Instant::now(), registry);
+        }
+    }
+
+    /// Waits until `until` (or forever); Some(signal) if one came first.
+    pub fn pause(&mut self, until: Option<Instant>) -> Result<Option<libc::c_int>, Error> {
+        loop {
+            if let Some(sig) = self.wait(until)? {
+                return Ok(Some(sig));
+            }
+            if until.is_some_and(|t| Instant::now() >= t) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// One poll; returns a pending signal if there is one.
+    fn wait(&mut self, until: Option<Instant>) -> Result<Option<libc::c_int>, Error> {
+        if let Some(sig) = self.signals.pending().map_err(Error::Signals)? {
+            return Ok(Some(sig));
+        }
+        let timeout = until.map(|t| t.saturating_duration_since(Instant::now()));
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Poll(e)),
+        }
+        self.signals.pending().map_err(Error::Signals)
+    }
+}
+
+/// `healthcheck check`: one round; the report on stdout unless quiet.
+/// Ok(true) when every check passed. A signal ends it as failed.
+pub fn check(config: &CheckConfig) -> Result<bool, Error> {
+    let mut driver = Driver::new(&[libc::SIGTERM, libc::SIGINT])?;
+    let Ok(verdicts) = driver.round(&config.checks, config.timeout, true)? else {
+        return Ok(false);
+    };
+    let mut out = Vec::new();
+    let passed = check::write_report(&mut out, &config.checks, &verdicts, true, &[]);
+    if !config.quiet {
+        // A closed stdout must not turn a verdict into a crash.
+        let _ = io::stdout().lock().write_all(&out);
+    }
+    Ok(passed)
+}

@@ -1,0 +1,211 @@
+//! `healthcheck run`: the job wrapper. Wait until the checks pass, run the
+//! command, forward signals to it, then call the completion callbacks and
+//! exit with its code.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt as _;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::check::{Check, DisplayDuration, Verdict};
+use crate::cli::{RunConfig, When};
+use crate::log;
+use crate::oneshot::Driver;
+use crate::signals;
+use crate::Error;
+
+/// sysexits.h EX_UNAVAILABLE: the checks never passed.
+pub const EX_UNAVAILABLE: u8 = 69;
+/// POSIX shell conventions for a command that cannot be run.
+pub const EXIT_CANNOT_EXECUTE: u8 = 126;
+pub const EXIT_NOT_FOUND: u8 = 127;
+
+/// Signals passed on to the command. Nothing else is: SIGCHLD is ours, and
+/// runtime-internal signals (SIGURG, SIGPIPE, ...) are not for forwarding.
+const FORWARDED: [libc::c_int; 6] =
+    [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+/// While waiting, at most one progress line per this interval.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+enum Waited {
+    Ready,
+    TimedOut,
+    Signal(libc::c_int),
+}
+
+/// Runs the wrapper; returns the exit code.
+pub fn run(config: &RunConfig) -> Result<u8, Error> {
+    let mut signals = FORWARDED.to_vec();
+    signals.push(libc::SIGCHLD);
+    let mut driver = Driver::new(&signals)?;
+    match wait(&mut driver, config)? {
+        Waited::Ready => {}
+        Waited::Signal(sig) => {
+            log::warn("wait_interrupted").kv("signal", signals::name(sig));
+            return finish(&mut driver, config, 128 + sig as u8);
+        }
+        Waited::TimedOut if config.wait_timeout_continue => {
+            log::warn("wait_timeout").kv("then", "continue");
+        }
+        Waited::TimedOut => {
+            log::error("wait_timeout").kv("then", "give up").kv("exit_code", EX_UNAVAILABLE);
+            return finish(&mut driver, config, EX_UNAVAILABLE);
+        }
+    }
+    let program = &config.command[0];
+    let mut command = Command::new(program);
+    command.args(&config.command[1..]);
+    if config.on_exit.is_empty() {
+        // Nothing to do after the command: become it, so its signals and
+        // exit code are the kernel's business. std resets the signal mask.
+        let err = command.exec();
+        return Ok(spawn_failed(program, &err));
+    }
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            let code = spawn_failed(program, &err);
+            return finish(&mut driver, config, code);
+        }
+    };
+    let pid = child.id() as libc::pid_t;
+    log::info("child_started").kv("pid", pid).kv("command", program.to_string_lossy());
+    let code = supervise(&mut driver, pid)?;
+    finish(&mut driver, config, code)
+}
+
+fn spawn_failed(program: &OsString, err: &io::Error) -> u8 {
+    let code = if err.kind() == io::ErrorKind::NotFound { EXIT_NOT_FOUND } else { EXIT_CANNOT_EXECUTE };
+    log::error("exec_failed").kv("command", program.to_string_lossy()).kv("error", err).kv("exit_code", code);
+    code
+}
+
+/// Probes the wait checks every interval until they all pass, the wait
+/// times out, or a signal arrives.
+fn wait(driver: &mut Driver, config: &RunConfig) -> Result<Waited, Error> {
+    if config.wait.is_empty() {
+        return Ok(Waited::Ready);
+    }
+    let start = Instant::now();
+    let give_up_at = config.wait_timeout.map(|d| start + d);
+    let names: Vec<&str> = config.wait.iter().map(|c| c.name.as_str()).collect();
+    let mut line = log::info("waiting").kv("checks", names.join(",")).kv("interval", DisplayDuration(config.interval));
+    if let Some(d) = config.wait_timeout {
+        line = line.kv("wait_timeout", DisplayDuration(d));
+    }
+    drop(line);
+    let mut last_progress = start;
+    let mut attempts = 0u64;
+    loop {
+        let round_start = Instant::now();
+        // The last attempt is cut short so the wait ends on time.
+        let timeout = match give_up_at {
+            Some(t) => config.timeout.min(t.saturating_duration_since(round_start)).max(Duration::from_millis(1)),
+            None => config.timeout,
+        };
+        attempts += 1;
+        let verdicts = match driver.round(&config.wait, timeout, true)? {
+            Ok(verdicts) => verdicts,
+            Err(sig) => return Ok(Waited::Signal(sig)),
+        };
+        let now = Instant::now();
+        if verdicts.iter().all(Verdict::passed) {
+            log::info("wait_done").kv("elapsed_ms", now.duration_since(start).as_millis()).kv("attempts", attempts);
+            return Ok(Waited::Ready);
+        }
+        if now.duration_since(last_progress) >= PROGRESS_EVERY {
+            last_progress = now;
+            let mut line = log::info("still_waiting")
+                .kv("elapsed_s", now.duration_since(start).as_secs())
+                .kv("attempts", attempts);
+            if let Some((check, Verdict::Fail(reason))) = config.wait.iter().zip(&verdicts).find(|(_, v)| !v.passed()) {
+                line = line.kv("check", &check.name).kv("reason", reason);
+            }
+            drop(line);
+        }
+        if give_up_at.is_some_and(|t| now >= t) {
+            return Ok(Waited::TimedOut);
+        }
+        let next = round_start + config.interval;
+        let until = give_up_at.map_or(next, |t| next.min(t));
+        if let Some(sig) = driver.pause(Some(until))? {
+            return Ok(Waited::Signal(sig));
+        }
+        if give_up_at.is_some_and(|t| Instant::now() >= t) {
+            return Ok(Waited::TimedOut);
+        }
+    }
+}
+
+/// Forwards signals to the child until it exits; reaps every child (as
+/// PID 1, orphans are re-parented to us). Returns the child's exit code,
+/// 128+N when signal N killed it.
+fn supervise(driver: &mut Driver, pid: libc::pid_t) -> Result<u8, Error> {
+    loop {
+        let Some(sig) = driver.pause(None)? else { continue };
+        if sig != libc::SIGCHLD {
+            // SAFETY: kill only sends a signal; the child is not reaped
+            // before we see its exit below, so the pid is still ours.
+            unsafe { libc::kill(pid, sig) };
+            log::info("signal_forwarded").kv("signal", signals::name(sig)).kv("pid", pid);
+            continue;
+        }
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid writes the status into a local.
+            let reaped = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if reaped <= 0 {
+                break; // 0: children remain; -1 (ECHILD): none left
+            }
+            if reaped != pid {
+                continue; // an orphan we inherited as PID 1
+            }
+            let code = if libc::WIFSIGNALED(status) {
+                let sig = libc::WTERMSIG(status);
+                log::info("child_exited").kv("signal", signals::name(sig)).kv("exit_code", 128 + sig);
+                128 + sig as u8
+            } else {
+                let code = libc::WEXITSTATUS(status) as u8;
+                log::info("child_exited").kv("exit_code", code);
+                code
+            };
+            return Ok(code);
+        }
+    }
+}
+
+/// Calls the completion callbacks (if `--on-exit-when` says so for this
+/// code) and returns the code: their outcome never changes it.
+fn finish(driver: &mut Driver, config: &RunConfig, code: u8) -> Result<u8, Error> {
+    let wanted = match config.on_exit_when {
+        When::Always => true,
+        When::Success => code == 0,
+        When::Failure => code != 0,
+    };
+    if config.on_exit.is_empty() {
+        return Ok(code);
+    }
+    if !wanted {
+        log::info("on_exit_skipped")
+            .kv("exit_code", code)
+            .kv("when", format!("{:?}", config.on_exit_when).to_lowercase());
+        return Ok(code);
+    }
+    // Signals now would only cut the callbacks short; they are bounded by
+    // --on-exit-timeout anyway.
+    let Ok(verdicts) = driver.round(&config.on_exit, config.on_exit_timeout, false)? else {
+        unreachable!("an uninterruptible round always ends with verdicts");
+    };
+    for (check, verdict) in config.on_exit.iter().zip(&verdicts) {
+        log_callback(check, verdict);
+    }
+    Ok(code)
+}
+
+fn log_callback(check: &Check, verdict: &Verdict) {
+    match verdict {
+        Verdict::Pass => drop(log::info("on_exit").kv("url", &check.url).kv("result", "ok")),
+        Verdict::Fail(reason) => drop(log::warn("on_exit").kv("url", &check.url).kv("result", reason)),
+    }
+}
