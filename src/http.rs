@@ -25,6 +25,8 @@ pub struct Request<'a> {
     pub keep_alive: bool,
     /// HTTP/1.0 keep-alive must be confirmed in the answer.
     pub http10: bool,
+    /// The request announced a body, which is never read.
+    pub has_body: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -92,10 +94,11 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     }
     // A body is never read: answer, then close rather than parse it as the
     // next request.
-    if length.is_some_and(|n| n > 0) {
+    let has_body = length.is_some_and(|n| n > 0);
+    if has_body {
         keep_alive = false;
     }
-    Parse::Complete(Request { method, target, keep_alive, http10 }, used)
+    Parse::Complete(Request { method, target, keep_alive, http10, has_body }, used)
 }
 
 fn parse_length(value: &[u8]) -> Option<u64> {
@@ -264,7 +267,7 @@ mod tests {
     use super::*;
 
     fn req(target: &str, keep_alive: bool) -> Request<'_> {
-        Request { method: Method::Get, target, keep_alive, http10: false }
+        Request { method: Method::Get, target, keep_alive, http10: false, has_body: false }
     }
 
     const FULL: usize = usize::MAX;
@@ -280,7 +283,10 @@ mod tests {
             ),
             (b"GET http://x:1/all HTTP/1.1\r\nHost: x\r\n\r\n", Parse::Complete(req("/all", true), FULL)),
             (b"GET http://x:1 HTTP/1.1\r\nHost: x\r\n\r\n", Parse::Complete(req("/", true), FULL)),
-            (b"GET /self HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", Parse::Complete(req("/self", false), FULL)),
+            (
+                b"GET /self HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
+                Parse::Complete(Request { has_body: true, ..req("/self", false) }, FULL),
+            ),
             (b"GET /self HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", Parse::Complete(req("/self", true), FULL)),
             (b"GET /self HTTP/1.1\r\nHost: x\r\n", Parse::Partial),
             (b"GET /self HTTP/1.1\r\n\r\n", Parse::Reject(400)),

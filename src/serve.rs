@@ -64,7 +64,9 @@ struct Conn {
     close_after: bool,
     /// The peer closed its side; answer what was asked, then close.
     eof: bool,
-    /// Reading and discarding before the close (see [`LINGER`]).
+    /// Unread request bytes may remain when it closes: read and discard
+    /// them first (see [`LINGER`]).
+    linger: bool,
     lingering: bool,
     deadline: Instant,
     /// Time of this connection's entry in the deadline heap.
@@ -233,6 +235,7 @@ impl Server {
             pending: None,
             close_after: false,
             eof: false,
+            linger: false,
             lingering: false,
             deadline,
             queued: deadline,
@@ -371,7 +374,9 @@ impl Conn {
                 Ok(true) => {}
             }
             if self.close_after {
-                return self.start_linger(now, scratch);
+                // Without unread bytes a plain close loses nothing; with
+                // them the kernel would answer a reset.
+                return self.linger && self.start_linger(now, scratch);
             }
             if self.pending.is_some() {
                 return true;
@@ -438,11 +443,13 @@ impl Conn {
                 Parse::Reject(status) => {
                     http::write_response(&mut ctx.out, status, http::status_body(status), false, Connection::Close);
                     self.close_after = true;
+                    self.linger = true;
                     self.inbuf.clear();
                     return data.len();
                 }
                 Parse::Complete(request, n) => {
                     used += n;
+                    self.linger |= request.has_body || used < data.len();
                     let conn = if !request.keep_alive {
                         self.close_after = true;
                         Connection::Close
