@@ -62,8 +62,8 @@ struct Conn {
     pending: Option<Pending>,
     /// Close once `out` is written (HTTP/1.0, `Connection: close`, errors).
     close_after: bool,
-    /// The peer closed its side; answer what was asked, then close.
-    eof: bool,
+    /// `inbuf` holds requests that arrived while waiting for a round.
+    unparsed: bool,
     /// Unread request bytes may remain when it closes: read and discard
     /// them first (see [`LINGER`]).
     linger: bool,
@@ -234,7 +234,7 @@ impl Server {
             out: Vec::new(),
             pending: None,
             close_after: false,
-            eof: false,
+            unparsed: false,
             linger: false,
             lingering: false,
             deadline,
@@ -350,6 +350,7 @@ impl Server {
                 continue;
             };
             if let Some(pending) = conn.pending.take() {
+                conn.unparsed = !conn.inbuf.is_empty();
                 self.ctx.answer_round(&pending, &verdicts);
                 self.drive(token, now);
             }
@@ -382,53 +383,47 @@ impl Conn {
                 return true;
             }
             // Requests that arrived while this connection waited for a round.
-            if !self.inbuf.is_empty() {
-                let mut buf = std::mem::take(&mut self.inbuf);
-                let before = buf.len();
-                let used = self.handle(ctx, token, &buf, now);
-                buf.drain(..used);
-                self.inbuf = buf;
-                if used > 0 || self.close_after {
-                    continue;
-                }
-                // Still partial: read more below.
-                debug_assert_eq!(self.inbuf.len(), before);
-            }
-            if self.eof {
-                return false;
+            if self.unparsed {
+                self.unparsed = false;
+                let buf = std::mem::take(&mut self.inbuf);
+                self.consume(ctx, token, buf, now);
+                continue;
             }
             match self.stream.read(scratch) {
-                Ok(0) => {
-                    self.eof = true;
-                    if self.inbuf.is_empty() {
-                        return false;
-                    }
-                    // A partial request cut by the peer: nothing to answer.
-                    return false;
+                // The peer is gone (a partial request cut short has no
+                // answer); what was answered has been written above.
+                Ok(0) => return false,
+                Ok(n) if self.inbuf.is_empty() => {
+                    // The common case: parse in place, keep only a remainder.
+                    let used = self.handle(ctx, token, &scratch[..n], now);
+                    self.inbuf.extend_from_slice(&scratch[used..n]);
+                    self.arm_partial(now);
                 }
                 Ok(n) => {
-                    if self.inbuf.is_empty() {
-                        let used = self.handle(ctx, token, &scratch[..n], now);
-                        if !self.close_after {
-                            self.inbuf.extend_from_slice(&scratch[used..n]);
-                            if used < n && used == 0 {
-                                // First bytes of a new request: it has
-                                // REQUEST_TIMEOUT to arrive whole.
-                                self.deadline = self.deadline.min(now + REQUEST_TIMEOUT);
-                            }
-                        }
-                    } else {
-                        self.inbuf.extend_from_slice(&scratch[..n]);
-                        let buf = std::mem::take(&mut self.inbuf);
-                        let used = self.handle(ctx, token, &buf, now);
-                        self.inbuf = buf;
-                        self.inbuf.drain(..used);
-                    }
+                    let mut buf = std::mem::take(&mut self.inbuf);
+                    buf.extend_from_slice(&scratch[..n]);
+                    self.consume(ctx, token, buf, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return false,
             }
+        }
+    }
+
+    /// Handles buffered bytes and keeps what was not used.
+    fn consume(&mut self, ctx: &mut Ctx, token: Token, mut buf: Vec<u8>, now: Instant) {
+        let used = self.handle(ctx, token, &buf, now);
+        buf.drain(..used);
+        self.inbuf = buf;
+        self.arm_partial(now);
+    }
+
+    /// A partial request has [`REQUEST_TIMEOUT`] from its first bytes to
+    /// arrive whole (the deadline only moves earlier while it trickles).
+    fn arm_partial(&mut self, now: Instant) {
+        if !self.inbuf.is_empty() && self.pending.is_none() && !self.close_after {
+            self.deadline = self.deadline.min(now + REQUEST_TIMEOUT);
         }
     }
 
