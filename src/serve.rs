@@ -24,7 +24,7 @@ const FIRST_TOKEN: usize = 2;
 /// A request must arrive whole this soon after the connection opens (or
 /// after the previous answer, for a partial pipelined one). Slow clients
 /// are dropped; kubelet sends its probe at once.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// An idle keep-alive connection is closed after this.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// After answering 400/431 the rest of the request is read and dropped for
@@ -33,6 +33,8 @@ const LINGER: Duration = Duration::from_secs(2);
 /// How long accepting pauses when the process runs out of descriptors and
 /// no idle connection can be dropped to make room.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections accepted per wake-up before the other events get a turn.
+const ACCEPT_BATCH: usize = 256;
 /// Read buffer shared by every connection; a request head must fit in
 /// [`http::MAX_REQUEST_HEAD`] anyway.
 const SCRATCH: usize = 16 * 1024;
@@ -101,12 +103,15 @@ struct Server {
     listener: TcpListener,
     signals: Signals,
     max_connections: usize,
+    /// When to accept again: after a full batch (at once) or when out of
+    /// descriptors (after [`ACCEPT_BACKOFF`]).
     accept_paused_until: Option<Instant>,
     scratch: Box<[u8]>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: ServeConfig) -> Result<(), Error> {
+    raise_fd_limit();
     let signals = Signals::new(&[libc::SIGTERM, libc::SIGINT]).map_err(Error::Signals)?;
     let listener = TcpListener::bind(config.listen).map_err(|e| Error::Listen(config.listen, e))?;
     let poll = Poll::new().map_err(Error::Poll)?;
@@ -196,7 +201,7 @@ impl Server {
         if self.accept_paused_until.is_some() {
             return;
         }
-        loop {
+        for _ in 0..ACCEPT_BATCH {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     if self.conns.len() >= self.max_connections && !self.evict_oldest() {
@@ -220,6 +225,9 @@ impl Server {
                 Err(_) => continue,
             }
         }
+        // More may be waiting, and an edge-triggered listener will not say
+        // so again: come back right after the other events.
+        self.accept_paused_until = Some(now);
     }
 
     fn add(&mut self, mut stream: TcpStream, now: Instant) {
@@ -517,6 +525,20 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return false,
             }
+        }
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one, as Go programs do:
+/// 1,000 checks plus 1,024 connections need more than the usual 1,024.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: both calls only read or write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            // Failure leaves the old limit, which EMFILE handling copes with.
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }
