@@ -45,11 +45,13 @@ fn execute(command: Command) -> Result<u8, Error> {
     Ok(0)
 }
 
-/// Usage errors speak to the person typing; fatal errors to the log reader.
+/// One plain line for the person at the terminal; a fatal OS error is also
+/// logged as an event for whoever reads the logs.
 fn fail(e: &Error) -> ExitCode {
+    eprintln!("healthcheck: error: {e}");
     match e {
         Error::Usage(_) => {
-            eprintln!("healthcheck: error: {e}\nTry 'healthcheck --help' for usage.");
+            eprintln!("Try 'healthcheck --help' for usage.");
             ExitCode::from(EX_USAGE)
         }
         _ => {
