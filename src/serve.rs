@@ -38,6 +38,8 @@ const ACCEPT_BATCH: usize = 256;
 /// Read buffer shared by every connection; a request head must fit in
 /// [`http::MAX_REQUEST_HEAD`] anyway.
 const SCRATCH: usize = 16 * 1024;
+/// Check names listed in the startup line.
+const LOGGED_NAMES: usize = 16;
 /// Events handled per poll call.
 const EVENTS: usize = 1024;
 
@@ -140,11 +142,17 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     registry.register(&mut server.listener, LISTENER, Interest::READABLE).map_err(Error::Poll)?;
     registry.register(&mut server.signals, SIGNALS, Interest::READABLE).map_err(Error::Poll)?;
     let addr = server.listener.local_addr().map_err(|e| Error::Listen(config.listen, e))?;
-    let names: Vec<&str> = server.ctx.checks.iter().map(|c| c.name.as_str()).collect();
+    // The names of the first checks: enough to recognise the configuration
+    // without one giant line for a thousand checks.
+    let mut names: Vec<&str> = server.ctx.checks.iter().take(LOGGED_NAMES).map(|c| c.name.as_str()).collect();
+    if server.ctx.checks.len() > LOGGED_NAMES {
+        names.push("...");
+    }
     log::info("listening")
         .kv("addr", addr)
         .kv("timeout", DisplayDuration(config.timeout))
-        .kv("checks", names.join(","));
+        .kv("checks", server.ctx.checks.len())
+        .kv("names", names.join(","));
     server.run()
 }
 
