@@ -390,13 +390,13 @@ impl Conn {
                 }
                 Ok(true) => {}
             }
+            if self.pending.is_some() {
+                return true; // answered when the round ends
+            }
             if self.close_after {
                 // Without unread bytes a plain close loses nothing; with
                 // them the kernel would answer a reset.
                 return self.linger && self.start_linger(now, scratch);
-            }
-            if self.pending.is_some() {
-                return true;
             }
             // Requests that arrived while this connection waited for a round.
             if self.unparsed {
