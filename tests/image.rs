@@ -54,10 +54,7 @@ struct Tools {
 }
 
 fn find_program(name: &str) -> Option<PathBuf> {
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-        .iter()
-        .map(|dir| Path::new(dir).join(name))
-        .find(|path| path.is_file())
+    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].iter().map(|dir| Path::new(dir).join(name)).find(|path| path.is_file())
 }
 
 fn tools() -> Result<Tools, String> {
@@ -65,16 +62,9 @@ fn tools() -> Result<Tools, String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err("not root: chroot and PID namespaces need root".to_string());
     }
-    let find = |name: &str| {
-        find_program(name)
-            .ok_or_else(|| format!("{name} not found (util-linux / coreutils / iproute2)"))
-    };
-    Ok(Tools {
-        unshare: find("unshare")?,
-        chroot: find("chroot")?,
-        nsenter: find("nsenter")?,
-        ip: find("ip")?,
-    })
+    let find =
+        |name: &str| find_program(name).ok_or_else(|| format!("{name} not found (util-linux / coreutils / iproute2)"));
+    Ok(Tools { unshare: find("unshare")?, chroot: find("chroot")?, nsenter: find("nsenter")?, ip: find("ip")? })
 }
 
 /// Whether rustc can build for TARGET here: rustup installs it, but only where its download
@@ -84,11 +74,7 @@ fn target_installed() -> bool {
         return false;
     };
     let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Path::new(&sysroot)
-        .join("lib/rustlib")
-        .join(TARGET)
-        .join("lib")
-        .is_dir()
+    Path::new(&sysroot).join("lib/rustlib").join(TARGET).join("lib").is_dir()
 }
 
 /// The tools, or `None` after printing why the test is skipped.
@@ -151,10 +137,7 @@ fn build_static_binary() -> PathBuf {
         "building the static binary failed ({status}); is the target installed? \
          rustup target add {TARGET}"
     );
-    note(&format!(
-        "built the static binary in {:.0?}",
-        started.elapsed()
-    ));
+    note(&format!("built the static binary in {:.0?}", started.elapsed()));
     target_dir.join(TARGET).join("release").join("healthcheck")
 }
 
@@ -179,14 +162,8 @@ impl Root {
         for path in [&path, binary.parent().unwrap(), &binary] {
             fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
         }
-        let root = Root {
-            path: path.canonicalize().expect("canonicalize the root"),
-        };
-        assert_eq!(
-            root.files(),
-            [IMAGE_BINARY],
-            "the root must hold the binary alone"
-        );
+        let root = Root { path: path.canonicalize().expect("canonicalize the root") };
+        assert_eq!(root.files(), [IMAGE_BINARY], "the root must hold the binary alone");
         root
     }
 
@@ -241,19 +218,8 @@ impl Root {
         let mut cmd = Command::new(&tools.unshare);
         // The shell and `ip` run before chroot, on the host's files; `exec` keeps PID 1.
         cmd.env_clear()
-            .args([
-                "--net",
-                "--pid",
-                "--fork",
-                "--kill-child",
-                "--",
-                "/bin/sh",
-                "-c",
-            ])
-            .arg(format!(
-                "{} link set lo up && exec \"$@\"",
-                tools.ip.display()
-            ))
+            .args(["--net", "--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c"])
+            .arg(format!("{} link set lo up && exec \"$@\"", tools.ip.display()))
             .arg("sh")
             .args(self.chroot_words(tools, args))
             .stdin(Stdio::null())
@@ -288,10 +254,7 @@ impl Running {
         let mut child = cmd.spawn().expect("spawn unshare");
         let stdout = read_all(child.stdout.take().unwrap());
         let stderr = read_all(child.stderr.take().unwrap());
-        Running {
-            child,
-            output: Some((stdout, stderr)),
-        }
+        Running { child, output: Some((stdout, stderr)) }
     }
 
     /// Waits up to `timeout` for the exit; `None` if still running.
@@ -349,19 +312,13 @@ fn run_to_end(cmd: Command) -> (ExitStatus, String, String) {
     let mut running = Running::spawn(cmd);
     let done = running.wait(COMMAND_TIMEOUT);
     let (status, stdout, stderr) = running.stop();
-    assert!(
-        done.is_some(),
-        "still running after {COMMAND_TIMEOUT:?}; stderr: {stderr}"
-    );
+    assert!(done.is_some(), "still running after {COMMAND_TIMEOUT:?}; stderr: {stderr}");
     (status, stdout, stderr)
 }
 
 /// A field of /proc/PID/status, tabs and all (`Uid` -> "65532\t65532\t65532\t65532").
 fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
+    status.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':')).map(str::trim)
 }
 
 /// GET `path` on `addr`, retried until the server answers or STARTUP_TIMEOUT passes.
@@ -382,8 +339,7 @@ fn get_when_up(addr: SocketAddr, path: &str, server: &mut Running) -> common::Re
 }
 
 fn get(addr: SocketAddr, path: &str) -> common::Response {
-    common::try_request(addr, "GET", path, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    common::try_request(addr, "GET", path, Duration::from_secs(5)).unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
 /// Sends SIGTERM to the namespace's PID 1 from outside, as `docker stop` and kubelet do, and
@@ -392,57 +348,27 @@ fn get(addr: SocketAddr, path: &str) -> common::Response {
 fn assert_sigterm_exits_zero(mut server: Running, pid1: i32) {
     let sent = Instant::now();
     // SAFETY: kill has no memory preconditions; pid1 is our own descendant, still running.
-    assert_eq!(
-        unsafe { libc::kill(pid1, libc::SIGTERM) },
-        0,
-        "kill: {}",
-        io::Error::last_os_error()
-    );
+    assert_eq!(unsafe { libc::kill(pid1, libc::SIGTERM) }, 0, "kill: {}", io::Error::last_os_error());
     let exited = server.wait(SIGTERM_EXIT_BOUND);
     let elapsed = sent.elapsed();
     let (status, _, stderr) = server.stop();
-    assert!(
-        exited.is_some(),
-        "PID 1 still running {SIGTERM_EXIT_BOUND:?} after SIGTERM; stderr: {stderr}"
-    );
-    note(&format!(
-        "SIGTERM to PID 1: exited {status} after {elapsed:.1?}"
-    ));
+    assert!(exited.is_some(), "PID 1 still running {SIGTERM_EXIT_BOUND:?} after SIGTERM; stderr: {stderr}");
+    note(&format!("SIGTERM to PID 1: exited {status} after {elapsed:.1?}"));
     // unshare --fork exits with its child's status.
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "{status:?} (signal {:?}); stderr: {stderr}",
-        status.signal()
-    );
-    assert!(
-        stderr.contains("event=shutdown"),
-        "no shutdown log line; stderr: {stderr}"
-    );
+    assert_eq!(status.code(), Some(0), "{status:?} (signal {:?}); stderr: {stderr}", status.signal());
+    assert!(stderr.contains("event=shutdown"), "no shutdown log line; stderr: {stderr}");
 }
 
 /// The process is the namespace's PID 1, runs as 65532 without capabilities, in the root.
 fn assert_runs_as_the_image_does(pid: i32, root: &Root) {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
     let ids = format!("{IMAGE_UID}\t{IMAGE_UID}\t{IMAGE_UID}\t{IMAGE_UID}");
-    assert_eq!(
-        status_field(&status, "Name"),
-        Some("healthcheck"),
-        "{status}"
-    );
+    assert_eq!(status_field(&status, "Name"), Some("healthcheck"), "{status}");
     assert_eq!(status_field(&status, "Uid"), Some(ids.as_str()), "{status}");
     assert_eq!(status_field(&status, "Gid"), Some(ids.as_str()), "{status}");
-    assert_eq!(
-        status_field(&status, "CapEff"),
-        Some("0000000000000000"),
-        "{status}"
-    );
+    assert_eq!(status_field(&status, "CapEff"), Some("0000000000000000"), "{status}");
     // NSpid lists the PID in each namespace, outermost first: PID 1 in its own.
-    assert_eq!(
-        status_field(&status, "NSpid"),
-        Some(format!("{pid}\t1").as_str()),
-        "{status}"
-    );
+    assert_eq!(status_field(&status, "NSpid"), Some(format!("{pid}\t1").as_str()), "{status}");
     let process_root = fs::read_link(format!("/proc/{pid}/root")).expect("read /proc/PID/root");
     assert_eq!(process_root, root.path, "not chrooted into the empty root");
 }
@@ -479,10 +405,7 @@ fn serve_answers_from_an_empty_root_as_pid_1() {
     // `localhost`: there is no /etc/hosts in the root, so this also shows that it resolves
     // without one.
     let app = format!("app=http://localhost:{}/healthz", upstream.port());
-    let mut server = Running::spawn(root.command(
-        &tools,
-        &["serve", "--listen", &listen, "--timeout", "2s", &app],
-    ));
+    let mut server = Running::spawn(root.command(&tools, &["serve", "--listen", &listen, "--timeout", "2s", &app]));
     let addr: SocketAddr = listen.parse().unwrap();
 
     let response = get_when_up(addr, "/self", &mut server);
@@ -491,18 +414,11 @@ fn serve_answers_from_an_empty_root_as_pid_1() {
     assert_runs_as_the_image_does(pid1, &root);
 
     let response = get(addr, "/all");
-    assert_eq!(
-        (response.status, response.text().as_str()),
-        (200, "ok\n"),
-        "{response:?}"
-    );
+    assert_eq!((response.status, response.text().as_str()), (200, "ok\n"), "{response:?}");
     let response = get(addr, "/all/app");
     assert_eq!(response.status, 200, "{response:?}");
     assert!(
-        upstream
-            .requests()
-            .iter()
-            .any(|head| head.starts_with("GET /healthz HTTP/1.1")),
+        upstream.requests().iter().any(|head| head.starts_with("GET /healthz HTTP/1.1")),
         "the upstream saw no probe: {:?}",
         upstream.requests()
     );
@@ -510,10 +426,7 @@ fn serve_answers_from_an_empty_root_as_pid_1() {
     upstream.set(Behaviour::Status(503, "down"));
     let response = get(addr, "/all?verbose");
     assert_eq!(response.status, 503, "{response:?}");
-    assert!(
-        response.text().contains("[-]app failed: status 503"),
-        "{response:?}"
-    );
+    assert!(response.text().contains("[-]app failed: status 503"), "{response:?}");
 
     // The figure the manifests' memory requests are sized from.
     let status = fs::read_to_string(format!("/proc/{pid1}/status")).unwrap();
@@ -534,13 +447,11 @@ fn check_works_from_an_empty_root() {
     let root = Root::new();
     let upstream = Stub::start(Behaviour::Status(200, "ok"));
     let passing = format!("http://localhost:{}/healthz", upstream.port());
-    let (status, stdout, stderr) =
-        run_to_end(root.command(&tools, &["check", "--timeout", "2s", &passing]));
+    let (status, stdout, stderr) = run_to_end(root.command(&tools, &["check", "--timeout", "2s", &passing]));
     assert_eq!(status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
 
     let closed = format!("tcp://127.0.0.1:{}", common::free_port(LOCALHOST_V4));
-    let (status, stdout, stderr) =
-        run_to_end(root.command(&tools, &["check", "--timeout", "2s", &passing, &closed]));
+    let (status, stdout, stderr) = run_to_end(root.command(&tools, &["check", "--timeout", "2s", &passing, &closed]));
     assert_eq!(status.code(), Some(1), "stdout: {stdout}\nstderr: {stderr}");
 }
 
@@ -558,41 +469,16 @@ fn run_wraps_a_command_from_an_empty_root() {
     // its exit code (1, a failing check) must come back through the wrapper.
     let (status, stdout, stderr) = run_to_end(root.command(
         &tools,
-        &[
-            "run",
-            "--wait",
-            &ready,
-            "--on-exit",
-            &quit,
-            "--",
-            IMAGE_BINARY,
-            "check",
-            "--timeout",
-            "1s",
-            &closed,
-        ],
+        &["run", "--wait", &ready, "--on-exit", &quit, "--", IMAGE_BINARY, "check", "--timeout", "1s", &closed],
     ));
     assert_eq!(status.code(), Some(1), "stdout: {stdout}\nstderr: {stderr}");
     let requests = upstream.requests();
-    assert!(
-        requests.iter().any(|head| head.starts_with("GET /ready ")),
-        "{requests:?}"
-    );
-    assert!(
-        requests
-            .iter()
-            .any(|head| head.starts_with("POST /quitquitquit ")),
-        "{requests:?}"
-    );
+    assert!(requests.iter().any(|head| head.starts_with("GET /ready ")), "{requests:?}");
+    assert!(requests.iter().any(|head| head.starts_with("POST /quitquitquit ")), "{requests:?}");
 
     // There is no shell in the image: a command that is not there is exit 127, said clearly.
-    let (status, stdout, stderr) =
-        run_to_end(root.command(&tools, &["run", "--", "/bin/sh", "-c", "true"]));
-    assert_eq!(
-        status.code(),
-        Some(127),
-        "stdout: {stdout}\nstderr: {stderr}"
-    );
+    let (status, stdout, stderr) = run_to_end(root.command(&tools, &["run", "--", "/bin/sh", "-c", "true"]));
+    assert_eq!(status.code(), Some(127), "stdout: {stdout}\nstderr: {stderr}");
 }
 
 /// The Dockerfile's own ENTRYPOINT + CMD and HEALTHCHECK, exactly as written there, run the
@@ -606,16 +492,8 @@ fn dockerfile_default_command_and_healthcheck_work() {
     let image = dockerfile::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"));
     assert_eq!(image.user.as_deref(), Some(IMAGE_USER), "Dockerfile USER");
     let default = image.default_argv();
-    assert_eq!(
-        default.first().map(String::as_str),
-        Some(IMAGE_BINARY),
-        "Dockerfile ENTRYPOINT"
-    );
-    assert_eq!(
-        image.healthcheck.first().map(String::as_str),
-        Some(IMAGE_BINARY),
-        "Dockerfile HEALTHCHECK"
-    );
+    assert_eq!(default.first().map(String::as_str), Some(IMAGE_BINARY), "Dockerfile ENTRYPOINT");
+    assert_eq!(image.healthcheck.first().map(String::as_str), Some(IMAGE_BINARY), "Dockerfile HEALTHCHECK");
     let args: Vec<&str> = default[1..].iter().map(String::as_str).collect();
 
     let root = Root::new();
@@ -656,10 +534,7 @@ fn dockerfile_default_command_and_healthcheck_work() {
 fn status_field_reads_proc_status_lines() {
     let status = "Name:\thealthcheck\nNSpid:\t4242\t1\nUid:\t65532\t65532\t65532\t65532\n";
     assert_eq!(status_field(status, "NSpid"), Some("4242\t1"));
-    assert_eq!(
-        status_field(status, "Uid"),
-        Some("65532\t65532\t65532\t65532")
-    );
+    assert_eq!(status_field(status, "Uid"), Some("65532\t65532\t65532\t65532"));
     assert_eq!(status_field(status, "Gid"), None);
     // No confusion between a name and a longer one that starts with it.
     assert_eq!(status_field("Namespace:\tx\n", "Name"), None);

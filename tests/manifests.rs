@@ -49,10 +49,7 @@ fn yaml_files() -> Vec<PathBuf> {
 }
 
 fn relative(path: &Path) -> String {
-    path.strip_prefix(repo())
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    path.strip_prefix(repo()).unwrap_or(path).display().to_string()
 }
 
 fn load_yaml(path: &Path) -> Vec<Yaml> {
@@ -75,9 +72,7 @@ fn image_tag(image: &str) -> Option<&str> {
 }
 
 fn runs_healthcheck(argv: &[String]) -> bool {
-    argv.first()
-        .and_then(|program| Path::new(program).file_name())
-        .is_some_and(|name| name == "healthcheck")
+    argv.first().and_then(|program| Path::new(program).file_name()).is_some_and(|name| name == "healthcheck")
 }
 
 fn get<'a>(hash: &'a Hash, key: &str) -> Option<&'a Yaml> {
@@ -108,17 +103,10 @@ fn string_at<'a>(hash: &'a Hash, key: &str) -> Option<&'a str> {
 
 /// Every healthcheck command line in a Kubernetes object: containers, init containers and exec
 /// probes or hooks, wherever they are nested.
-fn kubernetes_command_lines(
-    node: &Yaml,
-    image: &ImageConfig,
-    origin: &str,
-    out: &mut Vec<CommandLine>,
-) {
+fn kubernetes_command_lines(node: &Yaml, image: &ImageConfig, origin: &str, out: &mut Vec<CommandLine>) {
     match node {
         Yaml::Hash(hash) => {
-            if let (Some(name), Some(image_ref)) =
-                (string_at(hash, "name"), string_at(hash, "image"))
-            {
+            if let (Some(name), Some(image_ref)) = (string_at(hash, "name"), string_at(hash, "image")) {
                 let origin = format!("{origin}: container {name}");
                 // Kubernetes: `command` replaces ENTRYPOINT (and drops CMD), `args` replaces CMD.
                 let command = string_list(hash, "command", &origin);
@@ -126,33 +114,21 @@ fn kubernetes_command_lines(
                 let from_image = is_healthcheck_image(image_ref);
                 let argv = match command {
                     Some(command) => Some([command, args.unwrap_or_default()].concat()),
-                    None if from_image => Some(
-                        [
-                            image.entrypoint.clone(),
-                            args.unwrap_or_else(|| image.cmd.clone()),
-                        ]
-                        .concat(),
-                    ),
+                    None if from_image => {
+                        Some([image.entrypoint.clone(), args.unwrap_or_else(|| image.cmd.clone())].concat())
+                    }
                     None => None,
                 };
                 if let Some(argv) = argv.filter(|argv| runs_healthcheck(argv)) {
                     if from_image {
-                        assert_eq!(
-                            argv[0], IMAGE_BINARY,
-                            "{origin}: the image holds only {IMAGE_BINARY}"
-                        );
+                        assert_eq!(argv[0], IMAGE_BINARY, "{origin}: the image holds only {IMAGE_BINARY}");
                     }
                     out.push(CommandLine { origin, argv });
                 }
             }
             if let Some(Yaml::Hash(exec)) = get(hash, "exec") {
-                if let Some(argv) =
-                    string_list(exec, "command", origin).filter(|argv| runs_healthcheck(argv))
-                {
-                    out.push(CommandLine {
-                        origin: format!("{origin}: exec"),
-                        argv,
-                    });
+                if let Some(argv) = string_list(exec, "command", origin).filter(|argv| runs_healthcheck(argv)) {
+                    out.push(CommandLine { origin: format!("{origin}: exec"), argv });
                 }
             }
             for (key, value) in hash {
@@ -171,12 +147,7 @@ fn kubernetes_command_lines(
 }
 
 /// Every healthcheck command line in a Compose file: service commands and health checks.
-fn compose_command_lines(
-    services: &Hash,
-    image: &ImageConfig,
-    origin: &str,
-    out: &mut Vec<CommandLine>,
-) {
+fn compose_command_lines(services: &Hash, image: &ImageConfig, origin: &str, out: &mut Vec<CommandLine>) {
     for (name, service) in services {
         let name = name.as_str().expect("service name");
         let Yaml::Hash(service) = service else {
@@ -189,35 +160,23 @@ fn compose_command_lines(
         let command = string_list(service, "command", &origin);
         let argv = match entrypoint {
             Some(entrypoint) => Some([entrypoint, command.unwrap_or_default()].concat()),
-            None if from_image => Some(
-                [
-                    image.entrypoint.clone(),
-                    command.unwrap_or_else(|| image.cmd.clone()),
-                ]
-                .concat(),
-            ),
+            None if from_image => {
+                Some([image.entrypoint.clone(), command.unwrap_or_else(|| image.cmd.clone())].concat())
+            }
             None => command,
         };
         if let Some(argv) = argv.filter(|argv| runs_healthcheck(argv)) {
-            out.push(CommandLine {
-                origin: origin.clone(),
-                argv,
-            });
+            out.push(CommandLine { origin: origin.clone(), argv });
         }
         if let Some(Yaml::Hash(check)) = get(service, "healthcheck") {
             let test = string_list(check, "test", &origin).unwrap_or_default();
             match test.split_first() {
                 Some((kind, argv)) if kind == "CMD" && runs_healthcheck(argv) => {
-                    out.push(CommandLine {
-                        origin: format!("{origin}: healthcheck"),
-                        argv: argv.to_vec(),
-                    });
+                    out.push(CommandLine { origin: format!("{origin}: healthcheck"), argv: argv.to_vec() });
                 }
                 // CMD-SHELL, or the string form: both run /bin/sh.
                 Some((kind, _)) if kind != "CMD" && from_image => {
-                    panic!(
-                        "{origin}: healthcheck test {kind} needs a shell, and the image has none"
-                    )
+                    panic!("{origin}: healthcheck test {kind} needs a shell, and the image has none")
                 }
                 _ => {}
             }
@@ -235,9 +194,7 @@ fn all_command_lines() -> Vec<CommandLine> {
         for doc in load_yaml(&path) {
             match &doc {
                 Yaml::Hash(top) => match get(top, "services") {
-                    Some(Yaml::Hash(services)) => {
-                        compose_command_lines(services, &image, &origin, &mut found)
-                    }
+                    Some(Yaml::Hash(services)) => compose_command_lines(services, &image, &origin, &mut found),
                     _ => kubernetes_command_lines(&doc, &image, &origin, &mut found),
                 },
                 other => panic!("{origin}: a document that is not a mapping: {other:?}"),
@@ -245,25 +202,16 @@ fn all_command_lines() -> Vec<CommandLine> {
         }
         // Every manifest here exists to show healthcheck in use: finding none means this walk
         // missed it, and the test would prove nothing for that file.
-        assert!(
-            found.len() > before,
-            "{origin}: no healthcheck command line found"
-        );
+        assert!(found.len() > before, "{origin}: no healthcheck command line found");
     }
     let mut dockerfiles = vec![repo().join("Dockerfile")];
     dockerfiles.extend(deploy_files(&["Dockerfile"]));
     for path in dockerfiles {
         let origin = relative(&path);
         let config = dockerfile::read(&path);
-        for (what, argv) in [
-            ("CMD", config.default_argv()),
-            ("HEALTHCHECK", config.healthcheck),
-        ] {
+        for (what, argv) in [("CMD", config.default_argv()), ("HEALTHCHECK", config.healthcheck)] {
             if runs_healthcheck(&argv) {
-                found.push(CommandLine {
-                    origin: format!("{origin}: {what}"),
-                    argv,
-                });
+                found.push(CommandLine { origin: format!("{origin}: {what}"), argv });
             }
         }
     }
@@ -285,11 +233,8 @@ fn dry_run_args(argv: &[String]) -> Vec<String> {
                 panic!("not a healthcheck command line: {argv:?}");
             };
             // The positional TIMEOUT may be a bare number of seconds.
-            let timeout = if timeout.bytes().all(|b| b.is_ascii_digit()) {
-                format!("{timeout}s")
-            } else {
-                timeout.clone()
-            };
+            let timeout =
+                if timeout.bytes().all(|b| b.is_ascii_digit()) { format!("{timeout}s") } else { timeout.clone() };
             let mut dry = vec!["serve", "--dry-run", "--port", port, "--timeout", &timeout]
                 .into_iter()
                 .map(String::from)
@@ -303,10 +248,7 @@ fn dry_run_args(argv: &[String]) -> Vec<String> {
 #[test]
 fn every_manifest_parses_as_yaml() {
     let files = yaml_files();
-    assert!(
-        files.len() >= 5,
-        "expected the manifests under deploy/, found {files:?}"
-    );
+    assert!(files.len() >= 5, "expected the manifests under deploy/, found {files:?}");
     for path in files {
         let origin = relative(&path);
         let docs = load_yaml(&path);
@@ -315,13 +257,9 @@ fn every_manifest_parses_as_yaml() {
             let Yaml::Hash(top) = &doc else {
                 panic!("{origin}: a document that is not a mapping");
             };
-            let kubernetes =
-                string_at(top, "apiVersion").is_some() && string_at(top, "kind").is_some();
+            let kubernetes = string_at(top, "apiVersion").is_some() && string_at(top, "kind").is_some();
             let compose = matches!(get(top, "services"), Some(Yaml::Hash(_)));
-            assert!(
-                kubernetes || compose,
-                "{origin}: neither a Kubernetes object nor a Compose file"
-            );
+            assert!(kubernetes || compose, "{origin}: neither a Kubernetes object nor a Compose file");
         }
     }
 }
@@ -335,12 +273,7 @@ fn every_healthcheck_command_line_is_accepted_by_the_binary() {
         let args: Vec<&str> = dry.iter().map(String::as_str).collect();
         let out = common::run_cli(&args);
         let mode = args[0];
-        println!(
-            "{}\n  $ healthcheck {}\n{}",
-            line.origin,
-            args.join(" "),
-            out.stdout
-        );
+        println!("{}\n  $ healthcheck {}\n{}", line.origin, args.join(" "), out.stdout);
         if out.code() != Some(0) || !out.stdout.contains(mode) {
             failures.push(format!(
                 "{}: `healthcheck {}` exited {:?}\nstdout: {}\nstderr: {}",
@@ -355,10 +288,7 @@ fn every_healthcheck_command_line_is_accepted_by_the_binary() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // The image's own default command and health check are among them.
     for what in ["Dockerfile: CMD", "Dockerfile: HEALTHCHECK"] {
-        assert!(
-            found.iter().any(|line| line.origin == what),
-            "{what} not checked"
-        );
+        assert!(found.iter().any(|line| line.origin == what), "{what} not checked");
     }
 }
 
@@ -366,41 +296,16 @@ fn every_healthcheck_command_line_is_accepted_by_the_binary() {
 #[test]
 fn dry_run_still_rejects_bad_command_lines() {
     let cases: &[&[&str]] = &[
-        &[
-            "serve",
-            "--dry-run",
-            "--port",
-            "0",
-            "http://localhost:8080/health",
-        ],
-        &[
-            "serve",
-            "--dry-run",
-            "--timeout",
-            "abc",
-            "http://localhost:8080/health",
-        ],
+        &["serve", "--dry-run", "--port", "0", "http://localhost:8080/health"],
+        &["serve", "--dry-run", "--timeout", "abc", "http://localhost:8080/health"],
         &["check", "--dry-run", "https://localhost:8443/health"],
         &["check", "--dry-run", "tcp://localhost"],
         &["run", "--dry-run", "--istio"],
-        &[
-            "run",
-            "--dry-run",
-            "--on-exit-when",
-            "sometimes",
-            "--",
-            "/bin/true",
-        ],
+        &["run", "--dry-run", "--on-exit-when", "sometimes", "--", "/bin/true"],
     ];
     for args in cases {
         let out = common::run_cli(args);
-        assert_eq!(
-            out.code(),
-            Some(64),
-            "healthcheck {}\nstderr: {}",
-            args.join(" "),
-            out.stderr
-        );
+        assert_eq!(out.code(), Some(64), "healthcheck {}\nstderr: {}", args.join(" "), out.stderr);
     }
 }
 
@@ -411,10 +316,7 @@ fn manifests_use_the_crate_version_of_the_image() {
     let mut images = Vec::new();
     for path in yaml_files() {
         let text = fs::read_to_string(&path).unwrap();
-        for line in text
-            .lines()
-            .filter(|line| !line.trim_start().starts_with('#'))
-        {
+        for line in text.lines().filter(|line| !line.trim_start().starts_with('#')) {
             if let Some((_, image)) = line.split_once("image:") {
                 let image = image.trim().trim_matches('"');
                 if is_healthcheck_image(image) {
@@ -429,12 +331,7 @@ fn manifests_use_the_crate_version_of_the_image() {
             let mut words = line.split_whitespace().skip(1);
             let from = words.next().unwrap().trim_start_matches("--from=");
             if is_healthcheck_image(from) {
-                assert_eq!(
-                    words.next(),
-                    Some(IMAGE_BINARY),
-                    "{}: {line}",
-                    relative(&path)
-                );
+                assert_eq!(words.next(), Some(IMAGE_BINARY), "{}: {line}", relative(&path));
                 images.push((relative(&path), from.to_string()));
             }
         }
@@ -444,40 +341,18 @@ fn manifests_use_the_crate_version_of_the_image() {
         assert_eq!(image_tag(&image), Some(version), "{origin}: {image}");
     }
     let dockerfile = fs::read_to_string(repo().join("Dockerfile")).unwrap();
-    assert!(
-        dockerfile.contains(&format!("ARG VERSION={version}")),
-        "Dockerfile: ARG VERSION is not {version}"
-    );
+    assert!(dockerfile.contains(&format!("ARG VERSION={version}")), "Dockerfile: ARG VERSION is not {version}");
 }
 
 #[test]
 fn dry_run_args_put_the_flag_after_the_mode() {
     let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
     assert_eq!(
-        dry_run_args(&argv(&[
-            "/app/healthcheck",
-            "run",
-            "--istio",
-            "--",
-            "/app/job"
-        ])),
+        dry_run_args(&argv(&["/app/healthcheck", "run", "--istio", "--", "/app/job"])),
         argv(&["run", "--dry-run", "--istio", "--", "/app/job"])
     );
     assert_eq!(
-        dry_run_args(&argv(&[
-            "/app/healthcheck",
-            "8081",
-            "2",
-            "http://localhost:8080/"
-        ])),
-        argv(&[
-            "serve",
-            "--dry-run",
-            "--port",
-            "8081",
-            "--timeout",
-            "2s",
-            "http://localhost:8080/"
-        ])
+        dry_run_args(&argv(&["/app/healthcheck", "8081", "2", "http://localhost:8080/"])),
+        argv(&["serve", "--dry-run", "--port", "8081", "--timeout", "2s", "http://localhost:8080/"])
     );
 }

@@ -62,10 +62,7 @@ fn healthcheck_command(rest: &str) -> Result<Vec<String>, String> {
             words = after.split_once(char::is_whitespace).map_or("", |(_, r)| r);
         } else if words.eq_ignore_ascii_case("NONE") {
             return Ok(Vec::new());
-        } else if words
-            .get(..3)
-            .is_some_and(|w| w.eq_ignore_ascii_case("CMD"))
-        {
+        } else if words.get(..3).is_some_and(|w| w.eq_ignore_ascii_case("CMD")) {
             return exec_form(&words[3..]);
         } else {
             return Err(format!("HEALTHCHECK without CMD: {rest:?}"));
@@ -134,14 +131,8 @@ HEALTHCHECK --interval=10s --timeout=3s \
 USER 65532:65532
 "#;
     let config = parse(text).unwrap();
-    assert_eq!(
-        config.default_argv(),
-        ["/app/healthcheck", "serve", "--port", "8081"]
-    );
-    assert_eq!(
-        config.healthcheck,
-        ["/app/healthcheck", "check", "http://127.0.0.1:8081/self"]
-    );
+    assert_eq!(config.default_argv(), ["/app/healthcheck", "serve", "--port", "8081"]);
+    assert_eq!(config.healthcheck, ["/app/healthcheck", "check", "http://127.0.0.1:8081/self"]);
     assert_eq!(config.user.as_deref(), Some("65532:65532"));
     assert!(parse("FROM scratch\nCMD serve --port 8081\n").is_err());
     assert!(parse("FROM scratch\nHEALTHCHECK CMD-SHELL true\n").is_err());
