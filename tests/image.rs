@@ -6,7 +6,8 @@
 //! where ROOT holds nothing but `app/healthcheck`: no /etc (no passwd, hosts or resolv.conf),
 //! no /tmp, no /dev, no /proc, no shell. That is stricter than a real container, which gets
 //! /dev, /proc and /etc/hosts from the runtime. The tests need root (for chroot and namespaces)
-//! and skip, saying why, only when that or the util-linux tools are missing.
+//! and the musl target (or `HEALTHCHECK_STATIC_BIN`), and skip, saying why, only when root,
+//! the util-linux tools or the target are missing.
 
 mod common;
 mod dockerfile;
@@ -77,21 +78,27 @@ fn target_installed() -> bool {
     Path::new(&sysroot).join("lib/rustlib").join(TARGET).join("lib").is_dir()
 }
 
+/// Why the static binary cannot be had here, if it cannot.
+fn no_static_binary() -> Option<String> {
+    let can_build = std::env::var_os("HEALTHCHECK_STATIC_BIN").is_some() || target_installed();
+    (!can_build).then(|| {
+        format!(
+            "the {TARGET} target is not installed (rustup target add {TARGET}), and HEALTHCHECK_STATIC_BIN is not set"
+        )
+    })
+}
+
+/// Prints that `test` is skipped and why.
+fn skip(test: &str, why: &str) {
+    note(&format!("SKIPPED {test}: {why}"));
+}
+
 /// The tools, or `None` after printing why the test is skipped.
 fn tools_or_skip(test: &str) -> Option<Tools> {
-    let tools = tools().and_then(|tools| {
-        if std::env::var_os("HEALTHCHECK_STATIC_BIN").is_none() && !target_installed() {
-            return Err(format!(
-                "the {TARGET} target is not installed (rustup target add {TARGET}), \
-                 and HEALTHCHECK_STATIC_BIN is not set"
-            ));
-        }
-        Ok(tools)
-    });
-    match tools {
+    match tools().and_then(|tools| no_static_binary().map_or(Ok(tools), Err)) {
         Ok(tools) => Some(tools),
         Err(why) => {
-            note(&format!("SKIPPED {test}: {why}"));
+            skip(test, &why);
             None
         }
     }
@@ -286,12 +293,12 @@ impl Running {
         let parent = self.child.id().to_string();
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
-            let found = fs::read_dir("/proc").unwrap().filter_map(|entry| {
+            let mut children = fs::read_dir("/proc").unwrap().filter_map(|entry| {
                 let pid = entry.ok()?.file_name().to_str()?.parse::<i32>().ok()?;
                 let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
                 (status_field(&status, "PPid")? == parent).then_some(pid)
             });
-            if let Some(pid) = found.into_iter().next() {
+            if let Some(pid) = children.next() {
                 return pid;
             }
             assert!(Instant::now() < deadline, "unshare started no child");
@@ -375,8 +382,8 @@ fn assert_runs_as_the_image_does(pid: i32, root: &Root) {
 
 #[test]
 fn static_binary_needs_no_loader() {
-    if tools_or_skip("static_binary_needs_no_loader").is_none() {
-        return;
+    if let Some(why) = no_static_binary() {
+        return skip("static_binary_needs_no_loader", &why);
     }
     let bytes = fs::read(static_binary()).unwrap();
     assert_eq!(&bytes[..4], b"\x7fELF", "not an ELF file");
