@@ -148,7 +148,7 @@ pub fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Resul
         "check" => parse_check(args),
         "run" => parse_run(args, env),
         s if s.starts_with('-') => {
-            Err(usage(format!("unknown option '{s}' (a mode comes first: serve, check or run)")))
+            Err(usage(format!("unknown option '{}' (a mode comes first: serve, check or run)", s.escape_debug())))
         }
         s if s.bytes().all(|b| b.is_ascii_digit()) => parse_positional(s, args),
         s => Err(usage(format!("unknown mode '{}': use serve, check or run", s.escape_debug()))),
@@ -166,7 +166,8 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
     while let Some(arg) = args.next_str()? {
         if arg.starts_with('-') {
             return Err(usage(format!(
-                "unexpected option '{arg}' in the PORT TIMEOUT CHECK... form: use 'healthcheck serve'"
+                "unexpected option '{}' in the PORT TIMEOUT CHECK... form: use 'healthcheck serve'",
+                arg.escape_debug()
             )));
         }
         checks.push(Check::parse(&arg)?);
