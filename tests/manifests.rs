@@ -101,6 +101,23 @@ fn string_at<'a>(hash: &'a Hash, key: &str) -> Option<&'a str> {
     get(hash, key).and_then(Yaml::as_str)
 }
 
+/// What a container runs, given its overrides of the image's ENTRYPOINT and CMD, when that runs
+/// healthcheck. Kubernetes and Compose agree: a new entrypoint drops the image's CMD. For any
+/// other image only a given entrypoint is known.
+fn effective_argv(
+    entrypoint: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    from_image: bool,
+    image: &ImageConfig,
+) -> Option<Vec<String>> {
+    let argv = match entrypoint {
+        Some(entrypoint) => [entrypoint, cmd.unwrap_or_default()].concat(),
+        None if from_image => [image.entrypoint.clone(), cmd.unwrap_or_else(|| image.cmd.clone())].concat(),
+        None => return None,
+    };
+    runs_healthcheck(&argv).then_some(argv)
+}
+
 /// Every healthcheck command line in a Kubernetes object: containers, init containers and exec
 /// probes or hooks, wherever they are nested.
 fn kubernetes_command_lines(node: &Yaml, image: &ImageConfig, origin: &str, out: &mut Vec<CommandLine>) {
@@ -108,18 +125,11 @@ fn kubernetes_command_lines(node: &Yaml, image: &ImageConfig, origin: &str, out:
         Yaml::Hash(hash) => {
             if let (Some(name), Some(image_ref)) = (string_at(hash, "name"), string_at(hash, "image")) {
                 let origin = format!("{origin}: container {name}");
-                // Kubernetes: `command` replaces ENTRYPOINT (and drops CMD), `args` replaces CMD.
+                // Kubernetes: `command` replaces ENTRYPOINT, `args` replaces CMD.
                 let command = string_list(hash, "command", &origin);
                 let args = string_list(hash, "args", &origin);
                 let from_image = is_healthcheck_image(image_ref);
-                let argv = match command {
-                    Some(command) => Some([command, args.unwrap_or_default()].concat()),
-                    None if from_image => {
-                        Some([image.entrypoint.clone(), args.unwrap_or_else(|| image.cmd.clone())].concat())
-                    }
-                    None => None,
-                };
-                if let Some(argv) = argv.filter(|argv| runs_healthcheck(argv)) {
+                if let Some(argv) = effective_argv(command, args, from_image, image) {
                     if from_image {
                         assert_eq!(argv[0], IMAGE_BINARY, "{origin}: the image holds only {IMAGE_BINARY}");
                     }
@@ -155,17 +165,10 @@ fn compose_command_lines(services: &Hash, image: &ImageConfig, origin: &str, out
         };
         let origin = format!("{origin}: service {name}");
         let from_image = string_at(service, "image").is_some_and(is_healthcheck_image);
-        // Compose: `entrypoint` replaces ENTRYPOINT and drops CMD, `command` replaces CMD.
+        // Compose: `entrypoint` replaces ENTRYPOINT, `command` replaces CMD.
         let entrypoint = string_list(service, "entrypoint", &origin);
         let command = string_list(service, "command", &origin);
-        let argv = match entrypoint {
-            Some(entrypoint) => Some([entrypoint, command.unwrap_or_default()].concat()),
-            None if from_image => {
-                Some([image.entrypoint.clone(), command.unwrap_or_else(|| image.cmd.clone())].concat())
-            }
-            None => command,
-        };
-        if let Some(argv) = argv.filter(|argv| runs_healthcheck(argv)) {
+        if let Some(argv) = effective_argv(entrypoint, command, from_image, image) {
             out.push(CommandLine { origin: origin.clone(), argv });
         }
         if let Some(Yaml::Hash(check)) = get(service, "healthcheck") {
