@@ -32,11 +32,7 @@ fn lines(resp: &Response) -> Vec<String> {
 
 /// Assert `/all?verbose` lists `line` (exact line match).
 fn assert_has_line(resp: &Response, line: &str) {
-    assert!(
-        lines(resp).iter().any(|l| l == line),
-        "expected the line {line:?} in:\n{}",
-        resp.text()
-    );
+    assert!(lines(resp).iter().any(|l| l == line), "expected the line {line:?} in:\n{}", resp.text());
 }
 
 // ---------------------------------------------------------------------------
@@ -66,19 +62,10 @@ fn all_is_ok_when_every_check_passes() {
 #[test]
 fn all_lists_only_the_failing_checks() {
     let (a, b, c) = (ok_stub(), status_stub(500), status_stub(503));
-    let d = Daemon::serve(&[
-        "--timeout",
-        "2s",
-        &named("a", &a),
-        &named("b", &b),
-        &named("c", &c),
-    ]);
+    let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b), &named("c", &c)]);
     let resp = d.get("/all");
     assert_eq!(resp.status, 503);
-    assert_eq!(
-        resp.text(),
-        "[-]b failed: status 500\n[-]c failed: status 503\nsome checks failed\n"
-    );
+    assert_eq!(resp.text(), "[-]b failed: status 500\n[-]c failed: status 503\nsome checks failed\n");
     assert_common_headers(&resp);
 }
 
@@ -88,10 +75,7 @@ fn verbose_lists_every_check() {
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b)]);
     let resp = d.get("/all?verbose");
     assert_eq!(resp.status, 503);
-    assert_eq!(
-        resp.text(),
-        "[+]a ok\n[-]b failed: status 500\nsome checks failed\n"
-    );
+    assert_eq!(resp.text(), "[+]a ok\n[-]b failed: status 500\nsome checks failed\n");
 
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a)]);
     let resp = d.get("/all?verbose");
@@ -103,11 +87,7 @@ fn verbose_lists_every_check() {
 fn status_classes_follow_kubelet() {
     let passing = [200u16, 204, 299, 301, 302, 304, 399];
     let failing = [400u16, 404, 418, 500, 503, 599];
-    let stubs: Vec<(u16, Stub)> = passing
-        .iter()
-        .chain(failing.iter())
-        .map(|&code| (code, status_stub(code)))
-        .collect();
+    let stubs: Vec<(u16, Stub)> = passing.iter().chain(failing.iter()).map(|&code| (code, status_stub(code))).collect();
     let mut args = vec!["--timeout".to_string(), "2s".to_string()];
     args.extend(stubs.iter().map(|(code, s)| named(&format!("s{code}"), s)));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -122,10 +102,7 @@ fn status_classes_follow_kubelet() {
     for code in failing {
         assert_has_line(&resp, &format!("[-]s{code} failed: status {code}"));
     }
-    assert_eq!(
-        lines(&resp).last().map(String::as_str),
-        Some("some checks failed")
-    );
+    assert_eq!(lines(&resp).last().map(String::as_str), Some("some checks failed"));
 }
 
 #[test]
@@ -136,10 +113,7 @@ fn a_check_by_name() {
     let resp = d.get("/all/a");
     assert_eq!((resp.status, resp.text().as_str()), (200, "ok\n"));
     let resp = d.get("/all/b");
-    assert_eq!(
-        (resp.status, resp.text().as_str()),
-        (503, "[-]b failed: status 500\n")
-    );
+    assert_eq!((resp.status, resp.text().as_str()), (503, "[-]b failed: status 500\n"));
     let resp = d.get("/all/nope");
     assert_eq!((resp.status, resp.text().as_str()), (404, "not found\n"));
     assert_common_headers(&resp);
@@ -163,13 +137,7 @@ fn default_names_are_the_url_without_scheme() {
 #[test]
 fn exclude_drops_checks_and_warns_about_unknown_names() {
     let (a, b, c) = (ok_stub(), status_stub(500), status_stub(500));
-    let d = Daemon::serve(&[
-        "--timeout",
-        "2s",
-        &named("a", &a),
-        &named("b", &b),
-        &named("c", &c),
-    ]);
+    let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b), &named("c", &c)]);
 
     let resp = d.get("/all?exclude=b");
     assert_eq!(resp.status, 503);
@@ -188,18 +156,14 @@ fn exclude_drops_checks_and_warns_about_unknown_names() {
     assert_eq!(resp.text(), format!("{warn}\n[+]a ok\nall checks passed\n"));
 
     let resp = d.get("/all?exclude=nope&exclude=b&exclude=c");
-    assert_eq!(
-        resp.status, 200,
-        "an unknown name is a warning, not an error"
-    );
+    assert_eq!(resp.status, 200, "an unknown name is a warning, not an error");
     assert_eq!(lines(&resp).first().map(String::as_str), Some(warn));
 
     // Request text is never echoed back unescaped.
     let resp = d.get("/all?exclude=%3Cscript%3E&exclude=b&exclude=c&verbose");
     assert_eq!(resp.status, 200);
     assert!(
-        lines(&resp)[0]
-            .starts_with("warn: some health checks cannot be excluded: no matches for \""),
+        lines(&resp)[0].starts_with("warn: some health checks cannot be excluded: no matches for \""),
         "{}",
         resp.text()
     );
@@ -213,11 +177,7 @@ fn exclude_drops_checks_and_warns_about_unknown_names() {
 #[test]
 fn probe_request_is_a_plain_get() {
     let app = ok_stub();
-    let d = Daemon::serve(&[
-        "--timeout",
-        "2s",
-        &format!("app={}", app.url("/health?x=1")),
-    ]);
+    let d = Daemon::serve(&["--timeout", "2s", &format!("app={}", app.url("/health?x=1"))]);
     assert_eq!(d.get("/all").status, 200);
 
     let requests = app.requests();
@@ -229,16 +189,8 @@ fn probe_request_is_a_plain_get() {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    assert_eq!(
-        get("host"),
-        Some(format!("127.0.0.1:{}", app.port()).as_str())
-    );
+    let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    assert_eq!(get("host"), Some(format!("127.0.0.1:{}", app.port()).as_str()));
     assert_eq!(get("user-agent"), Some("healthcheck/0.1.0"));
     assert_eq!(get("accept"), Some("*/*"));
     assert_eq!(get("connection"), Some("close"));
@@ -246,16 +198,9 @@ fn probe_request_is_a_plain_get() {
 
 #[test]
 fn checks_of_a_round_run_concurrently() {
-    let stubs: Vec<Stub> = (0..8)
-        .map(|_| Stub::start(Behaviour::Delay(Duration::from_millis(300), 200)))
-        .collect();
+    let stubs: Vec<Stub> = (0..8).map(|_| Stub::start(Behaviour::Delay(Duration::from_millis(300), 200))).collect();
     let mut args = vec!["--timeout".to_string(), "5s".to_string()];
-    args.extend(
-        stubs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| named(&format!("c{i}"), s)),
-    );
+    args.extend(stubs.iter().enumerate().map(|(i, s)| named(&format!("c{i}"), s)));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let d = Daemon::serve(&args);
 
@@ -275,22 +220,13 @@ fn hanging_and_dripping_upstreams_time_out() {
     let hang = Stub::start(Behaviour::Hang);
     let drip = Stub::start(Behaviour::Drip(Duration::from_millis(20)));
     let ok = ok_stub();
-    let d = Daemon::serve(&[
-        "--timeout",
-        "1s",
-        &named("hang", &hang),
-        &named("drip", &drip),
-        &named("ok", &ok),
-    ]);
+    let d = Daemon::serve(&["--timeout", "1s", &named("hang", &hang), &named("drip", &drip), &named("ok", &ok)]);
 
     let start = Instant::now();
     let resp = d.get("/all?verbose");
     let elapsed = start.elapsed();
     assert_eq!(resp.status, 503);
-    assert!(
-        elapsed < Duration::from_millis(2500),
-        "/all took {elapsed:?} with --timeout 1s"
-    );
+    assert!(elapsed < Duration::from_millis(2500), "/all took {elapsed:?} with --timeout 1s");
     assert_has_line(&resp, "[-]hang failed: timeout after 1s");
     assert_has_line(&resp, "[-]drip failed: timeout after 1s");
     assert_has_line(&resp, "[+]ok ok");
@@ -306,10 +242,7 @@ fn redirects() {
         ("/start", Behaviour::Redirect(301, "/end".to_string())),
         ("/end", Behaviour::Status(200, "ok\n")),
     ]));
-    let other_host = Stub::start(Behaviour::Redirect(
-        302,
-        "http://other-host.invalid/".to_string(),
-    ));
+    let other_host = Stub::start(Behaviour::Redirect(302, "http://other-host.invalid/".to_string()));
     let looping = Stub::start(Behaviour::Redirect(302, "http://{self}/loop".to_string()));
     let https = Stub::start(Behaviour::Redirect(308, "https://{self}/".to_string()));
     let d = Daemon::serve(&[
@@ -374,11 +307,7 @@ fn broken_upstreams_fail_with_a_reason() {
     // Reasons the contract does not pin down: only that they fail.
     for name in ["on-accept", "short", "chunked-short"] {
         let prefix = format!("[-]{name} failed: ");
-        assert!(
-            lines(&resp).iter().any(|l| l.starts_with(&prefix)),
-            "{name} should fail:\n{}",
-            resp.text()
-        );
+        assert!(lines(&resp).iter().any(|l| l.starts_with(&prefix)), "{name} should fail:\n{}", resp.text());
     }
 }
 
@@ -407,11 +336,7 @@ fn response_bodies_are_framed_and_bounded() {
     assert_has_line(&resp, "[+]keep-open ok");
     assert_has_line(&resp, "[+]slow ok");
     // A Content-Length body is complete without waiting for EOF (keep-open never closes).
-    assert!(
-        start.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
 }
 
 #[test]
@@ -428,7 +353,7 @@ fn tcp_checks() {
     assert_eq!(resp.status, 503);
     assert_has_line(&resp, "[+]up ok");
     assert_has_line(&resp, "[-]down failed: connection refused");
-    assert!(listening.connections() >= 1);
+    assert_eq!(listening.wait_connections(1, Duration::from_secs(2)), 1);
 
     let resp = d.get("/all/up");
     assert_eq!(resp.status, 200);
@@ -441,16 +366,11 @@ fn ipv6_upstreams() {
         return;
     }
     let v6 = Stub::start_on(LOCALHOST_V6, Behaviour::Status(200, "ok\n"));
-    let d = Daemon::serve(&[
-        "--timeout",
-        "2s",
-        &format!("web={}", v6.url("/")),
-        &format!("tcp={}", v6.tcp_url()),
-    ]);
+    let d = Daemon::serve(&["--timeout", "2s", &format!("web={}", v6.url("/")), &format!("tcp={}", v6.tcp_url())]);
     assert!(v6.url("/").starts_with("http://[::1]:"));
     let resp = d.get("/all?verbose");
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(v6.connections(), 2);
+    assert_eq!(v6.wait_connections(2, Duration::from_secs(2)), 2);
 }
 
 #[test]
@@ -519,10 +439,7 @@ fn concurrent_requests_join_one_round() {
 
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
     let rounds = app.connections();
-    assert!(
-        (1..=2).contains(&rounds),
-        "{CLIENTS} concurrent /all made {rounds} upstream connections"
-    );
+    assert!((1..=2).contains(&rounds), "{CLIENTS} concurrent /all made {rounds} upstream connections");
 }
 
 // ---------------------------------------------------------------------------
@@ -546,9 +463,7 @@ fn other_methods_are_405() {
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app)]);
     for (method, path) in [("POST", "/self"), ("POST", "/all"), ("DELETE", "/all/app")] {
         let mut conn = d.conn();
-        conn.send(
-            format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes(),
-        );
+        conn.send(format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes());
         let resp = conn.read_response(false);
         assert_eq!(resp.status, 405, "{method} {path}");
         assert_eq!(resp.header("Allow"), Some("GET, HEAD"), "{method} {path}");
@@ -577,20 +492,15 @@ fn head_has_headers_but_no_body() {
     conn.send_request("GET", "/all");
     let get = conn.read_response(false);
     assert_eq!((head.status, get.status), (503, 503));
-    assert_eq!(
-        head.header("Content-Length"),
-        Some(get.body.len().to_string().as_str())
-    );
+    assert_eq!(head.header("Content-Length"), Some(get.body.len().to_string().as_str()));
 }
 
 #[test]
 fn malformed_request_is_400_and_closes() {
     let d = Daemon::serve(&[&refused_url()]);
-    for bad in [
-        &b"GARBAGE\r\n\r\n"[..],
-        b"\x01\x02\x03 / HTTP/1.1\r\n\r\n",
-        b"GET /self HTTP/1.1\r\nno colon here\r\n\r\n",
-    ] {
+    for bad in
+        [&b"GARBAGE\r\n\r\n"[..], b"\x01\x02\x03 / HTTP/1.1\r\n\r\n", b"GET /self HTTP/1.1\r\nno colon here\r\n\r\n"]
+    {
         let mut conn = d.conn();
         conn.send(bad);
         let resp = conn.read_response(false);
@@ -606,10 +516,7 @@ fn malformed_request_is_400_and_closes() {
 fn oversized_headers_are_431_and_close() {
     let d = Daemon::serve(&[&refused_url()]);
     let mut conn = d.conn();
-    let req = format!(
-        "GET /self HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(9 * 1024)
-    );
+    let req = format!("GET /self HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(9 * 1024));
     conn.send(req.as_bytes());
     let resp = conn.read_response(false);
     assert_eq!(resp.status, 431);
@@ -697,10 +604,7 @@ fn assert_clean_exit_on(signal: i32, name: &str) {
     let status = d.wait_exit(Duration::from_secs(2));
     let status = status.unwrap_or_else(|| panic!("still running 2 s after {name}"));
     assert_eq!(status.code(), Some(0), "{name}: {status:?}");
-    d.wait_for_log_line(
-        &["event=shutdown", &format!("signal={name}")],
-        Duration::from_secs(1),
-    );
+    d.wait_for_log_line(&["event=shutdown", &format!("signal={name}")], Duration::from_secs(1));
 }
 
 #[test]
@@ -718,13 +622,7 @@ fn startup_is_logged() {
     let (a, b) = (ok_stub(), ok_stub());
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b)]);
     let line = d.wait_for_log_line(
-        &[
-            "level=info",
-            "event=listening",
-            &format!("addr={}", d.host_port()),
-            "timeout=2s",
-            "checks=2",
-        ],
+        &["level=info", "event=listening", &format!("addr={}", d.host_port()), "timeout=2s", "checks=2"],
         Duration::from_secs(2),
     );
     assert!(line.starts_with("ts="), "{line}");
@@ -734,24 +632,11 @@ fn startup_is_logged() {
 fn verdict_changes_are_logged() {
     let app = Stub::start(Behaviour::Status(503, "down\n"));
     let good = ok_stub();
-    let d = Daemon::serve(&[
-        "--timeout",
-        "2s",
-        &named("app", &app),
-        &named("good", &good),
-    ]);
+    let d = Daemon::serve(&["--timeout", "2s", &named("app", &app), &named("good", &good)]);
     let wait = Duration::from_secs(2);
 
     assert_eq!(d.get("/all").status, 503);
-    d.wait_for_log_line(
-        &[
-            "level=warn",
-            "event=check_failing",
-            "check=app",
-            "reason=\"status 503\"",
-        ],
-        wait,
-    );
+    d.wait_for_log_line(&["level=warn", "event=check_failing", "check=app", "reason=\"status 503\""], wait);
     // The first verdict is logged even when it is a pass.
     d.wait_for_log_line(&["level=info", "event=check_passing", "check=good"], wait);
 
@@ -770,16 +655,7 @@ fn verdict_changes_are_logged() {
 #[test]
 fn verbose_logs_each_round() {
     let (a, b) = (ok_stub(), status_stub(500));
-    let d = Daemon::serve(&[
-        "--verbose",
-        "--timeout",
-        "2s",
-        &named("a", &a),
-        &named("b", &b),
-    ]);
+    let d = Daemon::serve(&["--verbose", "--timeout", "2s", &named("a", &a), &named("b", &b)]);
     assert_eq!(d.get("/all").status, 503);
-    d.wait_for_log_line(
-        &["event=round", "passed=1", "failed=1", "elapsed_ms="],
-        Duration::from_secs(2),
-    );
+    d.wait_for_log_line(&["event=round", "passed=1", "failed=1", "elapsed_ms="], Duration::from_secs(2));
 }

@@ -28,10 +28,7 @@ pub fn bin() -> &'static str {
 
 /// A port that was free a moment ago on `ip` (bind `ip:0`, read the port, drop the listener).
 pub fn free_port(ip: IpAddr) -> u16 {
-    TcpListener::bind(SocketAddr::new(ip, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind a loopback port")
-        .port()
+    TcpListener::bind(SocketAddr::new(ip, 0)).and_then(|l| l.local_addr()).expect("bind a loopback port").port()
 }
 
 /// `ip:port` as written on a command line or in a URL authority (`[::1]:80` for IPv6).
@@ -76,10 +73,9 @@ impl Daemon {
             match daemon.wait_ready() {
                 Ok(()) => return daemon,
                 Err(Some(status)) if status.code() == Some(71) => continue,
-                Err(status) => panic!(
-                    "daemon {full:?} did not become ready (exit: {status:?}); stderr:\n{}",
-                    daemon.log()
-                ),
+                Err(status) => {
+                    panic!("daemon {full:?} did not become ready (exit: {status:?}); stderr:\n{}", daemon.log())
+                }
             }
         }
         panic!("could not start the daemon on a free port after 5 attempts");
@@ -154,10 +150,7 @@ impl Daemon {
         let deadline = Instant::now() + timeout;
         loop {
             let log = self.log();
-            if let Some(line) = log
-                .lines()
-                .find(|line| needles.iter().all(|n| line.contains(n)))
-            {
+            if let Some(line) = log.lines().find(|line| needles.iter().all(|n| line.contains(n))) {
                 return line.to_string();
             }
             if Instant::now() >= deadline {
@@ -187,19 +180,13 @@ impl Drop for Daemon {
     }
 }
 
-fn collect_into<R: Read + Send + 'static>(
-    mut from: R,
-    into: Arc<Mutex<String>>,
-) -> thread::JoinHandle<()> {
+fn collect_into<R: Read + Send + 'static>(mut from: R, into: Arc<Mutex<String>>) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let mut buf = [0u8; 4096];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => into
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n])),
+                Ok(n) => into.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n])),
             }
         }
     })
@@ -261,11 +248,7 @@ pub fn run_cli(args: &[&str]) -> CliOutput {
     let _ = err_reader.join();
     let stdout = stdout.lock().unwrap().clone();
     let stderr = stderr.lock().unwrap().clone();
-    CliOutput {
-        status,
-        stdout,
-        stderr,
-    }
+    CliOutput { status, stdout, stderr }
 }
 
 // ---------------------------------------------------------------------------
@@ -284,10 +267,7 @@ pub struct Response {
 impl Response {
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -311,10 +291,7 @@ impl Conn {
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            buf: Vec::new(),
-        })
+        Ok(Conn { stream, buf: Vec::new() })
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -331,10 +308,7 @@ impl Conn {
     pub fn read_response(&mut self, head: bool) -> Response {
         match self.try_read_response(head) {
             Ok(resp) => resp,
-            Err(e) => panic!(
-                "reading a response: {e}; bytes so far: {:?}",
-                String::from_utf8_lossy(&self.buf)
-            ),
+            Err(e) => panic!("reading a response: {e}; bytes so far: {:?}", String::from_utf8_lossy(&self.buf)),
         }
     }
 
@@ -352,10 +326,7 @@ impl Conn {
                             self.buf.drain(..used);
                             Ok(resp)
                         }
-                        None => Err(io::Error::new(
-                            ErrorKind::UnexpectedEof,
-                            "connection closed",
-                        )),
+                        None => Err(io::Error::new(ErrorKind::UnexpectedEof, "connection closed")),
                     };
                 }
                 Ok(_) => {}
@@ -377,10 +348,7 @@ impl Conn {
         self.stream.set_read_timeout(Some(timeout)).unwrap();
         let closed = match self.fill() {
             Ok(0) => true,
-            Ok(_) => panic!(
-                "unexpected bytes after the response: {:?}",
-                String::from_utf8_lossy(&self.buf)
-            ),
+            Ok(_) => panic!("unexpected bytes after the response: {:?}", String::from_utf8_lossy(&self.buf)),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
             Err(_) => true,
         };
@@ -404,24 +372,15 @@ pub fn parse_response(buf: &[u8], head: bool, eof: bool) -> io::Result<Option<(R
     if !version.starts_with("HTTP/1.") {
         return Err(bad(&format!("bad status line {status_line:?}")));
     }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad(&format!("bad status line {status_line:?}")))?;
+    let status: u16 =
+        parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| bad(&format!("bad status line {status_line:?}")))?;
     let mut headers = Vec::new();
     for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| bad(&format!("bad header line {line:?}")))?;
+        let (name, value) = line.split_once(':').ok_or_else(|| bad(&format!("bad header line {line:?}")))?;
         headers.push((name.trim().to_string(), value.trim().to_string()));
     }
     let body_start = head_end + 4;
-    let mut resp = Response {
-        status,
-        version,
-        headers,
-        body: Vec::new(),
-    };
+    let mut resp = Response { status, version, headers, body: Vec::new() };
     if head || status == 204 || status == 304 || (100..200).contains(&status) {
         return Ok(Some((resp, body_start)));
     }
@@ -447,12 +406,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// One request on a fresh connection with the given timeouts (for polling).
-pub fn try_request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    timeout: Duration,
-) -> io::Result<Response> {
+pub fn try_request(addr: SocketAddr, method: &str, path: &str, timeout: Duration) -> io::Result<Response> {
     let mut conn = Conn::try_open(addr, timeout)?;
     let req = format!("{method} {path} HTTP/1.1\r\nHost: healthcheck\r\n\r\n");
     conn.stream.write_all(req.as_bytes())?;
@@ -462,18 +416,10 @@ pub fn try_request(
 /// Headers every daemon response carries (contract: "All responses").
 pub fn assert_common_headers(resp: &Response) {
     assert_eq!(resp.version, "HTTP/1.1", "{resp:?}");
-    assert_eq!(
-        resp.header("Content-Type"),
-        Some("text/plain; charset=utf-8"),
-        "{resp:?}"
-    );
+    assert_eq!(resp.header("Content-Type"), Some("text/plain; charset=utf-8"), "{resp:?}");
     assert!(resp.header("Content-Length").is_some(), "{resp:?}");
     assert_eq!(resp.header("Cache-Control"), Some("no-store"), "{resp:?}");
-    assert_eq!(
-        resp.header("X-Content-Type-Options"),
-        Some("nosniff"),
-        "{resp:?}"
-    );
+    assert_eq!(resp.header("X-Content-Type-Options"), Some("nosniff"), "{resp:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -588,6 +534,17 @@ impl Stub {
         self.state.connections.load(Ordering::SeqCst)
     }
 
+    /// Wait (bounded) until at least `n` connections were accepted; returns the count. A TCP
+    /// check passes when the kernel completes the handshake, which can be before the accept
+    /// thread has counted the connection.
+    pub fn wait_connections(&self, n: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        while self.connections() < n && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.connections()
+    }
+
     /// The request heads received so far (lossy UTF-8, as sent).
     pub fn requests(&self) -> Vec<String> {
         self.state.requests.lock().unwrap().clone()
@@ -618,14 +575,7 @@ fn serve_stub_conn(mut stream: TcpStream, me: SocketAddr, behaviour: Behaviour, 
         return;
     }
     let head = read_request_head(&mut stream);
-    let path = head
-        .split(' ')
-        .nth(1)
-        .unwrap_or("/")
-        .split('?')
-        .next()
-        .unwrap_or("/")
-        .to_string();
+    let path = head.split(' ').nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_string();
     state.requests.lock().unwrap().push(head);
     let mut behaviour = behaviour;
     if let Behaviour::ByPath(routes) = &behaviour {
@@ -651,10 +601,7 @@ fn act(stream: &mut TcpStream, me: SocketAddr, behaviour: &Behaviour, state: &St
         Behaviour::Hang => hang(state),
         Behaviour::Redirect(code, location) => {
             let location = location.replace("{self}", &host_port(me));
-            w(
-                stream,
-                &response_bytes(*code, &[("Location", &location)], b""),
-            );
+            w(stream, &response_bytes(*code, &[("Location", &location)], b""));
         }
         Behaviour::CloseOnAccept | Behaviour::CloseAfterRequest => {}
         Behaviour::Reset => {
@@ -663,10 +610,7 @@ fn act(stream: &mut TcpStream, me: SocketAddr, behaviour: &Behaviour, state: &St
             return;
         }
         Behaviour::Garbage => {
-            w(
-                stream,
-                b"SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02\xff\xfe garbage \r\n\r\n",
-            );
+            w(stream, b"SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02\xff\xfe garbage \r\n\r\n");
         }
         Behaviour::EndlessHeaders => {
             if w(stream, b"HTTP/1.1 200 OK\r\n") {
@@ -674,8 +618,7 @@ fn act(stream: &mut TcpStream, me: SocketAddr, behaviour: &Behaviour, state: &St
                 let start = Instant::now();
                 // Ends when the daemon closes (write error), the stub stops, or time runs out.
                 let mut ok = true;
-                while ok && !state.stop.load(Ordering::SeqCst) && start.elapsed() < STUB_HANG_LIMIT
-                {
+                while ok && !state.stop.load(Ordering::SeqCst) && start.elapsed() < STUB_HANG_LIMIT {
                     ok = w(stream, line.as_bytes());
                 }
             }
@@ -698,12 +641,7 @@ fn act(stream: &mut TcpStream, me: SocketAddr, behaviour: &Behaviour, state: &St
         }
         Behaviour::Chunked(code) => {
             let head = status_head(*code, &[("Transfer-Encoding", "chunked")]);
-            let parts: [&[u8]; 4] = [
-                head.as_bytes(),
-                b"3\r\nok\n\r\n",
-                b"5\r\nmore\n\r\n",
-                b"0\r\n\r\n",
-            ];
+            let parts: [&[u8]; 4] = [head.as_bytes(), b"3\r\nok\n\r\n", b"5\r\nmore\n\r\n", b"0\r\n\r\n"];
             for part in parts {
                 if !w(stream, part) {
                     break;
@@ -757,10 +695,7 @@ fn hang(state: &StubState) {
 
 /// SO_LINGER {on, 0} then close: the kernel sends RST instead of FIN.
 fn reset(stream: &TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: setsockopt on an open socket we own, with a correctly sized linger struct.
     unsafe {
         libc::setsockopt(
