@@ -11,29 +11,11 @@ const HINT: &str = "Try 'healthcheck --help' for usage.";
 /// `culprit`, followed by the usage hint.
 fn assert_usage_error(args: &[&str], culprit: &str) {
     let out = run_cli(args);
-    assert_eq!(
-        out.code(),
-        Some(64),
-        "{args:?}: stdout {:?} stderr {:?}",
-        out.stdout,
-        out.stderr
-    );
-    let errors: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("healthcheck: error: "))
-        .collect();
+    assert_eq!(out.code(), Some(64), "{args:?}: stdout {:?} stderr {:?}", out.stdout, out.stderr);
+    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("healthcheck: error: ")).collect();
     assert_eq!(errors.len(), 1, "{args:?}: stderr {:?}", out.stderr);
-    assert!(
-        errors[0].contains(culprit),
-        "{args:?}: the error line should name {culprit:?}: {:?}",
-        errors[0]
-    );
-    assert!(
-        out.stderr.contains(HINT),
-        "{args:?}: stderr {:?}",
-        out.stderr
-    );
+    assert!(errors[0].contains(culprit), "{args:?}: the error line should name {culprit:?}: {:?}", errors[0]);
+    assert!(out.stderr.contains(HINT), "{args:?}: stderr {:?}", out.stderr);
     assert_eq!(out.stdout, "", "{args:?}");
 }
 
@@ -43,27 +25,13 @@ const OK_URL: &str = "http://127.0.0.1:9/health";
 fn missing_arguments() {
     let out = run_cli(&[]);
     assert_eq!(out.code(), Some(64), "stderr {:?}", out.stderr);
-    assert!(
-        out.stderr.starts_with("healthcheck: error: "),
-        "{:?}",
-        out.stderr
-    );
+    assert!(out.stderr.starts_with("healthcheck: error: "), "{:?}", out.stderr);
     assert!(out.stderr.contains(HINT));
 
-    for args in [
-        &["serve"][..],
-        &["check"],
-        &["8081"],
-        &["8081", "3"],
-        &["serve", "--port", "8081"],
-    ] {
+    for args in [&["serve"][..], &["check"], &["8081"], &["8081", "3"], &["serve", "--port", "8081"]] {
         let out = run_cli(args);
         assert_eq!(out.code(), Some(64), "{args:?}: stderr {:?}", out.stderr);
-        let errors = out
-            .stderr
-            .lines()
-            .filter(|l| l.starts_with("healthcheck: error: "))
-            .count();
+        let errors = out.stderr.lines().filter(|l| l.starts_with("healthcheck: error: ")).count();
         assert_eq!(errors, 1, "{args:?}: stderr {:?}", out.stderr);
         assert!(out.stderr.contains(HINT), "{args:?}");
     }
@@ -89,12 +57,7 @@ fn bad_timeouts() {
 
 #[test]
 fn bad_urls() {
-    for url in [
-        "https://127.0.0.1:9/health",
-        "ftp://127.0.0.1:9/",
-        "http://:8080/health",
-        "tcp://127.0.0.1",
-    ] {
+    for url in ["https://127.0.0.1:9/health", "ftp://127.0.0.1:9/", "http://:8080/health", "tcp://127.0.0.1"] {
         assert_usage_error(&["serve", url], url);
         assert_usage_error(&["8081", "3", url], url);
         assert_usage_error(&["check", &format!("app={url}")], url);
@@ -103,22 +66,13 @@ fn bad_urls() {
 
 #[test]
 fn unresolvable_name() {
-    assert_usage_error(
-        &["serve", "http://nonexistent.invalid/"],
-        "nonexistent.invalid",
-    );
-    assert_usage_error(
-        &["check", "tcp://nonexistent.invalid:80"],
-        "nonexistent.invalid",
-    );
+    assert_usage_error(&["serve", "http://nonexistent.invalid/"], "nonexistent.invalid");
+    assert_usage_error(&["check", "tcp://nonexistent.invalid:80"], "nonexistent.invalid");
 }
 
 #[test]
 fn bad_and_duplicate_names() {
-    assert_usage_error(
-        &["serve", "app=http://127.0.0.1:9/", "app=tcp://127.0.0.1:10"],
-        "app",
-    );
+    assert_usage_error(&["serve", "app=http://127.0.0.1:9/", "app=tcp://127.0.0.1:10"], "app");
     assert_usage_error(&["serve", "-bad=http://127.0.0.1:9/"], "-bad");
     let long = "a".repeat(64);
     assert_usage_error(&["serve", &format!("{long}=http://127.0.0.1:9/")], &long);
@@ -140,11 +94,7 @@ fn help() {
         let out = run_cli(&[flag]);
         assert_eq!(out.code(), Some(0), "{flag}: stderr {:?}", out.stderr);
         for word in ["serve", "check", "run"] {
-            assert!(
-                out.stdout.contains(word),
-                "{flag}: usage lacks {word:?}:\n{}",
-                out.stdout
-            );
+            assert!(out.stdout.contains(word), "{flag}: usage lacks {word:?}:\n{}", out.stdout);
         }
     }
 }
@@ -165,21 +115,13 @@ fn port_in_use_exits_71() {
     let listen = addr.to_string();
     let out = run_cli(&["serve", "--listen", &listen, OK_URL]);
     assert_eq!(out.code(), Some(71), "stderr {:?}", out.stderr);
-    assert!(
-        out.stderr
-            .contains(&format!("healthcheck: error: cannot listen on {listen}: ")),
-        "{:?}",
-        out.stderr
-    );
+    assert!(out.stderr.contains(&format!("healthcheck: error: cannot listen on {listen}: ")), "{:?}", out.stderr);
 
     // The positional form listens on 0.0.0.0:PORT, which the listener above blocks as well.
     let out = run_cli(&[&addr.port().to_string(), "3", OK_URL]);
     assert_eq!(out.code(), Some(71), "stderr {:?}", out.stderr);
     assert!(
-        out.stderr.contains(&format!(
-            "healthcheck: error: cannot listen on 0.0.0.0:{}: ",
-            addr.port()
-        )),
+        out.stderr.contains(&format!("healthcheck: error: cannot listen on 0.0.0.0:{}: ", addr.port())),
         "{:?}",
         out.stderr
     );
@@ -208,23 +150,11 @@ fn dry_run_prints_the_configuration() {
         // Names other than localhost are not resolved in a dry run.
         "far http://nonexistent.invalid/",
     ] {
-        assert!(
-            out.stdout.contains(needle),
-            "no {needle:?} in:\n{}",
-            out.stdout
-        );
+        assert!(out.stdout.contains(needle), "no {needle:?} in:\n{}", out.stdout);
     }
 
     let out = run_cli(&["serve", "--dry-run", "http://127.0.0.1:9000/"]);
     assert_eq!(out.code(), Some(0), "stderr {:?}", out.stderr);
-    assert!(
-        out.stdout.contains("0.0.0.0:8081"),
-        "default listen:\n{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("1s"),
-        "default timeout:\n{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains("0.0.0.0:8081"), "default listen:\n{}", out.stdout);
+    assert!(out.stdout.contains("1s"), "default timeout:\n{}", out.stdout);
 }
