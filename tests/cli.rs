@@ -158,3 +158,12 @@ fn dry_run_prints_the_configuration() {
     assert!(out.stdout.contains("0.0.0.0:8081"), "default listen:\n{}", out.stdout);
     assert!(out.stdout.contains("1s"), "default timeout:\n{}", out.stdout);
 }
+
+#[test]
+fn durations_accept_ms_s_m() {
+    for timeout in ["500ms", "3s", "2m"] {
+        let out = run_cli(&["serve", "--dry-run", "--timeout", timeout, "http://127.0.0.1:9000/"]);
+        assert_eq!(out.code(), Some(0), "{timeout}: stderr {:?}", out.stderr);
+        assert!(out.stdout.contains(timeout), "{timeout}:\n{}", out.stdout);
+    }
+}

@@ -220,7 +220,8 @@ fn hanging_and_dripping_upstreams_time_out() {
     let hang = Stub::start(Behaviour::Hang);
     let drip = Stub::start(Behaviour::Drip(Duration::from_millis(20)));
     let ok = ok_stub();
-    let d = Daemon::serve(&["--timeout", "1s", &named("hang", &hang), &named("drip", &drip), &named("ok", &ok)]);
+    // The `--flag=value` form, on a running daemon.
+    let d = Daemon::serve(&["--timeout=1s", &named("hang", &hang), &named("drip", &drip), &named("ok", &ok)]);
 
     let start = Instant::now();
     let resp = d.get("/all?verbose");
@@ -230,6 +231,15 @@ fn hanging_and_dripping_upstreams_time_out() {
     assert_has_line(&resp, "[-]hang failed: timeout after 1s");
     assert_has_line(&resp, "[-]drip failed: timeout after 1s");
     assert_has_line(&resp, "[+]ok ok");
+}
+
+#[test]
+fn timeouts_in_milliseconds() {
+    let hang = Stub::start(Behaviour::Hang);
+    let d = Daemon::serve(&["--timeout", "300ms", &named("hang", &hang)]);
+    let resp = d.get("/all");
+    assert_eq!(resp.status, 503);
+    assert_eq!(resp.text(), "[-]hang failed: timeout after 300ms\nsome checks failed\n");
 }
 
 #[test]
@@ -559,6 +569,7 @@ fn http10_closes_unless_keep_alive() {
     conn.send(b"GET /self HTTP/1.0\r\n\r\n");
     let resp = conn.read_response(false);
     assert_eq!((resp.status, resp.text().as_str()), (200, "ok\n"));
+    assert_eq!(resp.header("Connection"), Some("close"));
     assert!(conn.is_closed_by_peer(Duration::from_secs(2)));
 
     let mut conn = d.conn();
@@ -566,6 +577,20 @@ fn http10_closes_unless_keep_alive() {
         conn.send(b"GET /self HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         let resp = conn.read_response(false);
         assert_eq!(resp.status, 200);
+    }
+}
+
+#[test]
+fn http11_closes_when_asked() {
+    let app = ok_stub();
+    let d = Daemon::serve(&["--timeout", "2s", &named("app", &app)]);
+    for path in ["/self", "/all"] {
+        let mut conn = d.conn();
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+        let resp = conn.read_response(false);
+        assert_eq!((resp.status, resp.text().as_str()), (200, "ok\n"), "{path}");
+        assert_eq!(resp.header("Connection"), Some("close"), "{path}");
+        assert!(conn.is_closed_by_peer(Duration::from_secs(2)), "{path}");
     }
 }
 
