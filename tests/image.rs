@@ -281,24 +281,42 @@ impl Running {
     /// Kills it if still running, then returns (status, stdout, stderr). Once only.
     fn stop(&mut self) -> (ExitStatus, String, String) {
         if self.wait(Duration::ZERO).is_none() {
-            let _ = self.child.kill();
+            self.kill();
         }
         let status = self.child.wait().expect("wait for unshare");
         let (stdout, stderr) = self.output.take().expect("stopped twice");
         (status, stdout.join().unwrap(), stderr.join().unwrap())
     }
 
-    /// The namespace's PID 1 (unshare's only child), by its host PID.
-    fn pid1(&self) -> i32 {
+    /// Kills the namespace's PID 1 (and so everything in the namespace), then unshare.
+    /// `--kill-child` alone is not enough: the kernel forgets the parent-death signal when
+    /// chroot --userspec changes the uid, so PID 1 would outlive unshare.
+    fn kill(&mut self) {
+        for pid in self.children() {
+            // SAFETY: kill has no memory preconditions; pid is our own descendant.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+    }
+
+    /// unshare's children, by host PID: the namespace's PID 1 once unshare has forked it.
+    fn children(&self) -> Vec<i32> {
         let parent = self.child.id().to_string();
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            let mut children = fs::read_dir("/proc").unwrap().filter_map(|entry| {
+        let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+        entries
+            .filter_map(|entry| {
                 let pid = entry.ok()?.file_name().to_str()?.parse::<i32>().ok()?;
                 let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
                 (status_field(&status, "PPid")? == parent).then_some(pid)
-            });
-            if let Some(pid) = children.next() {
+            })
+            .collect()
+    }
+
+    /// The namespace's PID 1 (unshare's only child), by its host PID.
+    fn pid1(&self) -> i32 {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(&pid) = self.children().first() {
                 return pid;
             }
             assert!(Instant::now() < deadline, "unshare started no child");
@@ -309,7 +327,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        self.kill();
         let _ = self.child.wait();
     }
 }
@@ -545,4 +563,27 @@ fn status_field_reads_proc_status_lines() {
     assert_eq!(status_field(status, "Gid"), None);
     // No confusion between a name and a longer one that starts with it.
     assert_eq!(status_field("Namespace:\tx\n", "Name"), None);
+}
+
+/// The guard itself: a test that fails half-way must not leave its PID 1 behind.
+#[test]
+fn dropping_the_guard_kills_the_namespace() {
+    let Some(tools) = tools_or_skip("dropping_the_guard_kills_the_namespace") else {
+        return;
+    };
+    let root = Root::new();
+    let listen = format!("127.0.0.1:{}", common::free_port(LOCALHOST_V4));
+    let mut server = Running::spawn(root.command(&tools, &["serve", "--listen", &listen, "tcp://127.0.0.1:9"]));
+    get_when_up(listen.parse().unwrap(), "/self", &mut server);
+    let pid1 = server.pid1();
+    drop(server);
+    let gone = || match fs::read_to_string(format!("/proc/{pid1}/status")) {
+        Err(_) => true,
+        Ok(status) => status_field(&status, "State").is_some_and(|state| state.starts_with('Z')),
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gone() {
+        assert!(Instant::now() < deadline, "PID 1 ({pid1}) outlived its guard");
+        thread::sleep(Duration::from_millis(10));
+    }
 }
