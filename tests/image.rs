@@ -209,8 +209,8 @@ impl Root {
     fn command(&self, tools: &Tools, args: &[&str]) -> Command {
         let mut cmd = Command::new(&tools.unshare);
         cmd.env_clear()
-            // --kill-child: if unshare dies (the guard below kills it), the kernel kills the
-            // namespace's PID 1, and with it everything in the namespace.
+            // --kill-child covers a death of unshare before chroot drops root; after that
+            // the guard (`Running::kill`) kills PID 1 itself.
             .args(["--pid", "--fork", "--kill-child", "--"])
             .args(self.chroot_words(tools, args))
             .stdin(Stdio::null())
