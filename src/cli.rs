@@ -100,6 +100,17 @@ pub enum When {
     Failure,
 }
 
+impl When {
+    /// The word the command line takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            When::Always => "always",
+            When::Success => "success",
+            When::Failure => "failure",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct RunConfig {
     pub wait: Vec<Check>,
@@ -502,9 +513,9 @@ pub fn describe(cmd: &Command) -> String {
             checks(&mut out, "wait", &c.wait);
             let _ = writeln!(
                 out,
-                "on-exit-timeout {}\non-exit-when {:?}",
+                "on-exit-timeout {}\non-exit-when {}",
                 DisplayDuration(c.on_exit_timeout),
-                c.on_exit_when
+                c.on_exit_when.as_str()
             );
             checks(&mut out, "on-exit", &c.on_exit);
             let _ = writeln!(out, "command {:?}", c.command);

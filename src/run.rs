@@ -56,9 +56,20 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
     let program = &config.command[0];
     let mut command = Command::new(program);
     command.args(&config.command[1..]);
+    // std keeps the caller's signal mask, and ours blocks what we forward:
+    // the command starts with the mask we were started with.
+    let mask = driver.original_mask();
+    // SAFETY: the closure runs between fork and exec and only calls
+    // sigprocmask, which is async-signal-safe, on a copied mask.
+    unsafe {
+        command.pre_exec(move || match libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut()) {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        });
+    }
     if config.on_exit.is_empty() {
         // Nothing to do after the command: become it, so its signals and
-        // exit code are the kernel's business. std resets the signal mask.
+        // exit code are the kernel's business.
         let err = command.exec();
         return Ok(spawn_failed(program, &err));
     }
@@ -107,6 +118,10 @@ fn wait(driver: &mut Driver, config: &RunConfig) -> Result<Waited, Error> {
         attempts += 1;
         let verdicts = match driver.round(&config.wait, timeout, true)? {
             Ok(verdicts) => verdicts,
+            Err(libc::SIGCHLD) => {
+                reap_strays();
+                continue;
+            }
             Err(sig) => return Ok(Waited::Signal(sig)),
         };
         let now = Instant::now();
@@ -129,13 +144,26 @@ fn wait(driver: &mut Driver, config: &RunConfig) -> Result<Waited, Error> {
         }
         let next = round_start + config.interval;
         let until = give_up_at.map_or(next, |t| next.min(t));
-        if let Some(sig) = driver.pause(Some(until))? {
-            return Ok(Waited::Signal(sig));
+        loop {
+            match driver.pause(Some(until))? {
+                Some(libc::SIGCHLD) => reap_strays(),
+                Some(sig) => return Ok(Waited::Signal(sig)),
+                None => break,
+            }
         }
         if give_up_at.is_some_and(|t| Instant::now() >= t) {
             return Ok(Waited::TimedOut);
         }
     }
+}
+
+/// Before COMMAND exists, SIGCHLD only means that a child we inherited
+/// (or, as PID 1, an orphan) ended: reap it and keep waiting.
+fn reap_strays() {
+    let mut status = 0;
+    // SAFETY: waitpid writes the status into a local; we have no child of
+    // our own yet, so nothing reaped here is waited for elsewhere.
+    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
 }
 
 /// Forwards signals to the child until it exits; reaps every child (as
@@ -189,7 +217,7 @@ fn finish(driver: &mut Driver, config: &RunConfig, code: u8) -> Result<u8, Error
     if !wanted {
         log::info("on_exit_skipped")
             .kv("exit_code", code)
-            .kv("when", format!("{:?}", config.on_exit_when).to_lowercase());
+            .kv("when", config.on_exit_when.as_str());
         return Ok(code);
     }
     // Signals now would only cut the callbacks short; they are bounded by
