@@ -38,6 +38,11 @@ impl Driver {
         })
     }
 
+    /// The signal mask from before [`Driver::new`] blocked its signals.
+    pub fn original_mask(&self) -> libc::sigset_t {
+        self.signals.original_mask()
+    }
+
     /// Probes every check once, concurrently, each bounded by `timeout`.
     /// A signal ends the round early, Err(signal), when `interruptible`;
     /// otherwise signals are dropped until the round ends.

@@ -39,17 +39,24 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
     let mut signals = FORWARDED.to_vec();
     signals.push(libc::SIGCHLD);
     let mut driver = Driver::new(&signals)?;
-    match wait(&mut driver, config)? {
+    let start = Instant::now();
+    let waited = wait(&mut driver, config)?;
+    // Every end of the wait says how long it took (wait_done does in wait).
+    let elapsed_ms = start.elapsed().as_millis();
+    match waited {
         Waited::Ready => {}
         Waited::Signal(sig) => {
-            log::warn("wait_interrupted").kv("signal", signals::name(sig));
+            log::warn("wait_interrupted").kv("signal", signals::name(sig)).kv("elapsed_ms", elapsed_ms);
             return finish(&mut driver, config, 128 + sig as u8);
         }
         Waited::TimedOut if config.wait_timeout_continue => {
-            log::warn("wait_timeout").kv("then", "continue");
+            log::warn("wait_timeout").kv("elapsed_ms", elapsed_ms).kv("then", "continue");
         }
         Waited::TimedOut => {
-            log::error("wait_timeout").kv("then", "give up").kv("exit_code", EX_UNAVAILABLE);
+            log::error("wait_timeout")
+                .kv("elapsed_ms", elapsed_ms)
+                .kv("then", "give up")
+                .kv("exit_code", EX_UNAVAILABLE);
             return finish(&mut driver, config, EX_UNAVAILABLE);
         }
     }
@@ -215,9 +222,7 @@ fn finish(driver: &mut Driver, config: &RunConfig, code: u8) -> Result<u8, Error
         return Ok(code);
     }
     if !wanted {
-        log::info("on_exit_skipped")
-            .kv("exit_code", code)
-            .kv("when", config.on_exit_when.as_str());
+        log::info("on_exit_skipped").kv("exit_code", code).kv("when", config.on_exit_when.as_str());
         return Ok(code);
     }
     // Signals now would only cut the callbacks short; they are bounded by

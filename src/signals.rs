@@ -14,11 +14,15 @@ use mio::{Interest, Registry, Token};
 
 pub struct Signals {
     fd: OwnedFd,
+    /// The mask before [`Signals::new`] blocked ours: what a child should
+    /// start with (std's spawn and exec keep the caller's mask).
+    original: libc::sigset_t,
 }
 
 impl Signals {
     /// Blocks `signals` for this (single-threaded) process and opens a
-    /// signalfd for them. Children get an empty mask from std's spawn.
+    /// signalfd for them. Children inherit the blocked mask: give them
+    /// [`Signals::original_mask`] before they exec.
     pub fn new(signals: &[libc::c_int]) -> io::Result<Signals> {
         // SAFETY: sigset_t is plain data initialised by sigemptyset; the
         // calls only read and write it and the process's mask.
@@ -29,15 +33,22 @@ impl Signals {
                 libc::sigaddset(set.as_mut_ptr(), sig);
             }
             let set = set.assume_init();
-            if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            let mut original = MaybeUninit::<libc::sigset_t>::uninit();
+            if libc::sigprocmask(libc::SIG_BLOCK, &set, original.as_mut_ptr()) != 0 {
                 return Err(io::Error::last_os_error());
             }
+            let original = original.assume_init();
             let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(Signals { fd: OwnedFd::from_raw_fd(fd) })
+            Ok(Signals { fd: OwnedFd::from_raw_fd(fd), original })
         }
+    }
+
+    /// The signal mask this process had before [`Signals::new`].
+    pub fn original_mask(&self) -> libc::sigset_t {
+        self.original
     }
 
     /// The next pending signal, or None when there is none.
