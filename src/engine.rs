@@ -146,22 +146,22 @@ impl Engine {
     }
 
     /// Fails every probe still running once the deadline has passed.
-    pub fn expire(&mut self, now: Instant, registry: &Registry) {
+    pub fn expire(&mut self, now: Instant) {
         if self.deadline.is_none_or(|d| now < d) {
             return;
         }
         for slot in self.slots.iter_mut().filter(|s| s.verdict.is_none()) {
             let verdict = slot.probe.timed_out(self.timeout);
-            close(slot, registry);
+            close(slot);
             slot.verdict = Some(verdict);
         }
         self.pending = 0;
     }
 
     /// Drops the running round (its sockets close); its verdicts are lost.
-    pub fn abort(&mut self, registry: &Registry) {
+    pub fn abort(&mut self) {
         for slot in &mut self.slots {
-            close(slot, registry);
+            close(slot);
         }
         self.deadline = None;
         self.pending = 0;
@@ -203,11 +203,10 @@ fn connect_result(stream: &TcpStream) -> Option<io::Result<()>> {
     }
 }
 
-fn close(slot: &mut Slot, registry: &Registry) {
-    if let Some(mut stream) = slot.stream.take() {
-        // The socket is closed right after; a failure here changes nothing.
-        let _ = registry.deregister(&mut stream);
-    }
+/// Closes the probe's socket. Closing removes it from the poll too: an
+/// explicit deregister would cost one more syscall per probe for nothing.
+fn close(slot: &mut Slot) {
+    slot.stream = None;
 }
 
 /// Carries out actions until one has to wait for readiness. Returns true
@@ -223,7 +222,7 @@ fn drive(
     loop {
         action = match action {
             Action::Connect(addr) => {
-                close(slot, registry);
+                close(slot);
                 match TcpStream::connect(addr) {
                     Ok(mut stream) => {
                         match registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
@@ -257,7 +256,7 @@ fn drive(
                 }
             }
             Action::Done(verdict) => {
-                close(slot, registry);
+                close(slot);
                 slot.verdict = Some(verdict);
                 return true;
             }

@@ -60,7 +60,7 @@ impl Driver {
             let deadline = self.engine.deadline();
             if let Some(sig) = self.wait(deadline)? {
                 if interruptible {
-                    self.engine.abort(self.poll.registry());
+                    self.engine.abort();
                     return Ok(Err(sig));
                 }
             }
@@ -70,7 +70,7 @@ impl Driver {
                     self.engine.ready(event.token(), checks, registry);
                 }
             }
-            self.engine.expire(Instant::now(), registry);
+            self.engine.expire(Instant::now());
         }
     }
 

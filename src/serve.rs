@@ -113,7 +113,10 @@ struct Server {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: ServeConfig) -> Result<(), Error> {
-    raise_fd_limit();
+    let max_connections = connection_limit(config.max_connections, raise_fd_limit(), config.checks.len());
+    if max_connections < config.max_connections {
+        log::warn("max_connections_lowered").kv("max_connections", max_connections).kv("reason", "fd limit");
+    }
     let signals = Signals::new(&[libc::SIGTERM, libc::SIGINT]).map_err(Error::Signals)?;
     let listener = TcpListener::bind(config.listen).map_err(|e| Error::Listen(config.listen, e))?;
     let poll = Poll::new().map_err(Error::Poll)?;
@@ -134,7 +137,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         timers: BinaryHeap::new(),
         listener,
         signals,
-        max_connections: config.max_connections,
+        max_connections,
         accept_paused_until: None,
         scratch: vec![0; SCRATCH].into_boxed_slice(),
     };
@@ -185,7 +188,7 @@ impl Server {
                     }
                 }
             }
-            self.ctx.engine.expire(now, self.ctx.poll.registry());
+            self.ctx.engine.expire(now);
             self.finish_round(now);
             self.expire(now);
             if self.accept_paused_until.is_some_and(|t| now >= t) {
@@ -275,10 +278,11 @@ impl Server {
         }
     }
 
+    /// Dropping the stream closes it, which also removes it from the poll:
+    /// no deregister syscall per connection. (Sockets are close-on-exec and
+    /// tokens are never reused, so even a late event would be harmless.)
     fn close(&mut self, token: Token) {
-        if let Some(mut conn) = self.conns.remove(&token) {
-            let _ = self.ctx.poll.registry().deregister(&mut conn.stream);
-        }
+        self.conns.remove(&token);
     }
 
     fn drive(&mut self, token: Token, now: Instant) {
@@ -539,15 +543,37 @@ impl Conn {
 
 /// Raises the soft descriptor limit to the hard one, as Go programs do:
 /// 1,000 checks plus 1,024 connections need more than the usual 1,024.
-fn raise_fd_limit() {
+/// Returns the soft limit in force, if known.
+fn raise_fd_limit() -> Option<u64> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: both calls only read or write the struct passed in.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            // Failure leaves the old limit, which EMFILE handling copes with.
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
         }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, ..limit };
+            // Failure leaves the old limit, which EMFILE handling copes with.
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
+/// Descriptors kept out of the connection limit besides one per check:
+/// stdio, the listener, the poll, the signalfd, and slack.
+const RESERVED_FDS: usize = 16;
+
+/// The inbound connection limit, lowered below the descriptor limit so that
+/// connections alone never exhaust it: every check keeps a descriptor for
+/// its probe, and a connection flood cannot fail a healthy check with
+/// "Too many open files" (at the limit the oldest idle connection goes).
+fn connection_limit(wanted: usize, nofile: Option<u64>, checks: usize) -> usize {
+    match nofile.and_then(|n| usize::try_from(n).ok()) {
+        Some(n) => wanted.min(n.saturating_sub(checks + RESERVED_FDS)).max(1),
+        None => wanted,
     }
 }
 
@@ -630,5 +656,18 @@ impl Ctx {
         };
         let status = if passed { 200 } else { 503 };
         http::write_response(&mut self.out, status, &self.body, pending.head_only, pending.conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_leave_descriptors_for_the_probes() {
+        assert_eq!(connection_limit(1024, Some(1_048_576), 3), 1024);
+        assert_eq!(connection_limit(1024, Some(64), 4), 44);
+        assert_eq!(connection_limit(1024, Some(10), 4), 1);
+        assert_eq!(connection_limit(1024, None, 4), 1024);
     }
 }
