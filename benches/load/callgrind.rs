@@ -1,0 +1,44 @@
+//! Instructions per `/all` round, counted by callgrind: two runs of the
+//! daemon under valgrind that differ only in their number of rounds, so
+//! startup and shutdown cancel out.
+
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::client::Client;
+use crate::daemon::{self, Process};
+
+/// Under valgrind the daemon runs some 50 times slower.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// Instructions per round with `checks`, from runs of `few` and `many`
+/// rounds.
+pub fn instructions_per_round(binary: &Path, checks: &[u16], dir: &Path, few: u64, many: u64) -> io::Result<f64> {
+    let a = run(binary, checks, dir, few)?;
+    let b = run(binary, checks, dir, many)?;
+    Ok(b.saturating_sub(a) as f64 / (many - few) as f64)
+}
+
+/// Total instructions of one daemon run that answered `rounds` `/all`.
+fn run(binary: &Path, checks: &[u16], dir: &Path, rounds: u64) -> io::Result<u64> {
+    let port = daemon::free_port()?;
+    let out = dir.join(format!("callgrind.{rounds}.out"));
+    let mut args = vec!["--tool=callgrind".to_string(), format!("--callgrind-out-file={}", out.display())];
+    args.push(binary.display().to_string());
+    // A generous probe timeout: valgrind slows the daemon, not the stubs.
+    args.extend(daemon::serve_args(port, "10s", checks));
+    let mut valgrind = Process::start(Path::new("valgrind"), &args, port, &dir.join("valgrind.log"), READY_WITHIN)?;
+    let mut client = Client::connect(port)?;
+    for _ in 0..rounds {
+        client.get("/all")?;
+    }
+    drop(client);
+    if !valgrind.stop() {
+        return Err(io::Error::other("the daemon under valgrind did not exit cleanly"));
+    }
+    let text = std::fs::read_to_string(&out)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:"))?.trim().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no totals in {}", out.display())))
+}

@@ -1,0 +1,416 @@
+//! The end-to-end load bench: builds the release and static binaries, runs
+//! them against in-process upstream stubs (and nginx, wrk, valgrind when
+//! installed) and prints every footprint and speed figure beside its target.
+//!
+//! `cargo bench --bench load` (about 4 minutes), or `-- --quick` (about 1
+//! minute: shorter idle window, fewer rounds and wrk runs, said in the table).
+
+mod binaries;
+mod callgrind;
+mod client;
+mod daemon;
+mod reference;
+mod stubs;
+
+use std::io;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use client::Client;
+use daemon::Process;
+use reference::Mode;
+use stubs::Stubs;
+
+/// Delay of the slow upstream endpoints.
+const SLOW_DELAY: Duration = Duration::from_millis(100);
+/// Inbound connections opened at once by the flood.
+const FLOOD: usize = 10_000;
+const KIB: f64 = 1024.0;
+
+struct Options {
+    quick: bool,
+    idle: Duration,
+    rounds: u64,
+    wrk_seconds: u32,
+    wrk_repeats: usize,
+}
+
+impl Options {
+    fn parse() -> Result<Options, String> {
+        let mut quick = false;
+        for arg in std::env::args().skip(1) {
+            match arg.as_str() {
+                "--quick" => quick = true,
+                // cargo bench passes --bench to every bench binary.
+                "--bench" => {}
+                other => {
+                    return Err(format!("unknown argument {other:?}; usage: cargo bench --bench load [-- --quick]"))
+                }
+            }
+        }
+        Ok(if quick {
+            Options { quick, idle: Duration::from_secs(10), rounds: 20_000, wrk_seconds: 2, wrk_repeats: 2 }
+        } else {
+            Options { quick, idle: Duration::from_secs(60), rounds: 100_000, wrk_seconds: 5, wrk_repeats: 3 }
+        })
+    }
+}
+
+/// One line of the result table. `ok` is None for a figure that is only
+/// reported, or skipped.
+struct Row {
+    figure: String,
+    measured: String,
+    target: String,
+    ok: Option<bool>,
+}
+
+#[derive(Default)]
+struct Table(Vec<Row>);
+
+impl Table {
+    fn add(&mut self, figure: &str, measured: String, target: &str, ok: Option<bool>) {
+        eprintln!("  {figure}: {measured}");
+        self.0.push(Row { figure: figure.into(), measured, target: target.into(), ok });
+    }
+
+    /// A figure that could not be measured, and what to do about it.
+    fn skip(&mut self, figure: &str, target: &str, why: String) {
+        self.add(figure, format!("skipped: {why}"), target, None);
+    }
+
+    fn result(&mut self, figure: &str, target: &str, measured: io::Result<(String, Option<bool>)>) {
+        match measured {
+            Ok((text, ok)) => self.add(figure, text, target, ok),
+            Err(e) => self.add(figure, format!("failed: {e}"), target, Some(false)),
+        }
+    }
+
+    fn print(&self) {
+        let width =
+            |f: fn(&Row) -> &str, title: &str| self.0.iter().map(|r| f(r).len()).max().unwrap_or(0).max(title.len());
+        let (w1, w2, w3) =
+            (width(|r| &r.figure, "figure"), width(|r| &r.measured, "measured"), width(|r| &r.target, "target"));
+        println!("| {:w1$} | {:w2$} | {:w3$} | ok? |", "figure", "measured", "target");
+        println!("|{}|{}|{}|-----|", "-".repeat(w1 + 2), "-".repeat(w2 + 2), "-".repeat(w3 + 2));
+        for r in &self.0 {
+            let ok = match r.ok {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            };
+            println!("| {:w1$} | {:w2$} | {:w3$} | {ok:3} |", r.figure, r.measured, r.target);
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let options = match Options::parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("load: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    match run(&options) {
+        Ok(table) => {
+            machine();
+            table.print();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs every section; an error here (build, stubs) stops the bench, an
+/// error inside a section fails its row only.
+fn run(options: &Options) -> io::Result<Table> {
+    let mut table = Table::default();
+    let nofile = raise_nofile()?;
+    let dir = std::env::temp_dir().join(format!("healthcheck-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+
+    eprintln!("building the release binaries");
+    let release = binaries::build(None)?;
+    let musl =
+        if binaries::target_installed(binaries::MUSL) { Some(binaries::build(Some(binaries::MUSL))?) } else { None };
+    binary_size(&mut table, musl.as_deref());
+    // The static build is the one shipped; measure it when there is one.
+    let daemon_bin = musl.clone().unwrap_or_else(|| release.clone());
+    eprintln!("daemon under test: {} (RLIMIT_NOFILE {nofile})", daemon_bin.display());
+
+    let stubs = Stubs::start(1000, 8, SLOW_DELAY)?;
+    let fast8 = &stubs.fast[..8];
+
+    // One daemon stays idle while the other sections run on their own
+    // daemons, then takes the load whose memory peak is measured.
+    let port = daemon::free_port()?;
+    let mut main = Process::start(
+        &daemon_bin,
+        &daemon::serve_args(port, "1s", fast8),
+        port,
+        &dir.join("main.log"),
+        Duration::from_secs(5),
+    )?;
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_since = Instant::now();
+    let idle_cpu = main.cpu_seconds()?;
+    let rss = main.status_kib("VmRSS").map(|kib| kib as f64);
+    let static_note = if musl.is_some() { "" } else { " (glibc build: musl target missing)" };
+    table.result(
+        "VmRSS idle, static build",
+        "<= 1 MiB",
+        rss.map(|kib| (format!("{:.0} KiB{static_note}", kib), Some(kib <= KIB))),
+    );
+
+    throughput(&mut table, &daemon_bin, fast8, &dir, options);
+    latency(&mut table, &daemon_bin, &stubs, &dir);
+    instructions(&mut table, &release, fast8, &dir);
+
+    let idle_left = options.idle.saturating_sub(idle_since.elapsed());
+    eprintln!("waiting {}s for the idle window to end", idle_left.as_secs());
+    std::thread::sleep(idle_left);
+    let idle_label = if options.quick { "CPU while idle for 10 s (--quick)" } else { "CPU while idle for 60 s" };
+    table.result(
+        idle_label,
+        "utime+stime unchanged",
+        main.cpu_seconds().map(|cpu| {
+            let ms = (cpu - idle_cpu) * 1000.0;
+            // The window is at least the figure's, longer when the other
+            // sections took longer.
+            (format!("+{ms:.0} ms over {:.0} s", idle_since.elapsed().as_secs_f64()), Some(ms == 0.0))
+        }),
+    );
+
+    rounds(&mut table, &main, options);
+    eprintln!("opening {FLOOD} inbound connections");
+    let held = client::flood(main.port, FLOOD, Duration::from_secs(60));
+    let opened = held.len();
+    // The last connections are the ones the daemon kept: let it answer them.
+    std::thread::sleep(Duration::from_millis(500));
+    let rounds_label = if options.quick {
+        "VmHWM after 20,000 /all rounds (--quick) + 10,000 connections"
+    } else {
+        "VmHWM after 100,000 /all rounds + 10,000 connections"
+    };
+    table.result(
+        rounds_label,
+        "<= 4 MiB",
+        main.status_kib("VmHWM").map(|kib| {
+            (format!("{kib} KiB ({opened} connections opened)"), Some(kib as f64 <= 4.0 * KIB && opened == FLOOD))
+        }),
+    );
+    drop(held);
+    if !main.stop() {
+        table.add("clean exit on SIGTERM after the load", "NO".into(), "exit 0", Some(false));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(table)
+}
+
+/// Size of the stripped static binary.
+fn binary_size(table: &mut Table, musl: Option<&Path>) {
+    let figure = "binary size, static (musl), stripped";
+    let target = "<= 600 KiB";
+    let Some(path) = musl else {
+        return table.skip(figure, target, format!("install the target (rustup target add {})", binaries::MUSL));
+    };
+    let measured = binaries::is_static(path).and_then(|is_static| {
+        let kib = std::fs::metadata(path)?.len() as f64 / KIB;
+        let note = if is_static { "" } else { " (NOT static)" };
+        Ok((format!("{kib:.1} KiB{note}"), Some(kib <= 600.0 && is_static)))
+    });
+    table.result(figure, target, measured);
+}
+
+/// `/self` requests per second against the daemon and nginx, alternated.
+fn throughput(table: &mut Table, daemon_bin: &Path, checks: &[u16], dir: &Path, options: &Options) {
+    let figures = [
+        (Mode::KeepAlive, "/self req/s, keep-alive, 50 connections"),
+        (Mode::Close, "/self req/s, new connection per request"),
+    ];
+    let target = ">= 1.0 x nginx (1 worker)";
+    if reference::which("wrk").is_none() {
+        for (_, figure) in figures {
+            table.skip(figure, target, "install wrk (apt-get install wrk)".into());
+        }
+        return;
+    }
+    let nginx_missing = !Path::new(reference::NGINX).exists();
+    let measure = || -> io::Result<Vec<(Vec<f64>, Vec<f64>)>> {
+        let port = daemon::free_port()?;
+        let ours = Process::start(
+            daemon_bin,
+            &daemon::serve_args(port, "1s", checks),
+            port,
+            &dir.join("self.log"),
+            Duration::from_secs(5),
+        )?;
+        let nginx = if nginx_missing { None } else { Some(reference::start_nginx(dir)?) };
+        let mut results = Vec::new();
+        for (mode, figure) in figures {
+            eprintln!("wrk: {figure}");
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for _ in 0..options.wrk_repeats {
+                a.push(reference::wrk(&format!("http://127.0.0.1:{}/self", ours.port), mode, options.wrk_seconds)?);
+                if let Some(nginx) = &nginx {
+                    b.push(reference::wrk(
+                        &format!("http://127.0.0.1:{}/self", nginx.port),
+                        mode,
+                        options.wrk_seconds,
+                    )?);
+                }
+            }
+            results.push((a, b));
+        }
+        Ok(results)
+    };
+    match measure() {
+        Ok(results) => {
+            for ((_, figure), (ours, nginx)) in figures.into_iter().zip(results) {
+                let ours = median(ours);
+                if nginx.is_empty() {
+                    table.add(
+                        figure,
+                        format!("{ours:.0}; nginx skipped: install nginx (apt-get install nginx-light)"),
+                        target,
+                        None,
+                    );
+                } else {
+                    let nginx = median(nginx);
+                    let ratio = ours / nginx;
+                    table.add(
+                        figure,
+                        format!("{ours:.0} vs nginx {nginx:.0} = {ratio:.2} x"),
+                        target,
+                        Some(ratio >= 1.0),
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            for (_, figure) in figures {
+                table.add(figure, format!("failed: {e}"), target, Some(false));
+            }
+        }
+    }
+}
+
+/// `/all` latency: 8 slow endpoints, then 1,000 fast ones.
+fn latency(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path) {
+    let cases: [(&str, &str, &[u16], usize, f64); 2] = [
+        ("/all latency, 8 endpoints answering after 100 ms", "<= 110 ms (1.1 x 100 ms)", &stubs.slow, 20, 110.0),
+        ("/all latency, 1,000 fast endpoints", "<= 50 ms", &stubs.fast, 40, 50.0),
+    ];
+    for (figure, target, checks, count, limit_ms) in cases {
+        eprintln!("latency: {figure}");
+        let measured = (|| {
+            let port = daemon::free_port()?;
+            let _daemon = Process::start(
+                daemon_bin,
+                &daemon::serve_args(port, "2s", checks),
+                port,
+                &dir.join("latency.log"),
+                Duration::from_secs(5),
+            )?;
+            let mut client = Client::connect(port)?;
+            client.latencies("/all", 2)?; // warm-up: first-round page faults
+            let mut samples: Vec<f64> =
+                client.latencies("/all", count)?.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+            samples.sort_by(f64::total_cmp);
+            let p99 = samples[(samples.len() * 99).div_ceil(100) - 1];
+            let median = median(samples);
+            Ok((format!("median {median:.1} ms, p99 {p99:.1} ms ({count} rounds)"), Some(median <= limit_ms)))
+        })();
+        table.result(figure, target, measured);
+    }
+}
+
+/// Instructions per round under callgrind (glibc build: valgrind knows its
+/// allocator).
+fn instructions(table: &mut Table, release: &Path, checks: &[u16], dir: &Path) {
+    let figure = "instructions per /all round, 8 fast endpoints (callgrind)";
+    let target = "reported";
+    if reference::which("valgrind").is_none() {
+        return table.skip(figure, target, "install valgrind (apt-get install valgrind)".into());
+    }
+    eprintln!("callgrind: {figure}");
+    let measured = callgrind::instructions_per_round(release, checks, dir, 100, 1100)
+        .map(|n| (format!("{:.0} k instructions", n / 1000.0), None));
+    table.result(figure, target, measured);
+}
+
+/// CPU per round over many sequential `/all` rounds (one client, so one
+/// round per request).
+fn rounds(table: &mut Table, main: &Process, options: &Options) {
+    let figure = "CPU per /all round, 8 fast endpoints (user+sys)";
+    eprintln!("{} /all rounds", options.rounds);
+    let measured = (|| {
+        let mut client = Client::connect(main.port)?;
+        let before = main.cpu_seconds()?;
+        let start = Instant::now();
+        let mut done = 0;
+        // Bounded in time too: a slow machine reports fewer rounds.
+        while done < options.rounds && start.elapsed() < Duration::from_secs(180) {
+            if client.get("/all")? != 200 {
+                return Err(io::Error::other("/all failed during the rounds"));
+            }
+            done += 1;
+        }
+        let us = (main.cpu_seconds()? - before) * 1e6 / done as f64;
+        let rate = done as f64 / start.elapsed().as_secs_f64();
+        Ok((format!("{us:.0} us ({done} rounds, {rate:.0} rounds/s)"), Some(us <= 300.0)))
+    })();
+    table.result(figure, "<= 300 us", measured);
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Raises this process's descriptor limit to the hard limit (the stubs,
+/// the flood, and the daemons, which inherit it, need thousands).
+fn raise_nofile() -> io::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let needed = (FLOOD + 2 * 1008 + 100) as u64;
+    if limit.rlim_cur < needed {
+        return Err(io::Error::other(format!(
+            "RLIMIT_NOFILE hard limit {} is below the {needed} the bench needs",
+            limit.rlim_cur
+        )));
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// The machine line printed above the table.
+fn machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| Some(l.strip_prefix("model name")?.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!("\nmachine: {cores} cores, {cpu}, Linux {}", kernel.trim());
+}

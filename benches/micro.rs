@@ -1,0 +1,86 @@
+//! Micro-benchmarks of the pure hot paths: request parsing and routing,
+//! response writing, probe response parsing, verdict aggregation.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use healthcheck::check::{self, Check, Reason, Verdict};
+use healthcheck::http::{self, Connection, Method, Parse};
+use healthcheck::probe::{Action, Probe};
+
+/// What kubelet's HTTP prober sends.
+const KUBELET_PROBE: &[u8] = b"GET /all HTTP/1.1\r\nHost: 10.1.2.3:8081\r\nUser-Agent: kube-probe/1.31\r\n\
+Accept: */*\r\nConnection: close\r\n\r\n";
+/// A typical health endpoint's answer.
+const UPSTREAM_OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Date: Wed, 26 Nov 2026 15:20:00 GMT\r\nContent-Length: 3\r\n\r\nok\n";
+
+fn checks(n: usize) -> Vec<Check> {
+    (0..n)
+        .map(|i| {
+            let mut c = Check::parse(&format!("app{i}=http://127.0.0.1:{}/health", 8000 + i)).expect("valid check");
+            c.resolve().expect("IP literals resolve");
+            c
+        })
+        .collect()
+}
+
+fn inbound(c: &mut Criterion) {
+    c.bench_function("http/parse kubelet probe", |b| {
+        b.iter(|| match http::parse(black_box(KUBELET_PROBE)) {
+            Parse::Complete(request, used) => (request.keep_alive, used),
+            other => panic!("{other:?}"),
+        })
+    });
+    c.bench_function("http/route and query", |b| {
+        b.iter(|| match http::route(Method::Get, black_box("/all?verbose&exclude=app3")) {
+            http::Route::All(query) => http::parse_query(query).exclude.len(),
+            other => panic!("{other:?}"),
+        })
+    });
+    let mut out = Vec::with_capacity(512);
+    c.bench_function("http/write_response 200", |b| {
+        b.iter(|| {
+            out.clear();
+            http::write_response(&mut out, black_box(200), b"ok\n", false, Connection::KeepAlive);
+            out.len()
+        })
+    });
+}
+
+fn outbound(c: &mut Criterion) {
+    let check = &checks(1)[0];
+    let mut probe = Probe::default();
+    c.bench_function("probe/one round of one check", |b| {
+        b.iter(|| {
+            // The engine's sequence for a healthy endpoint, sockets aside.
+            assert!(matches!(probe.start(check), Action::Connect(_)));
+            assert_eq!(probe.connected(check), Action::Send);
+            let n = probe.output(check).len();
+            assert_eq!(probe.wrote(check, n), Action::Receive);
+            probe.received(check, black_box(UPSTREAM_OK))
+        })
+    });
+}
+
+fn aggregation(c: &mut Criterion) {
+    let checks = checks(8);
+    let mut verdicts = vec![Verdict::Pass; checks.len()];
+    let mut out = Vec::with_capacity(1024);
+    c.bench_function("check/write_report 8 passing", |b| {
+        b.iter(|| {
+            out.clear();
+            check::write_report(&mut out, &checks, black_box(&verdicts), false, &[])
+        })
+    });
+    verdicts[5] = Verdict::Fail(Reason::Status(503));
+    c.bench_function("check/write_report 8 verbose, one failing", |b| {
+        b.iter(|| {
+            out.clear();
+            check::write_report(&mut out, &checks, black_box(&verdicts), true, &[])
+        })
+    });
+}
+
+criterion_group!(benches, inbound, outbound, aggregation);
+criterion_main!(benches);
