@@ -1,0 +1,20 @@
+//! Fuzzing healthcheck's parsers: the oracles the targets run, and a
+//! mutator for the stable driver.
+
+pub mod mutate;
+pub mod oracles;
+
+/// A fuzz target: an oracle, its name and its seeds.
+pub struct Target {
+    pub name: &'static str,
+    pub run: fn(&[u8]),
+    pub seeds: &'static [&'static [u8]],
+    /// Inputs longer than this teach nothing new (heads are bounded).
+    pub max_len: usize,
+}
+
+pub const TARGETS: [Target; 3] = [
+    Target { name: "request", run: oracles::request, seeds: oracles::REQUEST_SEEDS, max_len: 9 * 1024 },
+    Target { name: "response", run: oracles::response, seeds: oracles::RESPONSE_SEEDS, max_len: 20 * 1024 },
+    Target { name: "cli", run: oracles::cli, seeds: oracles::CLI_SEEDS, max_len: 1024 },
+];

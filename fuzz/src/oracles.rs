@@ -1,0 +1,298 @@
+//! The fuzz oracles: feed hostile bytes to a parser and assert what must
+//! hold for any input. Shared by the cargo-fuzz targets, the stable driver
+//! and `tests/hostile.rs` (which includes this file with `#[path]`).
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt as _;
+
+use healthcheck::check::{Check, DisplayDuration, Kind, Reason, Verdict};
+use healthcheck::cli::{self, Command};
+use healthcheck::http::{self, Connection, Method, Parse, Route};
+use healthcheck::probe::{self, Action, Probe};
+
+/// Checks the daemon in the request oracle is configured with.
+const CHECK_NAMES: [&str; 2] = ["app", "db"];
+
+/// Inbound request parsing and routing, and the answer built from it.
+pub fn request(data: &[u8]) {
+    match http::parse(data) {
+        Parse::Partial => assert!(data.len() < http::MAX_REQUEST_HEAD, "partial past the head bound"),
+        Parse::Reject(status) => assert!(matches!(status, 400 | 431), "reject {status}"),
+        Parse::Complete(req, used) => {
+            assert!(used > 0 && used <= data.len() && used <= http::MAX_REQUEST_HEAD, "used {used}");
+            assert!(req.target.starts_with('/'), "target {:?}", req.target);
+            assert!(req.target.bytes().all(|b| b > b' ' && b != 0x7f), "control byte in {:?}", req.target);
+            assert!(!(req.has_body && req.keep_alive), "a body that is not read must close");
+            // Bytes trickled in any pieces get the same answer: a prefix
+            // of a complete head is never complete, nor rejected.
+            for cut in [used - 1, used / 2, used / 3, 1] {
+                let prefix = &data[..cut.min(used - 1)];
+                assert_eq!(http::parse(prefix), Parse::Partial, "prefix of {cut} bytes");
+            }
+            let (status, body) = answer(req.method, req.target);
+            let conn = if req.keep_alive { Connection::KeepAlive } else { Connection::Close };
+            check_response(status, &body, req.method == Method::Head, conn);
+        }
+    }
+}
+
+/// What the daemon answers, as `serve` builds it, with every check passing.
+fn answer(method: Method, target: &str) -> (u16, Vec<u8>) {
+    match http::route(method, target) {
+        Route::SelfCheck => (200, b"ok\n".to_vec()),
+        Route::NotFound => (404, http::status_body(404).to_vec()),
+        Route::MethodNotAllowed => (405, http::status_body(405).to_vec()),
+        Route::One(name, _) if CHECK_NAMES.contains(&name) => (200, b"ok\n".to_vec()),
+        Route::One(..) => (404, http::status_body(404).to_vec()),
+        Route::All(query) => {
+            let mut body = Vec::new();
+            for raw in http::parse_query(query).exclude {
+                let decoded = http::percent_decode(raw);
+                let name = decoded.as_deref().unwrap_or(raw);
+                if CHECK_NAMES.contains(&name) {
+                    continue;
+                }
+                let mut shown = Vec::new();
+                http::push_escaped(&mut shown, name.as_bytes());
+                assert_escaped(&shown, name.as_bytes());
+                body.extend_from_slice(b"warn: no matches for \"");
+                body.extend_from_slice(&shown);
+                body.extend_from_slice(b"\"\n");
+            }
+            body.extend_from_slice(b"ok\n");
+            (200, body)
+        }
+    }
+}
+
+/// Escaped text is printable ASCII with no markup or bare quote, and it
+/// decodes back to the original: nothing is lost or forged.
+pub fn assert_escaped(shown: &[u8], original: &[u8]) {
+    let mut decoded = Vec::new();
+    let mut i = 0;
+    while i < shown.len() {
+        let b = shown[i];
+        assert!((b' '..=b'~').contains(&b) && !b"<>&\"".contains(&b), "{b:#x} in {shown:?}");
+        if b != b'\\' {
+            decoded.push(b);
+            i += 1;
+            continue;
+        }
+        match shown.get(i + 1) {
+            Some(b'"' | b'\\') => {
+                decoded.push(shown[i + 1]);
+                i += 2;
+            }
+            Some(b'x') => {
+                let hex = std::str::from_utf8(&shown[i + 2..i + 4]).expect("hex digits");
+                decoded.push(u8::from_str_radix(hex, 16).expect("hex escape"));
+                i += 4;
+            }
+            other => panic!("bad escape {other:?} in {shown:?}"),
+        }
+    }
+    assert_eq!(decoded, original);
+}
+
+/// The response the daemon writes is one well-formed HTTP/1.1 head.
+fn check_response(status: u16, body: &[u8], head_only: bool, conn: Connection) {
+    let mut out = Vec::new();
+    http::write_response(&mut out, status, body, head_only, conn);
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut resp = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(used)) = resp.parse(&out) else {
+        panic!("response head does not parse: {:?}", String::from_utf8_lossy(&out));
+    };
+    assert_eq!(resp.code, Some(status));
+    assert_eq!(out.len() - used, if head_only { 0 } else { body.len() });
+}
+
+/// Check URLs the response oracle probes, picked by the first input byte.
+const PROBE_URLS: [&str; 5] = [
+    "http://localhost:8080/health",
+    "http://127.0.0.1/ready?full=1",
+    "http://[::1]:9000/",
+    "tcp://127.0.0.1:5432",
+    "post:http://127.0.0.1:15020/quitquitquit",
+];
+
+/// Response parsing of one probe: the status line, headers, body framing
+/// and redirects. Every hop answers with the same bytes (a redirect to
+/// itself is a loop), cut three ways: whole, byte by byte, and in pieces.
+/// The verdict must not depend on the cuts, nor on reusing the probe.
+pub fn response(data: &[u8]) {
+    let Some((&pick, data)) = data.split_first() else {
+        return;
+    };
+    let url = PROBE_URLS[pick as usize % PROBE_URLS.len()];
+    let mut check = match url.strip_prefix("post:") {
+        Some(url) => Check::callback(url),
+        None => Check::parse(url),
+    }
+    .expect("a valid check");
+    check.resolve().expect("a local address");
+
+    let mut probe = Probe::default();
+    let whole = transcript(&mut probe, &check, data, &mut |_| probe::MAX_HEAD);
+    let reused = transcript(&mut probe, &check, data, &mut |_| probe::MAX_HEAD);
+    assert_eq!(whole, reused, "a reused probe reaches another verdict");
+    let mut seed = u64::from(pick) | 1;
+    let pieces = transcript(&mut Probe::default(), &check, data, &mut |left| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        1 + (seed as usize) % left.max(1)
+    });
+    assert_eq!(whole, pieces, "cut in pieces");
+    if data.len() <= 4096 {
+        let bytes = transcript(&mut Probe::default(), &check, data, &mut |_| 1);
+        assert_eq!(whole, bytes, "byte by byte");
+    }
+}
+
+/// Every step of a probe fed `data` on each connection, in pieces of
+/// `cut(bytes left)`: the addresses, requests and the verdict.
+fn transcript(probe: &mut Probe, check: &Check, data: &[u8], cut: &mut dyn FnMut(usize) -> usize) -> Vec<String> {
+    let mut steps = Vec::new();
+    let mut action = probe.start(check);
+    for _hop in 0..=probe::MAX_REDIRECTS {
+        let Action::Connect(addr) = action else {
+            panic!("expected a connect, got {action:?}");
+        };
+        assert!(check.addrs.iter().any(|a| a.ip() == addr.ip()), "redirected to another host: {addr}");
+        steps.push(format!("connect {addr}"));
+        action = probe.connected(check);
+        if check.kind == Kind::Tcp {
+            assert_eq!(action, Action::Done(Verdict::Pass));
+            return steps;
+        }
+        while action == Action::Send {
+            let out = probe.output(check).to_vec();
+            check_probe_request(check, &out);
+            steps.push(String::from_utf8_lossy(&out).into_owned());
+            action = probe.wrote(check, out.len());
+        }
+        assert_eq!(action, Action::Receive);
+        let mut rest = data;
+        while action == Action::Receive && !rest.is_empty() {
+            let n = cut(rest.len()).clamp(1, rest.len().min(probe::MAX_HEAD));
+            action = probe.received(check, &rest[..n]);
+            rest = &rest[n..];
+        }
+        if action == Action::Receive {
+            action = probe.eof();
+        }
+        if let Action::Done(verdict) = &action {
+            check_verdict(verdict);
+            steps.push(format!("{verdict:?}"));
+            return steps;
+        }
+    }
+    panic!("more than {} redirects followed", probe::MAX_REDIRECTS);
+}
+
+/// A probe's request, first or redirected, is one clean head our own
+/// parser accepts whole: a Location cannot add a header or a request.
+fn check_probe_request(check: &Check, out: &[u8]) {
+    let Parse::Complete(req, used) = http::parse(out) else {
+        panic!("probe request does not parse: {:?}", String::from_utf8_lossy(out));
+    };
+    assert_eq!(used, out.len(), "one request only");
+    assert!(!req.keep_alive && !req.has_body);
+    let lines = if check.kind == Kind::Post { 6 } else { 5 };
+    assert_eq!(out.split(|&b| b == b'\n').count(), lines + 2, "{:?}", String::from_utf8_lossy(out));
+}
+
+fn check_verdict(verdict: &Verdict) {
+    match verdict {
+        Verdict::Fail(Reason::Status(code)) => assert!(!probe::passes(*code), "status {code} fails"),
+        Verdict::Fail(Reason::Timeout(_)) => panic!("no deadline passed"),
+        _ => {}
+    }
+}
+
+/// The command line: durations, CHECKs and whole argument lists. Arguments
+/// are split on NUL, which no real argv can hold.
+pub fn cli(data: &[u8]) {
+    let args: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+    for arg in args.iter().filter_map(|a| std::str::from_utf8(a).ok()) {
+        duration(arg);
+        check_arg(arg);
+    }
+    // `--dry-run` right after the mode word keeps name resolution (DNS)
+    // out of the fuzzer; in the positional form it is an error.
+    let mut argv: Vec<OsString> = args.iter().map(|a| OsString::from_vec(a.to_vec())).collect();
+    argv.insert(argv.len().min(1), OsString::from("--dry-run"));
+    match cli::parse(argv, |_| None) {
+        Ok(command) => {
+            if let Command::Serve(c) = &command {
+                assert!(!c.checks.is_empty() && !c.timeout.is_zero());
+            }
+            let _ = cli::describe(&command);
+        }
+        Err(e) => assert_one_clean_line(&e.0),
+    }
+}
+
+/// A parsed duration prints back to itself.
+fn duration(s: &str) {
+    if let Ok(d) = cli::parse_duration(s) {
+        let shown = DisplayDuration(d).to_string();
+        assert_eq!(cli::parse_duration(&shown), Ok(d), "{s:?} shown as {shown:?}");
+    }
+}
+
+/// An accepted CHECK has a name of printable ASCII, and a
+/// request our own parser takes whole; a refused one says why in one line.
+fn check_arg(arg: &str) {
+    match Check::parse(arg) {
+        Ok(check) => {
+            assert!(!check.name.is_empty(), "empty name for {arg:?}");
+            // A name is one printable word: logs quote and escape it, and
+            // a default name is the URL (a host may hold `"`, say).
+            assert!(check.name.bytes().all(|b| b.is_ascii_graphic()), "name {:?}", check.name);
+            if check.kind == Kind::Http {
+                check_probe_request(&check, &check.request);
+            }
+        }
+        Err(e) => assert_one_clean_line(&e.0),
+    }
+}
+
+/// Error text echoes arguments escaped: no control character can start a
+/// new line on the terminal or in a log.
+fn assert_one_clean_line(msg: &str) {
+    assert!(!msg.is_empty());
+    assert!(!msg.chars().any(char::is_control), "control character in {msg:?}");
+}
+
+/// Seeds for the mutators (and the cargo-fuzz corpora): one well-formed
+/// input of each kind the parsers know, plus known-hostile ones.
+pub const REQUEST_SEEDS: &[&[u8]] = &[
+    b"GET /self HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"HEAD /all?verbose&exclude=app&exclude=b%2Dc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    b"GET /all/db?verbose HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET http://x:1/all HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST /all HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+    b"GET /all?exclude=%3Cscript%3E%0d%0aX:%20y HTTP/1.1\nHost: x\n\n",
+    b"GET /all/../self HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+];
+
+pub const RESPONSE_SEEDS: &[&[u8]] = &[
+    b"\x00HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"\x01HTTP/1.1 302 Found\r\nLocation: /next?x=1\r\nContent-Length: 0\r\n\r\n",
+    b"\x00HTTP/1.1 301 Moved\r\nLocation: http://localhost:9/a%0d%0aX: y\r\n\r\n",
+    b"\x02HTTP/1.1 307 T\r\nLocation: //[::1]:1/\r\n\r\n",
+    b"\x00HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n2;x\r\nok\r\n0\r\nT: v\r\n\r\n",
+    b"\x00HTTP/1.0 200 OK\r\n\r\nuntil eof",
+    b"\x04HTTP/1.1 204 No Content\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+    b"\x03",
+];
+
+pub const CLI_SEEDS: &[&[u8]] = &[
+    b"8081\x003\x00http://localhost:8080/healthz",
+    b"serve\x00--listen=[::1]:9000\x00--timeout\x00500ms\x00app=http://127.0.0.1/h?x=1\x00db=tcp://[::1]:5432",
+    b"check\x00--quiet\x00--timeout=18446744073709551615ms\x00http://localhost/",
+    b"run\x00--istio\x00--wait-timeout\x002m\x00--on-exit\x00http://127.0.0.1:1/done\x00--\x00job\x00--flag",
+    b"serve\x00-x\nforged\x00http://localhost/",
+];
