@@ -40,6 +40,11 @@ const ACCEPT_BATCH: usize = 256;
 const SCRATCH: usize = 16 * 1024;
 /// Check names listed in the startup line.
 const LOGGED_NAMES: usize = 16;
+/// Unknown `exclude` names echoed at most, and the bytes shown of each: a
+/// waiting `/all` keeps about a KiB, not its whole query (four times that
+/// once escaped), whatever the caller sends.
+const MAX_UNKNOWN_SHOWN: usize = 4;
+const MAX_SHOWN_NAME: usize = 64;
 /// Events handled per poll call.
 const EVENTS: usize = 1024;
 
@@ -612,11 +617,17 @@ impl Ctx {
                     let decoded = http::percent_decode(raw);
                     match decoded.as_deref().and_then(|n| self.checks.iter().position(|c| c.name == n)) {
                         Some(i) => excluded.push(i),
-                        None => {
+                        None if unknown.len() < MAX_UNKNOWN_SHOWN => {
+                            let name = decoded.as_deref().unwrap_or(raw).as_bytes();
+                            let cut = &name[..name.len().min(MAX_SHOWN_NAME)];
                             let mut shown = Vec::new();
-                            http::push_escaped(&mut shown, decoded.as_deref().unwrap_or(raw).as_bytes());
+                            http::push_escaped(&mut shown, cut);
+                            if cut.len() < name.len() {
+                                shown.extend_from_slice(b"...");
+                            }
                             unknown.push(shown);
                         }
+                        None => {}
                     }
                 }
                 Ok(Want::All { verbose: query.verbose, excluded, unknown })

@@ -192,6 +192,18 @@ fn exclude_names_are_echoed_escaped() {
     );
 }
 
+#[test]
+fn exclude_echoes_are_bounded() {
+    let daemon = Daemon::serve(&["tcp://127.0.0.1:9"]);
+    let many: String = (0..20).map(|i| format!("exclude=n{i}&")).collect();
+    let resp = daemon.get(&format!("/all?{many}exclude={}", "%01".repeat(2000)));
+    let warnings: Vec<String> = resp.text().lines().filter(|l| l.starts_with("warn:")).map(str::to_string).collect();
+    assert_eq!(warnings.len(), 4, "{}", resp.text());
+    let resp = daemon.get(&format!("/all?exclude={}", "%01".repeat(2000)));
+    let first = resp.text().lines().next().unwrap().to_string();
+    assert!(first.ends_with(&format!("\"{}...\"", r"\x01".repeat(64))), "{first}");
+}
+
 /// One logfmt line as the daemon writes it: `ts=.. level=.. event=..` then `key=value` pairs,
 /// values bare (printable, no `"`, `=` or `\`) or quoted with escapes.
 fn is_logfmt_line(line: &str) -> bool {
