@@ -191,16 +191,24 @@ fn transcript(probe: &mut Probe, check: &Check, data: &[u8], cut: &mut dyn FnMut
     panic!("more than {} redirects followed", probe::MAX_REDIRECTS);
 }
 
-/// A probe's request, first or redirected, is one clean head our own
-/// parser accepts whole: a Location cannot add a header or a request.
+/// A probe's request, first or redirected, is one clean head: a Location
+/// cannot add a header or a request. (A long Location makes it longer than
+/// our own inbound bound, so httparse judges it.)
 fn check_probe_request(check: &Check, out: &[u8]) {
-    let Parse::Complete(req, used) = http::parse(out) else {
+    let mut headers = [httparse::EMPTY_HEADER; 8];
+    let mut req = httparse::Request::new(&mut headers);
+    let Ok(httparse::Status::Complete(used)) = req.parse(out) else {
         panic!("probe request does not parse: {:?}", String::from_utf8_lossy(out));
     };
     assert_eq!(used, out.len(), "one request only");
-    assert!(!req.keep_alive && !req.has_body);
-    let lines = if check.kind == Kind::Post { 6 } else { 5 };
-    assert_eq!(out.split(|&b| b == b'\n').count(), lines + 2, "{:?}", String::from_utf8_lossy(out));
+    assert!(req.path.is_some_and(|p| p.starts_with('/')), "target {:?}", req.path);
+    let names: Vec<&str> = req.headers.iter().map(|h| h.name).collect();
+    let want: &[&str] = if check.kind == Kind::Post {
+        &["Host", "User-Agent", "Accept", "Content-Length", "Connection"]
+    } else {
+        &["Host", "User-Agent", "Accept", "Connection"]
+    };
+    assert_eq!(names, want, "{:?}", String::from_utf8_lossy(out));
 }
 
 fn check_verdict(verdict: &Verdict) {
