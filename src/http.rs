@@ -232,7 +232,9 @@ pub enum Connection {
 /// Appends a whole response. HEAD gets the same head without the body.
 pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], head_only: bool, conn: Connection) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    let _ = write!(out, "{status} {}", reason_phrase(status));
+    push_decimal(out, status.into());
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
     out.extend_from_slice(
         b"\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
     );
@@ -244,10 +246,28 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], head_only: bo
         Connection::KeepAlive10 => out.extend_from_slice(b"Connection: keep-alive\r\n"),
         Connection::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
-    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    out.extend_from_slice(b"Content-Length: ");
+    push_decimal(out, body.len());
+    out.extend_from_slice(b"\r\n\r\n");
     if !head_only {
         out.extend_from_slice(body);
     }
+}
+
+/// Appends `n` in decimal. Not `write!`: the formatting machinery was a
+/// fifth of the instructions spent on a `/self` request.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20]; // usize::MAX has 20 digits
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// The body of a bodiless error status.
@@ -375,6 +395,12 @@ mod tests {
         assert!(text.ends_with("Content-Length: 19\r\n\r\nmethod not allowed\n"));
         let mut out = Vec::new();
         write_response(&mut out, 200, b"ok\n", true, Connection::KeepAlive);
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(out.ends_with(b"Content-Length: 3\r\n\r\n"));
+        for n in [0, 7, 10, 4096, usize::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
     }
 }
