@@ -69,6 +69,10 @@ struct Conn {
     inbuf: Vec<u8>,
     /// Response bytes the socket has not taken yet.
     out: Vec<u8>,
+    /// Registered for WRITABLE too: only once a write found the socket full.
+    /// From the start, the event of a fresh socket being writable would
+    /// cost a read that finds nothing, once per connection.
+    writable_interest: bool,
     pending: Option<Pending>,
     /// Close once `out` is written (HTTP/1.0, `Connection: close`, errors).
     close_after: bool,
@@ -272,7 +276,7 @@ impl Server {
 
     fn add(&mut self, mut stream: TcpStream, now: Instant) {
         let token = self.ctx.tokens.next_token();
-        if self.ctx.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+        if self.ctx.poll.registry().register(&mut stream, token, Interest::READABLE).is_err() {
             return; // dropping the stream closes it
         }
         let deadline = now + REQUEST_TIMEOUT;
@@ -280,6 +284,7 @@ impl Server {
             stream,
             inbuf: Vec::new(),
             out: Vec::new(),
+            writable_interest: false,
             pending: None,
             close_after: false,
             unparsed: false,
@@ -435,6 +440,14 @@ impl Conn {
                 Err(_) => return false,
                 Ok(false) => {
                     self.deadline = now + REQUEST_TIMEOUT; // a slow reader
+                    if !self.writable_interest {
+                        // Readiness is rechecked on modify: no wakeup is lost.
+                        let interest = Interest::READABLE | Interest::WRITABLE;
+                        if ctx.poll.registry().reregister(&mut self.stream, token, interest).is_err() {
+                            return false;
+                        }
+                        self.writable_interest = true;
+                    }
                     return true;
                 }
                 Ok(true) => {}
