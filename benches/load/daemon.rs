@@ -80,6 +80,16 @@ impl Process {
         cpu_seconds(self.pid())
     }
 
+    /// The same, with the live children's (nginx's worker).
+    pub fn tree_cpu_seconds(&self) -> io::Result<f64> {
+        let pid = self.pid();
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))?;
+        children
+            .split_whitespace()
+            .filter_map(|c| c.parse().ok())
+            .try_fold(cpu_seconds(pid)?, |sum, child| Ok(sum + cpu_seconds(child)?))
+    }
+
     /// A `/proc/PID/status` field in KiB (`VmRSS`, `VmHWM`).
     pub fn status_kib(&self, field: &str) -> io::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;

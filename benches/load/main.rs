@@ -227,7 +227,26 @@ fn binary_size(table: &mut Table, musl: Option<&Path>) {
     table.result(figure, target, measured);
 }
 
-/// `/self` requests per second against the daemon and nginx, alternated.
+/// Throughput and server CPU per request of repeated wrk runs.
+#[derive(Default)]
+struct Runs {
+    rates: Vec<f64>,
+    cpu_us: Vec<f64>,
+}
+
+impl Runs {
+    fn run(&mut self, server: &Process, mode: Mode, seconds: u32) -> io::Result<()> {
+        let before = server.tree_cpu_seconds()?;
+        let run = reference::wrk(&format!("http://127.0.0.1:{}/self", server.port), mode, seconds)?;
+        self.cpu_us.push((server.tree_cpu_seconds()? - before) * 1e6 / run.requests as f64);
+        self.rates.push(run.rate);
+        Ok(())
+    }
+}
+
+/// `/self` requests per second against the daemon and nginx, alternated;
+/// the CPU per request of each server says who works less when wrk (one
+/// thread) is the bottleneck.
 fn throughput(table: &mut Table, daemon_bin: &Path, checks: &[u16], dir: &Path, options: &Options) {
     let figures = [
         (Mode::KeepAlive, "/self req/s, keep-alive, 50 connections"),
@@ -241,7 +260,7 @@ fn throughput(table: &mut Table, daemon_bin: &Path, checks: &[u16], dir: &Path, 
         return;
     }
     let nginx_missing = !Path::new(reference::NGINX).exists();
-    let measure = || -> io::Result<Vec<(Vec<f64>, Vec<f64>)>> {
+    let measure = || -> io::Result<Vec<(Runs, Runs)>> {
         let port = daemon::free_port()?;
         let ours = Process::start(
             daemon_bin,
@@ -254,15 +273,11 @@ fn throughput(table: &mut Table, daemon_bin: &Path, checks: &[u16], dir: &Path, 
         let mut results = Vec::new();
         for (mode, figure) in figures {
             eprintln!("wrk: {figure}");
-            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let (mut a, mut b) = (Runs::default(), Runs::default());
             for _ in 0..options.wrk_repeats {
-                a.push(reference::wrk(&format!("http://127.0.0.1:{}/self", ours.port), mode, options.wrk_seconds)?);
+                a.run(&ours, mode, options.wrk_seconds)?;
                 if let Some(nginx) = &nginx {
-                    b.push(reference::wrk(
-                        &format!("http://127.0.0.1:{}/self", nginx.port),
-                        mode,
-                        options.wrk_seconds,
-                    )?);
+                    b.run(nginx, mode, options.wrk_seconds)?;
                 }
             }
             results.push((a, b));
@@ -272,23 +287,19 @@ fn throughput(table: &mut Table, daemon_bin: &Path, checks: &[u16], dir: &Path, 
     match measure() {
         Ok(results) => {
             for ((_, figure), (ours, nginx)) in figures.into_iter().zip(results) {
-                let ours = median(ours);
-                if nginx.is_empty() {
-                    table.add(
-                        figure,
-                        format!("{ours:.0}; nginx skipped: install nginx (apt-get install nginx-light)"),
-                        target,
-                        None,
+                let (rate, cpu) = (median(ours.rates), median(ours.cpu_us));
+                if nginx.rates.is_empty() {
+                    let text = format!(
+                        "{rate:.0} ({cpu:.1} us CPU/req); nginx skipped: install nginx (apt-get install nginx-light)"
                     );
+                    table.add(figure, text, target, None);
                 } else {
-                    let nginx = median(nginx);
-                    let ratio = ours / nginx;
-                    table.add(
-                        figure,
-                        format!("{ours:.0} vs nginx {nginx:.0} = {ratio:.2} x"),
-                        target,
-                        Some(ratio >= 1.0),
+                    let (nginx_rate, nginx_cpu) = (median(nginx.rates), median(nginx.cpu_us));
+                    let ratio = rate / nginx_rate;
+                    let text = format!(
+                        "{rate:.0} vs nginx {nginx_rate:.0} = {ratio:.2} x; CPU/req {cpu:.1} vs {nginx_cpu:.1} us"
                     );
+                    table.add(figure, text, target, Some(ratio >= 1.0));
                 }
             }
         }

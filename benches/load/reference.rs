@@ -48,8 +48,14 @@ pub enum Mode {
     Close,
 }
 
-/// Requests per second of `wrk -t1 -c50` against `url` for `seconds`.
-pub fn wrk(url: &str, mode: Mode, seconds: u32) -> io::Result<f64> {
+/// What one wrk run measured.
+pub struct Run {
+    pub rate: f64,
+    pub requests: u64,
+}
+
+/// `wrk -t1 -c50` against `url` for `seconds`.
+pub fn wrk(url: &str, mode: Mode, seconds: u32) -> io::Result<Run> {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t1", "-c50", &format!("-d{seconds}s")]);
     if let Mode::Close = mode {
@@ -58,10 +64,12 @@ pub fn wrk(url: &str, mode: Mode, seconds: u32) -> io::Result<f64> {
     let out = cmd.arg(url).output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let rate = text.lines().find_map(|l| l.strip_prefix("Requests/sec:")?.trim().parse().ok());
+    // "  123456 requests in 5.00s, 16.48MB read"
+    let requests = text.lines().find_map(|l| l.split_once(" requests in ")?.0.trim().parse().ok());
     // wrk counts non-2xx answers and socket errors apart; neither may occur.
     let clean = !text.contains("Non-2xx") && !text.contains("Socket errors");
-    match rate {
-        Some(rate) if out.status.success() && clean => Ok(rate),
+    match (rate, requests) {
+        (Some(rate), Some(requests)) if out.status.success() && clean => Ok(Run { rate, requests }),
         _ => {
             Err(io::Error::other(format!("wrk against {url} failed:\n{text}{}", String::from_utf8_lossy(&out.stderr))))
         }
