@@ -1,5 +1,5 @@
 //! Soak and fault scenarios against the release binary on loopback, one figure each with its
-//! target: `cargo bench --bench soak [-- --quick] [SCENARIO...]` (see tests/RELIABILITY.md).
+//! target: `cargo bench --bench soak [-- --quick] [SCENARIO...]` (see README "Reliability").
 //!
 //! Scenarios: `slowloris`, `chaos`, `fdlimit`, `restart`, `pid1`. Every loop is bounded in
 //! count and time, and every socket is on 127.0.0.1. Exits 1 when a target is missed.
