@@ -44,13 +44,13 @@ impl Driver {
     }
 
     /// Probes every check once, concurrently, each bounded by `timeout`.
-    /// A signal ends the round early, Err(signal), when `interruptible`;
-    /// otherwise signals are dropped until the round ends.
+    /// A signal for which `stops` is true ends the round early,
+    /// Err(signal); other signals are dropped.
     pub fn round(
         &mut self,
         checks: &[Check],
         timeout: Duration,
-        interruptible: bool,
+        stops: impl Fn(libc::c_int) -> bool,
     ) -> Result<Result<Vec<Verdict>, libc::c_int>, Error> {
         self.engine.start(checks, timeout, Instant::now(), self.poll.registry(), &mut self.tokens);
         loop {
@@ -59,7 +59,7 @@ impl Driver {
             }
             let deadline = self.engine.deadline();
             if let Some(sig) = self.wait(deadline)? {
-                if interruptible {
+                if stops(sig) {
                     self.engine.abort();
                     return Ok(Err(sig));
                 }
@@ -105,7 +105,7 @@ impl Driver {
 /// Ok(true) when every check passed. A signal ends it as failed.
 pub fn check(config: &CheckConfig) -> Result<bool, Error> {
     let mut driver = Driver::new(&[libc::SIGTERM, libc::SIGINT])?;
-    let Ok(verdicts) = driver.round(&config.checks, config.timeout, true)? else {
+    let Ok(verdicts) = driver.round(&config.checks, config.timeout, |_| true)? else {
         return Ok(false);
     };
     let mut out = Vec::new();

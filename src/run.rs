@@ -123,12 +123,12 @@ fn wait(driver: &mut Driver, config: &RunConfig) -> Result<Waited, Error> {
             None => config.timeout,
         };
         attempts += 1;
-        let verdicts = match driver.round(&config.wait, timeout, true)? {
+        // SIGCHLD means a stray child ended: it does not cut the attempt
+        // short, and the strays are reaped after it.
+        let round = driver.round(&config.wait, timeout, |sig| sig != libc::SIGCHLD)?;
+        reap_strays();
+        let verdicts = match round {
             Ok(verdicts) => verdicts,
-            Err(libc::SIGCHLD) => {
-                reap_strays();
-                continue;
-            }
             Err(sig) => return Ok(Waited::Signal(sig)),
         };
         let now = Instant::now();
@@ -227,7 +227,7 @@ fn finish(driver: &mut Driver, config: &RunConfig, code: u8) -> Result<u8, Error
     }
     // Signals now would only cut the callbacks short; they are bounded by
     // --on-exit-timeout anyway.
-    let Ok(verdicts) = driver.round(&config.on_exit, config.on_exit_timeout, false)? else {
+    let Ok(verdicts) = driver.round(&config.on_exit, config.on_exit_timeout, |_| false)? else {
         unreachable!("an uninterruptible round always ends with verdicts");
     };
     for (check, verdict) in config.on_exit.iter().zip(&verdicts) {
