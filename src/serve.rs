@@ -145,6 +145,8 @@ struct Server {
     /// When to accept again: after a full batch (at once) or when out of
     /// descriptors (after [`ACCEPT_BACKOFF`]).
     accept_paused_until: Option<Instant>,
+    /// Accepting failed for lack of descriptors and has not succeeded since.
+    fds_exhausted: bool,
     scratch: Box<[u8]>,
 }
 
@@ -177,6 +179,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         signals,
         max_connections,
         accept_paused_until: None,
+        fds_exhausted: false,
         scratch: vec![0; SCRATCH].into_boxed_slice(),
     };
     let registry = server.ctx.poll.registry();
@@ -275,6 +278,7 @@ impl Server {
         for _ in 0..ACCEPT_BATCH {
             match self.listener.accept() {
                 Ok((stream, _)) => {
+                    self.fds_exhausted = false;
                     if self.conns.len() >= self.max_connections && !self.evict_oldest() {
                         continue; // every connection is busy: refuse this one
                     }
@@ -286,7 +290,11 @@ impl Server {
                     if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) =>
                 {
                     if !self.evict_oldest() {
-                        log::warn("accept_paused").kv("error", &e);
+                        // One line per episode, not one per retry.
+                        if !self.fds_exhausted {
+                            self.fds_exhausted = true;
+                            log::warn("accept_paused").kv("error", &e);
+                        }
                         self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                         return;
                     }
