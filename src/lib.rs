@@ -1,21 +1,22 @@
 //! healthcheck: aggregated readiness for Kubernetes pods, on one mio loop.
+//! The parsers are public so the benches, fuzz targets and property tests
+//! reach them; the binary is `src/main.rs`.
 
 #![deny(rust_2018_idioms)]
 
 pub mod check;
 pub mod cli;
+pub mod engine;
 pub mod http;
 pub mod log;
-pub mod probe;
-
-/// The version in `--version`, logs and the probes' `User-Agent`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-pub mod engine;
 pub mod oneshot;
+pub mod probe;
 pub mod run;
 pub mod serve;
 pub mod signals;
+
+/// The version in `--version`, logs and the probes' `User-Agent`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 use std::fmt;
 use std::io;
