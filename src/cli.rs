@@ -230,8 +230,8 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
                     }
                 };
             }
-            "--verbose" => verbose = no_value(flag, inline, true)?,
-            "--dry-run" => dry_run = no_value(flag, inline, true)?,
+            "--verbose" => verbose = switch(flag, inline)?,
+            "--dry-run" => dry_run = switch(flag, inline)?,
             "--" => {
                 while let Some(arg) = args.next_str()? {
                     checks.push(Check::parse(&arg)?);
@@ -258,8 +258,8 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
         let (flag, inline) = split_flag(&arg);
         match flag {
             "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
-            "--quiet" | "-q" => quiet = no_value(flag, inline, true)?,
-            "--dry-run" => dry_run = no_value(flag, inline, true)?,
+            "--quiet" | "-q" => quiet = switch(flag, inline)?,
+            "--dry-run" => dry_run = switch(flag, inline)?,
             f if f.starts_with('-') => return Err(unknown_option("check", &arg)),
             _ => checks.push(Check::parse(&arg)?),
         }
@@ -291,24 +291,20 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             "--interval" => interval = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--wait-timeout" => wait_timeout = Some(parse_timeout(flag, &args.value(flag, inline)?)?),
-            "--wait-timeout-continue" => wait_timeout_continue = no_value(flag, inline, true)?,
+            "--wait-timeout-continue" => wait_timeout_continue = switch(flag, inline)?,
             "--on-exit-timeout" => on_exit_timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--on-exit-when" => {
-                on_exit_when = match args.value(flag, inline)?.as_str() {
-                    "always" => When::Always,
-                    "success" => When::Success,
-                    "failure" => When::Failure,
-                    v => {
-                        return Err(usage(format!(
-                            "invalid --on-exit-when '{}': use always, success or failure",
-                            v.escape_debug()
-                        )))
-                    }
-                }
+                let v = args.value(flag, inline)?;
+                on_exit_when = [When::Always, When::Success, When::Failure]
+                    .into_iter()
+                    .find(|w| w.as_str() == v)
+                    .ok_or_else(|| {
+                        usage(format!("invalid --on-exit-when '{}': use always, success or failure", v.escape_debug()))
+                    })?;
             }
-            "--istio" => istio = no_value(flag, inline, true)?,
-            "--linkerd" => linkerd = no_value(flag, inline, true)?,
-            "--dry-run" => dry_run = no_value(flag, inline, true)?,
+            "--istio" => istio = switch(flag, inline)?,
+            "--linkerd" => linkerd = switch(flag, inline)?,
+            "--dry-run" => dry_run = switch(flag, inline)?,
             "--" => {
                 command.extend(args.by_ref_os());
                 break;
@@ -427,9 +423,10 @@ fn split_flag(arg: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn no_value(flag: &str, inline: Option<&str>, value: bool) -> Result<bool, UsageError> {
+/// A flag without a value (`--verbose`): true, or an error for `--verbose=x`.
+fn switch(flag: &str, inline: Option<&str>) -> Result<bool, UsageError> {
     match inline {
-        None => Ok(value),
+        None => Ok(true),
         Some(_) => Err(usage(format!("{flag} takes no value"))),
     }
 }
