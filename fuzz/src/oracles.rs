@@ -180,7 +180,7 @@ fn transcript(probe: &mut Probe, check: &Check, data: &[u8], cut: &mut dyn FnMut
             rest = &rest[n..];
         }
         if action == Action::Receive {
-            action = probe.eof();
+            action = probe.eof(check);
         }
         if let Action::Done(verdict) = &action {
             check_verdict(verdict);
@@ -202,7 +202,8 @@ fn check_probe_request(check: &Check, out: &[u8]) {
     };
     assert_eq!(used, out.len(), "one request only");
     assert!(req.path.is_some_and(|p| p.starts_with('/')), "target {:?}", req.path);
-    let names: Vec<&str> = req.headers.iter().map(|h| h.name).collect();
+    // A followed redirect adds Referer, as Go's client does.
+    let names: Vec<&str> = req.headers.iter().map(|h| h.name).filter(|&n| n != "Referer").collect();
     let want: &[&str] = if check.kind == Kind::Post {
         &["Host", "User-Agent", "Accept", "Content-Length", "Connection"]
     } else {
