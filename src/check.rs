@@ -52,6 +52,7 @@ pub enum Reason {
     BodyCut,
     Invalid,
     HeadersTooLarge,
+    /// No longer reached: kubelet's wording is [`Reason::RedirectLimit`].
     TooManyRedirects,
     HttpsRedirect,
     Connect(io::ErrorKind, Option<i32>),

@@ -390,6 +390,42 @@ mod tests {
             (&[b"garbage\r\n\r\n"], false, fail(Reason::Invalid)),
             (&[b"HTTP/1.1 2"], true, fail(Reason::Closed)),
             (&[], true, fail(Reason::Closed)),
+            // Transfer-Encoding: one `chunked` on HTTP/1.1, ignored on 1.0.
+            (
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok"],
+                true,
+                fail(Reason::UnsupportedTransferEncoding),
+            ),
+            (
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"],
+                false,
+                fail(Reason::TooManyTransferEncodings),
+            ),
+            (&[b"HTTP/1.0 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok"], true, Action::Done(Verdict::Pass)),
+            // Chunked strictness: a bare LF, 17 digits.
+            (
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\n0\r\n\r\n"],
+                false,
+                fail(Reason::Invalid),
+            ),
+            (
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000002\r\nok\r\n0\r\n\r\n"],
+                false,
+                fail(Reason::Invalid),
+            ),
+            // Head leniency: obs-fold, a space in a name, HTTP/1.2, spaces
+            // before the code, many fields; but no leading empty line.
+            (
+                &[b"HTTP/1.2   200 OK\r\nA: b\r\n c\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n"],
+                false,
+                Action::Done(Verdict::Pass),
+            ),
+            (
+                &[&b"HTTP/1.1 200 OK\r\n"[..], &b"X: y\r\n".repeat(200), b"Content-Length: 0\r\n\r\n"],
+                false,
+                Action::Done(Verdict::Pass),
+            ),
+            (&[b"\r\nHTTP/1.1 200 OK\r\n\r\n"], false, fail(Reason::Invalid)),
             // Byte by byte still works.
             (&[b"H", b"TTP/1.1 20", b"0 OK\r\n", b"Content-Length: 1\r\n\r", b"\n", b"x"], false, pass),
         ];

@@ -136,6 +136,13 @@ pub fn response(data: &[u8]) {
     let whole = transcript(&mut probe, &check, data, &mut |_| probe::MAX_HEAD);
     let reused = transcript(&mut probe, &check, data, &mut |_| probe::MAX_HEAD);
     assert_eq!(whole, reused, "a reused probe reaches another verdict");
+    // Past its 10 KiB of body kubelet's client still checks the chunk
+    // framing it already holds, so there the verdict may depend on the
+    // cuts, as it does for kubelet.
+    let lookahead = data.len() > probe::MAX_BODY && data.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+    if lookahead {
+        return;
+    }
     let mut seed = u64::from(pick) | 1;
     let pieces = transcript(&mut Probe::default(), &check, data, &mut |left| {
         seed ^= seed << 13;
