@@ -91,12 +91,17 @@ fn unescape(s: &[u8], mode: Mode) -> Result<Vec<u8>, Invalid> {
     Ok(out)
 }
 
+/// Appends `%XX`.
+fn push_escaped(out: &mut Vec<u8>, c: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.extend_from_slice(&[b'%', HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]]);
+}
+
 fn escape(s: &[u8], mode: Mode) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     for &c in s {
         if should_escape(c, mode) {
-            out.push(b'%');
-            out.extend_from_slice(format!("{c:02X}").as_bytes());
+            push_escaped(&mut out, c);
         } else {
             out.push(c);
         }
@@ -249,7 +254,7 @@ impl Url {
             // carry would make ours a broken request, so those are escaped.
             for &c in &self.query {
                 if c <= b' ' || c >= 0x7f || b"\"<>\\^`{|}".contains(&c) {
-                    out.extend_from_slice(format!("%{c:02X}").as_bytes());
+                    push_escaped(&mut out, c);
                 } else {
                     out.push(c);
                 }
@@ -350,7 +355,8 @@ fn parse_host(scheme: &[u8], host: &[u8]) -> Result<Vec<u8>, Invalid> {
             };
             let text = std::str::from_utf8(&literal).map_err(|_| Invalid)?;
             let addr = text.split('%').next().unwrap_or_default();
-            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            // The url crate's IPv6 parser, already in the binary.
+            if !matches!(url::Host::parse(&format!("[{addr}]")), Ok(url::Host::Ipv6(_))) {
                 return Err(Invalid);
             }
             return Ok([b"[", &literal[..], b"]", &unescape(port, Mode::Host)?[..]].concat());
