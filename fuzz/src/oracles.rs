@@ -303,6 +303,9 @@ pub const RESPONSE_SEEDS: &[&[u8]] = &[
     b"\x00HTTP/1.0 200 OK\r\n\r\nuntil eof",
     b"\x04HTTP/1.1 204 No Content\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
     b"\x03",
+    b"\x00HTTP/1.2  200 OK\nA: b\n  folded\nBad Name : x\nTransfer-Encoding: chunked\n\n0000000000000002;e\r\nok\r\n0 \r\nT: v\r\n\r\n",
+    b"\x01HTTP/1.1 308 P\r\nLocation: \\\\h\\x/../y?a b#f\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+    b"\x01HTTP/1.1 303 S\r\nLocation: http://u:p@localhost:1/%zz\r\nTransfer-Encoding: gzip\r\n\r\n",
 ];
 
 pub const CLI_SEEDS: &[&[u8]] = &[
@@ -311,4 +314,6 @@ pub const CLI_SEEDS: &[&[u8]] = &[
     b"check\x00--quiet\x00--timeout=18446744073709551615ms\x00http://localhost/",
     b"run\x00--istio\x00--wait-timeout\x002m\x00--on-exit\x00http://127.0.0.1:1/done\x00--\x00job\x00--flag",
     b"serve\x00-x\nforged\x00http://localhost/",
+    b"check\x00--header\x00a=Host: h\x00--header=a=X-T: 1\x00a=http://127.0.0.1/x\x00--header\x00127.0.0.1/y=Accept:",
+    b"run\x00--wait\x00http://localhost/w\x00--header\x00localhost/w=User-Agent: u\x00--\x00true",
 ];
