@@ -205,7 +205,9 @@ impl Check {
 
     /// A request to `url` as kubelet's client writes it: its `Host` (or the
     /// given one), the user's fields (the body-describing ones only while
-    /// `body_fields`), `Referer` on a redirect, and no keep-alive.
+    /// `body_fields`), `Referer` on a redirect, basic authentication for a
+    /// URL with userinfo unless a non-empty `Authorization` was given, and
+    /// no keep-alive.
     pub fn request_to(
         &self,
         url: &location::Url,
@@ -239,16 +241,21 @@ impl Check {
             line("Accept", b"*/*");
         }
         let has_referer = given("referer").is_some_and(|v| !v.is_empty());
+        let basic = url.basic_auth().filter(|_| given("authorization").is_none_or(String::is_empty));
         for (name, value) in &self.headers {
             let body_field = ["content-encoding", "content-language", "content-location", "content-type"]
                 .iter()
                 .any(|f| name.eq_ignore_ascii_case(f));
             let skip = ["host", "user-agent"].iter().any(|f| name.eq_ignore_ascii_case(f))
+                || (basic.is_some() && name.eq_ignore_ascii_case("authorization"))
                 || (name.eq_ignore_ascii_case("accept") && value.is_empty())
                 || (body_field && !body_fields);
             if !skip {
                 line(name, value.as_bytes());
             }
+        }
+        if let Some(basic) = &basic {
+            line("Authorization", basic);
         }
         if let Some(referer) = referer.filter(|_| !has_referer) {
             line("Referer", referer);

@@ -11,8 +11,8 @@ pub struct Url {
     pub scheme: Vec<u8>,
     /// What follows `scheme:` when no `/` does (`http:foo`).
     pub opaque: Vec<u8>,
-    /// Whether a `user@` came before the host.
-    pub user: bool,
+    /// The `user[:password]` before `@`, as written.
+    pub userinfo: Option<Vec<u8>>,
     /// `host[:port]`, unescaped, as written.
     pub host: Vec<u8>,
     /// `scheme:/path`: a scheme and a path but no `//`.
@@ -164,7 +164,7 @@ impl Url {
         if (!url.scheme.is_empty() || !rest.starts_with(b"///")) && rest.starts_with(b"//") {
             let authority = &rest[2..];
             let end = authority.iter().position(|&b| b == b'/').unwrap_or(authority.len());
-            (url.user, url.host) = parse_authority(&url.scheme, &authority[..end])?;
+            (url.userinfo, url.host) = parse_authority(&url.scheme, &authority[..end])?;
             rest = &authority[end..];
         } else if !url.scheme.is_empty() && rest.starts_with(b"/") {
             url.omit_host = true;
@@ -187,12 +187,12 @@ impl Url {
         if r.scheme.is_empty() {
             url.scheme = self.scheme.clone();
         }
-        if !r.scheme.is_empty() || !r.host.is_empty() || r.user {
+        if !r.scheme.is_empty() || !r.host.is_empty() || r.userinfo.is_some() {
             url.path = remove_dots(&r.escaped_path(), b"");
             return url;
         }
         if !r.opaque.is_empty() {
-            url.user = false;
+            url.userinfo = None;
             url.host.clear();
             url.path.clear();
             return url;
@@ -205,13 +205,13 @@ impl Url {
         }
         if r.path.is_empty() && !self.opaque.is_empty() {
             url.opaque = self.opaque.clone();
-            url.user = false;
+            url.userinfo = None;
             url.host.clear();
             url.path.clear();
             return url;
         }
         url.host = self.host.clone();
-        url.user = self.user;
+        url.userinfo = self.userinfo.clone();
         url.path = remove_dots(&self.escaped_path(), &r.escaped_path());
         url
     }
@@ -224,6 +224,26 @@ impl Url {
     /// The port as written, empty when there is none.
     pub fn port(&self) -> &[u8] {
         split_host_port(&self.host).1
+    }
+
+    /// `Basic <base64 of user:password>`, as Go's client sends for a URL
+    /// with userinfo.
+    pub fn basic_auth(&self) -> Option<Vec<u8>> {
+        let userinfo = self.userinfo.as_ref()?;
+        let mut parts = userinfo.splitn(2, |&b| b == b':');
+        let user = unescape(parts.next().unwrap_or_default(), Mode::Path).ok()?;
+        let password = unescape(parts.next().unwrap_or_default(), Mode::Path).ok()?;
+        let plain = [&user[..], b":", &password].concat();
+        const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = b"Basic ".to_vec();
+        for chunk in plain.chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+            for i in 0..4 {
+                let c = if i <= chunk.len() { B64[(n >> (18 - 6 * i) & 63) as usize] } else { b'=' };
+                out.push(c);
+            }
+        }
+        Some(out)
     }
 
     pub fn is_absolute(&self) -> bool {
@@ -275,15 +295,16 @@ impl Url {
             out.extend_from_slice(&self.opaque);
         } else {
             let path = self.escaped_path();
-            let has_authority = !self.scheme.is_empty() || !self.host.is_empty() || self.user;
-            if has_authority && !(self.omit_host && self.host.is_empty() && !self.user) {
-                if !self.host.is_empty() || !path.is_empty() || self.user {
+            let user = self.userinfo.is_some();
+            let has_authority = !self.scheme.is_empty() || !self.host.is_empty() || user;
+            if has_authority && !(self.omit_host && self.host.is_empty() && !user) {
+                if !self.host.is_empty() || !path.is_empty() || user {
                     out.extend_from_slice(b"//");
                 }
                 out.extend_from_slice(&escape(&self.host, Mode::Host));
             }
             let mut path = &path[..];
-            if self.omit_host && self.host.is_empty() && !self.user && path.starts_with(b"//") {
+            if self.omit_host && self.host.is_empty() && !user && path.starts_with(b"//") {
                 out.extend_from_slice(b"%2F");
                 path = &path[1..];
             }
@@ -323,11 +344,11 @@ fn split_scheme(raw: &[u8]) -> Result<(&[u8], &[u8]), Invalid> {
     Ok((b"", raw))
 }
 
-/// `user@host:port` -> (has user, host).
-fn parse_authority(scheme: &[u8], authority: &[u8]) -> Result<(bool, Vec<u8>), Invalid> {
+/// `user@host:port` -> (userinfo, host).
+fn parse_authority(scheme: &[u8], authority: &[u8]) -> Result<(Option<Vec<u8>>, Vec<u8>), Invalid> {
     let at = authority.iter().rposition(|&b| b == b'@');
     let host = parse_host(scheme, &authority[at.map_or(0, |i| i + 1)..])?;
-    let Some(at) = at else { return Ok((false, host)) };
+    let Some(at) = at else { return Ok((None, host)) };
     let userinfo = &authority[..at];
     let valid = userinfo.iter().all(|&c| c.is_ascii_alphanumeric() || b"-._:~!$&'()*+,;=%@".contains(&c));
     if !valid {
@@ -336,7 +357,7 @@ fn parse_authority(scheme: &[u8], authority: &[u8]) -> Result<(bool, Vec<u8>), I
     for part in userinfo.splitn(2, |&b| b == b':') {
         unescape(part, Mode::Path)?;
     }
-    Ok((true, host))
+    Ok((Some(userinfo.to_vec()), host))
 }
 
 fn parse_host(scheme: &[u8], host: &[u8]) -> Result<Vec<u8>, Invalid> {
@@ -504,5 +525,10 @@ mod tests {
         assert_eq!(Url::parse(b"http://127.1").unwrap().request_target(), b"/");
         let u = Url::parse(b"http:foo").unwrap();
         assert_eq!(u.hostname(), b"");
+        let auth = |u: &str| Url::parse(u.as_bytes()).unwrap().basic_auth().map(|a| String::from_utf8(a).unwrap());
+        assert_eq!(auth("http://Aladdin:open%20sesame@h/").as_deref(), Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="));
+        assert_eq!(auth("http://u@h/").as_deref(), Some("Basic dTo="));
+        assert_eq!(auth("http://ab:c@h/").as_deref(), Some("Basic YWI6Yw=="));
+        assert_eq!(auth("http://h/"), None);
     }
 }

@@ -443,6 +443,18 @@ fn cases() -> Vec<Case> {
             |r| r.field("user-agent") == Some("kube-probe/1.31"),
         ),
         redirect_then(
+            "userinfo as basic auth",
+            "HTTP/1.1 302 F\r\nLocation: http://u:p%40ss@{host}{c}/next\r\nContent-Length: 0\r\n\r\n",
+            &[],
+            |r| r.field("authorization") == Some("Basic dTpwQHNz"),
+        ),
+        redirect_then(
+            "given Authorization wins",
+            "HTTP/1.1 302 F\r\nLocation: http://u:p@{host}{c}/next\r\nContent-Length: 0\r\n\r\n",
+            &["Authorization: Bearer t"],
+            |r| r.field("authorization") == Some("Bearer t"),
+        ),
+        redirect_then(
             "Accept given",
             "HTTP/1.1 302 F\r\nLocation: next\r\nContent-Length: 0\r\n\r\n",
             &["Accept: application/json"],
