@@ -70,8 +70,9 @@ pub struct Probe {
     first_error: Option<Reason>,
     /// The current hop once a redirect was followed.
     redirect: Option<Hop>,
-    /// The hop to follow once the redirect's body is drained.
-    next: Option<Hop>,
+    /// What follows once the redirect's body is drained: the next hop, or
+    /// the failure Go reports only after draining.
+    next: Option<Result<Hop, Reason>>,
     /// Requests made so far in this probe.
     requests: u8,
     /// Cleared by a 301/302/303: the user's body fields are then dropped.
@@ -218,8 +219,8 @@ impl Probe {
         if check.kind == Kind::Http && is_redirect(head.status) && !head.location.is_empty() {
             match self.plan_redirect(check, &head) {
                 Ok(None) => {}
-                Ok(Some(hop)) => {
-                    self.next = Some(hop);
+                Ok(Some(next)) => {
+                    self.next = Some(next);
                     let drain = match head.framing {
                         Some(Framing::Length(n)) if n > REDIRECT_DRAIN as u64 => None,
                         framing => framing,
@@ -241,26 +242,36 @@ impl Probe {
     }
 
     /// The next hop of a redirect, as kubelet's client decides it: None
-    /// when the 3xx itself is the answer (another host).
-    fn plan_redirect(&mut self, check: &Check, head: &Head) -> Result<Option<Hop>, Reason> {
+    /// when the 3xx itself is the answer (another host); Err to fail at
+    /// once (a Location that does not parse); Some(Err) to fail after
+    /// draining the body, as Go does for the limit and a scheme or port it
+    /// cannot connect to.
+    fn plan_redirect(&mut self, check: &Check, head: &Head) -> Result<Option<Result<Hop, Reason>>, Reason> {
         let reference = location::Url::parse(&head.location).map_err(|_| Reason::InvalidLocation)?;
+        Ok(self.next_hop(check, head, &reference))
+    }
+
+    fn next_hop(&mut self, check: &Check, head: &Head, reference: &location::Url) -> Option<Result<Hop, Reason>> {
         let base = self.redirect.as_ref().map_or(&check.target, |hop| &hop.url);
-        let url = base.join(&reference);
+        let url = base.join(reference);
         // kubelet follows only the same host name as written, any port.
         if url.hostname() != check.target.hostname() {
-            return Ok(None);
+            return None;
         }
         if self.requests >= MAX_REDIRECTS {
-            return Err(Reason::RedirectLimit);
+            return Some(Err(Reason::RedirectLimit));
         }
         match &url.scheme[..] {
             b"http" => {}
-            b"https" => return Err(Reason::HttpsRedirect),
-            _ => return Err(Reason::UnsupportedScheme),
+            b"https" => return Some(Err(Reason::HttpsRedirect)),
+            _ => return Some(Err(Reason::UnsupportedScheme)),
         }
         let port = match url.port() {
             b"" => 80,
-            digits => std::str::from_utf8(digits).ok().and_then(|p| p.parse().ok()).ok_or(Reason::InvalidLocation)?,
+            digits => match std::str::from_utf8(digits).ok().and_then(|p| p.parse().ok()) {
+                Some(port) => port,
+                None => return Some(Err(Reason::InvalidLocation)),
+            },
         };
         if matches!(head.status, 301..=303) {
             self.body_fields = false;
@@ -273,12 +284,16 @@ impl Probe {
         let host = current_host.filter(|_| !reference.is_absolute());
         let referer = base.to_text();
         let request = check.request_to(&url, host.as_deref(), Some(&referer), self.body_fields);
-        Ok(Some(Hop { url, port, request, host }))
+        Some(Ok(Hop { url, port, request, host }))
     }
 
     /// Follows the planned redirect on a new connection.
     fn follow(&mut self, check: &Check) -> Action {
-        let Some(hop) = self.next.take() else { return self.body_done() };
+        let hop = match self.next.take() {
+            None => return self.body_done(),
+            Some(Err(reason)) => return self.finish(Verdict::Fail(reason)),
+            Some(Ok(hop)) => hop,
+        };
         self.redirect = Some(hop);
         self.next_addr = 0;
         self.first_error = None;
@@ -542,6 +557,10 @@ mod tests {
         let mut p = reading(&c);
         let a = p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: 5000\r\n\r\n");
         assert!(matches!(a, Action::Connect(_)));
+        // A redirect that fails (https, the limit) fails once drained.
+        let mut p = reading(&c);
+        assert_eq!(p.received(&c, b"HTTP/1.1 302 F\r\nLocation: https://localhost/\r\n\r\nab"), Action::Receive);
+        assert_eq!(p.eof(&c), fail(Reason::HttpsRedirect));
         // A timeout while draining is a timeout.
         let mut p = reading(&c);
         p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: 10\r\n\r\nab");
