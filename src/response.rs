@@ -4,9 +4,10 @@
 
 use crate::check::Reason;
 
-/// A head line longer than this is refused. Go takes lines up to its whole
-/// head limit; a health endpoint has no use for such lines, and keeping one
-/// in memory is what this bound prevents.
+/// Head lines are kept up to this length. A longer field line is checked
+/// as it streams past without being kept, as long as it is no field whose
+/// value is needed; a longer status line or `Location`, `Content-Length` or
+/// `Transfer-Encoding` value fails (Go takes them up to its head limit).
 pub const MAX_LINE: usize = 16 * 1024;
 /// All response heads together (interim 1xx ones included), as Go's
 /// `MaxResponseHeaderBytes` default. Counted, never kept.
@@ -153,9 +154,22 @@ impl Fields {
 pub struct HeadReader {
     /// The current line so far (bounded by [`MAX_LINE`]).
     line: Vec<u8>,
+    /// Set while a line too long to keep streams past.
+    long: Option<Long>,
     consumed: u64,
     status: Option<(u16, bool)>,
     fields: Fields,
+}
+
+/// Where a long field line stands (see [`MAX_LINE`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Long {
+    Start,
+    /// In the name: its length and first bytes (enough to know it).
+    Name(usize, [u8; 17]),
+    Value,
+    /// A CR in the value: fine only right before the LF.
+    Cr,
 }
 
 impl HeadReader {
@@ -178,8 +192,29 @@ impl HeadReader {
             let used = piece.len() + usize::from(complete);
             at += used;
             self.consumed += used as u64;
-            if self.consumed > MAX_HEADS || self.line.len() + piece.len() > MAX_LINE {
+            if self.consumed > MAX_HEADS {
                 return Err(Reason::HeadersTooLarge);
+            }
+            if self.long.is_none() && self.line.len() + piece.len() > MAX_LINE {
+                // Only field lines may stream past; a status line may not.
+                if self.status.is_none() {
+                    return Err(Reason::HeadersTooLarge);
+                }
+                self.long = Some(Long::Start);
+                let kept = std::mem::take(&mut self.line);
+                let result = self.long_line(&kept);
+                self.line = kept;
+                self.line.clear();
+                result?;
+            }
+            if self.long.is_some() {
+                self.long_line(piece)?;
+                if complete {
+                    if matches!(self.long.take(), Some(Long::Start | Long::Name(..))) {
+                        return Err(Reason::Invalid);
+                    }
+                }
+                continue;
             }
             if !complete {
                 self.line.extend_from_slice(piece);
@@ -198,6 +233,57 @@ impl HeadReader {
             }
         }
         Ok(None)
+    }
+
+    /// Checks part of a long field line with the rules [`Fields::line`]
+    /// applies to a whole one, keeping nothing.
+    fn long_line(&mut self, bytes: &[u8]) -> Result<(), Reason> {
+        for &b in bytes {
+            let Some(state) = self.long else { return Ok(()) };
+            self.long = Some(match (state, b) {
+                (Long::Start, b' ' | b'\t') => {
+                    if !self.fields.started {
+                        return Err(Reason::Invalid);
+                    }
+                    if self.fields.pending.is_some_and(|k| k != Known::Other) {
+                        return Err(Reason::HeadersTooLarge);
+                    }
+                    Long::Value
+                }
+                (Long::Start, _) => {
+                    self.fields.finish();
+                    self.fields.started = true;
+                    self.fields.pending = Some(Known::Other);
+                    self.fields.value.clear();
+                    if !token_byte(b) {
+                        return Err(Reason::Invalid);
+                    }
+                    let mut name = [0; 17];
+                    name[0] = b;
+                    Long::Name(1, name)
+                }
+                (Long::Name(len, name), b':') => {
+                    let name = &name[..len.min(17)];
+                    if [&b"location"[..], b"content-length", b"transfer-encoding"]
+                        .iter()
+                        .any(|k| len == k.len() && name.eq_ignore_ascii_case(k))
+                    {
+                        return Err(Reason::HeadersTooLarge);
+                    }
+                    Long::Value
+                }
+                (Long::Name(len, mut name), _) if token_byte(b) || b == b' ' => {
+                    if len < name.len() {
+                        name[len] = b;
+                    }
+                    Long::Name(len + 1, name)
+                }
+                (Long::Value, b'\r') => Long::Cr,
+                (Long::Value, _) if value_byte(b) => Long::Value,
+                _ => return Err(Reason::Invalid),
+            });
+        }
+        Ok(())
     }
 
     fn on_line(&mut self, line: &[u8]) -> Result<Option<Head>, Reason> {
@@ -543,8 +629,24 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
             Reason::TooManyTransferEncodings,
         );
-        let long = [&b"HTTP/1.1 200 OK\r\nX: "[..], &[b'a'; MAX_LINE], b"\r\n\r\n"].concat();
-        fail(&long, Reason::HeadersTooLarge);
+        // Long lines stream past unless their value is needed.
+        let long = |start: &[u8], end: &[u8]| {
+            [&b"HTTP/1.1 200 OK\r\nA: b\r\n"[..], start, &[b'a'; 2 * MAX_LINE], end, b"Content-Length: 0\r\n\r\n"]
+                .concat()
+        };
+        ok(&long(b"X: ", b"\r\n"), 200, None);
+        ok(&long(b" ", b"\n"), 200, None);
+        ok(&long(b"X-", b" : v\r\n"), 200, None);
+        fail(&long(b"X: ", b"\x01\r\n"), Reason::Invalid);
+        fail(&long(b"X: ", b"\r\r\n"), Reason::Invalid);
+        fail(&long(b"X", b"\r\n"), Reason::Invalid);
+        fail(&long(b"X", b"(: v\r\n"), Reason::Invalid);
+        fail(&long(b"Location: ", b"\r\n"), Reason::HeadersTooLarge);
+        fail(
+            &[&b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"[..], &[b' '; 2 * MAX_LINE], b"\r\n\r\n"].concat(),
+            Reason::HeadersTooLarge,
+        );
+        fail(&[&b"HTTP/1.1 200 "[..], &[b'a'; 2 * MAX_LINE], b"\r\n\r\n"].concat(), Reason::HeadersTooLarge);
         // Incomplete is not an error.
         assert_eq!(head(b"HTTP/1.1 200 OK\r\nX: y"), Ok(None));
     }

@@ -292,7 +292,37 @@ fn cases() -> Vec<Case> {
         built("100 headers", head_with(100, 20)),
         built("1 MiB head", head_with(20_000, 50)),
         built("11 MiB head", head_with(200_000, 50)),
-        differs(built("20 KiB header line", head_with(1, 20 * 1024)), "head lines over 16 KiB"),
+        built("20 KiB header line", head_with(1, 20 * 1024)),
+        built(
+            "20 KiB folded line",
+            [&b"HTTP/1.1 200 OK\r\nX: a\r\n "[..], &[b'v'; 20 * 1024], b"\r\nContent-Length: 0\r\n\r\n"].concat(),
+        ),
+        differs(
+            built(
+                "20 KiB reason phrase",
+                [&b"HTTP/1.1 200 "[..], &[b'v'; 20 * 1024], b"\r\nContent-Length: 0\r\n\r\n"].concat(),
+            ),
+            "a status line over 16 KiB",
+        ),
+        differs(
+            Case {
+                name: "20 KiB Location",
+                respond: Box::new(|r| {
+                    if r.path == "start" {
+                        let long = "a".repeat(20 * 1024);
+                        reply(format!(
+                            "HTTP/1.1 302 F\r\nLocation: {}/next?{long}\r\nContent-Length: 0\r\n\r\n",
+                            r.prefix
+                        ))
+                    } else {
+                        reply(status_only(200))
+                    }
+                }),
+                headers: &[],
+                differs: None,
+            },
+            "a Location over 16 KiB",
+        ),
         // Redirects.
         redirect(
             "same host",
