@@ -209,10 +209,9 @@ impl HeadReader {
             }
             if self.long.is_some() {
                 self.long_line(piece)?;
-                if complete {
-                    if matches!(self.long.take(), Some(Long::Start | Long::Name(..))) {
-                        return Err(Reason::Invalid);
-                    }
+                // A line must not end in its name (no colon).
+                if complete && matches!(self.long.take(), Some(Long::Start | Long::Name(..))) {
+                    return Err(Reason::Invalid);
                 }
                 continue;
             }
