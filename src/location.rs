@@ -497,6 +497,18 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
     ("http://a/b", "/x#a%zz", "invalid"),
     ("http://a:1/b", "/c?", "http://a:1/c?"),
     ("http://a/b?q", "#f", "http://a/b?q#f"),
+    ("http://a/b/c", "%2e%2e/x", "http://a/b/%2e%2e/x"),
+    ("http://a/b/c", "../../../..", "http://a/"),
+    ("http://a/b", "http://[fe80::1%25eth0]:8/", "http://[fe80::1%25eth0]:8/"),
+    ("http://a/b", "http://[1.2.3.4]/", "invalid"),
+    ("http://a/b", "http://a%41/", "invalid"),
+    ("http://a/b", "http://caf%C3%A9/", "http://caf%C3%A9/"),
+    ("http://a/b", "http://a:/x", "http://a:/x"),
+    ("http://a/b", "/x?a b&c=d%zz", "http://a/x?a b&c=d%zz"),
+    ("http://a/b", "\u{e9}", "http://a/%C3%A9"),
+    ("http://a/b", "/x#a b", "http://a/x#a%20b"),
+    ("http://a/b", "HtTp://a/", "http://a/"),
+    ("http://a/b", "1http://a/", "invalid"),
 ];
 
 #[cfg(test)]
