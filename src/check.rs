@@ -358,20 +358,15 @@ pub fn write_line(out: &mut Vec<u8>, check: &Check, verdict: &Verdict) {
 }
 
 /// Writes the apiserver-style lines, `[+]NAME ok` / `[-]NAME failed:
-/// REASON` (passing ones only when `verbose`), skipping `excluded` indices,
-/// then the summary line. Returns whether every included check passed.
-pub fn write_report(
+/// REASON` (passing ones only when `verbose`), for the checks reported on,
+/// then the summary line. Returns whether every one of them passed.
+pub fn write_report<'a>(
     out: &mut Vec<u8>,
-    checks: &[Check],
-    verdicts: &[Verdict],
+    results: impl Iterator<Item = (&'a Check, &'a Verdict)>,
     verbose: bool,
-    excluded: &[usize],
 ) -> bool {
     let mut all_passed = true;
-    for (i, (check, verdict)) in checks.iter().zip(verdicts).enumerate() {
-        if excluded.contains(&i) {
-            continue;
-        }
+    for (check, verdict) in results {
         all_passed &= verdict.passed();
         if verbose || !verdict.passed() {
             write_line(out, check, verdict);
@@ -450,7 +445,8 @@ mod tests {
         let verdicts = [Verdict::Pass, Verdict::Fail(Reason::Status(503))];
         let report = |verbose, excluded: &[usize]| {
             let mut out = Vec::new();
-            let ok = write_report(&mut out, &checks, &verdicts, verbose, excluded);
+            let included = checks.iter().zip(&verdicts).enumerate().filter(|(i, _)| !excluded.contains(i));
+            let ok = write_report(&mut out, included.map(|(_, r)| r), verbose);
             (ok, String::from_utf8(out).unwrap())
         };
         assert_eq!(report(false, &[]), (false, "[-]b failed: status 503\nsome checks failed\n".into()));
