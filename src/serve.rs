@@ -753,6 +753,7 @@ impl Ctx {
             Route::NotFound => Err(404),
             Route::MethodNotAllowed => Err(405),
             Route::One(name, query) => {
+                let name = http::percent_decode_path(name).ok_or(404u16)?;
                 let index = self.checks.iter().position(|c| c.name == name).ok_or(404u16)?;
                 Ok(Want::One { index, verbose: http::parse_query(query).verbose })
             }

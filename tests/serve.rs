@@ -704,3 +704,20 @@ fn an_answer_waits_only_for_its_own_checks() {
     assert_has_line(&resp, "[-]slow failed: timeout after 3s");
     assert!(slow.connections() <= 2, "one probe of slow per round: {}", slow.connections());
 }
+
+/// `/all/NAME` is percent-decoded like `exclude=`: an unnamed check whose name holds a `?`
+/// (its URL's query) is addressed with `%3F`; `+` in a path stays a plus.
+#[test]
+fn check_names_in_the_path_are_percent_decoded() {
+    let (web, other) = (ok_stub(), status_stub(503));
+    let url = web.url("/ready?full=1&x=a+b");
+    let d = Daemon::serve(&["--timeout", "2s", &url, &named("my.app", &other)]);
+    let name = format!("127.0.0.1:{}/ready%3Ffull=1&x=a+b", web.port());
+    let resp = d.get(&format!("/all/{name}?verbose"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.text(), format!("[+]127.0.0.1:{}/ready?full=1&x=a+b ok\n", web.port()));
+    let resp = d.get("/all/my%2Eapp");
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    let resp = d.get(&format!("/all?exclude=my%2Eapp&exclude={}", name.replace('+', "%2B").replace('&', "%26")));
+    assert_eq!((resp.status, resp.text().as_str()), (200, "ok\n"));
+}
