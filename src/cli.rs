@@ -18,7 +18,9 @@ Usage:
   healthcheck run [OPTIONS] -- COMMAND...    wait for checks, run COMMAND, call back
 
 CHECK is [NAME=]URL with URL http://host[:port]/path[?query] or tcp://host:port.
-Durations are 500ms, 3s, 2m or 1h; a bare number is seconds.
+An unnamed check is named after its URL without the scheme; repeats are one check.
+Durations as in Go: 500ms, 3s, 1.5s, 1m30s, 2h45m; a bare number is seconds.
+The original form listens on IPv4 only: for IPv6 use serve --listen [::]:PORT.
 
 serve options:
   --listen ADDR           address to listen on [default: 0.0.0.0:8081]
@@ -29,7 +31,7 @@ serve options:
 
 check options:
   --timeout DUR           deadline of each probe [default: 1s]
-  --quiet                 print nothing, only exit 0 (all pass) or 1
+  -q, --quiet             print nothing, only exit 0 (all pass) or 1
 
 run options:
   --wait CHECK            wait until this passes before starting COMMAND (repeatable)
@@ -44,12 +46,15 @@ run options:
                           --on-exit http://localhost:15020/quitquitquit
   --linkerd               --wait http://localhost:4191/ready
                           --on-exit http://localhost:4191/shutdown
-  Environment: ENABLE_COMPLETION_CALLBACK=1 with COMPLETION_CALLBACK_ENDPOINT=URL
-  adds an --on-exit URL.
+                          (--istio and --linkerd exclude each other)
+  Environment: ENABLE_COMPLETION_CALLBACK=1 (or true; 0, false or empty: off)
+  with COMPLETION_CALLBACK_ENDPOINT=URL adds an --on-exit URL.
+  Without --on-exit and when not PID 1, COMMAND is exec'd; else it is supervised.
 
-Every mode:
+Every mode (the original form too):
   --dry-run               check the command line, print the configuration, exit 0
   -h, --help              print this help
+  --                      ends the options (serve, check: the rest are CHECKs)
   -V, --version           print the version
 
 Exit codes: 0 ok, 1 a check failed (check), 64 bad usage, 69 gave up waiting (run),
@@ -798,7 +803,9 @@ mod tests {
                 _ => None,
             }
         };
-        for (value, on) in [("1", true), ("true", true), ("TRUE", true), ("0", false), ("false", false), ("", false)] {
+        for (value, on) in
+            [("1", true), ("true", true), ("TRUE", true), ("0", false), ("false", false), ("False", false), ("", false)]
+        {
             let Ok(Command::Run(c)) = parse(args("run -- job"), env(value)) else { panic!("{value}") };
             assert_eq!(c.on_exit.len(), usize::from(on), "{value:?}");
         }

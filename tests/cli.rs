@@ -238,3 +238,17 @@ fn every_mode_takes_help_and_dry_run() {
         assert!(out.stdout.contains("check 127.0.0.1:9/ "), "{mode}:\n{}", out.stdout);
     }
 }
+
+/// The README's tips: IPv6 with `--listen [::]:PORT` (the positional form is IPv4 only), an
+/// app bound to the pod IP checked by IP literal (`$(POD_IP)` as Kubernetes expands it), and
+/// `--` ending the options of the positional form too.
+#[test]
+fn readme_tips_hold() {
+    let out = run_cli(&["serve", "--dry-run", "--listen", "[::]:8081", "app=http://10.244.1.7:8080/healthz"]);
+    assert_eq!(out.code(), Some(0), "stderr {:?}", out.stderr);
+    assert!(out.stdout.contains("listen [::]:8081\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("check app http://10.244.1.7:8080/healthz (10.244.1.7:8080)"), "{}", out.stdout);
+    let out = run_cli(&["8081", "2", "--dry-run", "--", "http://127.0.0.1:9/"]);
+    assert_eq!(out.code(), Some(0), "stderr {:?}", out.stderr);
+    assert!(out.stdout.contains("listen 0.0.0.0:8081\n"), "IPv4 only: {}", out.stdout);
+}
