@@ -81,7 +81,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Status(code) => write!(f, "status {code}"),
-            Reason::Timeout(after) => write!(f, "timeout after {}", DisplayDuration(*after)),
+            Reason::Timeout(after) => write!(f, "timeout after {}", DisplayDuration(whole_millis(*after))),
             Reason::Refused => f.write_str("connection refused"),
             Reason::Reset => f.write_str("connection reset"),
             Reason::Closed => f.write_str("closed before response"),
@@ -94,6 +94,16 @@ impl fmt::Display for Reason {
             Reason::Io(kind, os) => write!(f, "io: {}", OsError(*kind, *os)),
         }
     }
+}
+
+/// A deadline to the millisecond for reading: a wait attempt cut short ends
+/// at an arbitrary nanosecond, and `timeout after 876ms` reads better than
+/// `timeout after 876.543211ms`. Below a millisecond it stays exact.
+fn whole_millis(d: Duration) -> Duration {
+    if d < Duration::from_millis(1) {
+        return d;
+    }
+    Duration::new(d.as_secs(), d.subsec_millis() * 1_000_000)
 }
 
 /// An OS error's message without std's " (os error N)" suffix.
@@ -460,6 +470,9 @@ mod tests {
         assert_eq!(Reason::Status(503).to_string(), "status 503");
         assert_eq!(Reason::Timeout(Duration::from_secs(3)).to_string(), "timeout after 3s");
         assert_eq!(Reason::Timeout(Duration::from_millis(1500)).to_string(), "timeout after 1.5s");
+        assert_eq!(Reason::Timeout(Duration::from_nanos(876_543_211)).to_string(), "timeout after 876ms");
+        assert_eq!(Reason::Timeout(Duration::from_secs(90)).to_string(), "timeout after 1m30s");
+        assert_eq!(Reason::Timeout(Duration::from_micros(500)).to_string(), "timeout after 500us");
         let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
         assert_eq!(Reason::from_io(&e, true).to_string(), "connect: No route to host");
     }
