@@ -471,6 +471,12 @@ fn environment_reaches_the_child_and_can_add_a_callback() {
     let done = Wrapper::start_with(&run_args(&[], "exit 0"), &[("ENABLE_COMPLETION_CALLBACK", "1")], None).finish();
     assert_eq!(done.code(), 64, "{}", done.stderr);
     assert!(done.stderr.contains("COMPLETION_CALLBACK_ENDPOINT"), "{}", done.stderr);
+
+    // A value that is neither on nor off is not silently ignored.
+    let env = [("ENABLE_COMPLETION_CALLBACK", "yes"), ("COMPLETION_CALLBACK_ENDPOINT", endpoint.as_str())];
+    let done = Wrapper::start_with(&run_args(&[], "exit 0"), &env, None).finish();
+    assert_eq!(done.code(), 64, "{}", done.stderr);
+    assert!(done.stderr.contains("invalid ENABLE_COMPLETION_CALLBACK 'yes'"), "{}", done.stderr);
 }
 
 #[test]
