@@ -545,25 +545,33 @@ fn linkerd_preset_waits_on_and_shuts_down_4191() {
 // PID 1
 // ---------------------------------------------------------------------------
 
-#[test]
-fn as_pid_1_it_reaps_orphans() {
+/// `unshare OPTIONS...` as a command to complete, or None (said loudly) when unshare is missing
+/// or cannot make a PID namespace here.
+fn unshare(options: &[&str]) -> Option<Command> {
     let unshare = "/usr/bin/unshare";
     if !std::path::Path::new(unshare).exists() {
-        eprintln!("skipped: {unshare} not found");
-        return;
+        eprintln!("SKIP: {unshare} not installed");
+        return None;
     }
-    let probe = Command::new(unshare).args(["--pid", "--fork", "--mount-proc", "true"]).output();
+    let probe = Command::new(unshare).args(options).arg("true").output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: unshare --pid --fork --mount-proc does not work here: {probe:?}");
-        return;
+        eprintln!("SKIP: unshare {} does not work here: {probe:?}", options.join(" "));
+        return None;
     }
+    let mut command = Command::new(unshare);
+    command.args(options);
+    Some(command)
+}
+
+#[test]
+fn as_pid_1_it_reaps_orphans() {
+    let Some(mut command) = unshare(&["--pid", "--fork", "--mount-proc"]) else { return };
     let callback = Recorder::start();
     // Two orphans re-parented to PID 1 (the wrapper) die while the child still runs; the child
     // then counts zombies in its PID namespace.
     let script = "(sleep 0.2 &); (sleep 0.3 &); sleep 2; \
                   z=$(cat /proc/[0-9]*/stat 2>/dev/null | grep -c ') Z '); echo zombies=$z; exit $((10 + z))";
-    let mut command = Command::new(unshare);
-    command.args(["--pid", "--fork", "--mount-proc", common::bin(), "run", "--on-exit", &callback.url("/done")]);
+    command.args([common::bin(), "run", "--on-exit", &callback.url("/done")]);
     command.args(["--", "sh", "-c", script]);
     let done = Wrapper::spawn(command, None).finish();
     assert_eq!(done.stdout, "zombies=0\n", "{}", done.stderr);
@@ -575,18 +583,8 @@ fn as_pid_1_it_reaps_orphans() {
 /// command would be PID 1 itself, and the kernel drops a SIGTERM that PID 1 has no handler for.
 #[test]
 fn as_pid_1_it_supervises_without_a_callback() {
-    let unshare = "/usr/bin/unshare";
-    if !std::path::Path::new(unshare).exists() {
-        eprintln!("SKIP: {unshare} not installed");
-        return;
-    }
-    let probe = Command::new(unshare).args(["--pid", "--fork", "--kill-child", "true"]).output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIP: unshare --pid --fork --kill-child does not work here: {probe:?}");
-        return;
-    }
-    let mut command = Command::new(unshare);
-    command.args(["--pid", "--fork", "--kill-child", common::bin(), "run", "--", "sleep", "30"]);
+    let Some(mut command) = unshare(&["--pid", "--fork", "--kill-child"]) else { return };
+    command.args([common::bin(), "run", "--", "sleep", "30"]);
     let wrapper = Wrapper::spawn(command, None);
     // unshare forks the namespace's PID 1, which runs the wrapper: find it as unshare's child.
     let children = format!("/proc/{0}/task/{0}/children", wrapper.pid());
