@@ -267,3 +267,22 @@ fn log_callback(check: &Check, verdict: &Verdict) {
         Verdict::Fail(reason) => drop(log::warn("on_exit").kv("url", &check.url).kv("result", reason)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Reason;
+
+    #[test]
+    fn failing_reasons_name_at_most_16_checks() {
+        let checks: Vec<Check> =
+            (0..20).map(|i| Check::parse(&format!("c{i}=http://127.0.0.1:{}/", 1000 + i)).unwrap()).collect();
+        let mut verdicts = vec![Verdict::Fail(Reason::Refused); 20];
+        verdicts[1] = Verdict::Pass;
+        let text = failing_reasons(&checks[..3], &verdicts[..3]);
+        assert_eq!(text, "c0: connection refused; c2: connection refused");
+        let text = failing_reasons(&checks, &verdicts);
+        assert_eq!(text.matches(": connection refused").count(), LOGGED_FAILING, "{text}");
+        assert!(text.ends_with("c16: connection refused; ..."), "{text}");
+    }
+}
