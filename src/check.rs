@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use url::{Host, Url};
 
+use crate::dns;
 use crate::VERSION;
 
 /// Longest check name: a DNS label, so names fit wherever Kubernetes names do.
@@ -29,7 +30,8 @@ pub struct Check {
     pub name: String,
     pub url: Url,
     pub kind: Kind,
-    /// Where to connect, tried in order. Empty until resolved.
+    /// Where to connect, tried in order, for an IP literal or `localhost`;
+    /// empty for a name, which is resolved each round (see [`Check::dns_name`]).
     pub addrs: Vec<SocketAddr>,
     /// The request bytes, built once so a round formats nothing.
     pub request: Vec<u8>,
@@ -50,6 +52,8 @@ pub enum Reason {
     HttpsRedirect,
     Connect(io::ErrorKind, Option<i32>),
     Io(io::ErrorKind, Option<i32>),
+    /// The name gave no address.
+    Dns(dns::Failure),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +96,7 @@ impl fmt::Display for Reason {
             Reason::HttpsRedirect => f.write_str("redirect to https not supported"),
             Reason::Connect(kind, os) => write!(f, "connect: {}", OsError(*kind, *os)),
             Reason::Io(kind, os) => write!(f, "io: {}", OsError(*kind, *os)),
+            Reason::Dns(failure) => write!(f, "dns: {failure}"),
         }
     }
 }
@@ -138,8 +143,9 @@ impl fmt::Display for CheckError {
 }
 
 impl Check {
-    /// Parses `[NAME=]URL` for a probe (`http://` or `tcp://`). Addresses are
-    /// left empty: see [`Check::resolve`].
+    /// Parses `[NAME=]URL` for a probe (`http://` or `tcp://`). Only an IP
+    /// literal or `localhost` gets its addresses here: a name is resolved
+    /// each round, never at startup.
     pub fn parse(arg: &str) -> Result<Check, CheckError> {
         let (name, url) = split_name(arg)?;
         let url = parse_url(url, &["http", "tcp"])?;
@@ -163,34 +169,17 @@ impl Check {
             Kind::Http => request_bytes("GET", &url),
             Kind::Post => request_bytes("POST", &url),
         };
-        Check { name, url, kind, addrs: Vec::new(), request }
+        let addrs = local_addrs(&url, url.port_or_known_default().unwrap_or(80)).unwrap_or_default();
+        Check { name, url, kind, addrs, request }
     }
 
-    /// Fills `addrs`. `localhost` and IP literals never touch DNS; other
-    /// names ask the system resolver, which may block: call this at startup.
-    pub fn resolve(&mut self) -> Result<(), CheckError> {
-        let port = self.url.port_or_known_default().unwrap_or(80);
-        self.addrs = match local_addrs(&self.url, port) {
-            Some(addrs) => addrs,
-            None => {
-                let host = self.url.host_str().unwrap_or_default();
-                let addrs: Vec<SocketAddr> = (host, port)
-                    .to_socket_addrs()
-                    .map_err(|e| CheckError(format!("cannot resolve '{host}' in {}: {e}", self.url)))?
-                    .collect();
-                if addrs.is_empty() {
-                    return Err(CheckError(format!("cannot resolve '{host}' in {}", self.url)));
-                }
-                addrs
-            }
-        };
-        Ok(())
-    }
-
-    /// Whether [`Check::resolve`] would stay off the network (used by
-    /// `--dry-run`, which must not depend on DNS).
-    pub fn is_local(&self) -> bool {
-        local_addrs(&self.url, 0).is_some()
+    /// The host name to resolve each round; None for an IP literal or
+    /// `localhost`, which never touch DNS.
+    pub fn dns_name(&self) -> Option<&str> {
+        match self.url.host()? {
+            Host::Domain(d) if !d.eq_ignore_ascii_case("localhost") => Some(d),
+            _ => None,
+        }
     }
 }
 
@@ -396,15 +385,16 @@ mod tests {
     }
 
     #[test]
-    fn resolves_locally() {
-        let mut c = Check::parse("http://localhost:81/").unwrap();
-        assert!(c.is_local());
-        c.resolve().unwrap();
+    fn resolves_locally_and_leaves_names_to_each_round() {
+        let c = Check::parse("http://localhost:81/").unwrap();
+        assert_eq!(c.dns_name(), None);
         assert_eq!(c.addrs, ["127.0.0.1:81".parse().unwrap(), "[::1]:81".parse().unwrap()]);
-        let mut c = Check::parse("http://10.1.2.3/").unwrap();
-        c.resolve().unwrap();
-        assert_eq!(c.addrs, ["10.1.2.3:80".parse().unwrap()]);
-        assert!(!Check::parse("http://example.invalid/").unwrap().is_local());
+        let c = Check::parse("http://10.1.2.3/").unwrap();
+        assert_eq!((c.dns_name(), &c.addrs[..]), (None, &["10.1.2.3:80".parse().unwrap()][..]));
+        let c = Check::parse("tcp://[::1]:5432").unwrap();
+        assert_eq!((c.dns_name(), &c.addrs[..]), (None, &["[::1]:5432".parse().unwrap()][..]));
+        let c = Check::parse("http://DB.Example.:8080/").unwrap();
+        assert_eq!((c.dns_name(), c.addrs.len()), (Some("db.example."), 0));
     }
 
     #[test]
@@ -429,5 +419,6 @@ mod tests {
         assert_eq!(Reason::Timeout(Duration::from_millis(1500)).to_string(), "timeout after 1500ms");
         let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
         assert_eq!(Reason::from_io(&e, true).to_string(), "connect: No route to host");
+        assert_eq!(Reason::Dns(dns::Failure::NoSuchHost).to_string(), "dns: no such host");
     }
 }

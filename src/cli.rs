@@ -183,7 +183,7 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
         }
         checks.push(Check::parse(&arg)?);
     }
-    let checks = finish_checks(checks, false)?;
+    let checks = finish_checks(checks)?;
     Ok(Command::Serve(ServeConfig {
         listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
         timeout,
@@ -246,7 +246,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
         (Some(addr), None) => addr,
         (None, port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.unwrap_or(DEFAULT_PORT)),
     };
-    let checks = finish_checks(checks, dry_run)?;
+    let checks = finish_checks(checks)?;
     Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, verbose, dry_run, checks }))
 }
 
@@ -264,7 +264,7 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
             _ => checks.push(Check::parse(&arg)?),
         }
     }
-    let checks = finish_checks(checks, dry_run)?;
+    let checks = finish_checks(checks)?;
     Ok(Command::Check(CheckConfig { timeout, quiet, dry_run, checks }))
 }
 
@@ -343,8 +343,8 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             _ => return Err(usage("ENABLE_COMPLETION_CALLBACK is set but COMPLETION_CALLBACK_ENDPOINT is empty")),
         }
     }
-    let wait = finish_checks_allow_empty(wait, dry_run)?;
-    let on_exit = finish_checks_allow_empty(on_exit, dry_run)?;
+    let wait = finish_checks_allow_empty(wait)?;
+    let on_exit = finish_checks_allow_empty(on_exit)?;
     Ok(Command::Run(RunConfig {
         wait,
         interval,
@@ -359,24 +359,20 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     }))
 }
 
-fn finish_checks(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageError> {
+fn finish_checks(checks: Vec<Check>) -> Result<Vec<Check>, UsageError> {
     if checks.is_empty() {
         return Err(usage("no CHECK given: name at least one URL to probe"));
     }
-    finish_checks_allow_empty(checks, dry_run)
+    finish_checks_allow_empty(checks)
 }
 
-/// Rejects duplicate names and resolves every check (a dry run only the
-/// local ones: it must not depend on DNS).
-fn finish_checks_allow_empty(mut checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageError> {
+/// Rejects duplicate names. Names are not resolved here: each round does
+/// it, so a name that does not resolve yet is a failing check, not a usage
+/// error, and `--dry-run` needs no DNS.
+fn finish_checks_allow_empty(checks: Vec<Check>) -> Result<Vec<Check>, UsageError> {
     for (i, c) in checks.iter().enumerate() {
         if checks[..i].iter().any(|o| o.name == c.name) {
             return Err(usage(format!("duplicate check name '{}': name them NAME=URL", c.name)));
-        }
-    }
-    for c in &mut checks {
-        if !dry_run || c.is_local() {
-            c.resolve()?;
         }
     }
     Ok(checks)
@@ -474,7 +470,7 @@ pub fn describe(cmd: &Command) -> String {
     let checks = |out: &mut String, label: &str, checks: &[Check]| {
         for c in checks {
             let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
-            let addrs = if addrs.is_empty() { "unresolved".to_string() } else { addrs.join(",") };
+            let addrs = if addrs.is_empty() { "resolved each round".to_string() } else { addrs.join(",") };
             let _ = writeln!(out, "{label} {} {} ({addrs})", c.name, c.url);
         }
     };
@@ -657,8 +653,8 @@ mod tests {
             panic!()
         };
         let text = describe(&cmd);
-        assert!(text.contains("check name.invalid:8080/ http://name.invalid:8080/ (unresolved)"), "{text}");
+        assert!(text.contains("check name.invalid:8080/ http://name.invalid:8080/ (resolved each round)"), "{text}");
         assert!(text.contains("127.0.0.1:80,[::1]:80"), "{text}");
-        assert!(err("serve http://name.invalid/").contains("cannot resolve 'name.invalid'"));
+        assert!(parse(args("serve http://name.invalid/"), no_env).is_ok(), "a name is never a usage error");
     }
 }

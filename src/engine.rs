@@ -1,13 +1,17 @@
 //! The probe engine: runs a round of probes, one non-blocking socket per
-//! check, on the caller's `mio::Poll`, under one deadline per round.
+//! check, on the caller's `mio::Poll`, under one deadline per round; the
+//! names the checks use are looked up first, within the same deadline.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
+use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 
-use crate::check::{Check, Verdict};
+use crate::check::{Check, Reason, Verdict};
+use crate::dns::{self, Failure, Found, Lookup, Resolver, Start};
 use crate::probe::{Action, Probe};
 
 /// Hands out tokens from a counter that only goes up, so an event that
@@ -40,6 +44,28 @@ struct Slot {
     probe: Probe,
     stream: Option<TcpStream>,
     verdict: Option<Verdict>,
+    /// Waiting for its name: the probe starts when the lookup ends.
+    resolving: bool,
+}
+
+/// A lookup of one name for this round, shared by every check naming it.
+#[derive(Debug)]
+struct NameLookup {
+    name: String,
+    lookup: Box<Lookup>,
+    socket: Option<DnsSocket>,
+    /// The checks waiting for it.
+    waiters: Vec<usize>,
+    /// How it ended, for the checks that name it later in the round.
+    outcome: Option<Result<Vec<IpAddr>, Failure>>,
+    /// Ended, or cut off by the round's deadline.
+    done: bool,
+}
+
+#[derive(Debug)]
+enum DnsSocket {
+    Udp(UdpSocket),
+    Tcp(TcpStream),
 }
 
 /// Runs rounds: every check probed once, concurrently.
@@ -54,6 +80,14 @@ pub struct Engine {
     timeout: Duration,
     pending: usize,
     scratch: Box<[u8]>,
+    resolver: Resolver,
+    /// This round's lookups; lookup `j` has token `base + slots + j`.
+    lookups: Vec<NameLookup>,
+    /// Names looked up this round, so each is asked once per round.
+    looked_up: HashMap<String, usize>,
+    /// No lookup needs a timer before this (it may be earlier than needed:
+    /// then the lookups are scanned once for nothing).
+    dns_wake: Option<Instant>,
 }
 
 /// Read buffer: a probe response head fits at once most of the time.
@@ -75,6 +109,10 @@ impl Engine {
             timeout: Duration::ZERO,
             pending: 0,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
+            resolver: Resolver::default(),
+            lookups: Vec::new(),
+            looked_up: HashMap::new(),
+            dns_wake: None,
         }
     }
 
@@ -82,13 +120,16 @@ impl Engine {
         self.deadline.is_some()
     }
 
-    /// The running round's deadline, for the poll timeout.
+    /// When the engine next needs `expire`: the running round's deadline,
+    /// or a lookup's retry before it. For the poll timeout.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        let deadline = self.deadline?;
+        Some(self.dns_wake.map_or(deadline, |wake| wake.min(deadline)))
     }
 
-    /// Starts a round: one probe per check, all at once. Connections that
-    /// fail at once settle their verdict here.
+    /// Starts a round: one probe per check, all at once, each after its
+    /// name's lookup when it has one. Connections that fail at once settle
+    /// their verdict here.
     pub fn start(
         &mut self,
         checks: &[Check],
@@ -98,17 +139,113 @@ impl Engine {
         tokens: &mut Tokens,
     ) {
         debug_assert!(!self.is_running(), "one round at a time");
-        self.base = tokens.block(checks.len()).0;
+        // Tokens for a probe per check, then for at most a lookup per check.
+        self.base = tokens.block(2 * checks.len()).0;
         self.started = now;
         self.timeout = timeout;
         self.deadline = Some(now + timeout);
         self.pending = checks.len();
         self.slots.resize_with(checks.len(), Slot::default);
-        for (i, (slot, check)) in self.slots.iter_mut().zip(checks).enumerate() {
-            slot.verdict = None;
-            let action = slot.probe.start(check);
-            if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch) {
-                self.pending -= 1;
+        self.lookups.clear();
+        self.looked_up.clear();
+        self.dns_wake = None;
+        if checks.iter().any(|c| c.dns_name().is_some()) {
+            self.resolver.refresh();
+        }
+        let mut addrs = Vec::new();
+        for (i, check) in checks.iter().enumerate() {
+            self.slots[i].verdict = None;
+            self.slots[i].resolving = false;
+            let Some(name) = check.dns_name() else {
+                self.start_probe(i, check, &check.addrs, registry);
+                continue;
+            };
+            // A name already asked this round: its outcome, or a wait for it.
+            let known = match self.looked_up.get(name).map(|&j| &mut self.lookups[j]) {
+                Some(entry) => match &entry.outcome {
+                    None => {
+                        entry.waiters.push(i);
+                        self.slots[i].resolving = true;
+                        continue;
+                    }
+                    Some(outcome) => outcome.clone(),
+                },
+                None => match self.resolver.start(name, now) {
+                    Start::Known(ips) => Ok(ips),
+                    Start::Failed(failure) => Err(failure),
+                    Start::Lookup(lookup, action) => {
+                        let j = self.lookups.len();
+                        self.looked_up.insert(name.to_string(), j);
+                        self.lookups.push(NameLookup {
+                            name: name.to_string(),
+                            lookup,
+                            socket: None,
+                            waiters: vec![i],
+                            outcome: None,
+                            done: false,
+                        });
+                        self.slots[i].resolving = true;
+                        self.drive_lookup(j, action, checks, registry, now);
+                        continue;
+                    }
+                },
+            };
+            match known {
+                Ok(ips) => {
+                    with_port(&mut addrs, &ips, check);
+                    self.start_probe(i, check, &addrs, registry);
+                }
+                Err(failure) => self.settle(i, Verdict::Fail(Reason::Dns(failure))),
+            }
+        }
+    }
+
+    /// Starts the probe of check `i` on `addrs`.
+    fn start_probe(&mut self, i: usize, check: &Check, addrs: &[SocketAddr], registry: &Registry) {
+        let slot = &mut self.slots[i];
+        slot.resolving = false;
+        let action = slot.probe.start(addrs);
+        if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch) {
+            self.pending -= 1;
+        }
+    }
+
+    /// Gives check `i` its verdict without a probe.
+    fn settle(&mut self, i: usize, verdict: Verdict) {
+        let slot = &mut self.slots[i];
+        slot.resolving = false;
+        close(slot);
+        slot.verdict = Some(verdict);
+        self.pending -= 1;
+    }
+
+    /// Carries out a lookup's actions until one has to wait; when it ends,
+    /// its checks get their addresses (and start) or their verdict.
+    fn drive_lookup(&mut self, j: usize, action: dns::Action, checks: &[Check], registry: &Registry, now: Instant) {
+        let token = Token(self.base + self.slots.len() + j);
+        let entry = &mut self.lookups[j];
+        let Some(result) = drive_dns(entry, action, registry, token, &mut self.scratch, now) else {
+            if let Some(wake) = entry.lookup.wake() {
+                self.dns_wake = Some(self.dns_wake.map_or(wake, |w| w.min(wake)));
+            }
+            return;
+        };
+        entry.done = true;
+        entry.outcome = Some(result.as_ref().map(|found| found.addrs.clone()).map_err(|f| *f));
+        let waiters = std::mem::take(&mut entry.waiters);
+        match result {
+            Ok(found) => {
+                self.resolver.store(&entry.name, &found, now);
+                let mut addrs = Vec::new();
+                for &i in &waiters {
+                    with_port(&mut addrs, &found.addrs, &checks[i]);
+                    self.start_probe(i, &checks[i], &addrs, registry);
+                }
+            }
+            Err(failure) => {
+                for &i in &waiters {
+                    self.settle(i, Verdict::Fail(Reason::Dns(failure)));
+                }
             }
         }
     }
@@ -116,11 +253,15 @@ impl Engine {
     /// Handles readiness of `token`; false when the token is not a probe's
     /// (the caller then looks elsewhere).
     pub fn ready(&mut self, token: Token, checks: &[Check], registry: &Registry) -> bool {
-        let Some(i) = token.0.checked_sub(self.base).filter(|&i| i < self.slots.len()) else {
+        let Some(i) = token.0.checked_sub(self.base).filter(|&i| i < 2 * self.slots.len()) else {
             return false;
         };
         if !self.is_running() {
             return true; // a late event for a finished round: nothing to do
+        }
+        if i >= self.slots.len() {
+            self.lookup_ready(i - self.slots.len(), checks, registry);
+            return true;
         }
         let slot = &mut self.slots[i];
         let check = &checks[i];
@@ -131,7 +272,7 @@ impl Engine {
             match connect_result(stream) {
                 None => return true, // spurious: still connecting
                 Some(Ok(())) => slot.probe.connected(check),
-                Some(Err(e)) => slot.probe.connect_failed(check, &e),
+                Some(Err(e)) => slot.probe.connect_failed(&e),
             }
         } else {
             match slot.probe.resume() {
@@ -145,17 +286,73 @@ impl Engine {
         true
     }
 
-    /// Fails every probe still running once the deadline has passed.
-    pub fn expire(&mut self, now: Instant) {
+    fn lookup_ready(&mut self, j: usize, checks: &[Check], registry: &Registry) {
+        let Some(entry) = self.lookups.get_mut(j).filter(|e| !e.done) else {
+            return; // a late event for a lookup that ended
+        };
+        let now = Instant::now();
+        let action = match &entry.socket {
+            Some(DnsSocket::Tcp(stream)) if entry.lookup.is_connecting() => match connect_result(stream) {
+                None => return, // spurious: still connecting
+                Some(Ok(())) => entry.lookup.connected(),
+                Some(Err(_)) => entry.lookup.io_failed(now),
+            },
+            Some(_) => match entry.lookup.resume() {
+                Some(action) => action,
+                None => return,
+            },
+            None => return,
+        };
+        self.drive_lookup(j, action, checks, registry, now);
+    }
+
+    /// Retries lookups whose try timed out; once the round's deadline has
+    /// passed, fails every check still without a verdict: `dns: timeout`
+    /// when it is still waiting for its name.
+    pub fn expire(&mut self, now: Instant, checks: &[Check], registry: &Registry) {
         if self.deadline.is_none_or(|d| now < d) {
+            if self.dns_wake.is_some_and(|w| now >= w) {
+                self.retry_lookups(now, checks, registry);
+            }
             return;
         }
         for slot in self.slots.iter_mut().filter(|s| s.verdict.is_none()) {
-            let verdict = slot.probe.timed_out(self.timeout);
+            let verdict = if slot.resolving {
+                Verdict::Fail(Reason::Dns(Failure::Timeout))
+            } else {
+                slot.probe.timed_out(self.timeout)
+            };
             close(slot);
             slot.verdict = Some(verdict);
         }
+        self.close_lookups();
         self.pending = 0;
+    }
+
+    fn retry_lookups(&mut self, now: Instant, checks: &[Check], registry: &Registry) {
+        self.dns_wake = None;
+        for j in 0..self.lookups.len() {
+            let entry = &mut self.lookups[j];
+            if entry.done {
+                continue;
+            }
+            match entry.lookup.wake() {
+                Some(wake) if now >= wake => {
+                    let action = entry.lookup.timed_out(now);
+                    self.drive_lookup(j, action, checks, registry, now);
+                }
+                Some(wake) => self.dns_wake = Some(self.dns_wake.map_or(wake, |w| w.min(wake))),
+                None => {}
+            }
+        }
+    }
+
+    fn close_lookups(&mut self) {
+        for entry in &mut self.lookups {
+            entry.socket = None;
+            entry.done = true;
+        }
+        self.dns_wake = None;
     }
 
     /// Drops the running round (its sockets close); its verdicts are lost.
@@ -163,6 +360,7 @@ impl Engine {
         for slot in &mut self.slots {
             close(slot);
         }
+        self.close_lookups();
         self.deadline = None;
         self.pending = 0;
     }
@@ -203,6 +401,100 @@ fn connect_result(stream: &TcpStream) -> Option<io::Result<()>> {
     }
 }
 
+/// `ips` with the check's port, into `out`.
+fn with_port(out: &mut Vec<SocketAddr>, ips: &[IpAddr], check: &Check) {
+    let port = check.url.port_or_known_default().unwrap_or(80);
+    out.clear();
+    out.extend(ips.iter().map(|&ip| SocketAddr::new(ip, port)));
+}
+
+/// Carries out a lookup's actions until one has to wait for readiness;
+/// Some(result) when the lookup ended (its socket is closed then).
+fn drive_dns(
+    entry: &mut NameLookup,
+    mut action: dns::Action,
+    registry: &Registry,
+    token: Token,
+    scratch: &mut [u8],
+    now: Instant,
+) -> Option<Result<Found, Failure>> {
+    use dns::Action as A;
+    loop {
+        action = match action {
+            A::Udp(server) => {
+                entry.socket = None;
+                match open_udp(server, entry.lookup.datagrams(), registry, token) {
+                    Ok(socket) => {
+                        entry.socket = Some(DnsSocket::Udp(socket));
+                        A::Receive
+                    }
+                    Err(_) => entry.lookup.io_failed(now),
+                }
+            }
+            A::Tcp(server) => {
+                entry.socket = None;
+                let opened = TcpStream::connect(server).and_then(|mut stream| {
+                    registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+                    Ok(stream)
+                });
+                match opened {
+                    Ok(stream) => {
+                        entry.socket = Some(DnsSocket::Tcp(stream));
+                        return None;
+                    }
+                    Err(_) => entry.lookup.io_failed(now),
+                }
+            }
+            A::Send => {
+                let Some(DnsSocket::Tcp(stream)) = entry.socket.as_mut() else { unreachable!("sending needs TCP") };
+                match stream.write(entry.lookup.output()) {
+                    Ok(n) => entry.lookup.wrote(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => A::Send,
+                    Err(_) => entry.lookup.io_failed(now),
+                }
+            }
+            A::Receive => {
+                // One byte more than a UDP answer may have, to see an oversized one.
+                let read = match entry.socket.as_mut() {
+                    Some(DnsSocket::Udp(socket)) => {
+                        socket.recv(&mut scratch[..=usize::from(dns::message::EDNS_UDP_SIZE)])
+                    }
+                    Some(DnsSocket::Tcp(stream)) => stream.read(scratch),
+                    None => unreachable!("receiving needs a socket"),
+                };
+                match read {
+                    Ok(0) if matches!(entry.socket, Some(DnsSocket::Tcp(_))) => entry.lookup.eof(now),
+                    Ok(n) => entry.lookup.received(&scratch[..n], now),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => A::Receive,
+                    Err(_) => entry.lookup.io_failed(now),
+                }
+            }
+            A::Done(result) => {
+                entry.socket = None;
+                return Some(result);
+            }
+        };
+    }
+}
+
+/// A UDP socket on a random port, connected to `server` (so the kernel
+/// drops datagrams from any other source), with both queries sent.
+fn open_udp(server: SocketAddr, datagrams: [&[u8]; 2], registry: &Registry, token: Token) -> io::Result<UdpSocket> {
+    let any = match server {
+        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    };
+    let mut socket = UdpSocket::bind(any)?;
+    socket.connect(server)?;
+    for datagram in datagrams {
+        socket.send(datagram)?;
+    }
+    registry.register(&mut socket, token, Interest::READABLE)?;
+    Ok(socket)
+}
+
 /// Closes the probe's socket. Closing removes it from the poll too: an
 /// explicit deregister would cost one more syscall per probe for nothing.
 fn close(slot: &mut Slot) {
@@ -230,10 +522,10 @@ fn drive(
                                 slot.stream = Some(stream);
                                 return false;
                             }
-                            Err(e) => slot.probe.connect_failed(check, &e),
+                            Err(e) => slot.probe.connect_failed(&e),
                         }
                     }
-                    Err(e) => slot.probe.connect_failed(check, &e),
+                    Err(e) => slot.probe.connect_failed(&e),
                 }
             }
             Action::Send => {

@@ -70,7 +70,7 @@ impl Driver {
                     self.engine.ready(event.token(), checks, registry);
                 }
             }
-            self.engine.expire(Instant::now());
+            self.engine.expire(Instant::now(), checks, self.poll.registry());
         }
     }
 

@@ -64,6 +64,9 @@ enum Chunk {
 #[derive(Debug, Default)]
 pub struct Probe {
     state: State,
+    /// Where to connect, tried in order: given by the engine each round
+    /// (the check's own addresses, or what its name resolved to).
+    addrs: Vec<SocketAddr>,
     /// Index of the next address to try.
     next_addr: usize,
     /// The first connect error: for `localhost` the IPv4 refusal says more
@@ -80,11 +83,14 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// The first step: connect to the check's first address.
-    pub fn start(&mut self, check: &Check) -> Action {
-        *self = Probe { head: std::mem::take(&mut self.head), ..Probe::default() };
-        self.head.clear();
-        self.next_connect(check)
+    /// The first step: connect to the first of `addrs`.
+    pub fn start(&mut self, addrs: &[SocketAddr]) -> Action {
+        let (mut head, mut kept) = (std::mem::take(&mut self.head), std::mem::take(&mut self.addrs));
+        head.clear();
+        kept.clear();
+        kept.extend_from_slice(addrs);
+        *self = Probe { head, addrs: kept, ..Probe::default() };
+        self.next_connect()
     }
 
     /// The step to retry when the connection reports readiness.
@@ -101,8 +107,8 @@ impl Probe {
         matches!(self.state, State::Connecting)
     }
 
-    fn next_connect(&mut self, check: &Check) -> Action {
-        let Some(addr) = check.addrs.get(self.next_addr) else {
+    fn next_connect(&mut self) -> Action {
+        let Some(addr) = self.addrs.get(self.next_addr) else {
             let reason = self.first_error.take().unwrap_or(Reason::Refused);
             return self.finish(Verdict::Fail(reason));
         };
@@ -116,9 +122,9 @@ impl Probe {
     }
 
     /// The connect failed, at once or as an event: try the next address.
-    pub fn connect_failed(&mut self, check: &Check, err: &io::Error) -> Action {
+    pub fn connect_failed(&mut self, err: &io::Error) -> Action {
         self.first_error.get_or_insert_with(|| Reason::from_io(err, true));
-        self.next_connect(check)
+        self.next_connect()
     }
 
     /// The connection is established.
@@ -289,7 +295,7 @@ impl Probe {
         self.first_error = None;
         self.status = 0;
         self.head.clear();
-        Some(self.next_connect(check))
+        Some(self.next_connect())
     }
 
     fn on_body(&mut self, mut body: Body, data: &[u8]) -> Action {
@@ -414,15 +420,13 @@ mod tests {
     use super::*;
 
     fn check(url: &str) -> Check {
-        let mut c = Check::parse(url).unwrap();
-        c.resolve().unwrap();
-        c
+        Check::parse(url).unwrap()
     }
 
     /// Drives a probe to the point of reading, as the engine would.
     fn reading(c: &Check) -> Probe {
         let mut p = Probe::default();
-        assert!(matches!(p.start(c), Action::Connect(_)));
+        assert!(matches!(p.start(&c.addrs), Action::Connect(_)));
         assert_eq!(p.connected(c), Action::Send);
         let n = p.output(c).len();
         assert_eq!(p.wrote(c, n), Action::Receive);
@@ -528,8 +532,8 @@ mod tests {
         assert_eq!(a, Action::Connect("127.0.0.1:9".parse().unwrap()));
         // Refused on IPv4, then ::1 on the redirected port.
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(p.connect_failed(&c, &refused), Action::Connect("[::1]:9".parse().unwrap()));
-        assert_eq!(p.connect_failed(&c, &refused), fail(Reason::Refused));
+        assert_eq!(p.connect_failed(&refused), Action::Connect("[::1]:9".parse().unwrap()));
+        assert_eq!(p.connect_failed(&refused), fail(Reason::Refused));
 
         let mut p = reading(&c);
         let a = p.received(&c, b"HTTP/1.1 307 T\r\nLocation: http://example.com/\r\nContent-Length: 0\r\n\r\n");
@@ -560,7 +564,7 @@ mod tests {
     fn tcp_passes_on_connect_and_timeouts_keep_the_status() {
         let c = check("tcp://127.0.0.1:5432");
         let mut p = Probe::default();
-        p.start(&c);
+        p.start(&c.addrs);
         assert_eq!(p.connected(&c), Action::Done(Verdict::Pass));
 
         let c = check("http://127.0.0.1:8080/");
@@ -575,7 +579,7 @@ mod tests {
     fn partial_writes_resume() {
         let c = check("http://127.0.0.1:8080/");
         let mut p = Probe::default();
-        p.start(&c);
+        p.start(&c.addrs);
         p.connected(&c);
         let total = p.output(&c).len();
         assert_eq!(p.wrote(&c, 3), Action::Send);

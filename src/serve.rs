@@ -251,7 +251,8 @@ impl Server {
                     }
                 }
             }
-            self.ctx.engine.expire(now);
+            let ctx = &mut self.ctx;
+            ctx.engine.expire(now, &ctx.checks, ctx.poll.registry());
             self.finish_round(now);
             self.expire(now);
             if self.accept_paused_until.is_some_and(|t| now >= t) {

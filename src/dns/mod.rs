@@ -98,6 +98,8 @@ const MAX_FILE: u64 = 64 * 1024;
 pub enum Start {
     /// From the hosts file or the cache.
     Known(Vec<IpAddr>),
+    /// Known not to resolve without asking.
+    Failed(Failure),
     /// A lookup has begun: carry out its first action.
     Lookup(Box<Lookup>, Action),
 }
@@ -143,6 +145,13 @@ impl Resolver {
     /// hosts file first, then a cached answer still within its TTL, else a
     /// lookup.
     pub fn start(&mut self, name: &str, now: Instant) -> Start {
+        // RFC 6761 6.4: `.invalid` names fail at once, without a query.
+        let bare = name.strip_suffix('.').unwrap_or(name);
+        if bare.eq_ignore_ascii_case("invalid")
+            || bare.len() > 8 && bare[bare.len() - 8..].eq_ignore_ascii_case(".invalid")
+        {
+            return Start::Failed(Failure::NoSuchHost);
+        }
         let from_hosts = self.hosts.lookup(name);
         if !from_hosts.is_empty() {
             return Start::Known(from_hosts);
@@ -208,6 +217,10 @@ mod tests {
         let mut r = resolver("10.1.1.1 db\n");
         assert!(matches!(r.start("db", now), Start::Known(a) if a == [IpAddr::from([10, 1, 1, 1])]));
         assert!(matches!(r.start("web", now), Start::Lookup(_, Action::Udp(_))));
+        for invalid in ["x.invalid", "X.INVALID.", "invalid"] {
+            assert!(matches!(r.start(invalid, now), Start::Failed(Failure::NoSuchHost)), "{invalid}");
+        }
+        assert!(matches!(r.start("invalid.example", now), Start::Lookup(..)));
         let found = Found { addrs: vec![IpAddr::from([10, 2, 2, 2])], ttl: Duration::from_secs(5) };
         r.store("web", &found, now);
         assert!(matches!(r.start("web", now + Duration::from_secs(4)), Start::Known(a) if a == found.addrs));
@@ -234,7 +247,7 @@ mod tests {
         let ids: Vec<u16> = (0..4)
             .map(|_| match r.start("web", now) {
                 Start::Lookup(l, _) => u16::from_be_bytes([l.datagrams()[0][0], l.datagrams()[0][1]]),
-                Start::Known(_) => unreachable!(),
+                _ => unreachable!(),
             })
             .collect();
         assert!(ids.windows(2).all(|w| w[0] != w[1]), "{ids:?}");
