@@ -177,7 +177,7 @@ impl Check {
     /// `localhost`, which never touch DNS.
     pub fn dns_name(&self) -> Option<&str> {
         match self.url.host()? {
-            Host::Domain(d) if !d.eq_ignore_ascii_case("localhost") => Some(d),
+            Host::Domain(d) if self.addrs.is_empty() => Some(d),
             _ => None,
         }
     }
@@ -193,7 +193,9 @@ pub fn local_addrs(url: &Url, port: u16) -> Option<Vec<SocketAddr>> {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
         ]),
-        Host::Domain(_) => None,
+        // A `tcp://` URL's host is opaque to the url crate: an IPv4 literal
+        // there is a domain to it.
+        Host::Domain(d) => d.parse::<Ipv4Addr>().ok().map(|ip| vec![SocketAddr::new(IpAddr::V4(ip), port)]),
     }
 }
 
@@ -356,6 +358,8 @@ mod tests {
         assert_eq!(c.name, "h/?a=b");
         let c = Check::parse("db=tcp://127.0.0.1:5432").unwrap();
         assert_eq!((c.name.as_str(), c.kind), ("db", Kind::Tcp));
+        let c = Check::parse("tcp://127.0.0.1:5432").unwrap();
+        assert_eq!((c.dns_name(), &c.addrs[..]), (None, &["127.0.0.1:5432".parse().unwrap()][..]));
         let c = Check::parse("tcp://[::1]:5432").unwrap();
         assert_eq!(c.name, "[::1]:5432");
         let c = Check::parse("http://[::1]:8080/").unwrap();
@@ -391,6 +395,8 @@ mod tests {
         assert_eq!(c.addrs, ["127.0.0.1:81".parse().unwrap(), "[::1]:81".parse().unwrap()]);
         let c = Check::parse("http://10.1.2.3/").unwrap();
         assert_eq!((c.dns_name(), &c.addrs[..]), (None, &["10.1.2.3:80".parse().unwrap()][..]));
+        let c = Check::parse("tcp://127.0.0.1:5432").unwrap();
+        assert_eq!((c.dns_name(), &c.addrs[..]), (None, &["127.0.0.1:5432".parse().unwrap()][..]));
         let c = Check::parse("tcp://[::1]:5432").unwrap();
         assert_eq!((c.dns_name(), &c.addrs[..]), (None, &["[::1]:5432".parse().unwrap()][..]));
         let c = Check::parse("http://DB.Example.:8080/").unwrap();
