@@ -2,7 +2,7 @@
 //! check, on the caller's `mio::Poll`, under one deadline per round; the
 //! names the checks use are looked up first, within the same deadline.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 
 use crate::check::{Check, Reason, Verdict};
-use crate::dns::{self, Failure, Found, Lookup, Resolver, Start};
+use crate::dns::{self, Failure, Found, Lookup, Resolver};
 use crate::probe::{Action, Probe};
 
 /// Hands out tokens from a counter that only goes up, so an event that
@@ -48,11 +48,18 @@ struct Slot {
     resolving: bool,
 }
 
+/// Lookups under way at once, each with its two queries outstanding; the
+/// others wait their turn within the same deadline, so a round with a
+/// thousand names does not throw two thousand datagrams at the DNS server
+/// in one burst (the load bench saw a server drop them).
+const MAX_LOOKUPS: usize = 64;
+
 /// A lookup of one name for this round, shared by every check naming it.
 #[derive(Debug)]
 struct NameLookup {
     name: String,
-    lookup: Box<Lookup>,
+    /// None while it waits for its turn.
+    lookup: Option<Box<Lookup>>,
     socket: Option<DnsSocket>,
     /// The checks waiting for it.
     waiters: Vec<usize>,
@@ -85,6 +92,9 @@ pub struct Engine {
     lookups: Vec<NameLookup>,
     /// Names looked up this round, so each is asked once per round.
     looked_up: HashMap<String, usize>,
+    /// Lookups waiting for their turn, and how many are under way.
+    queued: VecDeque<usize>,
+    in_flight: usize,
     /// No lookup needs a timer before this (it may be earlier than needed:
     /// then the lookups are scanned once for nothing).
     dns_wake: Option<Instant>,
@@ -112,6 +122,8 @@ impl Engine {
             resolver: Resolver::default(),
             lookups: Vec::new(),
             looked_up: HashMap::new(),
+            queued: VecDeque::new(),
+            in_flight: 0,
             dns_wake: None,
         }
     }
@@ -148,6 +160,8 @@ impl Engine {
         self.slots.resize_with(checks.len(), Slot::default);
         self.lookups.clear();
         self.looked_up.clear();
+        self.queued.clear();
+        self.in_flight = 0;
         self.dns_wake = None;
         if checks.iter().any(|c| c.dns_name().is_some()) {
             self.resolver.refresh();
@@ -170,22 +184,21 @@ impl Engine {
                     }
                     Some(outcome) => outcome.clone(),
                 },
-                None => match self.resolver.start(name, now) {
-                    Start::Known(ips) => Ok(ips),
-                    Start::Failed(failure) => Err(failure),
-                    Start::Lookup(lookup, action) => {
+                None => match self.resolver.known(name, now) {
+                    Some(known) => known,
+                    None => {
                         let j = self.lookups.len();
                         self.looked_up.insert(name.to_string(), j);
                         self.lookups.push(NameLookup {
                             name: name.to_string(),
-                            lookup,
+                            lookup: None,
                             socket: None,
                             waiters: vec![i],
                             outcome: None,
                             done: false,
                         });
+                        self.queued.push_back(j);
                         self.slots[i].resolving = true;
-                        self.drive_lookup(j, action, checks, registry, now);
                         continue;
                     }
                 },
@@ -197,6 +210,18 @@ impl Engine {
                 }
                 Err(failure) => self.settle(i, Verdict::Fail(Reason::Dns(failure))),
             }
+        }
+        self.begin_lookups(checks, registry, now);
+    }
+
+    /// Begins queued lookups while fewer than [`MAX_LOOKUPS`] are under way.
+    fn begin_lookups(&mut self, checks: &[Check], registry: &Registry, now: Instant) {
+        while self.in_flight < MAX_LOOKUPS {
+            let Some(j) = self.queued.pop_front() else { break };
+            let (lookup, action) = self.resolver.lookup(&self.lookups[j].name, now);
+            self.lookups[j].lookup = Some(lookup);
+            self.in_flight += 1;
+            self.drive_lookup(j, action, checks, registry, now);
         }
     }
 
@@ -225,12 +250,13 @@ impl Engine {
         let token = Token(self.base + self.slots.len() + j);
         let entry = &mut self.lookups[j];
         let Some(result) = drive_dns(entry, action, registry, token, &mut self.scratch, now) else {
-            if let Some(wake) = entry.lookup.wake() {
+            if let Some(wake) = entry.lookup.as_ref().and_then(|l| l.wake()) {
                 self.dns_wake = Some(self.dns_wake.map_or(wake, |w| w.min(wake)));
             }
             return;
         };
         entry.done = true;
+        self.in_flight -= 1;
         entry.outcome = Some(result.as_ref().map(|found| found.addrs.clone()).map_err(|f| *f));
         let waiters = std::mem::take(&mut entry.waiters);
         match result {
@@ -290,20 +316,22 @@ impl Engine {
         let Some(entry) = self.lookups.get_mut(j).filter(|e| !e.done) else {
             return; // a late event for a lookup that ended
         };
+        let Some(lookup) = entry.lookup.as_mut() else { return };
         let now = Instant::now();
         let action = match &entry.socket {
-            Some(DnsSocket::Tcp(stream)) if entry.lookup.is_connecting() => match connect_result(stream) {
+            Some(DnsSocket::Tcp(stream)) if lookup.is_connecting() => match connect_result(stream) {
                 None => return, // spurious: still connecting
-                Some(Ok(())) => entry.lookup.connected(),
-                Some(Err(_)) => entry.lookup.io_failed(now),
+                Some(Ok(())) => lookup.connected(),
+                Some(Err(_)) => lookup.io_failed(now),
             },
-            Some(_) => match entry.lookup.resume() {
+            Some(_) => match lookup.resume() {
                 Some(action) => action,
                 None => return,
             },
             None => return,
         };
         self.drive_lookup(j, action, checks, registry, now);
+        self.begin_lookups(checks, registry, now);
     }
 
     /// Retries lookups whose try timed out; once the round's deadline has
@@ -333,18 +361,17 @@ impl Engine {
         self.dns_wake = None;
         for j in 0..self.lookups.len() {
             let entry = &mut self.lookups[j];
-            if entry.done {
-                continue;
-            }
-            match entry.lookup.wake() {
+            let Some(lookup) = entry.lookup.as_mut().filter(|_| !entry.done) else { continue };
+            match lookup.wake() {
                 Some(wake) if now >= wake => {
-                    let action = entry.lookup.timed_out(now);
+                    let action = lookup.timed_out(now);
                     self.drive_lookup(j, action, checks, registry, now);
                 }
                 Some(wake) => self.dns_wake = Some(self.dns_wake.map_or(wake, |w| w.min(wake))),
                 None => {}
             }
         }
+        self.begin_lookups(checks, registry, now);
     }
 
     fn close_lookups(&mut self) {
@@ -352,6 +379,8 @@ impl Engine {
             entry.socket = None;
             entry.done = true;
         }
+        self.queued.clear();
+        self.in_flight = 0;
         self.dns_wake = None;
     }
 
@@ -419,16 +448,17 @@ fn drive_dns(
     now: Instant,
 ) -> Option<Result<Found, Failure>> {
     use dns::Action as A;
+    let Some(lookup) = entry.lookup.as_mut() else { unreachable!("driving a lookup that has begun") };
     loop {
         action = match action {
             A::Udp(server) => {
                 entry.socket = None;
-                match open_udp(server, entry.lookup.datagrams(), registry, token) {
+                match open_udp(server, lookup.datagrams(), registry, token) {
                     Ok(socket) => {
                         entry.socket = Some(DnsSocket::Udp(socket));
                         A::Receive
                     }
-                    Err(_) => entry.lookup.io_failed(now),
+                    Err(_) => lookup.io_failed(now),
                 }
             }
             A::Tcp(server) => {
@@ -442,16 +472,16 @@ fn drive_dns(
                         entry.socket = Some(DnsSocket::Tcp(stream));
                         return None;
                     }
-                    Err(_) => entry.lookup.io_failed(now),
+                    Err(_) => lookup.io_failed(now),
                 }
             }
             A::Send => {
                 let Some(DnsSocket::Tcp(stream)) = entry.socket.as_mut() else { unreachable!("sending needs TCP") };
-                match stream.write(entry.lookup.output()) {
-                    Ok(n) => entry.lookup.wrote(n),
+                match stream.write(lookup.output()) {
+                    Ok(n) => lookup.wrote(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => A::Send,
-                    Err(_) => entry.lookup.io_failed(now),
+                    Err(_) => lookup.io_failed(now),
                 }
             }
             A::Receive => {
@@ -464,11 +494,11 @@ fn drive_dns(
                     None => unreachable!("receiving needs a socket"),
                 };
                 match read {
-                    Ok(0) if matches!(entry.socket, Some(DnsSocket::Tcp(_))) => entry.lookup.eof(now),
-                    Ok(n) => entry.lookup.received(&scratch[..n], now),
+                    Ok(0) if matches!(entry.socket, Some(DnsSocket::Tcp(_))) => lookup.eof(now),
+                    Ok(n) => lookup.received(&scratch[..n], now),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => A::Receive,
-                    Err(_) => entry.lookup.io_failed(now),
+                    Err(_) => lookup.io_failed(now),
                 }
             }
             A::Done(result) => {

@@ -549,3 +549,24 @@ fn serve_starts_with_a_name_that_does_not_resolve_and_asks_once_per_round() {
     assert!(rounds >= 1);
     assert_eq!(dns.asked("shared.test").len() - before, 2 * rounds, "one lookup per name per round");
 }
+
+#[test]
+fn more_names_than_lookups_at_once_all_resolve_in_one_round() {
+    if !namespaces("more_names_than_lookups_at_once_all_resolve_in_one_round") {
+        return;
+    }
+    let dns = DnsServer::start();
+    let etc = Etc::new(&dns, "", "");
+    let app = Stub::start(Behaviour::Status(200, "ok"));
+    let checks: Vec<String> = (0..150)
+        .map(|i| {
+            dns.set(&format!("n{i}.test"), Answer::A(vec![v4("127.0.0.1")], 0));
+            format!("c{i}=tcp://n{i}.test:{}", app.port())
+        })
+        .collect();
+    let mut args = vec!["check", "--timeout", "3s"];
+    args.extend(checks.iter().map(String::as_str));
+    let (code, stdout, stderr, _) = etc.run(&args, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(dns.all_asked().len(), 300, "A and AAAA once per name");
+}

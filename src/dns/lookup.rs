@@ -219,6 +219,8 @@ impl Lookup {
         Ok(Some(match reply {
             Reply::Truncated if self.transport == Transport::Udp => self.begin_try(Transport::Tcp, now),
             Reply::Truncated | Reply::ServerFailure(_) => self.try_failed(Failure::ServerFailure, now),
+            // The other type's addresses, if they came, still count.
+            Reply::NoSuchName if self.has_addresses() => self.candidate_done(now),
             Reply::NoSuchName => self.candidate_failed(Failure::NoSuchHost, now),
             Reply::Addrs { .. } => {
                 self.replies[which] = Some(reply);
@@ -251,9 +253,7 @@ impl Lookup {
     /// This try got no usable answer: keep an address answer in hand if
     /// one came, else the next server (or attempt), else the next name.
     fn try_failed(&mut self, failure: Failure, now: Instant) -> Action {
-        let in_hand =
-            self.replies.iter().flatten().any(|r| matches!(r, Reply::Addrs { addrs, .. } if !addrs.is_empty()));
-        if in_hand {
+        if self.has_addresses() {
             return self.candidate_done(now);
         }
         self.attempt += 1;
@@ -261,6 +261,10 @@ impl Lookup {
             return self.begin_try(Transport::Udp, now);
         }
         self.candidate_failed(failure, now)
+    }
+
+    fn has_addresses(&self) -> bool {
+        self.replies.iter().flatten().any(|r| matches!(r, Reply::Addrs { addrs, .. } if !addrs.is_empty()))
     }
 
     fn candidate_failed(&mut self, failure: Failure, now: Instant) -> Action {
@@ -417,6 +421,12 @@ mod tests {
         let (mut l, _) = start("gone", "nameserver 10.0.0.1\n", now);
         let [a, _] = both(&l);
         assert_eq!(l.received(&answer(&a, RCODE_NXDOMAIN as u16, &[], 0), now), Action::Done(Err(Failure::NoSuchHost)));
+        // An inconsistent server: AAAA addresses, then NXDOMAIN for A.
+        let (mut l, _) = start("odd", "nameserver 10.0.0.1\n", now);
+        let [a, aaaa] = both(&l);
+        l.received(&answer(&aaaa, 0, &[&V6], 9), now);
+        let Action::Done(Ok(found)) = l.received(&answer(&a, RCODE_NXDOMAIN as u16, &[], 0), now) else { panic!() };
+        assert_eq!(found.addrs, [IpAddr::from(V6)]);
         let (mut l, _) = start("v4less", "nameserver 10.0.0.1\n", now);
         let [a, aaaa] = both(&l);
         l.received(&answer(&aaaa, 0, &[], 0), now);

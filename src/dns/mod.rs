@@ -93,17 +93,6 @@ const MAX_CACHED: usize = 4096;
 /// Bytes of `/etc/hosts` or `/etc/resolv.conf` read at most.
 const MAX_FILE: u64 = 64 * 1024;
 
-/// Where a name's addresses come from this round.
-#[derive(Debug)]
-pub enum Start {
-    /// From the hosts file or the cache.
-    Known(Vec<IpAddr>),
-    /// Known not to resolve without asking.
-    Failed(Failure),
-    /// A lookup has begun: carry out its first action.
-    Lookup(Box<Lookup>, Action),
-}
-
 /// The resolver's lasting state: configuration, cache, randomness.
 #[derive(Debug)]
 pub struct Resolver {
@@ -141,29 +130,32 @@ impl Resolver {
         }
     }
 
-    /// Begins resolving `name` (not an IP literal, not `localhost`): the
-    /// hosts file first, then a cached answer still within its TTL, else a
-    /// lookup.
-    pub fn start(&mut self, name: &str, now: Instant) -> Start {
+    /// What is known of `name` (not an IP literal, not `localhost`)
+    /// without asking a server: the hosts file first, then a cached answer
+    /// still within its TTL. None: it must be looked up.
+    pub fn known(&self, name: &str, now: Instant) -> Option<Result<Vec<IpAddr>, Failure>> {
         // RFC 6761 6.4: `.invalid` names fail at once, without a query.
-        let bare = name.strip_suffix('.').unwrap_or(name);
-        if bare.eq_ignore_ascii_case("invalid")
-            || bare.len() > 8 && bare[bare.len() - 8..].eq_ignore_ascii_case(".invalid")
-        {
-            return Start::Failed(Failure::NoSuchHost);
+        let bare = name.strip_suffix('.').unwrap_or(name).as_bytes();
+        let tld = bare.rsplit(|&b| b == b'.').next().unwrap_or_default();
+        if tld.eq_ignore_ascii_case(b"invalid") {
+            return Some(Err(Failure::NoSuchHost));
         }
         let from_hosts = self.hosts.lookup(name);
         if !from_hosts.is_empty() {
-            return Start::Known(from_hosts);
+            return Some(Ok(from_hosts));
         }
-        if let Some((addrs, until)) = self.cache.get(name) {
-            if now < *until {
-                return Start::Known(addrs.clone());
-            }
+        match self.cache.get(name) {
+            Some((addrs, until)) if now < *until => Some(Ok(addrs.clone())),
+            _ => None,
         }
+    }
+
+    /// Begins a lookup of `name` with the servers and search list of now;
+    /// carry out the action it returns.
+    pub fn lookup(&mut self, name: &str, now: Instant) -> (Box<Lookup>, Action) {
         let rng = Rng::new(self.rng.next_u64());
         let (lookup, action) = Lookup::start(name, &self.conf, rng, now);
-        Start::Lookup(Box::new(lookup), action)
+        (Box::new(lookup), action)
     }
 
     /// Keeps a lookup's answer for its TTL (capped); a TTL of 0 is not kept.
@@ -215,16 +207,17 @@ mod tests {
     fn hosts_first_then_cache_then_lookup() {
         let now = Instant::now();
         let mut r = resolver("10.1.1.1 db\n");
-        assert!(matches!(r.start("db", now), Start::Known(a) if a == [IpAddr::from([10, 1, 1, 1])]));
-        assert!(matches!(r.start("web", now), Start::Lookup(_, Action::Udp(_))));
+        assert_eq!(r.known("db", now), Some(Ok(vec![IpAddr::from([10, 1, 1, 1])])));
+        assert_eq!(r.known("web", now), None);
+        assert!(matches!(r.lookup("web", now), (_, Action::Udp(_))));
         for invalid in ["x.invalid", "X.INVALID.", "invalid"] {
-            assert!(matches!(r.start(invalid, now), Start::Failed(Failure::NoSuchHost)), "{invalid}");
+            assert_eq!(r.known(invalid, now), Some(Err(Failure::NoSuchHost)), "{invalid}");
         }
-        assert!(matches!(r.start("invalid.example", now), Start::Lookup(..)));
+        assert_eq!(r.known("invalid.example", now), None);
         let found = Found { addrs: vec![IpAddr::from([10, 2, 2, 2])], ttl: Duration::from_secs(5) };
         r.store("web", &found, now);
-        assert!(matches!(r.start("web", now + Duration::from_secs(4)), Start::Known(a) if a == found.addrs));
-        assert!(matches!(r.start("web", now + Duration::from_secs(5)), Start::Lookup(..)), "expired");
+        assert_eq!(r.known("web", now + Duration::from_secs(4)), Some(Ok(found.addrs.clone())));
+        assert_eq!(r.known("web", now + Duration::from_secs(5)), None, "expired");
     }
 
     #[test]
@@ -233,11 +226,11 @@ mod tests {
         let mut r = resolver("");
         let found = Found { addrs: vec![IpAddr::from([10, 2, 2, 2])], ttl: Duration::ZERO };
         r.store("web", &found, now);
-        assert!(matches!(r.start("web", now), Start::Lookup(..)));
+        assert_eq!(r.known("web", now), None);
         let found = Found { ttl: Duration::from_secs(86_400), ..found };
         r.store("web", &found, now);
-        assert!(matches!(r.start("web", now + MAX_TTL - Duration::from_secs(1)), Start::Known(_)));
-        assert!(matches!(r.start("web", now + MAX_TTL), Start::Lookup(..)));
+        assert!(r.known("web", now + MAX_TTL - Duration::from_secs(1)).is_some());
+        assert_eq!(r.known("web", now + MAX_TTL), None);
     }
 
     #[test]
@@ -245,9 +238,9 @@ mod tests {
         let now = Instant::now();
         let mut r = resolver("");
         let ids: Vec<u16> = (0..4)
-            .map(|_| match r.start("web", now) {
-                Start::Lookup(l, _) => u16::from_be_bytes([l.datagrams()[0][0], l.datagrams()[0][1]]),
-                _ => unreachable!(),
+            .map(|_| {
+                let (l, _) = r.lookup("web", now);
+                u16::from_be_bytes([l.datagrams()[0][0], l.datagrams()[0][1]])
             })
             .collect();
         assert!(ids.windows(2).all(|w| w[0] != w[1]), "{ids:?}");
