@@ -32,8 +32,8 @@ fn namespaces(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let why = if unsafe { libc::geteuid() } != 0 {
         Some("not root: mount namespaces and port 53 need root".to_string())
-    } else if find_program("unshare").is_none() {
-        Some("unshare not installed (util-linux)".to_string())
+    } else if let Some(tool) = ["unshare", "mount"].into_iter().find(|t| find_program(t).is_none()) {
+        Some(format!("{tool} not installed (util-linux, mount)"))
     } else {
         let probe = Command::new("unshare").args(["-m", "true"]).stderr(Stdio::null()).status();
         (!probe.is_ok_and(|s| s.success())).then(|| "unshare -m fails here (no mount namespaces)".to_string())
@@ -62,7 +62,13 @@ enum Answer {
     Silent,
     /// Over UDP a truncated answer (TC) without records; over TCP, these addresses.
     Truncated(Vec<Ipv4Addr>),
+    /// These addresses (TTL 0), each real UDP answer to A preceded by forged ones pointing
+    /// at [`SPOOFED`]: a wrong ID, a wrong question, and a garbled one with the right ID.
+    Spoofed(Vec<Ipv4Addr>),
 }
+
+/// Where forged answers point: nothing listens there, so a check that believed one fails.
+const SPOOFED: [u8; 4] = [127, 0, 0, 9];
 
 #[derive(Default)]
 struct Zone {
@@ -129,9 +135,16 @@ fn serve_udp(socket: UdpSocket, zone: &Mutex<Zone>, stop: &AtomicBool) {
     let mut buf = [0u8; 1500];
     while !stop.load(Ordering::SeqCst) {
         let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
-        if let Some(reply) = answer(&buf[..n], zone, false) {
-            let _ = socket.send_to(&reply, from);
+        let Some(reply) = answer(&buf[..n], zone, false) else { continue };
+        let spoofed = question(&buf[..n]).is_some_and(|(name, qtype, _)| {
+            qtype == 1 && matches!(zone.lock().unwrap().names.get(&name), Some(Answer::Spoofed(_)))
+        });
+        if spoofed {
+            for forged in forgeries(&reply) {
+                let _ = socket.send_to(&forged, from);
+            }
         }
+        let _ = socket.send_to(&reply, from);
     }
 }
 
@@ -160,6 +173,21 @@ fn serve_tcp_conn(mut stream: TcpStream, zone: &Mutex<Zone>) -> io::Result<()> {
             stream.write_all(&reply)?;
         }
     }
+}
+
+/// Answers an off-path attacker might send instead of `reply` (an A answer whose last
+/// record is an address): each must be ignored.
+fn forgeries(reply: &[u8]) -> Vec<Vec<u8>> {
+    let mut forged = reply.to_vec();
+    let at = forged.len() - 4;
+    forged[at..].copy_from_slice(&SPOOFED);
+    let mut wrong_id = forged.clone();
+    wrong_id[0] ^= 0x5a;
+    let mut wrong_question = forged.clone();
+    wrong_question[13] ^= 0x01; // the first letter of the question's name
+    let mut garbled = forged[..14].to_vec(); // the right ID, cut inside the question
+    garbled[7] = 1;
+    vec![wrong_id, wrong_question, garbled]
 }
 
 /// The question of a query: its name (dotted, lower case), type, and where it ends.
@@ -213,6 +241,7 @@ fn answer(query: &[u8], zone: &Mutex<Zone>, tcp: bool) -> Option<Vec<u8>> {
             Some(Answer::Truncated(_)) if !tcp => truncated = true,
             Some(Answer::A(ips, ttl)) if qtype == 1 => records.extend(addrs(ips, *ttl)),
             Some(Answer::Truncated(ips)) if qtype == 1 => records.extend(addrs(ips, 30)),
+            Some(Answer::Spoofed(ips)) if qtype == 1 => records.extend(addrs(ips, 0)),
             Some(_) => {} // NODATA: no record of this type
         }
         break;
@@ -569,4 +598,19 @@ fn more_names_than_lookups_at_once_all_resolve_in_one_round() {
     let (code, stdout, stderr, _) = etc.run(&args, Duration::from_secs(10));
     assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(dns.all_asked().len(), 300, "A and AAAA once per name");
+}
+
+#[test]
+fn forged_answers_are_ignored() {
+    if !namespaces("forged_answers_are_ignored") {
+        return;
+    }
+    let dns = DnsServer::start();
+    let etc = Etc::new(&dns, "", "");
+    let app = Stub::start(Behaviour::Status(200, "ok"));
+    dns.set("db.test", Answer::Spoofed(vec![v4("127.0.0.1")]));
+    let (code, stdout, stderr, _) =
+        etc.run(&["check", &format!("db=tcp://db.test:{}", app.port())], Duration::from_secs(10));
+    assert_eq!(code, Some(0), "a forged answer was believed:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(app.wait_connections(1, Duration::from_secs(1)), 1);
 }
