@@ -1,6 +1,7 @@
 //! The probe engine: runs a round of probes, one non-blocking socket per
-//! check, on the caller's `mio::Poll`, under one deadline per round; the
-//! names the checks use are looked up first, within the same deadline.
+//! check, on the caller's `mio::Poll`, under one deadline per round (the
+//! names the checks use are looked up first, within it), and tells which
+//! checks have their verdict (and since when) as they land.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -44,6 +45,8 @@ struct Slot {
     probe: Probe,
     stream: Option<TcpStream>,
     verdict: Option<Verdict>,
+    /// When `verdict` landed.
+    settled: Option<Instant>,
     /// Waiting for its name: the probe starts when the lookup ends.
     resolving: bool,
 }
@@ -169,9 +172,10 @@ impl Engine {
         let mut addrs = Vec::new();
         for (i, check) in checks.iter().enumerate() {
             self.slots[i].verdict = None;
+            self.slots[i].settled = None;
             self.slots[i].resolving = false;
             let Some(name) = check.dns_name() else {
-                self.start_probe(i, check, &check.addrs, registry);
+                self.start_probe(i, check, &check.addrs, registry, now);
                 continue;
             };
             // A name already asked this round: its outcome, or a wait for it.
@@ -206,9 +210,9 @@ impl Engine {
             match known {
                 Ok(ips) => {
                     with_port(&mut addrs, &ips, check);
-                    self.start_probe(i, check, &addrs, registry);
+                    self.start_probe(i, check, &addrs, registry, now);
                 }
-                Err(failure) => self.settle(i, Verdict::Fail(Reason::Dns(failure))),
+                Err(failure) => self.settle(i, Verdict::Fail(Reason::Dns(failure)), now),
             }
         }
         self.begin_lookups(checks, registry, now);
@@ -226,21 +230,22 @@ impl Engine {
     }
 
     /// Starts the probe of check `i` on `addrs`.
-    fn start_probe(&mut self, i: usize, check: &Check, addrs: &[SocketAddr], registry: &Registry) {
+    fn start_probe(&mut self, i: usize, check: &Check, addrs: &[SocketAddr], registry: &Registry, now: Instant) {
         let slot = &mut self.slots[i];
         slot.resolving = false;
         let action = slot.probe.start(addrs);
-        if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch) {
+        if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch, now) {
             self.pending -= 1;
         }
     }
 
     /// Gives check `i` its verdict without a probe.
-    fn settle(&mut self, i: usize, verdict: Verdict) {
+    fn settle(&mut self, i: usize, verdict: Verdict, now: Instant) {
         let slot = &mut self.slots[i];
         slot.resolving = false;
         close(slot);
         slot.verdict = Some(verdict);
+        slot.settled = Some(now);
         self.pending -= 1;
     }
 
@@ -265,20 +270,20 @@ impl Engine {
                 let mut addrs = Vec::new();
                 for &i in &waiters {
                     with_port(&mut addrs, &found.addrs, &checks[i]);
-                    self.start_probe(i, &checks[i], &addrs, registry);
+                    self.start_probe(i, &checks[i], &addrs, registry, now);
                 }
             }
             Err(failure) => {
                 for &i in &waiters {
-                    self.settle(i, Verdict::Fail(Reason::Dns(failure)));
+                    self.settle(i, Verdict::Fail(Reason::Dns(failure)), now);
                 }
             }
         }
     }
 
-    /// Handles readiness of `token`; false when the token is not a probe's
-    /// (the caller then looks elsewhere).
-    pub fn ready(&mut self, token: Token, checks: &[Check], registry: &Registry) -> bool {
+    /// Handles readiness of `token` at `now`; false when the token is not a
+    /// probe's or a lookup's (the caller then looks elsewhere).
+    pub fn ready(&mut self, token: Token, checks: &[Check], registry: &Registry, now: Instant) -> bool {
         let Some(i) = token.0.checked_sub(self.base).filter(|&i| i < 2 * self.slots.len()) else {
             return false;
         };
@@ -286,7 +291,7 @@ impl Engine {
             return true; // a late event for a finished round: nothing to do
         }
         if i >= self.slots.len() {
-            self.lookup_ready(i - self.slots.len(), checks, registry);
+            self.lookup_ready(i - self.slots.len(), checks, registry, now);
             return true;
         }
         let slot = &mut self.slots[i];
@@ -306,18 +311,17 @@ impl Engine {
                 None => return true,
             }
         };
-        if drive(slot, check, action, registry, token, &mut self.scratch) {
+        if drive(slot, check, action, registry, token, &mut self.scratch, now) {
             self.pending -= 1;
         }
         true
     }
 
-    fn lookup_ready(&mut self, j: usize, checks: &[Check], registry: &Registry) {
+    fn lookup_ready(&mut self, j: usize, checks: &[Check], registry: &Registry, now: Instant) {
         let Some(entry) = self.lookups.get_mut(j).filter(|e| !e.done) else {
             return; // a late event for a lookup that ended
         };
         let Some(lookup) = entry.lookup.as_mut() else { return };
-        let now = Instant::now();
         let action = match &entry.socket {
             Some(DnsSocket::Tcp(stream)) if lookup.is_connecting() => match connect_result(stream) {
                 None => return, // spurious: still connecting
@@ -352,6 +356,7 @@ impl Engine {
             };
             close(slot);
             slot.verdict = Some(verdict);
+            slot.settled = Some(now);
         }
         self.close_lookups();
         self.pending = 0;
@@ -392,6 +397,27 @@ impl Engine {
         self.close_lookups();
         self.deadline = None;
         self.pending = 0;
+    }
+
+    /// Check `i`'s verdict in the running round (None while its probe
+    /// runs), or in the last round until the next one starts.
+    pub fn verdict(&self, i: usize) -> Option<&Verdict> {
+        self.slots.get(i)?.verdict.as_ref()
+    }
+
+    /// When check `i`'s verdict landed (see [`Engine::verdict`]).
+    pub fn settled_at(&self, i: usize) -> Option<Instant> {
+        self.slots.get(i)?.settled
+    }
+
+    /// When the running (or last) round started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// How many checks of the running round still wait for their verdict.
+    pub fn pending(&self) -> usize {
+        self.pending
     }
 
     /// The verdicts, once per round, when every probe has one.
@@ -540,6 +566,7 @@ fn drive(
     registry: &Registry,
     token: Token,
     scratch: &mut [u8],
+    now: Instant,
 ) -> bool {
     loop {
         action = match action {
@@ -580,6 +607,7 @@ fn drive(
             Action::Done(verdict) => {
                 close(slot);
                 slot.verdict = Some(verdict);
+                slot.settled = Some(now);
                 return true;
             }
         };
