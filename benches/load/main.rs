@@ -161,7 +161,7 @@ fn run(options: &Options) -> io::Result<Table> {
     let stubs = Stubs::start(1000, 8, SLOW_DELAY)?;
     let fast8 = &stubs.fast[..8];
     if options.names_only {
-        names(&mut table, &daemon_bin, &stubs, &dir, options);
+        names(&mut table, &daemon_bin, &release, &stubs, &dir, options);
         let _ = std::fs::remove_dir_all(&dir);
         return Ok(table);
     }
@@ -190,7 +190,7 @@ fn run(options: &Options) -> io::Result<Table> {
     throughput(&mut table, &daemon_bin, fast8, &dir, options);
     latency(&mut table, &daemon_bin, &stubs, &dir);
     instructions(&mut table, &release, fast8, &dir);
-    names(&mut table, &daemon_bin, &stubs, &dir, options);
+    names(&mut table, &daemon_bin, &release, &stubs, &dir, options);
 
     let idle_left = options.idle.saturating_sub(idle_since.elapsed());
     eprintln!("waiting {}s for the idle window to end", idle_left.as_secs());
@@ -408,10 +408,10 @@ fn cpu_per_round(daemon: &Process, rounds: u64) -> io::Result<(f64, u64, f64)> {
     Ok((us, done, done as f64 / start.elapsed().as_secs_f64()))
 }
 
-/// Named checks beside IP literals, on the same stubs: CPU per `/all` round
-/// for 8 endpoints and `/all` latency for 1,000, with a lookup for every
-/// name each round (TTL 0) and with answers reused (TTL 30).
-fn names(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path, options: &Options) {
+/// Named checks beside IP literals, on the same stubs: CPU and instructions
+/// per `/all` round for 8 endpoints and `/all` latency for 1,000, with a
+/// lookup for every name each round (TTL 0) and with answers reused (TTL 30).
+fn names(table: &mut Table, daemon_bin: &Path, release: &Path, stubs: &Stubs, dir: &Path, options: &Options) {
     let rounds = options.rounds / 5;
     let cases: [(&str, Option<u32>); 3] = [
         ("IP literals", None),
@@ -448,6 +448,28 @@ fn names(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path, option
             Ok((format!("{us:.0} us ({done} rounds, {rate:.0} rounds/s{asked})"), None))
         });
         table.result(&figure, "reported", measured);
+    }
+    for (label, ttl) in cases {
+        let figure = format!("instructions per /all round, 8 fast endpoints, {label} (callgrind)");
+        if reference::which("valgrind").is_none() {
+            table.skip(&figure, "reported", "install valgrind (apt-get install valgrind)".into());
+            continue;
+        }
+        if let (Some(why), Some(_)) = (&why, ttl) {
+            table.skip(&figure, "reported", why.clone());
+            continue;
+        }
+        eprintln!("callgrind: {figure}");
+        let fast8 = &stubs.fast[..8];
+        let measured = match ttl {
+            None => callgrind::instructions_per_round(release, fast8, dir, 100, 1100),
+            Some(ttl) => names::Responder::start(ttl).and_then(|responder| {
+                let wrapper = names::wrapper(&responder, dir)?;
+                let serve = |port| names::serve_args(port, "10s", fast8);
+                callgrind::instructions_per_round_with(&wrapper, release, &serve, dir, 100, 1100)
+            }),
+        };
+        table.result(&figure, "reported", measured.map(|n| (format!("{:.0} k instructions", n / 1000.0), None)));
     }
     for (label, ttl) in cases {
         let figure = format!("/all latency, 1,000 fast endpoints, {label}");

@@ -103,8 +103,22 @@ pub fn serve_args(port: u16, timeout: &str, checks: &[u16]) -> Vec<String> {
     args
 }
 
-/// Starts the daemon binary with `args` in a mount namespace whose
-/// resolv.conf names `responder` (and whose hosts file is empty).
+/// `unshare -m sh -c '...' sh RESOLV HOSTS`: what follows runs in a mount
+/// namespace whose resolv.conf names `responder` (and whose hosts file
+/// holds only localhost).
+pub fn wrapper(responder: &Responder, dir: &Path) -> io::Result<Vec<String>> {
+    let etc = dir.join("names-etc");
+    fs::create_dir_all(&etc)?;
+    let (resolv, hosts) = (etc.join("resolv.conf"), etc.join("hosts"));
+    fs::write(&resolv, format!("nameserver {}\noptions timeout:1\n", responder.ip))?;
+    fs::write(&hosts, "127.0.0.1 localhost\n")?;
+    let script = r#"mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@""#;
+    let mut full: Vec<String> = ["unshare", "-m", "sh", "-c", script, "sh"].iter().map(|s| s.to_string()).collect();
+    full.extend([resolv, hosts].iter().map(|p: &PathBuf| p.display().to_string()));
+    Ok(full)
+}
+
+/// Starts the daemon binary with `args` under [`wrapper`].
 pub fn start_daemon(
     daemon_bin: &Path,
     args: &[String],
@@ -112,14 +126,8 @@ pub fn start_daemon(
     responder: &Responder,
     dir: &Path,
 ) -> io::Result<Process> {
-    let etc = dir.join("names-etc");
-    fs::create_dir_all(&etc)?;
-    let (resolv, hosts) = (etc.join("resolv.conf"), etc.join("hosts"));
-    fs::write(&resolv, format!("nameserver {}\noptions timeout:1\n", responder.ip))?;
-    fs::write(&hosts, "127.0.0.1 localhost\n")?;
-    let script = r#"mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@""#;
-    let mut full: Vec<String> = ["-m", "sh", "-c", script, "sh"].iter().map(|s| s.to_string()).collect();
-    full.extend([resolv, hosts, daemon_bin.to_path_buf()].iter().map(|p: &PathBuf| p.display().to_string()));
+    let mut full = wrapper(responder, dir)?;
+    full.push(daemon_bin.display().to_string());
     full.extend_from_slice(args);
-    Process::start(Path::new("unshare"), &full, port, &dir.join("names.log"), Duration::from_secs(5))
+    Process::start(Path::new(&full[0]), &full[1..], port, &dir.join("names.log"), Duration::from_secs(5))
 }
