@@ -306,31 +306,14 @@ impl Etc {
         Daemon::serve_under(&wrapper, LOCALHOST_V4, args)
     }
 
-    /// Runs `healthcheck ARGS` to completion (bounded): exit code, stdout, stderr, time taken.
-    fn run(&self, args: &[&str], bound: Duration) -> (Option<i32>, String, String, Duration) {
+    /// Runs `healthcheck ARGS` to completion (bounded to 10 s): exit code, stdout, stderr,
+    /// and how long it took.
+    fn run(&self, args: &[&str]) -> (Option<i32>, String, String, Duration) {
         let wrapper = self.wrapper();
+        let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
         let start = Instant::now();
-        let mut child = Command::new(&wrapper[0])
-            .args(&wrapper[1..])
-            .arg(bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn unshare");
-        let deadline = start + bound;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                break;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let out = child.wait_with_output().unwrap();
-        let took = start.elapsed();
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        (out.status.code(), text(&out.stdout), text(&out.stderr), took)
+        let out = run_cli_under(&wrapper, args);
+        (out.code(), out.stdout, out.stderr, start.elapsed())
     }
 }
 
@@ -378,8 +361,7 @@ fn run_waits_for_a_name_that_appears_later() {
         thread::sleep(Duration::from_secs(2));
         zone.lock().unwrap().names.insert("db-0.db.test".into(), Answer::A(vec![v4("127.0.0.1")], 0));
     });
-    let (code, _, stderr, took) =
-        etc.run(&["run", "--wait", &url, "--interval", "200ms", "--", "true"], Duration::from_secs(15));
+    let (code, _, stderr, took) = etc.run(&["run", "--wait", &url, "--interval", "200ms", "--", "true"]);
     appear.join().unwrap();
     assert_eq!(code, Some(0), "stderr:\n{stderr}");
     assert!(took >= Duration::from_secs(2), "did not wait: {took:?}");
@@ -454,15 +436,12 @@ fn search_domains_and_ndots() {
     dns.set("app.shop.svc.cluster.local", Answer::A(vec![v4("127.0.0.1")], 30));
     dns.set("db.other.svc.cluster.local", Answer::A(vec![v4("127.0.0.1")], 30));
     let port = app.port();
-    let (code, stdout, stderr, _) = etc.run(
-        &[
-            "check",
-            &format!("app=http://app:{port}/"),
-            &format!("db=tcp://db.other:{port}"),
-            &format!("abs=tcp://app.:{port}"),
-        ],
-        Duration::from_secs(10),
-    );
+    let (code, stdout, stderr, _) = etc.run(&[
+        "check",
+        &format!("app=http://app:{port}/"),
+        &format!("db=tcp://db.other:{port}"),
+        &format!("abs=tcp://app.:{port}"),
+    ]);
     assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("[+]app ok"), "{stdout}");
     assert!(stdout.contains("[+]db ok"), "{stdout}");
@@ -488,16 +467,13 @@ fn hosts_file_localhost_and_literals_never_ask_dns() {
     let etc = Etc::new(&dns, "", "127.0.0.1 hosty hosty.shop\n");
     let app = Stub::start(Behaviour::Status(200, "ok"));
     let port = app.port();
-    let (code, stdout, stderr, _) = etc.run(
-        &[
-            "check",
-            &format!("a=http://hosty:{port}/"),
-            &format!("b=tcp://HOSTY.shop.:{port}"),
-            &format!("c=tcp://localhost:{port}"),
-            &format!("d=tcp://127.0.0.1:{port}"),
-        ],
-        Duration::from_secs(10),
-    );
+    let (code, stdout, stderr, _) = etc.run(&[
+        "check",
+        &format!("a=http://hosty:{port}/"),
+        &format!("b=tcp://HOSTY.shop.:{port}"),
+        &format!("c=tcp://localhost:{port}"),
+        &format!("d=tcp://127.0.0.1:{port}"),
+    ]);
     assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(dns.all_asked().is_empty(), "asked {:?}", dns.all_asked());
 }
@@ -511,8 +487,7 @@ fn a_truncated_answer_is_asked_again_over_tcp() {
     let etc = Etc::new(&dns, "", "");
     let app = Stub::start(Behaviour::Status(200, "ok"));
     dns.set("big.test", Answer::Truncated(vec![v4("127.0.0.9"), v4("127.0.0.1")]));
-    let (code, stdout, stderr, _) =
-        etc.run(&["check", &format!("big=tcp://big.test:{}", app.port())], Duration::from_secs(10));
+    let (code, stdout, stderr, _) = etc.run(&["check", &format!("big=tcp://big.test:{}", app.port())]);
     assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     let asked = dns.asked("big.test");
     assert!(asked.contains(&(1, false)) && asked.contains(&(1, true)), "{asked:?}");
@@ -528,10 +503,13 @@ fn dns_failures_have_reasons() {
     dns.set("broken.test", Answer::ServFail);
     dns.set("empty.test", Answer::NoData);
     dns.set("alias.test", Answer::Cname("empty.test"));
-    let (code, stdout, stderr, _) = etc.run(
-        &["check", "a=tcp://broken.test:1", "b=tcp://empty.test:1", "c=tcp://alias.test:1", "d=tcp://gone.test:1"],
-        Duration::from_secs(10),
-    );
+    let (code, stdout, stderr, _) = etc.run(&[
+        "check",
+        "a=tcp://broken.test:1",
+        "b=tcp://empty.test:1",
+        "c=tcp://alias.test:1",
+        "d=tcp://gone.test:1",
+    ]);
     assert_eq!(code, Some(1), "stderr:\n{stderr}");
     for line in [
         "[-]a failed: dns: server failure",
@@ -595,7 +573,7 @@ fn more_names_than_lookups_at_once_all_resolve_in_one_round() {
         .collect();
     let mut args = vec!["check", "--timeout", "3s"];
     args.extend(checks.iter().map(String::as_str));
-    let (code, stdout, stderr, _) = etc.run(&args, Duration::from_secs(10));
+    let (code, stdout, stderr, _) = etc.run(&args);
     assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(dns.all_asked().len(), 300, "A and AAAA once per name");
 }
@@ -609,8 +587,7 @@ fn forged_answers_are_ignored() {
     let etc = Etc::new(&dns, "", "");
     let app = Stub::start(Behaviour::Status(200, "ok"));
     dns.set("db.test", Answer::Spoofed(vec![v4("127.0.0.1")]));
-    let (code, stdout, stderr, _) =
-        etc.run(&["check", &format!("db=tcp://db.test:{}", app.port())], Duration::from_secs(10));
+    let (code, stdout, stderr, _) = etc.run(&["check", &format!("db=tcp://db.test:{}", app.port())]);
     assert_eq!(code, Some(0), "a forged answer was believed:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(app.wait_connections(1, Duration::from_secs(1)), 1);
 }

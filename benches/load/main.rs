@@ -418,7 +418,9 @@ fn names(table: &mut Table, daemon_bin: &Path, release: &Path, stubs: &Stubs, di
         ("names, TTL 0 (lookups every round)", Some(0)),
         ("names, TTL 30 (answers reused)", Some(30)),
     ];
+    // Why the named cases cannot run here, if they cannot.
     let why = names::unavailable();
+    let skipped = |ttl: Option<u32>| ttl.and(why.clone());
     let start = |checks: &[u16], ttl: Option<u32>, timeout: &str| -> io::Result<(Process, Option<names::Responder>)> {
         let port = daemon::free_port()?;
         match ttl {
@@ -435,8 +437,8 @@ fn names(table: &mut Table, daemon_bin: &Path, release: &Path, stubs: &Stubs, di
     };
     for (label, ttl) in cases {
         let figure = format!("CPU per /all round, 8 fast endpoints, {label}");
-        if let (Some(why), Some(_)) = (&why, ttl) {
-            table.skip(&figure, "reported", why.clone());
+        if let Some(why) = skipped(ttl) {
+            table.skip(&figure, "reported", why);
             continue;
         }
         eprintln!("{figure}");
@@ -455,8 +457,8 @@ fn names(table: &mut Table, daemon_bin: &Path, release: &Path, stubs: &Stubs, di
             table.skip(&figure, "reported", "install valgrind (apt-get install valgrind)".into());
             continue;
         }
-        if let (Some(why), Some(_)) = (&why, ttl) {
-            table.skip(&figure, "reported", why.clone());
+        if let Some(why) = skipped(ttl) {
+            table.skip(&figure, "reported", why);
             continue;
         }
         eprintln!("callgrind: {figure}");
@@ -473,8 +475,8 @@ fn names(table: &mut Table, daemon_bin: &Path, release: &Path, stubs: &Stubs, di
     }
     for (label, ttl) in cases {
         let figure = format!("/all latency, 1,000 fast endpoints, {label}");
-        if let (Some(why), Some(_)) = (&why, ttl) {
-            table.skip(&figure, "reported", why.clone());
+        if let Some(why) = skipped(ttl) {
+            table.skip(&figure, "reported", why);
             continue;
         }
         eprintln!("latency: {figure}");

@@ -88,15 +88,7 @@ impl Daemon {
     }
 
     fn spawn(wrapper: &[&str], args: &[&str], addr: SocketAddr) -> Daemon {
-        let mut command = match wrapper.split_first() {
-            Some((program, rest)) => {
-                let mut command = Command::new(program);
-                command.args(rest).arg(bin());
-                command
-            }
-            None => Command::new(bin()),
-        };
-        let mut child = command
+        let mut child = command_under(wrapper)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -236,9 +228,26 @@ impl CliOutput {
     }
 }
 
+/// The binary, started by `wrapper` (a program and its arguments) unless it is empty.
+fn command_under(wrapper: &[&str]) -> Command {
+    match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(bin());
+            command
+        }
+        None => Command::new(bin()),
+    }
+}
+
 /// Run `healthcheck ARGS...` to completion, bounded to 10 s (killed after that).
 pub fn run_cli(args: &[&str]) -> CliOutput {
-    let mut child = Command::new(bin())
+    run_cli_under(&[], args)
+}
+
+/// [`run_cli`] with the binary started by `wrapper` (see [`Daemon::serve_under`]).
+pub fn run_cli_under(wrapper: &[&str], args: &[&str]) -> CliOutput {
+    let mut child = command_under(wrapper)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
