@@ -426,7 +426,7 @@ impl Engine {
             return None;
         }
         self.deadline = None;
-        Some(Finished { slots: &self.slots, started: self.started })
+        Some(Finished { slots: &self.slots, started: self.started, lookups: self.lookups.len() })
     }
 }
 
@@ -434,6 +434,9 @@ impl Engine {
 pub struct Finished<'a> {
     slots: &'a [Slot],
     pub started: Instant,
+    /// Names looked up in the round (not those answered by the hosts
+    /// file or the cache).
+    pub lookups: usize,
 }
 
 impl<'a> Finished<'a> {

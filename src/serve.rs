@@ -498,7 +498,8 @@ impl Server {
             log::info("round")
                 .kv("passed", passed)
                 .kv("failed", failed)
-                .kv("elapsed_ms", now.saturating_duration_since(round.started).as_millis());
+                .kv("elapsed_ms", now.saturating_duration_since(round.started).as_millis())
+                .kv("lookups", round.lookups);
         }
     }
 }

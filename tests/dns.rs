@@ -591,3 +591,59 @@ fn forged_answers_are_ignored() {
     assert_eq!(code, Some(0), "a forged answer was believed:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(app.wait_connections(1, Duration::from_secs(1)), 1);
 }
+
+#[test]
+fn run_gives_up_naming_the_dns_reason() {
+    if !namespaces("run_gives_up_naming_the_dns_reason") {
+        return;
+    }
+    let dns = DnsServer::start();
+    let etc = Etc::new(&dns, "", "");
+    let (code, _, stderr, _) = etc.run(&[
+        "run",
+        "--wait",
+        "db=tcp://db.test:1",
+        "--wait-timeout",
+        "1500ms",
+        "--interval",
+        "200ms",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code, Some(69), "stderr:\n{stderr}");
+    assert!(stderr.contains("db: dns: no such host"), "the log says why:\n{stderr}");
+}
+
+#[test]
+fn an_unreachable_server_is_a_server_failure() {
+    if !namespaces("an_unreachable_server_is_a_server_failure") {
+        return;
+    }
+    // A loopback address where nothing listens on port 53: the kernel refuses at once.
+    let nobody = DnsServer::start();
+    let etc = Etc::new(&nobody, "options attempts:1\n", "");
+    drop(nobody);
+    thread::sleep(Duration::from_millis(100)); // the server's threads see the stop flag
+    let (code, stdout, stderr, took) = etc.run(&["check", "--timeout", "3s", "db=tcp://db.test:1"]);
+    assert_eq!(code, Some(1), "stderr:\n{stderr}");
+    assert!(stdout.contains("[-]db failed: dns: server failure"), "{stdout}");
+    assert!(took < Duration::from_secs(2), "waited for a refusal: {took:?}");
+}
+
+#[test]
+fn verbose_rounds_count_the_lookups() {
+    if !namespaces("verbose_rounds_count_the_lookups") {
+        return;
+    }
+    let dns = DnsServer::start();
+    let etc = Etc::new(&dns, "", "10.0.0.1 fromhosts\n");
+    dns.set("a.test", Answer::A(vec![v4("127.0.0.1")], 0));
+    dns.set("b.test", Answer::A(vec![v4("127.0.0.1")], 60));
+    let daemon =
+        etc.serve(&["--verbose", "a=tcp://a.test:1", "b=tcp://b.test:1", "c=tcp://fromhosts:1", "d=tcp://127.0.0.1:1"]);
+    daemon.get("/all");
+    daemon.wait_for_log_line(&["event=round", "lookups=2"], Duration::from_secs(2));
+    daemon.get("/all");
+    // b's answer is reused for 60 s; a's TTL of 0 is asked again.
+    daemon.wait_for_log_line(&["event=round", "lookups=1"], Duration::from_secs(2));
+}
