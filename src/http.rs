@@ -2,6 +2,8 @@
 
 use std::io::Write as _;
 
+use crate::digits::push_decimal;
+
 /// Request head bound: a larger head is answered 431 and the connection
 /// closed. Health probes send a few hundred bytes.
 pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
@@ -247,27 +249,11 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], head_only: bo
         Connection::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(b"Content-Length: ");
-    push_decimal(out, body.len());
+    push_decimal(out, body.len() as u64);
     out.extend_from_slice(b"\r\n\r\n");
     if !head_only {
         out.extend_from_slice(body);
     }
-}
-
-/// Appends `n` in decimal. Not `write!`: the formatting machinery was a
-/// fifth of the instructions spent on a `/self` request.
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
-    let mut digits = [0u8; 20]; // usize::MAX has 20 digits
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
 }
 
 /// The body of a bodiless error status.
@@ -397,10 +383,5 @@ mod tests {
         write_response(&mut out, 200, b"ok\n", true, Connection::KeepAlive);
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(out.ends_with(b"Content-Length: 3\r\n\r\n"));
-        for n in [0, 7, 10, 4096, usize::MAX] {
-            let mut out = Vec::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string().as_bytes());
-        }
     }
 }

@@ -6,9 +6,12 @@
 
 pub mod check;
 pub mod cli;
+pub mod digits;
 pub mod engine;
 pub mod http;
+pub mod json;
 pub mod log;
+pub mod metrics;
 pub mod oneshot;
 pub mod probe;
 pub mod run;
