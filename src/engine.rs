@@ -40,6 +40,8 @@ struct Slot {
     probe: Probe,
     stream: Option<TcpStream>,
     verdict: Option<Verdict>,
+    /// From the round's start to the verdict.
+    elapsed: Duration,
 }
 
 /// Runs rounds: every check probed once, concurrently.
@@ -108,6 +110,7 @@ impl Engine {
             slot.verdict = None;
             let action = slot.probe.start(check);
             if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch) {
+                slot.elapsed = Duration::ZERO;
                 self.pending -= 1;
             }
         }
@@ -140,6 +143,8 @@ impl Engine {
             }
         };
         if drive(slot, check, action, registry, token, &mut self.scratch) {
+            // One clock read per verdict, for the per-check durations.
+            slot.elapsed = Instant::now().saturating_duration_since(self.started);
             self.pending -= 1;
         }
         true
@@ -154,6 +159,7 @@ impl Engine {
             let verdict = slot.probe.timed_out(self.timeout);
             close(slot);
             slot.verdict = Some(verdict);
+            slot.elapsed = self.timeout;
         }
         self.pending = 0;
     }
@@ -187,6 +193,12 @@ impl<'a> Finished<'a> {
     pub fn verdicts(&self) -> impl ExactSizeIterator<Item = &'a Verdict> + 'a {
         let slots: &'a [Slot] = self.slots;
         slots.iter().map(|s| s.verdict.as_ref().expect("a finished round has every verdict"))
+    }
+
+    /// How long after the round's start each verdict came, in check order.
+    pub fn durations(&self) -> impl ExactSizeIterator<Item = Duration> + 'a {
+        let slots: &'a [Slot] = self.slots;
+        slots.iter().map(|s| s.elapsed)
     }
 }
 

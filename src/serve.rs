@@ -6,7 +6,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -15,7 +15,9 @@ use crate::check::{self, Check, DisplayDuration, Verdict};
 use crate::cli::ServeConfig;
 use crate::engine::{Engine, Tokens};
 use crate::http::{self, Connection, Method, Parse, Route};
+use crate::json;
 use crate::log;
+use crate::metrics::{self, Handler, Metrics};
 use crate::signals::{self, Signals};
 use crate::Error;
 
@@ -52,6 +54,10 @@ const MAX_SHOWN_NAME: usize = 64;
 const DEFER_ACCEPT_SECS: libc::c_int = 1;
 /// Events handled per poll call.
 const EVENTS: usize = 1024;
+/// Answers staged for one connection before its pipelined requests wait
+/// for the socket to take them: a burst of `/metrics` requests must not
+/// grow a scrape-sized buffer per request.
+const MAX_STAGED: usize = 64 * 1024;
 
 /// An `/all` request waiting for the running round.
 #[derive(Debug)]
@@ -63,8 +69,18 @@ struct Pending {
 
 #[derive(Debug)]
 enum Want {
-    All { verbose: bool, excluded: Vec<usize>, unknown: Vec<Vec<u8>> },
-    One { index: usize, verbose: bool },
+    All { verbose: bool, json: bool, excluded: Vec<usize>, unknown: Vec<Vec<u8>> },
+    One { index: usize, verbose: bool, json: bool },
+}
+
+/// Where a request goes once routed.
+enum Routed {
+    /// Answered when the round has the verdicts.
+    Wait(Want),
+    /// Answered now with this status and its plain body.
+    Now(Handler, u16),
+    /// Answered now with the metrics.
+    Metrics,
 }
 
 struct Conn {
@@ -130,6 +146,9 @@ struct Ctx {
     waiting: Vec<Token>,
     /// Last logged state of each check, to log changes only.
     states: Vec<Option<bool>>,
+    metrics: Metrics,
+    /// Inbound connections open now, for the metrics.
+    connections: usize,
     /// Staging for the responses of the connection being driven.
     out: Vec<u8>,
     body: Vec<u8>,
@@ -166,6 +185,8 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
             tokens: Tokens::new(FIRST_TOKEN),
             engine: Engine::new(),
             states: vec![None; config.checks.len()],
+            metrics: Metrics::new(&config.checks),
+            connections: 0,
             checks: config.checks,
             timeout: config.timeout,
             verbose: config.verbose,
@@ -280,6 +301,7 @@ impl Server {
                 Ok((stream, _)) => {
                     self.fds_exhausted = false;
                     if self.conns.len() >= self.max_connections && !self.evict_oldest() {
+                        self.ctx.metrics.dropped();
                         continue; // every connection is busy: refuse this one
                     }
                     self.add(stream, now);
@@ -330,6 +352,7 @@ impl Server {
             since: now,
         };
         self.conns.insert(token, conn);
+        self.ctx.connections = self.conns.len();
         self.timers.push(Reverse((deadline, token)));
     }
 
@@ -341,6 +364,7 @@ impl Server {
         match oldest {
             Some(token) => {
                 self.close(token);
+                self.ctx.metrics.dropped();
                 true
             }
             None => false,
@@ -352,6 +376,7 @@ impl Server {
     /// tokens are never reused, so even a late event would be harmless.)
     fn close(&mut self, token: Token) {
         self.conns.remove(&token);
+        self.ctx.connections = self.conns.len();
     }
 
     /// Drives a connection; `short_read_drains` as in [`Conn::drive`].
@@ -396,6 +421,7 @@ impl Server {
                 continue;
             }
             self.close(token);
+            self.ctx.metrics.dropped();
         }
         // Entries superseded by earlier ones wait for their time; rebuild
         // when they outnumber the connections, so the heap stays bounded.
@@ -411,7 +437,13 @@ impl Server {
             return;
         };
         let (mut passed, mut failed) = (0, 0);
-        for ((check, verdict), state) in ctx.checks.iter().zip(round.verdicts()).zip(&mut ctx.states) {
+        let wall = SystemTime::now();
+        let mut last = Duration::ZERO;
+        for (i, (((check, verdict), state), elapsed)) in
+            ctx.checks.iter().zip(round.verdicts()).zip(&mut ctx.states).zip(round.durations()).enumerate()
+        {
+            ctx.metrics.verdict(i, verdict, elapsed, wall);
+            last = last.max(elapsed);
             let ok = verdict.passed();
             if ok {
                 passed += 1
@@ -428,6 +460,7 @@ impl Server {
                 }
             }
         }
+        ctx.metrics.round(last);
         if ctx.verbose {
             log::info("round")
                 .kv("passed", passed)
@@ -435,13 +468,14 @@ impl Server {
                 .kv("elapsed_ms", now.saturating_duration_since(round.started).as_millis());
         }
         let verdicts: Vec<Verdict> = round.verdicts().cloned().collect();
+        let durations: Vec<Duration> = round.durations().collect();
         for token in std::mem::take(&mut ctx.waiting) {
             let Some(conn) = self.conns.get_mut(&token) else {
                 continue;
             };
             if let Some(pending) = conn.pending.take() {
                 conn.unparsed = !conn.inbuf.is_empty();
-                self.ctx.answer_round(&pending, &verdicts);
+                self.ctx.answer_round(&pending, &verdicts, &durations);
                 self.drive(token, now, false);
             }
         }
@@ -551,9 +585,15 @@ impl Conn {
     fn handle(&mut self, ctx: &mut Ctx, token: Token, data: &[u8], now: Instant) -> usize {
         let mut used = 0;
         while self.pending.is_none() && !self.close_after && used < data.len() {
+            if ctx.out.len() + self.out.len() > MAX_STAGED {
+                // The rest waits until the socket has taken the answers.
+                self.unparsed = true;
+                break;
+            }
             match http::parse(&data[used..]) {
                 Parse::Partial => break,
                 Parse::Reject(status) => {
+                    ctx.metrics.request(Handler::Other, status);
                     http::write_response(&mut ctx.out, status, http::status_body(status), false, Connection::Close);
                     self.close_after = true;
                     self.linger = true;
@@ -573,13 +613,15 @@ impl Conn {
                     };
                     let head_only = request.method == Method::Head;
                     match ctx.route(&request) {
-                        Ok(want) => {
+                        Routed::Wait(want) => {
                             self.pending = Some(Pending { want, head_only, conn });
                             ctx.join_round(token, now);
                         }
-                        Err(status) => {
+                        Routed::Now(handler, status) => {
+                            ctx.metrics.request(handler, status);
                             http::write_response(&mut ctx.out, status, http::status_body(status), head_only, conn);
                         }
+                        Routed::Metrics => ctx.answer_metrics(head_only, conn),
                     }
                     self.since = now;
                     self.deadline = now + IDLE_TIMEOUT;
@@ -693,15 +735,19 @@ fn write_all_nonblocking(stream: &mut TcpStream, mut buf: &[u8]) -> io::Result<u
 impl Ctx {
     /// What a request wants: a round's verdicts, or an answer right away
     /// (its status).
-    fn route(&mut self, request: &http::Request<'_>) -> Result<Want, u16> {
+    fn route(&mut self, request: &http::Request<'_>) -> Routed {
         match http::route(request.method, request.target) {
-            Route::SelfCheck => Err(200),
-            Route::NotFound => Err(404),
-            Route::MethodNotAllowed => Err(405),
-            Route::One(name, query) => {
-                let index = self.checks.iter().position(|c| c.name == name).ok_or(404u16)?;
-                Ok(Want::One { index, verbose: http::parse_query(query).verbose })
-            }
+            Route::SelfCheck => Routed::Now(Handler::SelfCheck, 200),
+            Route::NotFound => Routed::Now(Handler::Other, 404),
+            Route::MethodNotAllowed => Routed::Now(Handler::Other, 405),
+            Route::Metrics => Routed::Metrics,
+            Route::One(name, query) => match self.checks.iter().position(|c| c.name == name) {
+                Some(index) => {
+                    let query = http::parse_query(query);
+                    Routed::Wait(Want::One { index, verbose: query.verbose, json: query.json })
+                }
+                None => Routed::Now(Handler::Check, 404),
+            },
             Route::All(query) => {
                 let query = http::parse_query(query);
                 let mut excluded = Vec::new();
@@ -723,7 +769,7 @@ impl Ctx {
                         None => {}
                     }
                 }
-                Ok(Want::All { verbose: query.verbose, excluded, unknown })
+                Routed::Wait(Want::All { verbose: query.verbose, json: query.json, excluded, unknown })
             }
         }
     }
@@ -736,31 +782,56 @@ impl Ctx {
     }
 
     /// Stages the answer to a request that waited for the round.
-    fn answer_round(&mut self, pending: &Pending, verdicts: &[Verdict]) {
+    fn answer_round(&mut self, pending: &Pending, verdicts: &[Verdict], durations: &[Duration]) {
         let body = &mut self.body;
         body.clear();
-        let passed = match &pending.want {
-            Want::One { index, verbose } => {
+        let entry =
+            |i: usize| json::Entry { name: &self.checks[i].name, verdict: &verdicts[i], duration: durations[i] };
+        let (handler, passed, json) = match &pending.want {
+            Want::One { index, json: true, .. } => {
+                (Handler::Check, json::write_report(body, std::iter::once(entry(*index)), &[] as &[&str]), true)
+            }
+            Want::One { index, verbose, json: false } => {
                 let verdict = &verdicts[*index];
                 if *verbose || !verdict.passed() {
                     check::write_line(body, &self.checks[*index], verdict);
                 } else {
                     body.extend_from_slice(b"ok\n");
                 }
-                verdict.passed()
+                (Handler::Check, verdict.passed(), false)
             }
-            Want::All { verbose, excluded, unknown } => {
+            Want::All { excluded, unknown, json: true, .. } => {
+                let warnings: Vec<String> = unknown.iter().map(|name| unknown_warning(name)).collect();
+                let entries = (0..self.checks.len()).filter(|i| !excluded.contains(i)).map(entry);
+                (Handler::All, json::write_report(body, entries, &warnings), true)
+            }
+            Want::All { verbose, excluded, unknown, json: false } => {
                 for name in unknown {
-                    body.extend_from_slice(b"warn: some health checks cannot be excluded: no matches for \"");
-                    body.extend_from_slice(name);
-                    body.extend_from_slice(b"\"\n");
+                    body.extend_from_slice(b"warn: ");
+                    body.extend_from_slice(unknown_warning(name).as_bytes());
+                    body.push(b'\n');
                 }
-                check::write_report(body, &self.checks, verdicts, *verbose, excluded)
+                (Handler::All, check::write_report(body, &self.checks, verdicts, *verbose, excluded), false)
             }
         };
         let status = if passed { 200 } else { 503 };
-        http::write_response(&mut self.out, status, &self.body, pending.head_only, pending.conn);
+        self.metrics.request(handler, status);
+        let content_type = if json { json::CONTENT_TYPE } else { http::TEXT };
+        http::write_typed(&mut self.out, status, content_type, &self.body, pending.head_only, pending.conn);
     }
+
+    /// Stages the scrape; the body buffer is kept for the next one.
+    fn answer_metrics(&mut self, head_only: bool, conn: Connection) {
+        self.metrics.request(Handler::Metrics, 200);
+        self.body.clear();
+        self.metrics.write(&mut self.body, self.connections);
+        http::write_typed(&mut self.out, 200, metrics::CONTENT_TYPE, &self.body, head_only, conn);
+    }
+}
+
+/// The warning for an `exclude` that names no check; `name` is escaped.
+fn unknown_warning(name: &[u8]) -> String {
+    format!("some health checks cannot be excluded: no matches for \"{}\"", String::from_utf8_lossy(name))
 }
 
 #[cfg(test)]
