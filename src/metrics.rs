@@ -12,24 +12,26 @@ use crate::VERSION;
 /// The `Content-Type` of a scrape.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Histogram upper bounds, in nanoseconds and as written in `le`: 1 ms to
-/// 10 s in 1-2.5-5 steps, enough to tell a local answer (under 5 ms) from a
-/// slow dependency and a timeout. Fixed, so series do not grow.
+/// Histogram upper bounds, in nanoseconds, and their `le` label as written
+/// (constants: nothing to escape): 1 ms to 10 s in 1-2.5-5 steps, enough to
+/// tell a local answer (under 5 ms) from a slow dependency and a timeout.
+/// Fixed, so series do not grow.
 const BUCKETS: [(u64, &str); 13] = [
-    (1_000_000, "0.001"),
-    (2_500_000, "0.0025"),
-    (5_000_000, "0.005"),
-    (10_000_000, "0.01"),
-    (25_000_000, "0.025"),
-    (50_000_000, "0.05"),
-    (100_000_000, "0.1"),
-    (250_000_000, "0.25"),
-    (500_000_000, "0.5"),
-    (1_000_000_000, "1"),
-    (2_500_000_000, "2.5"),
-    (5_000_000_000, "5"),
-    (10_000_000_000, "10"),
+    (1_000_000, "le=\"0.001\"} "),
+    (2_500_000, "le=\"0.0025\"} "),
+    (5_000_000, "le=\"0.005\"} "),
+    (10_000_000, "le=\"0.01\"} "),
+    (25_000_000, "le=\"0.025\"} "),
+    (50_000_000, "le=\"0.05\"} "),
+    (100_000_000, "le=\"0.1\"} "),
+    (250_000_000, "le=\"0.25\"} "),
+    (500_000_000, "le=\"0.5\"} "),
+    (1_000_000_000, "le=\"1\"} "),
+    (2_500_000_000, "le=\"2.5\"} "),
+    (5_000_000_000, "le=\"5\"} "),
+    (10_000_000_000, "le=\"10\"} "),
 ];
+const INF: &str = "le=\"+Inf\"} ";
 
 /// Why a check failed, coarsely: the `reason` label. A fixed set, so a
 /// reason's free text (an OS message, a status code) never becomes a series.
@@ -156,13 +158,14 @@ impl Histogram {
 
     /// `_bucket` lines (cumulative, `+Inf` last and equal to `_count`),
     /// `_sum` and `_count`; `labels` are pre-escaped and go before `le`.
+    /// The bucket lines are most of a scrape: each is a few copies.
     fn write(&self, out: &mut Vec<u8>, name: &str, labels: &[u8]) {
         let mut cumulative = 0;
         for (&(_, le), &n) in BUCKETS.iter().zip(&self.buckets) {
             cumulative += n;
-            bucket(out, name, labels, le.as_bytes(), cumulative);
+            bucket(out, name, labels, le, cumulative);
         }
-        bucket(out, name, labels, b"+Inf", self.count);
+        bucket(out, name, labels, INF, self.count);
         sample(out, name, "_sum", labels, &[]);
         push_seconds(out, self.sum_nanos);
         out.push(b'\n');
@@ -172,8 +175,15 @@ impl Histogram {
     }
 }
 
-fn bucket(out: &mut Vec<u8>, name: &str, labels: &[u8], le: &[u8], n: u64) {
-    sample(out, name, "_bucket", labels, &[("le", le)]);
+/// `NAME_bucket{LABELS,le="B"} N`; `le` is `le="B"} ` from [`BUCKETS`].
+fn bucket(out: &mut Vec<u8>, name: &str, labels: &[u8], le: &str, n: u64) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"_bucket{");
+    if !labels.is_empty() {
+        out.extend_from_slice(labels);
+        out.push(b',');
+    }
+    out.extend_from_slice(le.as_bytes());
     push_decimal(out, n);
     out.push(b'\n');
 }
@@ -583,6 +593,19 @@ mod tests {
             .collect();
         assert_eq!(counts.len(), BUCKETS.len() + 1);
         assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    }
+
+    #[test]
+    fn bucket_labels_match_their_bounds() {
+        for (i, &(bound, le)) in BUCKETS.iter().enumerate() {
+            let value: f64 = le.strip_prefix("le=\"").unwrap().strip_suffix("\"} ").unwrap().parse().unwrap();
+            assert_eq!((value * 1e9).round() as u64, bound, "{le}");
+            assert!(i == 0 || BUCKETS[i - 1].0 < bound);
+            let mut written = Vec::new();
+            push_label(&mut written, "le", &le.as_bytes()[4..le.len() - 3]);
+            assert_eq!(written, &le.as_bytes()[..le.len() - 2]);
+        }
+        assert_eq!((BUCKETS[0].0, BUCKETS[BUCKETS.len() - 1].0), (1_000_000, 10_000_000_000));
     }
 
     #[test]

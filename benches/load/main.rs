@@ -170,6 +170,7 @@ fn run(options: &Options) -> io::Result<Table> {
 
     throughput(&mut table, &daemon_bin, fast8, &dir, options);
     latency(&mut table, &daemon_bin, &stubs, &dir);
+    scrapes(&mut table, &daemon_bin, &stubs, &dir);
     instructions(&mut table, &release, fast8, &dir);
 
     let idle_left = options.idle.saturating_sub(idle_since.elapsed());
@@ -339,6 +340,37 @@ fn latency(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path) {
             Ok((format!("median {median:.1} ms, p99 {p99:.1} ms ({count} rounds)"), Some(median <= limit_ms)))
         })();
         table.result(figure, target, measured);
+    }
+}
+
+/// CPU per `/metrics` scrape (user+sys, so writing the answer counts),
+/// with 8 and 1,000 checks that have all run once.
+fn scrapes(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path) {
+    let cases: [(&str, &[u16], u32); 2] = [
+        ("CPU per /metrics scrape, 8 checks (user+sys)", &stubs.fast[..8], 20_000),
+        ("CPU per /metrics scrape, 1,000 checks (user+sys)", &stubs.fast, 500),
+    ];
+    for (figure, checks, count) in cases {
+        eprintln!("scrapes: {figure}");
+        let measured = (|| {
+            let port = daemon::free_port()?;
+            let daemon = Process::start(
+                daemon_bin,
+                &daemon::serve_args(port, "2s", checks),
+                port,
+                &dir.join("scrape.log"),
+                Duration::from_secs(5),
+            )?;
+            let mut client = Client::connect(port)?;
+            client.get("/all")?; // every check gets its series
+            client.latencies("/metrics", 10)?; // warm-up: the buffer grows once
+            let size = client.last_len();
+            let before = daemon.cpu_seconds()?;
+            client.latencies("/metrics", count as usize)?;
+            let us = (daemon.cpu_seconds()? - before) * 1e6 / f64::from(count);
+            Ok((format!("{us:.0} us ({count} scrapes of {:.0} KiB)", size as f64 / KIB), Some(us < 1000.0)))
+        })();
+        table.result(figure, "< 1 ms", measured);
     }
 }
 
