@@ -250,7 +250,9 @@ impl Metrics {
         }
         if m.up != Some(verdict.passed()) {
             m.up = Some(verdict.passed());
-            m.last_change = nanos(now.duration_since(UNIX_EPOCH).unwrap_or_default());
+            // Milliseconds, as Prometheus keeps time: more digits say nothing.
+            let since = nanos(now.duration_since(UNIX_EPOCH).unwrap_or_default());
+            m.last_change = since - since % 1_000_000;
         }
     }
 
