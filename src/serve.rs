@@ -87,8 +87,11 @@ struct Conn {
     stream: TcpStream,
     /// A partial request (or pipelined requests not yet parsed).
     inbuf: Vec<u8>,
-    /// Response bytes the socket has not taken yet.
+    /// Response bytes the socket has not taken yet: `out[sent..]`.
     out: Vec<u8>,
+    /// What the socket took of `out`: an offset rather than draining, which
+    /// would move the rest of a large answer (a scrape) at every write.
+    sent: usize,
     /// Registered for WRITABLE too: only once a write found the socket full.
     /// From the start, the event of a fresh socket being writable would
     /// cost a read that finds nothing, once per connection.
@@ -341,6 +344,7 @@ impl Server {
             stream,
             inbuf: Vec::new(),
             out: Vec::new(),
+            sent: 0,
             writable_interest: false,
             pending: None,
             close_after: false,
@@ -585,7 +589,7 @@ impl Conn {
     fn handle(&mut self, ctx: &mut Ctx, token: Token, data: &[u8], now: Instant) -> usize {
         let mut used = 0;
         while self.pending.is_none() && !self.close_after && used < data.len() {
-            if ctx.out.len() + self.out.len() > MAX_STAGED {
+            if ctx.out.len() + self.out.len() - self.sent > MAX_STAGED {
                 // The rest waits until the socket has taken the answers.
                 self.unparsed = true;
                 break;
@@ -645,11 +649,11 @@ impl Conn {
             staged.clear();
         } else {
             self.out.append(staged);
-            let n = write_all_nonblocking(&mut self.stream, &self.out)?;
-            self.out.drain(..n);
+            self.sent += write_all_nonblocking(&mut self.stream, &self.out[self.sent..])?;
         }
-        if self.out.is_empty() {
+        if self.sent == self.out.len() {
             self.out = Vec::new(); // give back a backlog's memory
+            self.sent = 0;
             Ok(true)
         } else {
             Ok(false)
