@@ -322,15 +322,8 @@ fn latency(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path) {
     for (figure, target, checks, count, limit_ms) in cases {
         eprintln!("latency: {figure}");
         let measured = (|| {
-            let port = daemon::free_port()?;
-            let _daemon = Process::start(
-                daemon_bin,
-                &daemon::serve_args(port, "2s", checks),
-                port,
-                &dir.join("latency.log"),
-                Duration::from_secs(5),
-            )?;
-            let mut client = Client::connect(port)?;
+            let daemon = Process::serve(daemon_bin, checks, &dir.join("latency.log"))?;
+            let mut client = Client::connect(daemon.port)?;
             client.latencies("/all", 2)?; // warm-up: first-round page faults
             let mut samples: Vec<f64> =
                 client.latencies("/all", count)?.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
@@ -353,15 +346,8 @@ fn scrapes(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path) {
     for (figure, checks, count) in cases {
         eprintln!("scrapes: {figure}");
         let measured = (|| {
-            let port = daemon::free_port()?;
-            let daemon = Process::start(
-                daemon_bin,
-                &daemon::serve_args(port, "2s", checks),
-                port,
-                &dir.join("scrape.log"),
-                Duration::from_secs(5),
-            )?;
-            let mut client = Client::connect(port)?;
+            let daemon = Process::serve(daemon_bin, checks, &dir.join("scrape.log"))?;
+            let mut client = Client::connect(daemon.port)?;
             client.get("/all")?; // every check gets its series
             client.latencies("/metrics", 10)?; // warm-up: the buffer grows once
             let size = client.last_len();
