@@ -14,7 +14,11 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[start..]);
+    // A few bytes: pushed one by one, which is cheaper than a call to
+    // musl's `memcpy` (the static build's) for so few.
+    for &d in &digits[start..] {
+        out.push(d);
+    }
 }
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
