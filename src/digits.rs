@@ -1,5 +1,22 @@
-//! Numbers written as text without the `fmt` machinery, for the hot paths
-//! (response heads, the metrics scrape, JSON verdicts).
+//! Text for the hot paths (response heads, the metrics scrape, JSON
+//! verdicts) without the `fmt` machinery: numbers, and short pieces.
+
+/// Appends `bytes` in 8-byte words, each a single store, rather than
+/// with a call to `memcpy`: musl's (the static build's) starts every copy
+/// with `rep movsq`, which costs more than a metrics line's short pieces.
+#[inline]
+pub fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len());
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        if let Ok(word) = <&[u8; 8]>::try_from(word) {
+            out.extend_from_slice(word);
+        }
+    }
+    for &b in words.remainder() {
+        out.push(b);
+    }
+}
 
 /// Appends `n` in decimal. Not `write!`: the formatting machinery was a
 /// fifth of the instructions spent on a `/self` request.
@@ -60,6 +77,14 @@ mod tests {
     fn decimals() {
         for n in [0, 7, 10, 4096, u64::MAX] {
             assert_eq!(text(|o| push_decimal(o, n)), n.to_string());
+        }
+    }
+
+    #[test]
+    fn pieces() {
+        for len in [0, 1, 7, 8, 9, 16, 23, 100] {
+            let piece: Vec<u8> = (0..len as u8).collect();
+            assert_eq!(text(|o| put(o, &piece)).into_bytes(), piece);
         }
     }
 

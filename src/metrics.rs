@@ -6,7 +6,7 @@ use std::io::Read as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::check::{Check, Reason, Verdict};
-use crate::digits::{nanos, push_decimal, push_seconds};
+use crate::digits::{nanos, push_decimal, push_seconds, put};
 use crate::VERSION;
 
 /// The `Content-Type` of a scrape.
@@ -175,13 +175,13 @@ impl Histogram {
 
 /// `NAME_bucket{LABELS,le="B"} N`; `le` is `le="B"} ` from [`BUCKETS`].
 fn bucket(out: &mut Vec<u8>, name: &str, labels: &[u8], le: &str, n: u64) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"_bucket{");
+    put(out, name.as_bytes());
+    put(out, b"_bucket{");
     if !labels.is_empty() {
-        out.extend_from_slice(labels);
+        put(out, labels);
         out.push(b',');
     }
-    out.extend_from_slice(le.as_bytes());
+    put(out, le.as_bytes());
     push_decimal(out, n);
     out.push(b'\n');
 }
@@ -277,7 +277,7 @@ impl Metrics {
         for m in &self.checks {
             if let Some(up) = m.up {
                 sample(out, "healthcheck_check_up", "", &m.label, &[]);
-                out.extend_from_slice(if up { b"1\n" } else { b"0\n" });
+                put(out, if up { b"1\n" } else { b"0\n" });
             }
         }
         let name = "healthcheck_check_duration_seconds";
@@ -327,7 +327,7 @@ impl Metrics {
         );
         family(out, "healthcheck_build_info", "gauge", "Always 1; the version is a label.");
         sample(out, "healthcheck_build_info", "", b"", &[("version", VERSION.as_bytes())]);
-        out.extend_from_slice(b"1\n");
+        put(out, b"1\n");
         write_process(out, self.start_time);
     }
 }
@@ -335,13 +335,13 @@ impl Metrics {
 /// Appends `key="value"` with the value escaped as the text format wants:
 /// `\` `"` and line feed. The one place a label value is written.
 pub fn push_label(out: &mut Vec<u8>, key: &str, value: &[u8]) {
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"=\"");
+    put(out, key.as_bytes());
+    put(out, b"=\"");
     for &b in value {
         match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\\' => put(out, b"\\\\"),
+            b'"' => put(out, b"\\\""),
+            b'\n' => put(out, b"\\n"),
             b => out.push(b),
         }
     }
@@ -351,10 +351,10 @@ pub fn push_label(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 /// `# HELP` and `# TYPE` of a family (help texts are ours: nothing to escape).
 fn family(out: &mut Vec<u8>, name: &str, kind: &str, help: &str) {
     for (tag, text) in [("# HELP ", help), ("# TYPE ", kind)] {
-        out.extend_from_slice(tag.as_bytes());
-        out.extend_from_slice(name.as_bytes());
+        put(out, tag.as_bytes());
+        put(out, name.as_bytes());
         out.push(b' ');
-        out.extend_from_slice(text.as_bytes());
+        put(out, text.as_bytes());
         out.push(b'\n');
     }
 }
@@ -362,11 +362,11 @@ fn family(out: &mut Vec<u8>, name: &str, kind: &str, help: &str) {
 /// Starts a sample line, up to its value: `NAMESUFFIX{PRE,k="v"} `. `pre`
 /// holds labels already escaped ([`push_label`]); `labels` are escaped here.
 fn sample(out: &mut Vec<u8>, name: &str, suffix: &str, pre: &[u8], labels: &[(&str, &[u8])]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(suffix.as_bytes());
+    put(out, name.as_bytes());
+    put(out, suffix.as_bytes());
     if !pre.is_empty() || !labels.is_empty() {
         out.push(b'{');
-        out.extend_from_slice(pre);
+        put(out, pre);
         for (i, (key, value)) in labels.iter().enumerate() {
             if i > 0 || !pre.is_empty() {
                 out.push(b',');
