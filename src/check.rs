@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use url::{Host, Url};
 
+use crate::location;
 use crate::VERSION;
 
 /// Longest check name: a DNS label, so names fit wherever Kubernetes names do.
@@ -31,6 +32,11 @@ pub struct Check {
     pub kind: Kind,
     /// Where to connect, tried in order. Empty until resolved.
     pub addrs: Vec<SocketAddr>,
+    /// The URL as written, the way kubelet's client reads it: the base of
+    /// redirects and the source of the request line and `Host`.
+    pub target: location::Url,
+    /// Request header fields given with `--header`, in order.
+    pub headers: Vec<(String, String)>,
     /// The request bytes, built once so a round formats nothing.
     pub request: Vec<u8>,
 }
@@ -46,10 +52,19 @@ pub enum Reason {
     BodyCut,
     Invalid,
     HeadersTooLarge,
+    /// No longer reached: kubelet's wording is [`Reason::RedirectLimit`].
     TooManyRedirects,
     HttpsRedirect,
     Connect(io::ErrorKind, Option<i32>),
     Io(io::ErrorKind, Option<i32>),
+    /// The tenth request was a redirect too (kubelet's own words).
+    RedirectLimit,
+    UnsupportedTransferEncoding,
+    TooManyTransferEncodings,
+    /// A same-host `Location` that does not parse as a URL.
+    InvalidLocation,
+    /// A same-host redirect to a scheme other than http or https.
+    UnsupportedScheme,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +96,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Status(code) => write!(f, "status {code}"),
-            Reason::Timeout(after) => write!(f, "timeout after {}", DisplayDuration(*after)),
+            Reason::Timeout(after) => write!(f, "timeout after {}", DisplayDuration(whole_millis(*after))),
             Reason::Refused => f.write_str("connection refused"),
             Reason::Reset => f.write_str("connection reset"),
             Reason::Closed => f.write_str("closed before response"),
@@ -92,8 +107,23 @@ impl fmt::Display for Reason {
             Reason::HttpsRedirect => f.write_str("redirect to https not supported"),
             Reason::Connect(kind, os) => write!(f, "connect: {}", OsError(*kind, *os)),
             Reason::Io(kind, os) => write!(f, "io: {}", OsError(*kind, *os)),
+            Reason::RedirectLimit => f.write_str("stopped after 10 redirects"),
+            Reason::UnsupportedTransferEncoding => f.write_str("unsupported transfer encoding"),
+            Reason::TooManyTransferEncodings => f.write_str("too many transfer encodings"),
+            Reason::InvalidLocation => f.write_str("invalid Location header"),
+            Reason::UnsupportedScheme => f.write_str("redirect to an unsupported scheme"),
         }
     }
+}
+
+/// A deadline to the millisecond for reading: a wait attempt cut short ends
+/// at an arbitrary nanosecond, and `timeout after 876ms` reads better than
+/// `timeout after 876.543211ms`. Below a millisecond it stays exact.
+fn whole_millis(d: Duration) -> Duration {
+    if d < Duration::from_millis(1) {
+        return d;
+    }
+    Duration::new(d.as_secs(), d.subsec_millis() * 1_000_000)
 }
 
 /// An OS error's message without std's " (os error N)" suffix.
@@ -111,20 +141,44 @@ impl fmt::Display for OsError {
     }
 }
 
-/// Durations print the way they are written on the command line.
+/// A duration in its canonical command-line form, which parses back to the
+/// same value: `1h`, `1m30s`, `1.5s`, `500ms`, `2.5us`, `0s`. Zero parts are
+/// left out (`1h`, not Go's `1h0m0s`); below a second the largest unit that
+/// keeps a whole number before the point is used, as Go does.
 pub struct DisplayDuration(pub Duration);
 
 impl fmt::Display for DisplayDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if ms % 60_000 == 0 && ms > 0 {
-            write!(f, "{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
-            write!(f, "{}s", ms / 1000)
-        } else {
-            write!(f, "{ms}ms")
+        let (secs, nanos) = (self.0.as_secs(), u64::from(self.0.subsec_nanos()));
+        if secs == 0 {
+            return match nanos {
+                0 => f.write_str("0s"),
+                n if n < 1_000 => write!(f, "{n}ns"),
+                n if n < 1_000_000 => write_decimal(f, n / 1_000, n % 1_000, 3, "us"),
+                n => write_decimal(f, n / 1_000_000, n % 1_000_000, 6, "ms"),
+            };
         }
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        if h > 0 {
+            write!(f, "{h}h")?;
+        }
+        if m > 0 {
+            write!(f, "{m}m")?;
+        }
+        if s > 0 || nanos > 0 {
+            write_decimal(f, s, nanos, 9, "s")?;
+        }
+        Ok(())
     }
+}
+
+/// `whole.frac` + unit, `frac` having `digits` digits, trailing zeros cut.
+fn write_decimal(f: &mut fmt::Formatter<'_>, whole: u64, frac: u64, digits: usize, unit: &str) -> fmt::Result {
+    if frac == 0 {
+        return write!(f, "{whole}{unit}");
+    }
+    let frac = format!("{frac:0digits$}");
+    write!(f, "{whole}.{}{unit}", frac.trim_end_matches('0'))
 }
 
 /// A command-line CHECK that could not be accepted.
@@ -141,29 +195,111 @@ impl Check {
     /// Parses `[NAME=]URL` for a probe (`http://` or `tcp://`). Addresses are
     /// left empty: see [`Check::resolve`].
     pub fn parse(arg: &str) -> Result<Check, CheckError> {
-        let (name, url) = split_name(arg)?;
-        let url = parse_url(url, &["http", "tcp"])?;
+        let (name, text) = split_name(arg)?;
+        let url = parse_url(text, &["http", "tcp"])?;
         let kind = if url.scheme() == "tcp" { Kind::Tcp } else { Kind::Http };
         let name = match name {
             Some(name) => name.to_string(),
             None => default_name(&url),
         };
-        Ok(Check::new(name, url, kind))
+        Ok(Check::new(name, url, as_written(text)?, kind))
     }
 
     /// Parses a completion-callback URL (`http://` only), probed with `POST`.
     pub fn callback(arg: &str) -> Result<Check, CheckError> {
         let url = parse_url(arg, &["http"])?;
-        Ok(Check::new(arg.to_string(), url, Kind::Post))
+        Ok(Check::new(arg.to_string(), url, as_written(arg)?, Kind::Post))
     }
 
-    fn new(name: String, url: Url, kind: Kind) -> Check {
-        let request = match kind {
+    fn new(name: String, url: Url, target: location::Url, kind: Kind) -> Check {
+        let mut check = Check { name, url, target, kind, addrs: Vec::new(), headers: Vec::new(), request: Vec::new() };
+        check.build_request();
+        check
+    }
+
+    /// Adds a request header field (`--header`); the caller validated it.
+    pub fn add_header(&mut self, name: &str, value: &str) {
+        self.headers.push((name.to_string(), value.trim_matches([' ', '\t']).to_string()));
+        self.build_request();
+    }
+
+    fn build_request(&mut self) {
+        self.request = match self.kind {
             Kind::Tcp => Vec::new(),
-            Kind::Http => request_bytes("GET", &url),
-            Kind::Post => request_bytes("POST", &url),
+            Kind::Http | Kind::Post => self.request_to(&self.target, self.host_override(), None, true),
         };
-        Check { name, url, kind, addrs: Vec::new(), request }
+    }
+
+    /// A `Host` given with `--header`, which kubelet sends instead of the
+    /// URL's host.
+    pub fn host_override(&self) -> Option<&[u8]> {
+        let host = self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("host"))?;
+        Some(host.1.as_bytes()).filter(|h| !h.is_empty())
+    }
+
+    /// A request to `url` as kubelet's client writes it: its `Host` (or the
+    /// given one), the user's fields (the body-describing ones only while
+    /// `body_fields`), `Referer` on a redirect, basic authentication for a
+    /// URL with userinfo unless a non-empty `Authorization` was given, and
+    /// no keep-alive.
+    pub fn request_to(
+        &self,
+        url: &location::Url,
+        host: Option<&[u8]>,
+        referer: Option<&[u8]>,
+        body_fields: bool,
+    ) -> Vec<u8> {
+        let method = if self.kind == Kind::Post { "POST" } else { "GET" };
+        let mut out = Vec::with_capacity(160);
+        out.extend_from_slice(method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(&url.request_target());
+        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        out.extend_from_slice(host.unwrap_or(&url.host));
+        out.extend_from_slice(b"\r\n");
+        let given = |field: &str| self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(field)).map(|(_, v)| v);
+        let mut line = |name: &str, value: &[u8]| {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        // kubelet: a given User-Agent or Accept replaces the default one;
+        // given empty, none is sent.
+        match given("user-agent") {
+            None => line("User-Agent", format!("healthcheck/{VERSION}").as_bytes()),
+            Some(v) if !v.is_empty() => line("User-Agent", v.as_bytes()),
+            Some(_) => {}
+        }
+        if given("accept").is_none() {
+            line("Accept", b"*/*");
+        }
+        let has_referer = given("referer").is_some_and(|v| !v.is_empty());
+        let basic = url.basic_auth().filter(|_| given("authorization").is_none_or(String::is_empty));
+        for (name, value) in &self.headers {
+            let body_field = ["content-encoding", "content-language", "content-location", "content-type"]
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f));
+            let skip = ["host", "user-agent"].iter().any(|f| name.eq_ignore_ascii_case(f))
+                || (basic.is_some() && name.eq_ignore_ascii_case("authorization"))
+                || (name.eq_ignore_ascii_case("accept") && value.is_empty())
+                || (body_field && !body_fields);
+            if !skip {
+                line(name, value.as_bytes());
+            }
+        }
+        if let Some(basic) = &basic {
+            line("Authorization", basic);
+        }
+        if let Some(referer) = referer.filter(|_| !has_referer) {
+            line("Referer", referer);
+        }
+        if self.kind == Kind::Post {
+            line("Content-Length", b"0");
+        }
+        line("Connection", b"close");
+        out.extend_from_slice(b"\r\n");
+        out
     }
 
     /// Fills `addrs`. `localhost` and IP literals never touch DNS; other
@@ -185,6 +321,19 @@ impl Check {
             }
         };
         Ok(())
+    }
+
+    /// Whether the check is unnamed (named after its URL). An explicit name
+    /// never looks like a default one: those hold a `/` or a `:`.
+    pub fn has_default_name(&self) -> bool {
+        self.kind != Kind::Post && self.name == default_name(&self.url)
+    }
+
+    /// Whether two checks probe the same thing the same way: the same kind,
+    /// request bytes and default name (host, port, path and query; not the
+    /// fragment, which is never sent, nor a tcp URL's empty path).
+    pub fn same_target(&self, other: &Check) -> bool {
+        self.kind == other.kind && self.request == other.request && default_name(&self.url) == default_name(&other.url)
     }
 
     /// Whether [`Check::resolve`] would stay off the network (used by
@@ -270,6 +419,14 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<Url, CheckError> {
     Ok(url)
 }
 
+/// The URL as kubelet's client would read it; it must agree with `url`.
+fn as_written(text: &str) -> Result<location::Url, CheckError> {
+    match location::Url::parse(text.as_bytes()) {
+        Ok(url) if url.opaque.is_empty() && !url.host.is_empty() => Ok(url),
+        _ => Err(CheckError(format!("invalid URL '{}'", text.escape_debug()))),
+    }
+}
+
 /// The name of an unnamed check: its URL without the scheme.
 fn default_name(url: &Url) -> String {
     let mut name = String::from(url.host_str().unwrap_or_default());
@@ -287,30 +444,6 @@ fn default_name(url: &Url) -> String {
     name
 }
 
-/// `Host` header value: the host, and the port when it is not the default.
-pub fn host_header(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    }
-}
-
-/// A probe request, the way kubelet sends it: no keep-alive.
-pub fn request_bytes(method: &str, url: &Url) -> Vec<u8> {
-    let mut target = url.path().to_string();
-    if let Some(q) = url.query() {
-        target.push('?');
-        target.push_str(q);
-    }
-    let body = if method == "POST" { "Content-Length: 0\r\n" } else { "" };
-    format!(
-        "{method} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: healthcheck/{VERSION}\r\nAccept: */*\r\n{body}Connection: close\r\n\r\n",
-        host_header(url)
-    )
-    .into_bytes()
-}
-
 /// `[+]NAME ok` or `[-]NAME failed: REASON`.
 pub fn write_line(out: &mut Vec<u8>, check: &Check, verdict: &Verdict) {
     use std::io::Write as _;
@@ -321,20 +454,15 @@ pub fn write_line(out: &mut Vec<u8>, check: &Check, verdict: &Verdict) {
 }
 
 /// Writes the apiserver-style lines, `[+]NAME ok` / `[-]NAME failed:
-/// REASON` (passing ones only when `verbose`), skipping `excluded` indices,
-/// then the summary line. Returns whether every included check passed.
-pub fn write_report(
+/// REASON` (passing ones only when `verbose`), for the checks reported on,
+/// then the summary line. Returns whether every one of them passed.
+pub fn write_report<'a>(
     out: &mut Vec<u8>,
-    checks: &[Check],
-    verdicts: &[Verdict],
+    results: impl Iterator<Item = (&'a Check, &'a Verdict)>,
     verbose: bool,
-    excluded: &[usize],
 ) -> bool {
     let mut all_passed = true;
-    for (i, (check, verdict)) in checks.iter().zip(verdicts).enumerate() {
-        if excluded.contains(&i) {
-            continue;
-        }
+    for (check, verdict) in results {
         all_passed &= verdict.passed();
         if verbose || !verdict.passed() {
             write_line(out, check, verdict);
@@ -413,7 +541,8 @@ mod tests {
         let verdicts = [Verdict::Pass, Verdict::Fail(Reason::Status(503))];
         let report = |verbose, excluded: &[usize]| {
             let mut out = Vec::new();
-            let ok = write_report(&mut out, &checks, &verdicts, verbose, excluded);
+            let included = checks.iter().zip(&verdicts).enumerate().filter(|(i, _)| !excluded.contains(i));
+            let ok = write_report(&mut out, included.map(|(_, r)| r), verbose);
             (ok, String::from_utf8(out).unwrap())
         };
         assert_eq!(report(false, &[]), (false, "[-]b failed: status 503\nsome checks failed\n".into()));
@@ -426,7 +555,10 @@ mod tests {
     fn reasons_read_well() {
         assert_eq!(Reason::Status(503).to_string(), "status 503");
         assert_eq!(Reason::Timeout(Duration::from_secs(3)).to_string(), "timeout after 3s");
-        assert_eq!(Reason::Timeout(Duration::from_millis(1500)).to_string(), "timeout after 1500ms");
+        assert_eq!(Reason::Timeout(Duration::from_millis(1500)).to_string(), "timeout after 1.5s");
+        assert_eq!(Reason::Timeout(Duration::from_nanos(876_543_211)).to_string(), "timeout after 876ms");
+        assert_eq!(Reason::Timeout(Duration::from_secs(90)).to_string(), "timeout after 1m30s");
+        assert_eq!(Reason::Timeout(Duration::from_micros(500)).to_string(), "timeout after 500us");
         let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
         assert_eq!(Reason::from_io(&e, true).to_string(), "connect: No route to host");
     }

@@ -1,5 +1,6 @@
 //! The probe engine: runs a round of probes, one non-blocking socket per
-//! check, on the caller's `mio::Poll`, under one deadline per round.
+//! check, on the caller's `mio::Poll`, under one deadline per round, and
+//! tells which checks have their verdict (and since when) as they land.
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -40,8 +41,8 @@ struct Slot {
     probe: Probe,
     stream: Option<TcpStream>,
     verdict: Option<Verdict>,
-    /// From the round's start to the verdict.
-    elapsed: Duration,
+    /// When `verdict` landed.
+    settled: Option<Instant>,
 }
 
 /// Runs rounds: every check probed once, concurrently.
@@ -108,17 +109,17 @@ impl Engine {
         self.slots.resize_with(checks.len(), Slot::default);
         for (i, (slot, check)) in self.slots.iter_mut().zip(checks).enumerate() {
             slot.verdict = None;
+            slot.settled = None;
             let action = slot.probe.start(check);
-            if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch) {
-                slot.elapsed = Duration::ZERO;
+            if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch, now) {
                 self.pending -= 1;
             }
         }
     }
 
-    /// Handles readiness of `token`; false when the token is not a probe's
-    /// (the caller then looks elsewhere).
-    pub fn ready(&mut self, token: Token, checks: &[Check], registry: &Registry) -> bool {
+    /// Handles readiness of `token` at `now`; false when the token is not a
+    /// probe's (the caller then looks elsewhere).
+    pub fn ready(&mut self, token: Token, checks: &[Check], registry: &Registry, now: Instant) -> bool {
         let Some(i) = token.0.checked_sub(self.base).filter(|&i| i < self.slots.len()) else {
             return false;
         };
@@ -142,9 +143,7 @@ impl Engine {
                 None => return true,
             }
         };
-        if drive(slot, check, action, registry, token, &mut self.scratch) {
-            // One clock read per verdict, for the per-check durations.
-            slot.elapsed = Instant::now().saturating_duration_since(self.started);
+        if drive(slot, check, action, registry, token, &mut self.scratch, now) {
             self.pending -= 1;
         }
         true
@@ -159,9 +158,30 @@ impl Engine {
             let verdict = slot.probe.timed_out(self.timeout);
             close(slot);
             slot.verdict = Some(verdict);
-            slot.elapsed = self.timeout;
+            slot.settled = Some(now);
         }
         self.pending = 0;
+    }
+
+    /// Check `i`'s verdict in the running round (None while its probe
+    /// runs), or in the last round until the next one starts.
+    pub fn verdict(&self, i: usize) -> Option<&Verdict> {
+        self.slots.get(i)?.verdict.as_ref()
+    }
+
+    /// When check `i`'s verdict landed (see [`Engine::verdict`]).
+    pub fn settled_at(&self, i: usize) -> Option<Instant> {
+        self.slots.get(i)?.settled
+    }
+
+    /// When the running (or last) round started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// How many checks of the running round still wait for their verdict.
+    pub fn pending(&self) -> usize {
+        self.pending
     }
 
     /// Drops the running round (its sockets close); its verdicts are lost.
@@ -197,8 +217,8 @@ impl<'a> Finished<'a> {
 
     /// How long after the round's start each verdict came, in check order.
     pub fn durations(&self) -> impl ExactSizeIterator<Item = Duration> + 'a {
-        let slots: &'a [Slot] = self.slots;
-        slots.iter().map(|s| s.elapsed)
+        let (slots, started): (&'a [Slot], Instant) = (self.slots, self.started);
+        slots.iter().map(move |s| s.settled.map_or(Duration::ZERO, |t| t.saturating_duration_since(started)))
     }
 }
 
@@ -230,6 +250,7 @@ fn drive(
     registry: &Registry,
     token: Token,
     scratch: &mut [u8],
+    now: Instant,
 ) -> bool {
     loop {
         action = match action {
@@ -254,22 +275,23 @@ fn drive(
                     Ok(n) => slot.probe.wrote(check, n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => Action::Send,
-                    Err(e) => slot.probe.io_failed(&e),
+                    Err(e) => slot.probe.io_failed(check, &e),
                 }
             }
             Action::Receive => {
                 let Some(stream) = slot.stream.as_mut() else { unreachable!("receiving needs a connection") };
                 match stream.read(scratch) {
-                    Ok(0) => slot.probe.eof(),
+                    Ok(0) => slot.probe.eof(check),
                     Ok(n) => slot.probe.received(check, &scratch[..n]),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => Action::Receive,
-                    Err(e) => slot.probe.io_failed(&e),
+                    Err(e) => slot.probe.io_failed(check, &e),
                 }
             }
             Action::Done(verdict) => {
                 close(slot);
                 slot.verdict = Some(verdict);
+                slot.settled = Some(now);
                 return true;
             }
         };

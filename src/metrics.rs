@@ -70,8 +70,15 @@ impl ReasonClass {
             Reason::Refused => ReasonClass::Refused,
             Reason::Reset => ReasonClass::Reset,
             Reason::Closed | Reason::BodyCut => ReasonClass::Closed,
-            Reason::Invalid | Reason::HeadersTooLarge => ReasonClass::Invalid,
-            Reason::TooManyRedirects | Reason::HttpsRedirect => ReasonClass::Redirects,
+            Reason::Invalid
+            | Reason::HeadersTooLarge
+            | Reason::UnsupportedTransferEncoding
+            | Reason::TooManyTransferEncodings => ReasonClass::Invalid,
+            Reason::TooManyRedirects
+            | Reason::RedirectLimit
+            | Reason::HttpsRedirect
+            | Reason::InvalidLocation
+            | Reason::UnsupportedScheme => ReasonClass::Redirects,
             Reason::Connect(..) | Reason::Io(..) => ReasonClass::Other,
         }
     }
@@ -621,6 +628,11 @@ mod tests {
             (Reason::HeadersTooLarge, "invalid"),
             (Reason::TooManyRedirects, "redirects"),
             (Reason::HttpsRedirect, "redirects"),
+            (Reason::RedirectLimit, "redirects"),
+            (Reason::InvalidLocation, "redirects"),
+            (Reason::UnsupportedScheme, "redirects"),
+            (Reason::UnsupportedTransferEncoding, "invalid"),
+            (Reason::TooManyTransferEncodings, "invalid"),
             (Reason::Connect(std::io::ErrorKind::Other, Some(libc::EHOSTUNREACH)), "other"),
             (Reason::Io(std::io::ErrorKind::Other, None), "other"),
         ];

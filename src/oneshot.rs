@@ -71,12 +71,13 @@ impl Driver {
                 }
             }
             let registry = self.poll.registry();
+            let now = Instant::now();
             for event in self.events.iter() {
                 if event.token() != SIGNALS {
-                    self.engine.ready(event.token(), checks, registry);
+                    self.engine.ready(event.token(), checks, registry, now);
                 }
             }
-            self.engine.expire(Instant::now());
+            self.engine.expire(now);
         }
     }
 
@@ -121,7 +122,7 @@ pub fn check(config: &CheckConfig) -> Result<bool, Error> {
     };
     let mut out = Vec::new();
     let passed = match config.output {
-        Output::Text => check::write_report(&mut out, &config.checks, &verdicts, true, &[]),
+        Output::Text => check::write_report(&mut out, config.checks.iter().zip(&verdicts), true),
         Output::Json => {
             let entries = config.checks.iter().zip(&verdicts).zip(driver.durations()).map(|((c, v), d)| json::Entry {
                 name: &c.name,

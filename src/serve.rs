@@ -59,7 +59,7 @@ const EVENTS: usize = 1024;
 /// grow a scrape-sized buffer per request.
 const MAX_STAGED: usize = 64 * 1024;
 
-/// An `/all` request waiting for the running round.
+/// An `/all` request waiting for its checks' verdicts.
 #[derive(Debug)]
 struct Pending {
     want: Want,
@@ -81,6 +81,21 @@ enum Routed {
     Now(Handler, u16),
     /// Answered now with the metrics.
     Metrics,
+}
+
+impl Want {
+    /// Whether every check this reports on has its verdict in `engine`.
+    /// O(1) but for the excluded checks, so settling stays cheap with many
+    /// waiting requests.
+    fn settled(&self, engine: &Engine) -> bool {
+        match self {
+            Want::One { index, .. } => engine.verdict(*index).is_some(),
+            Want::All { excluded, .. } => {
+                let unsettled_excluded = excluded.iter().filter(|&&i| engine.verdict(i).is_none()).count();
+                engine.pending() == unsettled_excluded
+            }
+        }
+    }
 }
 
 struct Conn {
@@ -145,8 +160,10 @@ struct Ctx {
     checks: Vec<Check>,
     timeout: Duration,
     verbose: bool,
-    /// Connections waiting for the running round.
+    /// Connections waiting for verdicts of the running round.
     waiting: Vec<Token>,
+    /// Connections that asked while no round ran: they start the next one.
+    next: Vec<Token>,
     /// Last logged state of each check, to log changes only.
     states: Vec<Option<bool>>,
     metrics: Metrics,
@@ -194,6 +211,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
             timeout: config.timeout,
             verbose: config.verbose,
             waiting: Vec::new(),
+            next: Vec::new(),
             out: Vec::with_capacity(4096),
             body: Vec::with_capacity(1024),
         },
@@ -269,14 +287,14 @@ impl Server {
                     }
                     token => {
                         let ctx = &mut self.ctx;
-                        if !ctx.engine.ready(token, &ctx.checks, ctx.poll.registry()) {
+                        if !ctx.engine.ready(token, &ctx.checks, ctx.poll.registry(), now) {
                             self.drive(token, now, !event.is_read_closed());
                         }
                     }
                 }
             }
             self.ctx.engine.expire(now);
-            self.finish_round(now);
+            self.settle(now);
             self.expire(now);
             if self.accept_paused_until.is_some_and(|t| now >= t) {
                 self.accept_paused_until = None;
@@ -434,7 +452,54 @@ impl Server {
         }
     }
 
-    /// Answers every connection that waited for the round just finished.
+    /// Answers every waiting request whose checks all have their verdicts,
+    /// ends the round once every probe has one, and starts the next round
+    /// for requests that came while none ran.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            if self.ctx.engine.is_running() && self.ctx.engine.pending() == 0 {
+                self.finish_round(now);
+            }
+            if self.answer_settled(now) {
+                continue; // answered requests may have pipelined more
+            }
+            let ctx = &mut self.ctx;
+            if ctx.next.is_empty() || ctx.engine.is_running() {
+                return;
+            }
+            ctx.engine.start(&ctx.checks, ctx.timeout, now, ctx.poll.registry(), &mut ctx.tokens);
+            ctx.waiting.append(&mut ctx.next);
+        }
+    }
+
+    /// Answers the waiting requests whose checks all have verdicts; true
+    /// when there was one. The others keep waiting.
+    fn answer_settled(&mut self, now: Instant) -> bool {
+        let mut ready = Vec::new();
+        let (conns, engine) = (&self.conns, &self.ctx.engine);
+        self.ctx.waiting.retain(|token| match conns.get(token).and_then(|c| c.pending.as_ref()) {
+            Some(pending) if pending.want.settled(engine) => {
+                ready.push(*token);
+                false
+            }
+            Some(_) => true,
+            None => false, // closed meanwhile
+        });
+        for &token in &ready {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            if let Some(pending) = conn.pending.take() {
+                conn.unparsed = !conn.inbuf.is_empty();
+                self.ctx.answer(&pending);
+                self.drive(token, now, false);
+            }
+        }
+        !ready.is_empty()
+    }
+
+    /// Ends the round: logs each check whose state changed (and the round,
+    /// with `--verbose`).
     fn finish_round(&mut self, now: Instant) {
         let ctx = &mut self.ctx;
         let Some(round) = ctx.engine.finished() else {
@@ -470,18 +535,6 @@ impl Server {
                 .kv("passed", passed)
                 .kv("failed", failed)
                 .kv("elapsed_ms", now.saturating_duration_since(round.started).as_millis());
-        }
-        let verdicts: Vec<Verdict> = round.verdicts().cloned().collect();
-        let durations: Vec<Duration> = round.durations().collect();
-        for token in std::mem::take(&mut ctx.waiting) {
-            let Some(conn) = self.conns.get_mut(&token) else {
-                continue;
-            };
-            if let Some(pending) = conn.pending.take() {
-                conn.unparsed = !conn.inbuf.is_empty();
-                self.ctx.answer_round(&pending, &verdicts, &durations);
-                self.drive(token, now, false);
-            }
         }
     }
 }
@@ -619,7 +672,7 @@ impl Conn {
                     match ctx.route(&request) {
                         Routed::Wait(want) => {
                             self.pending = Some(Pending { want, head_only, conn });
-                            ctx.join_round(token, now);
+                            ctx.join_round(token);
                         }
                         Routed::Now(handler, status) => {
                             ctx.metrics.request(handler, status);
@@ -745,13 +798,17 @@ impl Ctx {
             Route::NotFound => Routed::Now(Handler::Other, 404),
             Route::MethodNotAllowed => Routed::Now(Handler::Other, 405),
             Route::Metrics => Routed::Metrics,
-            Route::One(name, query) => match self.checks.iter().position(|c| c.name == name) {
-                Some(index) => {
-                    let query = http::parse_query(query);
-                    Routed::Wait(Want::One { index, verbose: query.verbose, json: query.json })
+            Route::One(name, query) => {
+                let index =
+                    http::percent_decode_path(name).and_then(|name| self.checks.iter().position(|c| c.name == name));
+                match index {
+                    Some(index) => {
+                        let query = http::parse_query(query);
+                        Routed::Wait(Want::One { index, verbose: query.verbose, json: query.json })
+                    }
+                    None => Routed::Now(Handler::Check, 404),
                 }
-                None => Routed::Now(Handler::Check, 404),
-            },
+            }
             Route::All(query) => {
                 let query = http::parse_query(query);
                 let mut excluded = Vec::new();
@@ -759,6 +816,9 @@ impl Ctx {
                 for raw in query.exclude {
                     let decoded = http::percent_decode(raw);
                     match decoded.as_deref().and_then(|n| self.checks.iter().position(|c| c.name == n)) {
+                        // Once each: a request is settled when the unsettled
+                        // checks are exactly its excluded ones.
+                        Some(i) if excluded.contains(&i) => {}
                         Some(i) => excluded.push(i),
                         None if unknown.len() < MAX_UNKNOWN_SHOWN => {
                             let name = decoded.as_deref().unwrap_or(raw).as_bytes();
@@ -778,27 +838,34 @@ impl Ctx {
         }
     }
 
-    fn join_round(&mut self, token: Token, now: Instant) {
-        self.waiting.push(token);
-        if !self.engine.is_running() {
-            self.engine.start(&self.checks, self.timeout, now, self.poll.registry(), &mut self.tokens);
+    /// Queues a request for verdicts: it joins the running round, or starts
+    /// the next one (see [`Server::settle`]).
+    fn join_round(&mut self, token: Token) {
+        if self.engine.is_running() {
+            self.waiting.push(token);
+        } else {
+            self.next.push(token);
         }
     }
 
-    /// Stages the answer to a request that waited for the round.
-    fn answer_round(&mut self, pending: &Pending, verdicts: &[Verdict], durations: &[Duration]) {
-        let body = &mut self.body;
+    /// Stages the answer to a request whose checks have their verdicts.
+    fn answer(&mut self, pending: &Pending) {
+        let Ctx { engine, checks, body, metrics, out, .. } = self;
+        let verdict = |i: usize| engine.verdict(i).expect("answered only once settled");
+        let entry = |i: usize| json::Entry {
+            name: &checks[i].name,
+            verdict: verdict(i),
+            duration: engine.settled_at(i).map_or(Duration::ZERO, |t| t.saturating_duration_since(engine.started())),
+        };
         body.clear();
-        let entry =
-            |i: usize| json::Entry { name: &self.checks[i].name, verdict: &verdicts[i], duration: durations[i] };
         let (handler, passed, json) = match &pending.want {
             Want::One { index, json: true, .. } => {
                 (Handler::Check, json::write_report(body, std::iter::once(entry(*index)), &[] as &[&str]), true)
             }
             Want::One { index, verbose, json: false } => {
-                let verdict = &verdicts[*index];
+                let verdict = verdict(*index);
                 if *verbose || !verdict.passed() {
-                    check::write_line(body, &self.checks[*index], verdict);
+                    check::write_line(body, &checks[*index], verdict);
                 } else {
                     body.extend_from_slice(b"ok\n");
                 }
@@ -806,7 +873,7 @@ impl Ctx {
             }
             Want::All { excluded, unknown, json: true, .. } => {
                 let warnings: Vec<String> = unknown.iter().map(|name| unknown_warning(name)).collect();
-                let entries = (0..self.checks.len()).filter(|i| !excluded.contains(i)).map(entry);
+                let entries = (0..checks.len()).filter(|i| !excluded.contains(i)).map(entry);
                 (Handler::All, json::write_report(body, entries, &warnings), true)
             }
             Want::All { verbose, excluded, unknown, json: false } => {
@@ -815,13 +882,14 @@ impl Ctx {
                     body.extend_from_slice(unknown_warning(name).as_bytes());
                     body.push(b'\n');
                 }
-                (Handler::All, check::write_report(body, &self.checks, verdicts, *verbose, excluded), false)
+                let included = checks.iter().enumerate().filter(|(i, _)| !excluded.contains(i));
+                (Handler::All, check::write_report(body, included.map(|(i, c)| (c, verdict(i))), *verbose), false)
             }
         };
         let status = if passed { 200 } else { 503 };
-        self.metrics.request(handler, status);
+        metrics.request(handler, status);
         let content_type = if json { json::CONTENT_TYPE } else { http::TEXT };
-        http::write_typed(&mut self.out, status, content_type, &self.body, pending.head_only, pending.conn);
+        http::write_typed(out, status, content_type, body, pending.head_only, pending.conn);
     }
 
     /// Stages the scrape; the body buffer is kept for the next one.
