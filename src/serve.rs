@@ -790,8 +790,8 @@ fn write_all_nonblocking(stream: &mut TcpStream, mut buf: &[u8]) -> io::Result<u
 }
 
 impl Ctx {
-    /// What a request wants: a round's verdicts, or an answer right away
-    /// (its status).
+    /// What a request wants: a round's verdicts, an answer right away (its
+    /// handler and status), or the metrics.
     fn route(&mut self, request: &http::Request<'_>) -> Routed {
         match http::route(request.method, request.target) {
             Route::SelfCheck => Routed::Now(Handler::SelfCheck, 200),
