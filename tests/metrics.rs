@@ -348,3 +348,48 @@ fn pipelined_scrapes_stay_bounded() {
     // Unbounded, the answers would take `burst` scrapes: 20 MB.
     assert!(grown * 1024 < 4 * size as u64, "grew {grown} KiB for scrapes of {size} bytes");
 }
+
+/// A check's JSON answer comes with its own verdict while another check
+/// still hangs; the hanging one then fails by timeout, its duration the
+/// timeout, and the scrape counts it as such.
+#[test]
+fn json_answers_each_check_as_it_settles() {
+    let (good, hang) = (Stub::start(Behaviour::Status(200, "")), Stub::start(Behaviour::Hang));
+    let d = Daemon::serve(&["--timeout", "1s", &named("good", &good), &named("hang", &hang)]);
+    let started = Instant::now();
+    let v = json(&d.get("/all/good?format=json"));
+    assert!(started.elapsed() < Duration::from_millis(800), "not held by the hanging check");
+    assert_eq!(v["checks"][0]["status"], "pass");
+    let resp = d.get("/all?format=json");
+    assert_eq!(resp.status, 503);
+    let v = json(&resp);
+    assert_eq!(v["checks"][1]["reason"], "timeout after 1s");
+    let took = v["checks"][1]["duration_seconds"].as_f64().unwrap();
+    assert!((1.0..1.5).contains(&took), "{took}");
+    let text = scrape(&d);
+    let timeouts = "healthcheck_check_failures_total{check=\"hang\",reason=\"timeout\"}";
+    assert_eq!(value(&text, timeouts).as_deref(), Some("1"), "{text}");
+    assert_eq!(
+        value(&text, "healthcheck_check_duration_seconds_bucket{check=\"hang\",le=\"1\"}").as_deref(),
+        Some("0")
+    );
+}
+
+/// Connections refused or evicted at `--max-connections` are counted.
+#[test]
+fn dropped_connections_are_counted() {
+    let d = Daemon::serve(&["--max-connections", "2", &refused_url()]);
+    // Half requests: accepted (TCP_DEFER_ACCEPT waits for data) and idle.
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut c = d.conn();
+        c.send(b"GET /se");
+        held.push(c);
+        thread::sleep(Duration::from_millis(50));
+    }
+    let text = scrape(&d);
+    let dropped: u64 = value(&text, "healthcheck_connections_dropped_total").unwrap().parse().unwrap();
+    assert!(dropped >= 3, "{dropped}\n{text}");
+    let open: u64 = value(&text, "healthcheck_connections").unwrap().parse().unwrap();
+    assert!(open <= 2, "{open}");
+}
