@@ -387,6 +387,12 @@ pub fn validate_name(name: &str) -> Result<(), CheckError> {
 
 fn parse_url(text: &str, schemes: &[&str]) -> Result<Url, CheckError> {
     let shown = text.escape_debug();
+    let with_scheme = || schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+    // `localhost:8080/health` reads as the scheme `localhost`, `127.0.0.1:8080` as a
+    // relative URL: either way the scheme was forgotten, so say that.
+    if !text.contains("://") {
+        return Err(CheckError(format!("invalid URL '{shown}': start it with {}", with_scheme())));
+    }
     let url = Url::parse(text).map_err(|e| CheckError(format!("invalid URL '{shown}': {e}")))?;
     match url.scheme() {
         s if schemes.contains(&s) => {}
@@ -395,12 +401,7 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<Url, CheckError> {
                 "unsupported scheme in '{shown}': https is not supported, probe the plain-HTTP port"
             )))
         }
-        s => {
-            return Err(CheckError(format!(
-                "unsupported scheme '{s}' in '{shown}': use {}",
-                schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")
-            )))
-        }
+        s => return Err(CheckError(format!("unsupported scheme '{s}' in '{shown}': use {}", with_scheme()))),
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(CheckError(format!("URL without host: '{shown}'")));
@@ -506,8 +507,10 @@ mod tests {
         let cases = [
             ("https://localhost/", "https is not supported"),
             ("ftp://localhost/", "unsupported scheme 'ftp'"),
-            ("localhost:8080", "unsupported scheme"),
-            ("/health", "invalid URL"),
+            ("localhost:8080", "invalid URL 'localhost:8080': start it with http:// or tcp://"),
+            ("127.0.0.1:8080/health", "invalid URL '127.0.0.1:8080/health': start it with http://"),
+            ("/health", "invalid URL '/health': start it with http://"),
+            ("http:localhost/", "start it with http://"),
             ("http://", "invalid URL"),
             ("tcp://localhost", "without port"),
             ("tcp://localhost:1/x", "no path"),

@@ -22,7 +22,8 @@ An unnamed check is named after its URL without the scheme; repeats are one chec
 Durations as in Go: 500ms, 3s, 1.5s, 1m30s, 2h45m; a bare number is seconds.
 The original form listens on IPv4 only: for IPv6 use serve --listen [::]:PORT.
 --header NAME=FIELD: VALUE adds a request header to the check NAME (serve, check
-and run --wait; repeatable): Host and User-Agent replace ours, others are added.
+and run --wait; repeatable): Host, User-Agent and Accept replace ours (an empty
+Accept sends none), others are added.
 
 serve options:
   --listen ADDR           address to listen on [default: 0.0.0.0:8081]
@@ -629,7 +630,10 @@ pub fn describe(cmd: &Command) -> String {
         for c in checks {
             let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
             let addrs = if addrs.is_empty() { "unresolved".to_string() } else { addrs.join(",") };
-            let _ = writeln!(out, "{label} {} {} ({addrs})", c.name, c.url);
+            // The URL as written: two checks that differ only in how their host is
+            // written (`LOCALHOST`, `:80`) probe differently and must look different.
+            let url = String::from_utf8_lossy(&c.target.to_text()).escape_debug().to_string();
+            let _ = writeln!(out, "{label} {} {url} ({addrs})", c.name);
             for (name, value) in &c.headers {
                 let _ = writeln!(out, "{label}-header {} {name}: {}", c.name, value.escape_debug());
             }
@@ -911,5 +915,20 @@ mod tests {
         assert!(text.contains("check name.invalid:8080/ http://name.invalid:8080/ (unresolved)"), "{text}");
         assert!(text.contains("127.0.0.1:80,[::1]:80"), "{text}");
         assert!(err("serve http://name.invalid/").contains("cannot resolve 'name.invalid'"));
+    }
+
+    #[test]
+    fn dry_run_shows_urls_as_written() {
+        let line = "check --dry-run http://localhost:8080/a http://LOCALHOST:8080/a http://localhost:80 tcp://[::1]:5";
+        let Ok(cmd) = parse(args(line), no_env) else { panic!() };
+        let text = describe(&cmd);
+        for want in [
+            "check localhost:8080/a http://localhost:8080/a (127.0.0.1:8080,[::1]:8080)",
+            "check localhost:8080/a~2 http://LOCALHOST:8080/a (127.0.0.1:8080,[::1]:8080)",
+            "check localhost/ http://localhost:80 (127.0.0.1:80,[::1]:80)",
+            "check [::1]:5 tcp://[::1]:5 ([::1]:5)",
+        ] {
+            assert!(text.contains(want), "{want}:\n{text}");
+        }
     }
 }
