@@ -233,7 +233,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
                     ))
                 })?);
                 if listen.is_some_and(|a| a.port() == 0) {
-                    return Err(usage("invalid --listen: port 0"));
+                    return Err(usage(format!("invalid --listen '{}': use a port from 1 to 65535", v.escape_debug())));
                 }
             }
             "--port" => port = Some(parse_port(&args.value(flag, inline)?)?),
@@ -810,6 +810,10 @@ mod tests {
             ("serve --timeout", "--timeout needs a value"),
             ("serve --bogus http://localhost/", "unknown option '--bogus'"),
             ("serve --listen 1.2.3.4 http://localhost/", "invalid --listen"),
+            (
+                "serve --listen 127.0.0.1:0 http://localhost/",
+                "invalid --listen '127.0.0.1:0': use a port from 1 to 65535",
+            ),
             ("serve --verbose=1 http://localhost/", "takes no value"),
             ("serve a=http://localhost/ a=http://127.0.0.1/", "duplicate check name 'a'"),
             ("run --istio --linkerd -- x", "--istio and --linkerd are exclusive"),
