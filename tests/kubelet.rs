@@ -75,6 +75,8 @@ fn prober(go: &Path) -> PathBuf {
         .arg(&source)
         .current_dir(&dir)
         .env("GOTOOLCHAIN", "local")
+        // Its own build cache: a CI environment may have no HOME for Go's default one.
+        .env("GOCACHE", dir.join("gocache"))
         .env("GOPROXY", "off")
         .env("GOFLAGS", "")
         .env("CGO_ENABLED", "0")
