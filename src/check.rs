@@ -274,7 +274,10 @@ impl Check {
         if given("accept").is_none() {
             line("Accept", b"*/*");
         }
+        // A given non-empty Referer is kept through redirects; an empty one is
+        // replaced by the previous URL, as Go's client sets it.
         let has_referer = given("referer").is_some_and(|v| !v.is_empty());
+        let referer = referer.filter(|_| !has_referer);
         let basic = url.basic_auth().filter(|_| given("authorization").is_none_or(String::is_empty));
         for (name, value) in &self.headers {
             let body_field = ["content-encoding", "content-language", "content-location", "content-type"]
@@ -283,7 +286,8 @@ impl Check {
             let skip = ["host", "user-agent"].iter().any(|f| name.eq_ignore_ascii_case(f))
                 || (basic.is_some() && name.eq_ignore_ascii_case("authorization"))
                 || (name.eq_ignore_ascii_case("accept") && value.is_empty())
-                || (body_field && !body_fields);
+                || (body_field && !body_fields)
+                || (referer.is_some() && name.eq_ignore_ascii_case("referer"));
             if !skip {
                 line(name, value.as_bytes());
             }
@@ -291,7 +295,7 @@ impl Check {
         if let Some(basic) = &basic {
             line("Authorization", basic);
         }
-        if let Some(referer) = referer.filter(|_| !has_referer) {
+        if let Some(referer) = referer {
             line("Referer", referer);
         }
         if self.kind == Kind::Post {

@@ -439,6 +439,15 @@ fn cases() -> Vec<Case> {
             r.field("referer") == Some(&format!("http://{}{}/start", r.host, r.prefix))
         }),
         redirect_then(
+            "empty Referer replaced",
+            "HTTP/1.1 302 F\r\nLocation: {c}/next\r\nContent-Length: 0\r\n\r\n",
+            &["Referer:"],
+            |r| {
+                let referers = r.head.split("\r\n").filter(|l| l.to_ascii_lowercase().starts_with("referer:")).count();
+                referers == 1 && r.field("referer") == Some(&format!("http://{}{}/start", r.host, r.prefix))
+            },
+        ),
+        redirect_then(
             "Host kept on relative",
             "HTTP/1.1 307 T\r\nLocation: next\r\nContent-Length: 0\r\n\r\n",
             &["Host: vhost.test"],
