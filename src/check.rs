@@ -218,8 +218,10 @@ impl Check {
     }
 
     /// Adds a request header field (`--header`); the caller validated it.
+    /// The name is sent in Go's canonical case (`x-token` as `X-Token`), as
+    /// kubelet's `http.Header` sends a probe's `httpHeaders`.
     pub fn add_header(&mut self, name: &str, value: &str) {
-        self.headers.push((name.to_string(), value.trim_matches([' ', '\t']).to_string()));
+        self.headers.push((canonical_field_name(name), value.trim_matches([' ', '\t']).to_string()));
         self.build_request();
     }
 
@@ -432,6 +434,19 @@ fn as_written(text: &str) -> Result<location::Url, CheckError> {
     }
 }
 
+/// Go's `CanonicalMIMEHeaderKey` for a valid field name: upper case at the
+/// start and after each `-`, lower case elsewhere.
+fn canonical_field_name(name: &str) -> String {
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let c = if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+            upper = c == '-';
+            c
+        })
+        .collect()
+}
+
 /// The name of an unnamed check: its URL without the scheme.
 fn default_name(url: &Url) -> String {
     let mut name = String::from(url.host_str().unwrap_or_default());
@@ -556,6 +571,17 @@ mod tests {
         assert_eq!(report(true, &[]), (false, "[+]a ok\n[-]b failed: status 503\nsome checks failed\n".into()));
         assert_eq!(report(false, &[1]), (true, "ok\n".into()));
         assert_eq!(report(true, &[1]), (true, "[+]a ok\nall checks passed\n".into()));
+    }
+
+    #[test]
+    fn header_names_in_gos_canonical_case() {
+        let mut c = Check::parse("http://localhost:81/").unwrap();
+        for name in ["x-token", "WWW-AUTHENTICATE", "x--a", "-x", "x_y-z", "X-Probe-Token"] {
+            c.add_header(name, "v");
+        }
+        let names: Vec<&str> = c.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["X-Token", "Www-Authenticate", "X--A", "-X", "X_y-Z", "X-Probe-Token"]);
+        assert!(String::from_utf8(c.request).unwrap().contains("\r\nX-Token: v\r\n"));
     }
 
     #[test]
