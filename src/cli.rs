@@ -35,6 +35,7 @@ serve options:
 check options:
   --timeout DUR           deadline of each probe [default: 1s]
   -q, --quiet             print nothing, only exit 0 (all pass) or 1
+  --output FORMAT         text or json [default: text]
 
 run options:
   --wait CHECK            wait until this passes before starting COMMAND (repeatable)
@@ -97,8 +98,28 @@ pub struct ServeConfig {
 pub struct CheckConfig {
     pub timeout: Duration,
     pub quiet: bool,
+    pub output: Output,
     pub dry_run: bool,
     pub checks: Vec<Check>,
+}
+
+/// How `check` prints its verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// `[+]NAME ok` lines, as `/all?verbose`.
+    Text,
+    /// The object `/all?format=json` answers.
+    Json,
+}
+
+impl Output {
+    /// The word the command line takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Output::Text => "text",
+            Output::Json => "json",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +222,7 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
             _ => checks.push(Check::parse(&arg)?),
         }
     }
-    let checks = finish_checks(checks, dry_run)?;
+    let checks = finish_checks(checks)?;
     Ok(Command::Serve(ServeConfig {
         listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
         timeout,
@@ -267,7 +288,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
         (Some(addr), None) => addr,
         (None, port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.unwrap_or(DEFAULT_PORT)),
     };
-    let mut checks = finish_checks(checks, dry_run)?;
+    let mut checks = finish_checks(checks)?;
     apply_headers(&mut checks, &headers)?;
     Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, verbose, dry_run, checks }))
 }
@@ -275,6 +296,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
 fn parse_check(mut args: Args) -> Result<Command, UsageError> {
     let mut timeout = DEFAULT_TIMEOUT;
     let (mut quiet, mut dry_run) = (false, false);
+    let mut output = Output::Text;
     let mut checks = Vec::new();
     let mut headers = Vec::new();
     while let Some(arg) = args.next_str()? {
@@ -283,6 +305,13 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
             "--header" => headers.push(args.value(flag, inline)?),
             "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--quiet" | "-q" => quiet = switch(flag, inline)?,
+            "--output" => {
+                let v = args.value(flag, inline)?;
+                output = [Output::Text, Output::Json]
+                    .into_iter()
+                    .find(|o| o.as_str() == v)
+                    .ok_or_else(|| usage(format!("invalid --output '{}': use text or json", v.escape_debug())))?;
+            }
             "--dry-run" => dry_run = switch(flag, inline)?,
             "-h" | "--help" => return Ok(Command::Help),
             "--" => {
@@ -294,9 +323,9 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
             _ => checks.push(Check::parse(&arg)?),
         }
     }
-    let mut checks = finish_checks(checks, dry_run)?;
+    let mut checks = finish_checks(checks)?;
     apply_headers(&mut checks, &headers)?;
-    Ok(Command::Check(CheckConfig { timeout, quiet, dry_run, checks }))
+    Ok(Command::Check(CheckConfig { timeout, quiet, output, dry_run, checks }))
 }
 
 fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Command, UsageError> {
@@ -380,9 +409,9 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             _ => return Err(usage("ENABLE_COMPLETION_CALLBACK is set but COMPLETION_CALLBACK_ENDPOINT is empty")),
         }
     }
-    let mut wait = finish_checks_allow_empty(wait, dry_run)?;
+    let mut wait = finish_checks_allow_empty(wait)?;
     apply_headers(&mut wait, &headers)?;
-    let on_exit = finish_checks_allow_empty(on_exit, dry_run)?;
+    let on_exit = finish_checks_allow_empty(on_exit)?;
     Ok(Command::Run(RunConfig {
         wait,
         interval,
@@ -411,19 +440,20 @@ fn completion_callback_enabled(value: Option<String>) -> Result<bool, UsageError
     }
 }
 
-fn finish_checks(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageError> {
+fn finish_checks(checks: Vec<Check>) -> Result<Vec<Check>, UsageError> {
     if checks.is_empty() {
         return Err(usage("no CHECK given: name at least one URL to probe"));
     }
-    finish_checks_allow_empty(checks, dry_run)
+    finish_checks_allow_empty(checks)
 }
 
-/// Names the checks uniquely and resolves them (a dry run only the local
-/// ones: it must not depend on DNS). Unnamed checks never make a usage
+/// Names the checks uniquely. Names are not resolved here: each round does
+/// it, so a name that does not resolve yet is a failing check, not a usage
+/// error, and `--dry-run` needs no DNS. Unnamed checks never make a usage
 /// error: a repeat of the same target is dropped, and one whose default
 /// name is taken gets the first free `NAME~2`, `NAME~3`, ... Two explicit
 /// identical names are an error.
-fn finish_checks_allow_empty(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageError> {
+fn finish_checks_allow_empty(checks: Vec<Check>) -> Result<Vec<Check>, UsageError> {
     let mut kept: Vec<Check> = Vec::with_capacity(checks.len());
     for c in checks {
         // Callbacks are named after their URL too: a repeat is one callback.
@@ -450,12 +480,7 @@ fn finish_checks_allow_empty(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Ch
             kept[i].name = name;
         }
     }
-    let mut checks = kept;
-    for c in &mut checks {
-        if !dry_run || c.is_local() {
-            c.resolve()?;
-        }
-    }
+    let checks = kept;
     Ok(checks)
 }
 
@@ -629,7 +654,7 @@ pub fn describe(cmd: &Command) -> String {
     let checks = |out: &mut String, label: &str, checks: &[Check]| {
         for c in checks {
             let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
-            let addrs = if addrs.is_empty() { "unresolved".to_string() } else { addrs.join(",") };
+            let addrs = if addrs.is_empty() { "resolved each round".to_string() } else { addrs.join(",") };
             // The URL as written: two checks that differ only in how their host is
             // written (`LOCALHOST`, `:80`) probe differently and must look different.
             let url = String::from_utf8_lossy(&c.target.to_text()).escape_debug().to_string();
@@ -652,7 +677,13 @@ pub fn describe(cmd: &Command) -> String {
             checks(&mut out, "check", &c.checks);
         }
         Command::Check(c) => {
-            let _ = writeln!(out, "mode check\ntimeout {}\nquiet {}", DisplayDuration(c.timeout), c.quiet);
+            let _ = writeln!(
+                out,
+                "mode check\ntimeout {}\nquiet {}\noutput {}",
+                DisplayDuration(c.timeout),
+                c.quiet,
+                c.output.as_str()
+            );
             checks(&mut out, "check", &c.checks);
         }
         Command::Run(c) => {
@@ -793,6 +824,14 @@ mod tests {
     }
 
     #[test]
+    fn check_output() {
+        let Ok(Command::Check(c)) = parse(args("check --output=json http://127.0.0.1/"), no_env) else { panic!() };
+        assert_eq!(c.output, Output::Json);
+        let Ok(Command::Check(c)) = parse(args("check http://127.0.0.1/"), no_env) else { panic!() };
+        assert_eq!(c.output, Output::Text);
+    }
+
+    #[test]
     fn usage_errors_name_the_argument() {
         let cases = [
             ("", "missing arguments"),
@@ -818,6 +857,7 @@ mod tests {
             ("serve a=http://localhost/ a=http://127.0.0.1/", "duplicate check name 'a'"),
             ("run --istio --linkerd -- x", "--istio and --linkerd are exclusive"),
             ("check --timeout 0 http://localhost/", "--timeout"),
+            ("check --output yaml http://localhost/", "invalid --output 'yaml': use text or json"),
             ("run --wait http://localhost/", "needs a command"),
             ("run -- ", "needs a command"),
             ("run --on-exit-when never -- true", "--on-exit-when"),
@@ -855,7 +895,7 @@ mod tests {
         let mut c = a.clone();
         c.request.extend_from_slice(b"Y");
         let taken = Check::parse("http://127.0.0.1:9/~2").unwrap();
-        let checks = finish_checks(vec![a, b, taken, c], true).unwrap();
+        let checks = finish_checks(vec![a, b, taken, c]).unwrap();
         let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["127.0.0.1:9/", "127.0.0.1:9/~3", "127.0.0.1:9/~2", "127.0.0.1:9/~4"]);
     }
@@ -916,9 +956,9 @@ mod tests {
             panic!()
         };
         let text = describe(&cmd);
-        assert!(text.contains("check name.invalid:8080/ http://name.invalid:8080/ (unresolved)"), "{text}");
+        assert!(text.contains("check name.invalid:8080/ http://name.invalid:8080/ (resolved each round)"), "{text}");
         assert!(text.contains("127.0.0.1:80,[::1]:80"), "{text}");
-        assert!(err("serve http://name.invalid/").contains("cannot resolve 'name.invalid'"));
+        assert!(parse(args("serve http://name.invalid/"), no_env).is_ok(), "a name is never a usage error");
     }
 
     #[test]

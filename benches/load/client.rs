@@ -42,6 +42,11 @@ impl Client {
         }
     }
 
+    /// Bytes of the last answer, head included.
+    pub fn last_len(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Times `count` sequential requests; every answer must be 200.
     pub fn latencies(&mut self, path: &str, count: usize) -> io::Result<Vec<Duration>> {
         (0..count)
@@ -49,10 +54,18 @@ impl Client {
                 let start = Instant::now();
                 match self.get(path)? {
                     200 => Ok(start.elapsed()),
-                    status => Err(io::Error::other(format!("{path} answered {status}"))),
+                    status => Err(io::Error::other(format!("{path} answered {status}: {}", self.first_line()))),
                 }
             })
             .collect()
+    }
+}
+
+impl Client {
+    /// The first body line of the last answer (`[-]NAME failed: REASON`).
+    fn first_line(&self) -> String {
+        let body = parse_head(&self.buf).map_or(&self.buf[..0], |(_, head, _)| &self.buf[head..]);
+        String::from_utf8_lossy(body).lines().next().unwrap_or_default().to_string()
     }
 }
 
