@@ -6,8 +6,6 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use url::{Host, Url};
-
 use crate::dns;
 use crate::location;
 use crate::VERSION;
@@ -29,11 +27,14 @@ pub enum Kind {
 #[derive(Clone, Debug)]
 pub struct Check {
     pub name: String,
-    pub url: Url,
     pub kind: Kind,
     /// Where to connect, tried in order, for an IP literal or `localhost`;
     /// empty for a name, which is resolved each round (see [`Check::dns_name`]).
     pub addrs: Vec<SocketAddr>,
+    /// The port connected to: the URL's, else 80.
+    pub port: u16,
+    /// The host in lower case, without brackets: the name resolved each round.
+    host: String,
     /// The URL as written, the way kubelet's client reads it: the base of
     /// redirects and the source of the request line and `Host`.
     pub target: location::Url,
@@ -203,23 +204,33 @@ impl Check {
     pub fn parse(arg: &str) -> Result<Check, CheckError> {
         let (name, text) = split_name(arg)?;
         let url = parse_url(text, &["http", "tcp"])?;
-        let kind = if url.scheme() == "tcp" { Kind::Tcp } else { Kind::Http };
-        let name = match name {
+        let kind = if url.target.scheme == b"tcp" { Kind::Tcp } else { Kind::Http };
+        let mut check = Check::new(String::new(), url, kind);
+        check.name = match name {
             Some(name) => name.to_string(),
-            None => default_name(&url),
+            None => check.default_name(),
         };
-        Ok(Check::new(name, url, as_written(text)?, kind))
+        Ok(check)
     }
 
     /// Parses a completion-callback URL (`http://` only), probed with `POST`.
     pub fn callback(arg: &str) -> Result<Check, CheckError> {
         let url = parse_url(arg, &["http"])?;
-        Ok(Check::new(arg.to_string(), url, as_written(arg)?, Kind::Post))
+        Ok(Check::new(arg.to_string(), url, Kind::Post))
     }
 
-    fn new(name: String, url: Url, target: location::Url, kind: Kind) -> Check {
-        let addrs = local_addrs(&url, url.port_or_known_default().unwrap_or(80)).unwrap_or_default();
-        let mut check = Check { name, url, target, kind, addrs, headers: Vec::new(), request: Vec::new() };
+    fn new(name: String, url: ParsedUrl, kind: Kind) -> Check {
+        let ParsedUrl { target, host, port, ip } = url;
+        let addrs = match ip {
+            Some(ip) => vec![SocketAddr::new(ip, port)],
+            // IPv4 first: it is what most applications in a pod listen on.
+            None if host == "localhost" => vec![
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+            ],
+            None => Vec::new(),
+        };
+        let mut check = Check { name, kind, addrs, port, host, target, headers: Vec::new(), request: Vec::new() };
         check.build_request();
         check
     }
@@ -318,39 +329,57 @@ impl Check {
     /// The host name to resolve each round; None for an IP literal or
     /// `localhost`, which never touch DNS.
     pub fn dns_name(&self) -> Option<&str> {
-        match self.url.host()? {
-            Host::Domain(d) if self.addrs.is_empty() => Some(d),
-            _ => None,
-        }
+        Some(self.host.as_str()).filter(|_| self.addrs.is_empty())
     }
 
     /// Whether the check is unnamed (named after its URL). An explicit name
     /// never looks like a default one: those hold a `/` or a `:`.
     pub fn has_default_name(&self) -> bool {
-        self.kind != Kind::Post && self.name == default_name(&self.url)
+        self.kind != Kind::Post && self.name == self.default_name()
     }
 
     /// Whether two checks probe the same thing the same way: the same kind,
     /// request bytes and default name (host, port, path and query; not the
     /// fragment, which is never sent, nor a tcp URL's empty path).
     pub fn same_target(&self, other: &Check) -> bool {
-        self.kind == other.kind && self.request == other.request && default_name(&self.url) == default_name(&other.url)
+        self.kind == other.kind && self.request == other.request && self.default_name() == other.default_name()
+    }
+
+    /// The name of an unnamed check: its URL without the scheme, in the
+    /// URL standard's normal form, so that spellings of one URL share a
+    /// name: the host in lower case, no `:80` on http, no `.` or `..`
+    /// segments, and spaces, quotes and the like percent-encoded.
+    fn default_name(&self) -> String {
+        let mut name = match self.addrs.first() {
+            Some(SocketAddr::V6(a)) if self.target.host.starts_with(b"[") => format!("[{}]", a.ip()),
+            _ => self.host.clone(),
+        };
+        if self.kind == Kind::Tcp || self.port != 80 {
+            name.push(':');
+            name.push_str(&self.port.to_string());
+        }
+        if self.kind != Kind::Tcp {
+            let path = location::remove_dots(&self.target.path, b"");
+            push_encoded(&mut name, if path.is_empty() { b"/" } else { &path }, b"\"<>`{}");
+            if self.target.force_query || !self.target.query.is_empty() {
+                name.push('?');
+                push_encoded(&mut name, &self.target.query, b"\"<>'");
+            }
+        }
+        name
     }
 }
 
-/// The addresses of an IP literal or `localhost`, or None for other names.
-pub fn local_addrs(url: &Url, port: u16) -> Option<Vec<SocketAddr>> {
-    match url.host()? {
-        Host::Ipv4(ip) => Some(vec![SocketAddr::new(IpAddr::V4(ip), port)]),
-        Host::Ipv6(ip) => Some(vec![SocketAddr::new(IpAddr::V6(ip), port)]),
-        // IPv4 first: it is what most applications in a pod listen on.
-        Host::Domain(d) if d.eq_ignore_ascii_case("localhost") => Some(vec![
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
-        ]),
-        // A `tcp://` URL's host is opaque to the url crate: an IPv4 literal
-        // there is a domain to it.
-        Host::Domain(d) => d.parse::<Ipv4Addr>().ok().map(|ip| vec![SocketAddr::new(IpAddr::V4(ip), port)]),
+/// Appends `part`, percent-encoding controls, space, non-ASCII bytes and
+/// those of `also`, as the URL standard encodes a path or a query.
+fn push_encoded(out: &mut String, part: &[u8], also: &[u8]) {
+    use fmt::Write as _;
+    for &c in part {
+        if c <= b' ' || c >= 0x7f || also.contains(&c) {
+            let _ = write!(out, "%{c:02X}");
+        } else {
+            out.push(char::from(c));
+        }
     }
 }
 
@@ -382,16 +411,28 @@ pub fn validate_name(name: &str) -> Result<(), CheckError> {
     }
 }
 
-fn parse_url(text: &str, schemes: &[&str]) -> Result<Url, CheckError> {
+/// A check's URL, read as kubelet's client reads it, and where it leads.
+struct ParsedUrl {
+    target: location::Url,
+    /// The host in lower case, without brackets.
+    host: String,
+    port: u16,
+    /// The host as an IP literal.
+    ip: Option<IpAddr>,
+}
+
+fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
     let shown = text.escape_debug();
     let with_scheme = || schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+    let invalid = |why: &str| CheckError(format!("invalid URL '{shown}'{why}"));
     // `localhost:8080/health` reads as the scheme `localhost`, `127.0.0.1:8080` as a
     // relative URL: either way the scheme was forgotten, so say that.
     if !text.contains("://") {
-        return Err(CheckError(format!("invalid URL '{shown}': start it with {}", with_scheme())));
+        return Err(invalid(&format!(": start it with {}", with_scheme())));
     }
-    let url = Url::parse(text).map_err(|e| CheckError(format!("invalid URL '{shown}': {e}")))?;
-    match url.scheme() {
+    let target = location::Url::parse(text.as_bytes()).map_err(|_| invalid(""))?;
+    let scheme = String::from_utf8_lossy(&target.scheme);
+    match &*scheme {
         s if schemes.contains(&s) => {}
         "https" => {
             return Err(CheckError(format!(
@@ -400,29 +441,40 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<Url, CheckError> {
         }
         s => return Err(CheckError(format!("unsupported scheme '{s}' in '{shown}': use {}", with_scheme()))),
     }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(CheckError(format!("URL without host: '{shown}'")));
+    // `http:x://y` has no authority: what follows the scheme is opaque.
+    if target.hostname().is_empty() || !target.opaque.is_empty() {
+        return Err(invalid(": empty host"));
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    if target.userinfo.is_some() {
         return Err(CheckError(format!("credentials in URL are not supported: '{shown}'")));
     }
-    if url.scheme() == "tcp" {
-        if url.port().is_none() {
-            return Err(CheckError(format!("tcp URL without port: '{shown}'")));
-        }
-        if !matches!(url.path(), "" | "/") || url.query().is_some() {
-            return Err(CheckError(format!("tcp URL takes no path or query: '{shown}'")));
-        }
+    let port = match target.port() {
+        b"" if scheme == "tcp" => return Err(CheckError(format!("tcp URL without port: '{shown}'"))),
+        b"" => 80,
+        digits => std::str::from_utf8(digits)
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| invalid(": invalid port number"))?,
+    };
+    if scheme == "tcp" && (!matches!(&target.path[..], b"" | b"/") || target.force_query || !target.query.is_empty()) {
+        return Err(CheckError(format!("tcp URL takes no path or query: '{shown}'")));
     }
-    Ok(url)
-}
-
-/// The URL as kubelet's client would read it; it must agree with `url`.
-fn as_written(text: &str) -> Result<location::Url, CheckError> {
-    match location::Url::parse(text.as_bytes()) {
-        Ok(url) if url.opaque.is_empty() && !url.host.is_empty() => Ok(url),
-        _ => Err(CheckError(format!("invalid URL '{}'", text.escape_debug()))),
-    }
+    // A name the resolver can ask for, or an IP literal in its plain form.
+    // A host ending in a number is meant as IPv4 (as the URL standard reads
+    // it), and only the dotted quad is taken: Go's dialer would look `127.1`
+    // up as a name, which never resolves.
+    let host = String::from_utf8_lossy(target.hostname()).to_ascii_lowercase();
+    let last_label = host.trim_end_matches('.').rsplit('.').next().unwrap_or_default();
+    let ip = if target.host.starts_with(b"[") {
+        Some(IpAddr::V6(host.parse().map_err(|_| invalid(": invalid IPv6 address"))?))
+    } else if !last_label.is_empty() && last_label.bytes().all(|b| b.is_ascii_digit()) {
+        Some(IpAddr::V4(host.parse().map_err(|_| invalid(": invalid IPv4 address"))?))
+    } else if host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
+        None
+    } else {
+        return Err(invalid(": invalid host name"));
+    };
+    Ok(ParsedUrl { target, host, port, ip })
 }
 
 /// Go's `CanonicalMIMEHeaderKey` for a valid field name: upper case at the
@@ -436,23 +488,6 @@ fn canonical_field_name(name: &str) -> String {
             c
         })
         .collect()
-}
-
-/// The name of an unnamed check: its URL without the scheme.
-fn default_name(url: &Url) -> String {
-    let mut name = String::from(url.host_str().unwrap_or_default());
-    if let Some(port) = url.port() {
-        name.push(':');
-        name.push_str(&port.to_string());
-    }
-    if url.scheme() != "tcp" {
-        name.push_str(url.path());
-        if let Some(q) = url.query() {
-            name.push('?');
-            name.push_str(q);
-        }
-    }
-    name
 }
 
 /// `[+]NAME ok` or `[-]NAME failed: REASON`.
@@ -514,6 +549,29 @@ mod tests {
         assert!(String::from_utf8(c.request).unwrap().contains("Host: [::1]:8080\r\n"));
     }
 
+    /// Spellings of one URL share a default name, in the URL standard's
+    /// normal form; the request still goes out as written, as kubelet's.
+    #[test]
+    fn default_names_are_normalised() {
+        let cases = [
+            ("HTTP://LocalHost:80/a/./b/../c d?x y'z#f", "localhost/a/c%20d?x%20y%27z"),
+            ("http://h", "h/"),
+            ("http://h:/x", "h/x"),
+            ("http://h:08080/x?", "h:8080/x?"),
+            ("http://h/x{y}=1,2/%22q%22?a=b&c=\\'|^`", "h/x%7By%7D=1,2/%22q%22?a=b&c=\\%27|^`"),
+            ("http://h/caf\u{e9}", "h/caf%C3%A9"),
+            ("http://[0:0::1]:80/", "[::1]/"),
+            ("tcp://DB.example:5432/", "db.example:5432"),
+        ];
+        for (url, name) in cases {
+            assert_eq!(Check::parse(url).unwrap().name, name, "{url}");
+        }
+        let c = Check::parse("http://LocalHost:80/a/./b/../c").unwrap();
+        assert!(String::from_utf8(c.request)
+            .unwrap()
+            .starts_with("GET /a/./b/../c HTTP/1.1\r\nHost: LocalHost:80\r\n"));
+    }
+
     #[test]
     fn rejects_bad_checks() {
         let cases = [
@@ -530,7 +588,18 @@ mod tests {
             ("bad name=http://localhost/", "invalid check name"),
             ("=http://localhost/", "invalid check name"),
             ("-x=http://localhost/", "invalid check name"),
-            ("http://localhost:99999/", "invalid URL"),
+            ("http://localhost:99999/", "invalid URL 'http://localhost:99999/': invalid port number"),
+            ("http://", "empty host"),
+            ("tcp:///x", "empty host"),
+            ("http:x://y", "empty host"),
+            ("http://@localhost/", "credentials"),
+            ("http://127.1/", "invalid IPv4 address"),
+            ("http://1.2.3.256/", "invalid IPv4 address"),
+            ("http://[fe80::1%25eth0]/", "invalid IPv6 address"),
+            ("http://[::1/", "invalid URL"),
+            ("http://a!b/", "invalid host name"),
+            ("http://caf\u{e9}/", "invalid host name"),
+            ("http://a b/", "invalid URL"),
         ];
         for (arg, want) in cases {
             let err = Check::parse(arg).unwrap_err().0;

@@ -402,7 +402,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             Some(url) if !url.is_empty() => {
                 let callback =
                     Check::callback(&url).map_err(|e| usage(format!("COMPLETION_CALLBACK_ENDPOINT: {e}")))?;
-                if !on_exit.iter().any(|c| c.url == callback.url) {
+                if !on_exit.iter().any(|c| c.same_target(&callback)) {
                     on_exit.push(callback);
                 }
             }
@@ -925,9 +925,9 @@ mod tests {
     fn run_presets_and_env() {
         let line = "run --istio --on-exit http://127.0.0.1:1/done -- app --flag";
         let Ok(Command::Run(c)) = parse(args(line), no_env) else { panic!() };
-        assert_eq!(c.wait[0].url.as_str(), ISTIO_WAIT);
+        assert_eq!(c.wait[0].target.to_text(), ISTIO_WAIT.as_bytes());
         assert_eq!(c.on_exit.len(), 1);
-        assert_eq!(c.on_exit[0].url.as_str(), "http://127.0.0.1:1/done");
+        assert_eq!(c.on_exit[0].target.to_text(), b"http://127.0.0.1:1/done");
         assert_eq!(c.command, args("app --flag"));
         assert_eq!(c.wait_timeout, None);
 
@@ -937,8 +937,8 @@ mod tests {
             _ => None,
         };
         let Ok(Command::Run(c)) = parse(args("run --linkerd -- job"), env) else { panic!() };
-        let urls: Vec<&str> = c.on_exit.iter().map(|c| c.url.as_str()).collect();
-        assert_eq!(urls, [LINKERD_ON_EXIT, ISTIO_ON_EXIT]);
+        let urls: Vec<Vec<u8>> = c.on_exit.iter().map(|c| c.target.to_text()).collect();
+        assert_eq!(urls, [LINKERD_ON_EXIT.as_bytes(), ISTIO_ON_EXIT.as_bytes()]);
         let Ok(Command::Run(c)) =
             parse(args("run --wait-timeout 30s --wait-timeout-continue --on-exit-when failure -- x"), no_env)
         else {

@@ -467,9 +467,8 @@ fn connect_result(stream: &TcpStream) -> Option<io::Result<()>> {
 
 /// `ips` with the check's port, into `out`.
 fn with_port(out: &mut Vec<SocketAddr>, ips: &[IpAddr], check: &Check) {
-    let port = check.url.port_or_known_default().unwrap_or(80);
     out.clear();
-    out.extend(ips.iter().map(|&ip| SocketAddr::new(ip, port)));
+    out.extend(ips.iter().map(|&ip| SocketAddr::new(ip, check.port)));
 }
 
 /// Carries out a lookup's actions until one has to wait for readiness;

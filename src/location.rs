@@ -376,8 +376,7 @@ fn parse_host(scheme: &[u8], host: &[u8]) -> Result<Vec<u8>, Invalid> {
             };
             let text = std::str::from_utf8(&literal).map_err(|_| Invalid)?;
             let addr = text.split('%').next().unwrap_or_default();
-            // The url crate's IPv6 parser, already in the binary.
-            if !matches!(url::Host::parse(&format!("[{addr}]")), Ok(url::Host::Ipv6(_))) {
+            if addr.parse::<std::net::Ipv6Addr>().is_err() {
                 return Err(Invalid);
             }
             return Ok([b"[", &literal[..], b"]", &unescape(port, Mode::Host)?[..]].concat());
@@ -410,7 +409,7 @@ fn split_host_port(host_port: &[u8]) -> (&[u8], &[u8]) {
 
 /// Merges a reference path into a base path and removes `.` and `..`
 /// segments (RFC 3986 section 5.2.3 and 5.2.4, as Go does them).
-fn remove_dots(base: &[u8], r: &[u8]) -> Vec<u8> {
+pub fn remove_dots(base: &[u8], r: &[u8]) -> Vec<u8> {
     let full = if r.is_empty() {
         base.to_vec()
     } else if r[0] != b'/' {

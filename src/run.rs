@@ -262,9 +262,10 @@ fn finish(driver: &mut Driver, config: &RunConfig, code: u8) -> Result<u8, Error
 }
 
 fn log_callback(check: &Check, verdict: &Verdict) {
+    let url = String::from_utf8_lossy(&check.target.to_text()).into_owned();
     match verdict {
-        Verdict::Pass => drop(log::info("on_exit").kv("url", &check.url).kv("result", "ok")),
-        Verdict::Fail(reason) => drop(log::warn("on_exit").kv("url", &check.url).kv("result", reason)),
+        Verdict::Pass => drop(log::info("on_exit").kv("url", &url).kv("result", "ok")),
+        Verdict::Fail(reason) => drop(log::warn("on_exit").kv("url", &url).kv("result", reason)),
     }
 }
 
