@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::dns;
 use crate::location;
+use crate::log::Shown;
 use crate::VERSION;
 
 /// Longest check name: a DNS label, so names fit wherever Kubernetes names do.
@@ -406,7 +407,7 @@ pub fn validate_name(name: &str) -> Result<(), CheckError> {
     } else {
         Err(CheckError(format!(
             "invalid check name '{}': use letters, digits, '.', '_' and '-' (at most {MAX_NAME}), starting with a letter or digit",
-            name.escape_debug()
+            Shown(name)
         )))
     }
 }
@@ -422,7 +423,7 @@ struct ParsedUrl {
 }
 
 fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
-    let shown = text.escape_debug();
+    let shown = Shown(text);
     let with_scheme = || schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
     let invalid = |why: &str| CheckError(format!("invalid URL '{shown}'{why}"));
     // `localhost:8080/health` reads as the scheme `localhost`, `127.0.0.1:8080` as a

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::check::{Check, CheckError, DisplayDuration, Kind};
+use crate::log::{self, Shown};
 
 pub const USAGE: &str = "\
 healthcheck: is every part of this pod ready?
@@ -188,10 +189,10 @@ pub fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Resul
         "check" => parse_check(args),
         "run" => parse_run(args, env),
         s if s.starts_with('-') => {
-            Err(usage(format!("unknown option '{}' (a mode comes first: serve, check or run)", s.escape_debug())))
+            Err(usage(format!("unknown option '{}' (a mode comes first: serve, check or run)", Shown(s))))
         }
         s if s.bytes().all(|b| b.is_ascii_digit()) => parse_positional(s, args),
-        s => Err(usage(format!("unknown mode '{}': use serve, check or run", s.escape_debug()))),
+        s => Err(usage(format!("unknown mode '{}': use serve, check or run", Shown(s)))),
     }
 }
 
@@ -216,7 +217,7 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
             _ if arg.starts_with('-') => {
                 return Err(usage(format!(
                     "unexpected option '{}' in the PORT TIMEOUT CHECK... form: use 'healthcheck serve'",
-                    arg.escape_debug()
+                    Shown(&arg)
                 )))
             }
             _ => checks.push(Check::parse(&arg)?),
@@ -248,13 +249,10 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
             "--listen" => {
                 let v = args.value(flag, inline)?;
                 listen = Some(v.parse::<SocketAddr>().map_err(|_| {
-                    usage(format!(
-                        "invalid --listen '{}': use IP:PORT, e.g. 127.0.0.1:8081 or [::]:8081",
-                        v.escape_debug()
-                    ))
+                    usage(format!("invalid --listen '{}': use IP:PORT, e.g. 127.0.0.1:8081 or [::]:8081", Shown(&v)))
                 })?);
                 if listen.is_some_and(|a| a.port() == 0) {
-                    return Err(usage(format!("invalid --listen '{}': use a port from 1 to 65535", v.escape_debug())));
+                    return Err(usage(format!("invalid --listen '{}': use a port from 1 to 65535", Shown(&v))));
                 }
             }
             "--port" => port = Some(parse_port(&args.value(flag, inline)?)?),
@@ -263,12 +261,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
                 let v = args.value(flag, inline)?;
                 max_connections = match v.parse::<usize>() {
                     Ok(n) if (1..=1_000_000).contains(&n) => n,
-                    _ => {
-                        return Err(usage(format!(
-                            "invalid --max-connections '{}': use 1 to 1000000",
-                            v.escape_debug()
-                        )))
-                    }
+                    _ => return Err(usage(format!("invalid --max-connections '{}': use 1 to 1000000", Shown(&v)))),
                 };
             }
             "--verbose" => verbose = switch(flag, inline)?,
@@ -310,7 +303,7 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
                 output = [Output::Text, Output::Json]
                     .into_iter()
                     .find(|o| o.as_str() == v)
-                    .ok_or_else(|| usage(format!("invalid --output '{}': use text or json", v.escape_debug())))?;
+                    .ok_or_else(|| usage(format!("invalid --output '{}': use text or json", Shown(&v))))?;
             }
             "--dry-run" => dry_run = switch(flag, inline)?,
             "-h" | "--help" => return Ok(Command::Help),
@@ -343,7 +336,8 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     let mut headers = Vec::new();
     while let Some(arg) = args.next_os() {
         let Some(text) = arg.to_str() else {
-            return Err(usage(format!("invalid option {arg:?}: put COMMAND after '--'")));
+            let arg = arg.to_string_lossy();
+            return Err(usage(format!("invalid option '{}': put COMMAND after '--'", Shown(&arg))));
         };
         let (flag, inline) = split_flag(text);
         match flag {
@@ -357,12 +351,10 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             "--on-exit-timeout" => on_exit_timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--on-exit-when" => {
                 let v = args.value(flag, inline)?;
-                on_exit_when = [When::Always, When::Success, When::Failure]
-                    .into_iter()
-                    .find(|w| w.as_str() == v)
-                    .ok_or_else(|| {
-                        usage(format!("invalid --on-exit-when '{}': use always, success or failure", v.escape_debug()))
-                    })?;
+                on_exit_when =
+                    [When::Always, When::Success, When::Failure].into_iter().find(|w| w.as_str() == v).ok_or_else(
+                        || usage(format!("invalid --on-exit-when '{}': use always, success or failure", Shown(&v))),
+                    )?;
             }
             "--istio" => istio = switch(flag, inline)?,
             "--linkerd" => linkerd = switch(flag, inline)?,
@@ -373,7 +365,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
                 break;
             }
             _ if flag.starts_with('-') => return Err(unknown_option("run", text)),
-            _ => return Err(usage(format!("unexpected argument '{}': put COMMAND after '--'", text.escape_debug()))),
+            _ => return Err(usage(format!("unexpected argument '{}': put COMMAND after '--'", Shown(text)))),
         }
     }
     if command.is_empty() {
@@ -433,10 +425,7 @@ fn completion_callback_enabled(value: Option<String>) -> Result<bool, UsageError
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" => Ok(true),
         "" | "0" | "false" => Ok(false),
-        _ => Err(usage(format!(
-            "invalid ENABLE_COMPLETION_CALLBACK '{}': use 1, true, 0 or false",
-            value.escape_debug()
-        ))),
+        _ => Err(usage(format!("invalid ENABLE_COMPLETION_CALLBACK '{}': use 1, true, 0 or false", Shown(&value)))),
     }
 }
 
@@ -492,7 +481,7 @@ const FRAMING_FIELDS: [&str; 3] = ["content-length", "transfer-encoding", "trail
 /// name that matches, as names may hold `=`).
 fn apply_headers(checks: &mut [Check], headers: &[String]) -> Result<(), UsageError> {
     for arg in headers {
-        let bad = |why: &str| usage(format!("invalid --header '{}': {why}", arg.escape_debug()));
+        let bad = |why: &str| usage(format!("invalid --header '{}': {why}", Shown(arg)));
         if arg.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return Err(bad("CR, LF and NUL are not allowed"));
         }
@@ -528,7 +517,7 @@ fn apply_headers(checks: &mut [Check], headers: &[String]) -> Result<(), UsageEr
 fn parse_port(s: &str) -> Result<u16, UsageError> {
     match s.parse::<u16>() {
         Ok(port) if port > 0 => Ok(port),
-        _ => Err(usage(format!("invalid port '{}': use 1 to 65535", s.escape_debug()))),
+        _ => Err(usage(format!("invalid port '{}': use 1 to 65535", Shown(s)))),
     }
 }
 
@@ -536,7 +525,7 @@ fn parse_timeout(what: &str, s: &str) -> Result<Duration, UsageError> {
     match parse_duration(s) {
         Ok(d) if d.is_zero() => Err(usage(format!("invalid {what} '{s}': must be more than zero"))),
         Ok(d) => Ok(d),
-        Err(e) => Err(usage(format!("invalid {what} '{}': {e}", s.escape_debug()))),
+        Err(e) => Err(usage(format!("invalid {what} '{}': {e}", Shown(s)))),
     }
 }
 
@@ -612,7 +601,7 @@ fn switch(flag: &str, inline: Option<&str>) -> Result<bool, UsageError> {
 }
 
 fn unknown_option(mode: &str, arg: &str) -> UsageError {
-    usage(format!("unknown option '{}' for {mode}", arg.escape_debug()))
+    usage(format!("unknown option '{}' for {mode}", Shown(arg)))
 }
 
 struct Args {
@@ -631,7 +620,10 @@ impl Args {
     fn next_str(&mut self) -> Result<Option<String>, UsageError> {
         match self.args.next() {
             None => Ok(None),
-            Some(os) => os.into_string().map(Some).map_err(|os| usage(format!("argument is not UTF-8: {os:?}"))),
+            Some(os) => os
+                .into_string()
+                .map(Some)
+                .map_err(|os| usage(format!("argument is not UTF-8: '{}'", Shown(&os.to_string_lossy())))),
         }
     }
 
@@ -657,10 +649,10 @@ pub fn describe(cmd: &Command) -> String {
             let addrs = if addrs.is_empty() { "resolved each round".to_string() } else { addrs.join(",") };
             // The URL as written: two checks that differ only in how their host is
             // written (`LOCALHOST`, `:80`) probe differently and must look different.
-            let url = String::from_utf8_lossy(&c.target.to_text()).escape_debug().to_string();
+            let url = Shown(&String::from_utf8_lossy(&c.target.to_text())).to_string();
             let _ = writeln!(out, "{label} {} {url} ({addrs})", c.name);
             for (name, value) in &c.headers {
-                let _ = writeln!(out, "{label}-header {} {name}: {}", c.name, value.escape_debug());
+                let _ = writeln!(out, "{label}-header {} {name}: {}", c.name, Shown(value));
             }
         }
     };
@@ -708,7 +700,13 @@ pub fn describe(cmd: &Command) -> String {
                 c.on_exit_when.as_str()
             );
             checks(&mut out, "on-exit", &c.on_exit);
-            let _ = writeln!(out, "command {:?}", c.command);
+            out.push_str("command [");
+            for (i, arg) in c.command.iter().enumerate() {
+                out.push_str(if i == 0 { "\"" } else { ", \"" });
+                let _ = log::write_escaped(&mut out, &arg.to_string_lossy(), '"');
+                out.push('"');
+            }
+            out.push_str("]\n");
         }
         Command::Help | Command::Version => {}
     }
@@ -959,6 +957,14 @@ mod tests {
         assert!(text.contains("check name.invalid:8080/ http://name.invalid:8080/ (resolved each round)"), "{text}");
         assert!(text.contains("127.0.0.1:80,[::1]:80"), "{text}");
         assert!(parse(args("serve http://name.invalid/"), no_env).is_ok(), "a name is never a usage error");
+    }
+
+    #[test]
+    fn dry_run_shows_the_command_quoted() {
+        let mut argv = args("run --dry-run -- sh -c");
+        argv.push("echo \"x\"\n".into());
+        let Ok(cmd) = parse(argv, no_env) else { panic!() };
+        assert!(describe(&cmd).contains("\ncommand [\"sh\", \"-c\", \"echo \\\"x\\\"\\n\"]\n"), "{}", describe(&cmd));
     }
 
     #[test]
