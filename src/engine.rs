@@ -3,7 +3,7 @@
 //! names the checks use are looked up first, within it), and tells which
 //! checks have their verdict (and since when) as they land.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -49,6 +49,11 @@ struct Slot {
     settled: Option<Instant>,
     /// Waiting for its name: the probe starts when the lookup ends.
     resolving: bool,
+    /// The first check of the round that names the same host (itself when
+    /// none before it does): the one whose lookup it shares.
+    same_name: usize,
+    /// The lookup this check began this round.
+    lookup: Option<usize>,
 }
 
 /// Lookups under way at once, each with its two queries outstanding; the
@@ -93,8 +98,9 @@ pub struct Engine {
     resolver: Resolver,
     /// This round's lookups; lookup `j` has token `base + slots + j`.
     lookups: Vec<NameLookup>,
-    /// Names looked up this round, so each is asked once per round.
-    looked_up: HashMap<String, usize>,
+    /// The checks with a name to resolve, in name order: each name is asked
+    /// once per round.
+    by_name: Vec<usize>,
     /// Lookups waiting for their turn, and how many are under way.
     queued: VecDeque<usize>,
     in_flight: usize,
@@ -124,7 +130,7 @@ impl Engine {
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             resolver: Resolver::default(),
             lookups: Vec::new(),
-            looked_up: HashMap::new(),
+            by_name: Vec::new(),
             queued: VecDeque::new(),
             in_flight: 0,
             dns_wake: None,
@@ -162,24 +168,32 @@ impl Engine {
         self.pending = checks.len();
         self.slots.resize_with(checks.len(), Slot::default);
         self.lookups.clear();
-        self.looked_up.clear();
         self.queued.clear();
         self.in_flight = 0;
         self.dns_wake = None;
-        if checks.iter().any(|c| c.dns_name().is_some()) {
+        self.by_name.clear();
+        self.by_name.extend((0..checks.len()).filter(|&i| checks[i].dns_name().is_some()));
+        if !self.by_name.is_empty() {
             self.resolver.refresh();
+        }
+        // Each name's checks in check order: the first leads.
+        self.by_name.sort_unstable_by_key(|&i| (checks[i].dns_name(), i));
+        for (k, &i) in self.by_name.iter().enumerate() {
+            let same = k > 0 && checks[self.by_name[k - 1]].dns_name() == checks[i].dns_name();
+            self.slots[i].same_name = if same { self.slots[self.by_name[k - 1]].same_name } else { i };
         }
         let mut addrs = Vec::new();
         for (i, check) in checks.iter().enumerate() {
             self.slots[i].verdict = None;
             self.slots[i].settled = None;
             self.slots[i].resolving = false;
+            self.slots[i].lookup = None;
             let Some(name) = check.dns_name() else {
                 self.start_probe(i, check, &check.addrs, registry, now);
                 continue;
             };
             // A name already asked this round: its outcome, or a wait for it.
-            let known = match self.looked_up.get(name).map(|&j| &mut self.lookups[j]) {
+            let known = match self.slots[self.slots[i].same_name].lookup.map(|j| &mut self.lookups[j]) {
                 Some(entry) => match &entry.outcome {
                     None => {
                         entry.waiters.push(i);
@@ -192,7 +206,7 @@ impl Engine {
                     Some(known) => known,
                     None => {
                         let j = self.lookups.len();
-                        self.looked_up.insert(name.to_string(), j);
+                        self.slots[i].lookup = Some(j);
                         self.lookups.push(NameLookup {
                             name: name.to_string(),
                             lookup: None,

@@ -6,7 +6,6 @@ pub mod conf;
 pub mod lookup;
 pub mod message;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::Read as _;
@@ -98,7 +97,9 @@ const MAX_FILE: u64 = 64 * 1024;
 pub struct Resolver {
     conf: ResolvConf,
     hosts: Hosts,
-    cache: HashMap<String, (Vec<IpAddr>, Instant)>,
+    /// Answers and until when they hold, sorted by name for a binary
+    /// search: a round asks for each of its names.
+    cache: Vec<(String, Vec<IpAddr>, Instant)>,
     rng: Rng,
     files: [FileStamp; 2],
 }
@@ -115,7 +116,7 @@ impl Default for Resolver {
 
 impl Resolver {
     pub fn new(conf: ResolvConf, hosts: Hosts, rng: Rng) -> Resolver {
-        Resolver { conf, hosts, cache: HashMap::new(), rng, files: [None, None] }
+        Resolver { conf, hosts, cache: Vec::new(), rng, files: [None, None] }
     }
 
     /// Reads `/etc/resolv.conf` and `/etc/hosts` again if they changed
@@ -144,10 +145,15 @@ impl Resolver {
         if !from_hosts.is_empty() {
             return Some(Ok(from_hosts));
         }
-        match self.cache.get(name) {
-            Some((addrs, until)) if now < *until => Some(Ok(addrs.clone())),
+        match self.cached(name) {
+            Ok(k) if now < self.cache[k].2 => Some(Ok(self.cache[k].1.clone())),
             _ => None,
         }
+    }
+
+    /// Where `name` is in the cache, or where it would go.
+    fn cached(&self, name: &str) -> Result<usize, usize> {
+        self.cache.binary_search_by(|(cached, ..)| cached.as_str().cmp(name))
     }
 
     /// Begins a lookup of `name` with the servers and search list of now;
@@ -161,17 +167,31 @@ impl Resolver {
     /// Keeps a lookup's answer for its TTL (capped); a TTL of 0 is not kept.
     pub fn store(&mut self, name: &str, found: &Found, now: Instant) {
         let ttl = found.ttl.min(MAX_TTL);
+        let at = self.cached(name);
         if ttl.is_zero() {
-            self.cache.remove(name);
+            if let Ok(k) = at {
+                self.cache.remove(k);
+            }
             return;
         }
-        if self.cache.len() >= MAX_CACHED && !self.cache.contains_key(name) {
-            self.cache.retain(|_, (_, until)| now < *until);
-            if self.cache.len() >= MAX_CACHED {
+        let entry = (name.to_string(), found.addrs.clone(), now + ttl);
+        let k = match at {
+            Ok(k) => {
+                self.cache[k] = entry;
                 return;
             }
-        }
-        self.cache.insert(name.to_string(), (found.addrs.clone(), now + ttl));
+            Err(_) if self.cache.len() >= MAX_CACHED => {
+                self.cache.retain(|(.., until)| now < *until);
+                if self.cache.len() >= MAX_CACHED {
+                    return;
+                }
+                // Not there before, so not there now: where it goes.
+                let (Ok(k) | Err(k)) = self.cached(name);
+                k
+            }
+            Err(k) => k,
+        };
+        self.cache.insert(k, entry);
     }
 }
 
@@ -218,6 +238,33 @@ mod tests {
         r.store("web", &found, now);
         assert_eq!(r.known("web", now + Duration::from_secs(4)), Some(Ok(found.addrs.clone())));
         assert_eq!(r.known("web", now + Duration::from_secs(5)), None, "expired");
+    }
+
+    #[test]
+    fn cache_keeps_each_name_and_stays_bounded() {
+        let now = Instant::now();
+        let mut r = resolver("");
+        let found = |i: u32, secs| Found { addrs: vec![IpAddr::from(i.to_be_bytes())], ttl: Duration::from_secs(secs) };
+        // Stored out of name order, each name is found with its own answer.
+        let names: Vec<String> = (0..MAX_CACHED as u32).map(|i| format!("n{}.test", i * 7919 % 4096)).collect();
+        for (i, name) in names.iter().enumerate() {
+            r.store(name, &found(i as u32, 60), now);
+        }
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(r.known(name, now), Some(Ok(found(i as u32, 60).addrs)), "{name}");
+        }
+        // A new answer replaces the old one; a TTL of 0 drops it.
+        r.store("n0.test", &found(9, 60), now);
+        assert_eq!(r.known("n0.test", now), Some(Ok(found(9, 60).addrs)));
+        r.store("n0.test", &found(9, 0), now);
+        assert_eq!(r.known("n0.test", now), None);
+        // Full: a new name is kept only once expired answers made room.
+        r.store("n0.test", &found(1, 60), now);
+        r.store("more.test", &found(2, 60), now);
+        assert_eq!((r.known("more.test", now), r.cache.len()), (None, MAX_CACHED));
+        r.store("more.test", &found(2, 60), now + Duration::from_secs(61));
+        assert_eq!(r.known("more.test", now + Duration::from_secs(61)), Some(Ok(found(2, 60).addrs)));
+        assert_eq!(r.cache.len(), 1);
     }
 
     #[test]
