@@ -2,10 +2,11 @@
 //! command, forward signals to it, then call the completion callbacks and
 //! exit with its code.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
-use std::os::unix::process::CommandExt as _;
-use std::process::Command;
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt as _;
+use std::ptr;
 use std::time::{Duration, Instant};
 
 use crate::check::{Check, DisplayDuration, Verdict};
@@ -63,35 +64,31 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
         }
     }
     let program = &config.command[0];
-    let mut command = Command::new(program);
-    command.args(&config.command[1..]);
-    // std keeps the caller's signal mask, and ours blocks what we forward:
-    // the command starts with the mask we were started with.
+    // Ours blocks what we forward: the command starts with the mask we
+    // were started with.
     let mask = driver.original_mask();
-    // SAFETY: the closure runs between fork and exec and only calls
-    // sigprocmask, which is async-signal-safe, on a copied mask.
-    unsafe {
-        command.pre_exec(move || match libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut()) {
-            0 => Ok(()),
-            _ => Err(io::Error::last_os_error()),
-        });
-    }
-    if config.on_exit.is_empty() && std::process::id() != 1 {
-        // Nothing to do after the command: become it, so its signals and
-        // exit code are the kernel's business. Not as PID 1: the command
-        // would be PID 1 itself, the kernel would drop every signal it has
-        // no handler for (SIGTERM included) and nobody would reap orphans.
-        let err = command.exec();
-        return Ok(spawn_failed(program, &err));
-    }
-    let child = match command.spawn() {
-        Ok(child) => child,
+    // Nothing to do after the command: become it, so its signals and exit
+    // code are the kernel's business. Not as PID 1: the command would be
+    // PID 1 itself, the kernel would drop every signal it has no handler
+    // for (SIGTERM included) and nobody would reap orphans.
+    let become_it = config.on_exit.is_empty() && std::process::id() != 1;
+    let started =
+        Argv::new(&config.command).and_then(
+            |command| {
+                if become_it {
+                    Err(command.exec(&mask))
+                } else {
+                    command.spawn(&mask)
+                }
+            },
+        );
+    let pid = match started {
+        Ok(pid) => pid,
         Err(err) => {
             let code = spawn_failed(program, &err);
             return finish(&mut driver, config, code);
         }
     };
-    let pid = child.id() as libc::pid_t;
     log::info("child_started").kv("pid", pid).kv("command", program.to_string_lossy());
     let code = supervise(&mut driver, pid)?;
     finish(&mut driver, config, code)
@@ -101,6 +98,88 @@ fn spawn_failed(program: &OsString, err: &io::Error) -> u8 {
     let code = if err.kind() == io::ErrorKind::NotFound { EXIT_NOT_FOUND } else { EXIT_CANNOT_EXECUTE };
     log::error("exec_failed").kv("command", program.to_string_lossy()).kv("error", err).kv("exit_code", code);
     code
+}
+
+extern "C" {
+    /// The process's environment (POSIX), which the command inherits.
+    static environ: *const *mut libc::c_char;
+}
+
+/// COMMAND as the exec family takes it: C strings and the null-ended
+/// array of pointers into them. The first is looked up in `PATH`.
+struct Argv {
+    _strings: Vec<CString>,
+    pointers: Vec<*mut libc::c_char>,
+}
+
+impl Argv {
+    fn new(command: &[OsString]) -> io::Result<Argv> {
+        // Arguments from the command line never hold a NUL byte.
+        let strings = command
+            .iter()
+            .map(|arg| CString::new(arg.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput)))
+            .collect::<io::Result<Vec<CString>>>()?;
+        let mut pointers: Vec<_> = strings.iter().map(|s| s.as_ptr().cast_mut()).collect();
+        pointers.push(ptr::null_mut());
+        Ok(Argv { _strings: strings, pointers })
+    }
+
+    /// Starts the command as a child with the signal mask `mask` and
+    /// SIGPIPE at its default action (std ignores SIGPIPE in us, and an
+    /// ignored signal stays ignored across exec), as std's spawn does.
+    /// musl and glibc report a failed exec (not found, not executable) as
+    /// the error.
+    fn spawn(&self, mask: &libc::sigset_t) -> io::Result<libc::pid_t> {
+        let mut attr = MaybeUninit::<libc::posix_spawnattr_t>::uninit();
+        let mut default = MaybeUninit::<libc::sigset_t>::uninit();
+        let mut pid = 0;
+        // SAFETY: attr is initialised by posix_spawnattr_init before use
+        // and destroyed once; the sets are initialised by sigemptyset; the
+        // argv and environ arrays are null-ended and outlive the call.
+        unsafe {
+            os_result(libc::posix_spawnattr_init(attr.as_mut_ptr()))?;
+            libc::sigemptyset(default.as_mut_ptr());
+            libc::sigaddset(default.as_mut_ptr(), libc::SIGPIPE);
+            let flags = (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short;
+            let spawned = os_result(libc::posix_spawnattr_setflags(attr.as_mut_ptr(), flags))
+                .and_then(|()| os_result(libc::posix_spawnattr_setsigmask(attr.as_mut_ptr(), mask)))
+                .and_then(|()| os_result(libc::posix_spawnattr_setsigdefault(attr.as_mut_ptr(), default.as_ptr())))
+                .and_then(|()| {
+                    let (program, argv) = (self.pointers[0], self.pointers.as_ptr());
+                    os_result(libc::posix_spawnp(&mut pid, program, ptr::null(), attr.as_ptr(), argv, environ))
+                });
+            libc::posix_spawnattr_destroy(attr.as_mut_ptr());
+            spawned.map(|()| pid)
+        }
+    }
+
+    /// Replaces this process with the command, in the state [`Argv::spawn`]
+    /// gives a child. Returns only when that failed, the wrapper's own
+    /// mask and SIGPIPE disposition back in place.
+    fn exec(&self, mask: &libc::sigset_t) -> io::Error {
+        let mut ours = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigprocmask writes the old mask into `ours` (read only
+        // after it succeeded); the argv array is null-ended.
+        unsafe {
+            if libc::sigprocmask(libc::SIG_SETMASK, mask, ours.as_mut_ptr()) != 0 {
+                return io::Error::last_os_error();
+            }
+            let pipe = libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::execvp(self.pointers[0], self.pointers.as_ptr().cast());
+            let err = io::Error::last_os_error();
+            libc::signal(libc::SIGPIPE, pipe);
+            libc::sigprocmask(libc::SIG_SETMASK, ours.as_ptr(), ptr::null_mut());
+            err
+        }
+    }
+}
+
+/// The posix_spawn family's result: 0 or an error number.
+fn os_result(code: libc::c_int) -> io::Result<()> {
+    match code {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
 }
 
 /// Probes the wait checks every interval until they all pass, the wait

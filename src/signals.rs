@@ -15,7 +15,7 @@ use mio::{Interest, Registry, Token};
 pub struct Signals {
     fd: OwnedFd,
     /// The mask before [`Signals::new`] blocked ours: what a child should
-    /// start with (std's spawn and exec keep the caller's mask).
+    /// start with (spawn and exec keep the caller's mask).
     original: libc::sigset_t,
 }
 

@@ -479,6 +479,24 @@ fn environment_reaches_the_child_and_can_add_a_callback() {
     assert!(done.stderr.contains("invalid ENABLE_COMPLETION_CALLBACK 'yes'"), "{}", done.stderr);
 }
 
+/// The wrapper blocks the signals it forwards and ignores SIGPIPE (Rust's runtime does); the
+/// command starts with neither: nothing blocked, SIGPIPE at its default action.
+#[test]
+fn the_child_starts_with_no_signal_blocked_and_sigpipe_default() {
+    for mode in modes() {
+        // Not through sh, which clears its own mask.
+        let done = mode.start(&["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"]).finish();
+        assert_eq!(done.code(), 0, "{}", done.stderr);
+        let mask = |name: &str| {
+            let line = done.stdout.lines().find(|l| l.starts_with(name)).expect(name);
+            u64::from_str_radix(line[name.len()..].trim(), 16).expect("a hex mask")
+        };
+        assert_eq!(mask("SigBlk:"), 0, "{}", done.stdout);
+        assert_eq!(mask("SigIgn:") & 1 << (libc::SIGPIPE - 1), 0, "SIGPIPE ignored: {}", done.stdout);
+        mode.assert_called_back();
+    }
+}
+
 #[test]
 fn the_child_shares_stdin_stdout_and_stderr() {
     let script = "read line; echo \"out $line\"; echo \"err $line\" >&2";
