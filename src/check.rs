@@ -50,6 +50,12 @@ pub enum Reason {
     HttpsRedirect,
     Connect(io::ErrorKind, Option<i32>),
     Io(io::ErrorKind, Option<i32>),
+    /// A gRPC health answer other than SERVING.
+    Health(i32),
+    /// A gRPC status other than OK, and its message (escaped, cut short).
+    GrpcStatus(u32, String),
+    GoAway,
+    StreamReset,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +98,22 @@ impl fmt::Display for Reason {
             Reason::HttpsRedirect => f.write_str("redirect to https not supported"),
             Reason::Connect(kind, os) => write!(f, "connect: {}", OsError(*kind, *os)),
             Reason::Io(kind, os) => write!(f, "io: {}", OsError(*kind, *os)),
+            Reason::Health(status) => match crate::grpc::health_name(*status) {
+                Some(name) => f.write_str(name),
+                None => write!(f, "health status {status}"),
+            },
+            Reason::GrpcStatus(code, message) => {
+                match crate::grpc::status_name(*code) {
+                    Some(name) => write!(f, "grpc status {name}")?,
+                    None => write!(f, "grpc status {code}")?,
+                }
+                if !message.is_empty() {
+                    write!(f, ": {message}")?;
+                }
+                Ok(())
+            }
+            Reason::GoAway => f.write_str("goaway"),
+            Reason::StreamReset => f.write_str("stream reset"),
         }
     }
 }

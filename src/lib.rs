@@ -7,6 +7,7 @@
 pub mod check;
 pub mod cli;
 pub mod engine;
+pub mod grpc;
 pub mod http;
 pub mod log;
 pub mod oneshot;
