@@ -2,6 +2,7 @@
 //! response writing, probe response parsing, verdict aggregation.
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use healthcheck::check::{self, Check, Reason, Verdict};
@@ -54,8 +55,8 @@ fn outbound(c: &mut Criterion) {
     c.bench_function("probe/one round of one check", |b| {
         b.iter(|| {
             // The engine's sequence for a healthy endpoint, sockets aside.
-            assert!(matches!(probe.start(check), Action::Connect(_)));
-            assert_eq!(probe.connected(check), Action::Send);
+            assert!(matches!(probe.start(check, Instant::now()), Action::Connect(_)));
+            assert_eq!(probe.connected(check, Instant::now()), Action::Send);
             let n = probe.output(check).len();
             assert_eq!(probe.wrote(check, n), Action::Receive);
             probe.received(check, black_box(UPSTREAM_OK))

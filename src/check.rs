@@ -1,5 +1,5 @@
-//! A check: a name and a target (an http URL or a tcp host:port), and the
-//! verdict a probe of it reaches.
+//! A check: a name and a target (an http URL, a tcp host:port or a gRPC
+//! health service), and the verdict a probe of it reaches.
 
 use std::fmt;
 use std::io;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use url::{Host, Url};
 
-use crate::VERSION;
+use crate::{grpc, VERSION};
 
 /// Longest check name: a DNS label, so names fit wherever Kubernetes names do.
 const MAX_NAME: usize = 63;
@@ -22,6 +22,8 @@ pub enum Kind {
     Tcp,
     /// `POST` with an empty body (a completion callback); no redirects.
     Post,
+    /// A grpc.health.v1 Check call over h2c; pass on SERVING.
+    Grpc,
 }
 
 #[derive(Clone, Debug)]
@@ -33,6 +35,8 @@ pub struct Check {
     pub addrs: Vec<SocketAddr>,
     /// The request bytes, built once so a round formats nothing.
     pub request: Vec<u8>,
+    /// The gRPC call of a `grpc://` check, built once too.
+    pub grpc: grpc::Request,
 }
 
 /// Why a check failed: short, stable texts for `/all` and the logs.
@@ -160,17 +164,27 @@ impl fmt::Display for CheckError {
 }
 
 impl Check {
-    /// Parses `[NAME=]URL` for a probe (`http://` or `tcp://`). Addresses are
-    /// left empty: see [`Check::resolve`].
+    /// Parses `[NAME=]URL` for a probe (`http://`, `tcp://` or `grpc://`).
+    /// Addresses are left empty: see [`Check::resolve`].
     pub fn parse(arg: &str) -> Result<Check, CheckError> {
         let (name, url) = split_name(arg)?;
-        let url = parse_url(url, &["http", "tcp"])?;
-        let kind = if url.scheme() == "tcp" { Kind::Tcp } else { Kind::Http };
+        let url = parse_url(url, &["http", "tcp", "grpc"])?;
+        let kind = match url.scheme() {
+            "tcp" => Kind::Tcp,
+            "grpc" => Kind::Grpc,
+            _ => Kind::Http,
+        };
         let name = match name {
             Some(name) => name.to_string(),
             None => default_name(&url),
         };
-        Ok(Check::new(name, url, kind))
+        let mut check = Check::new(name, url, kind);
+        if kind == Kind::Grpc {
+            let service = grpc_service(&check.url)?;
+            check.grpc = grpc::Request::new(&host_header(&check.url), service.as_bytes(), &[])
+                .map_err(|e| CheckError(format!("{e}: '{}'", arg.escape_debug())))?;
+        }
+        Ok(check)
     }
 
     /// Parses a completion-callback URL (`http://` only), probed with `POST`.
@@ -181,11 +195,11 @@ impl Check {
 
     fn new(name: String, url: Url, kind: Kind) -> Check {
         let request = match kind {
-            Kind::Tcp => Vec::new(),
+            Kind::Tcp | Kind::Grpc => Vec::new(),
             Kind::Http => request_bytes("GET", &url),
             Kind::Post => request_bytes("POST", &url),
         };
-        Check { name, url, kind, addrs: Vec::new(), request }
+        Check { name, url, kind, addrs: Vec::new(), request, grpc: grpc::Request::default() }
     }
 
     /// Fills `addrs`. `localhost` and IP literals never touch DNS; other
@@ -281,15 +295,33 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<Url, CheckError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(CheckError(format!("credentials in URL are not supported: '{shown}'")));
     }
-    if url.scheme() == "tcp" {
+    if matches!(url.scheme(), "tcp" | "grpc") {
+        let scheme = url.scheme();
         if url.port().is_none() {
-            return Err(CheckError(format!("tcp URL without port: '{shown}'")));
+            return Err(CheckError(format!("{scheme} URL without port: '{shown}'")));
         }
-        if !matches!(url.path(), "" | "/") || url.query().is_some() {
-            return Err(CheckError(format!("tcp URL takes no path or query: '{shown}'")));
+        if !matches!(url.path(), "" | "/") || url.fragment().is_some() {
+            return Err(CheckError(format!("{scheme} URL takes no path or fragment: '{shown}'")));
+        }
+        if scheme == "tcp" && url.query().is_some() {
+            return Err(CheckError(format!("tcp URL takes no query: '{shown}'")));
         }
     }
     Ok(url)
+}
+
+/// The service a `grpc://` URL names: `?service=NAME`, percent-decoded;
+/// empty (the server as a whole) without a query. Nothing else is allowed.
+fn grpc_service(url: &Url) -> Result<String, CheckError> {
+    let Some(query) = url.query() else { return Ok(String::new()) };
+    let bad = || CheckError(format!("grpc URL takes only ?service=NAME: '{}'", url.as_str().escape_debug()));
+    let value = query.strip_prefix("service=").ok_or_else(bad)?;
+    if value.contains('&') {
+        return Err(bad());
+    }
+    grpc::percent_decode(value.as_bytes())
+        .and_then(|v| String::from_utf8(v).ok())
+        .ok_or_else(|| CheckError(format!("invalid service name in '{}'", url.as_str().escape_debug())))
 }
 
 /// The name of an unnamed check: its URL without the scheme.
@@ -299,7 +331,12 @@ fn default_name(url: &Url) -> String {
         name.push(':');
         name.push_str(&port.to_string());
     }
-    if url.scheme() != "tcp" {
+    if url.scheme() == "grpc" {
+        if let Some(q) = url.query() {
+            name.push('?');
+            name.push_str(q);
+        }
+    } else if url.scheme() != "tcp" {
         name.push_str(url.path());
         if let Some(q) = url.query() {
             name.push('?');
@@ -393,6 +430,14 @@ mod tests {
         assert_eq!(c.name, "[::1]:5432");
         let c = Check::parse("http://[::1]:8080/").unwrap();
         assert!(String::from_utf8(c.request).unwrap().contains("Host: [::1]:8080\r\n"));
+        let c = Check::parse("grpc://127.0.0.1:9090").unwrap();
+        assert_eq!((c.name.as_str(), c.kind), ("127.0.0.1:9090", Kind::Grpc));
+        assert_eq!(c.grpc, grpc::Request::new("127.0.0.1:9090", b"", &[]).unwrap());
+        let c = Check::parse("orders=grpc://[::1]:9090/?service=orders.v1%2FOrders%20x+y").unwrap();
+        assert_eq!((c.name.as_str(), c.kind), ("orders", Kind::Grpc));
+        assert_eq!(c.grpc, grpc::Request::new("[::1]:9090", b"orders.v1/Orders x+y", &[]).unwrap());
+        let c = Check::parse("grpc://localhost:9090?service=").unwrap();
+        assert_eq!((c.name.as_str(), c.grpc), ("localhost:9090?service=", grpc::Request::new("localhost:9090", b"", &[]).unwrap()));
     }
 
     #[test]
@@ -410,6 +455,17 @@ mod tests {
             ("=http://localhost/", "invalid check name"),
             ("-x=http://localhost/", "invalid check name"),
             ("http://localhost:99999/", "invalid URL"),
+            ("grpc://localhost", "grpc URL without port"),
+            ("grpc://localhost:1/grpc.health.v1.Health", "no path"),
+            ("grpc://localhost:1#x", "no path or fragment"),
+            ("grpc://u@localhost:1", "credentials"),
+            ("grpc://localhost:1?svc=a", "only ?service=NAME"),
+            ("grpc://localhost:1?service=a&service=b", "only ?service=NAME"),
+            ("grpc://localhost:1?service=a&x=1", "only ?service=NAME"),
+            ("grpc://localhost:1?", "only ?service=NAME"),
+            ("grpc://localhost:1?service=%zz", "invalid service name"),
+            ("grpc://localhost:1?service=%ff", "invalid service name"),
+            ("tcp://localhost:1?a", "no query"),
         ];
         for (arg, want) in cases {
             let err = Check::parse(arg).unwrap_err().0;

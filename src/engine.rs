@@ -106,7 +106,7 @@ impl Engine {
         self.slots.resize_with(checks.len(), Slot::default);
         for (i, (slot, check)) in self.slots.iter_mut().zip(checks).enumerate() {
             slot.verdict = None;
-            let action = slot.probe.start(check);
+            let action = slot.probe.start(check, now + timeout);
             if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch) {
                 self.pending -= 1;
             }
@@ -130,7 +130,8 @@ impl Engine {
         let action = if slot.probe.is_connecting() {
             match connect_result(stream) {
                 None => return true, // spurious: still connecting
-                Some(Ok(())) => slot.probe.connected(check),
+                // The clock is read only here, for a gRPC call's timeout.
+                Some(Ok(())) => slot.probe.connected(check, Instant::now()),
                 Some(Err(e)) => slot.probe.connect_failed(check, &e),
             }
         } else {

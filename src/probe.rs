@@ -5,11 +5,12 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use url::Url;
 
 use crate::check::{request_bytes, Check, Kind, Reason, Verdict};
+use crate::grpc;
 
 /// Response head bound. Probe targets are health endpoints; a head larger
 /// than this is a misbehaving upstream, not a healthy one.
@@ -41,6 +42,8 @@ enum State {
     Sending,
     Head,
     Body(Body),
+    /// A `grpc://` check's call, which owns the connection from here on.
+    Grpc,
     Done,
 }
 
@@ -77,13 +80,18 @@ pub struct Probe {
     head: Vec<u8>,
     status: u16,
     body_read: usize,
+    grpc: grpc::Call,
 }
 
 impl Probe {
-    /// The first step: connect to the check's first address.
-    pub fn start(&mut self, check: &Check) -> Action {
-        *self = Probe { head: std::mem::take(&mut self.head), ..Probe::default() };
+    /// The first step: connect to the check's first address. The probe
+    /// must reach its verdict by `deadline`.
+    pub fn start(&mut self, check: &Check, deadline: Instant) -> Action {
+        *self = Probe { head: std::mem::take(&mut self.head), grpc: std::mem::take(&mut self.grpc), ..Probe::default() };
         self.head.clear();
+        if check.kind == Kind::Grpc {
+            self.grpc.start(deadline);
+        }
         self.next_connect(check)
     }
 
@@ -93,6 +101,8 @@ impl Probe {
             State::Connecting => None,
             State::Sending => Some(Action::Send),
             State::Head | State::Body(_) => Some(Action::Receive),
+            State::Grpc if self.grpc.sending() => Some(Action::Send),
+            State::Grpc => Some(Action::Receive),
             State::Done => None,
         }
     }
@@ -121,10 +131,15 @@ impl Probe {
         self.next_connect(check)
     }
 
-    /// The connection is established.
-    pub fn connected(&mut self, check: &Check) -> Action {
-        if check.kind == Kind::Tcp {
-            return self.finish(Verdict::Pass);
+    /// The connection is established at `now`.
+    pub fn connected(&mut self, check: &Check, now: Instant) -> Action {
+        match check.kind {
+            Kind::Tcp => return self.finish(Verdict::Pass),
+            Kind::Grpc => {
+                self.state = State::Grpc;
+                return self.grpc.connected(&check.grpc, now);
+            }
+            Kind::Http | Kind::Post => {}
         }
         self.state = State::Sending;
         self.sent = 0;
@@ -133,6 +148,9 @@ impl Probe {
 
     /// The request bytes still to write.
     pub fn output<'a>(&'a self, check: &'a Check) -> &'a [u8] {
+        if matches!(self.state, State::Grpc) {
+            return self.grpc.output();
+        }
         let request = match &self.redirect {
             Some((_, request)) => request,
             None => &check.request,
@@ -141,6 +159,10 @@ impl Probe {
     }
 
     pub fn wrote(&mut self, check: &Check, n: usize) -> Action {
+        if matches!(self.state, State::Grpc) {
+            let action = self.grpc.wrote(n);
+            return self.grpc_step(action);
+        }
         self.sent += n;
         if self.output(check).is_empty() {
             self.state = State::Head;
@@ -178,8 +200,20 @@ impl Probe {
                 }
             }
             State::Body(body) => self.on_body(body, data),
+            State::Grpc => {
+                let action = self.grpc.received(data);
+                self.grpc_step(action)
+            }
             _ => Action::Receive,
         }
+    }
+
+    /// Notes the end of a gRPC call.
+    fn grpc_step(&mut self, action: Action) -> Action {
+        if matches!(action, Action::Done(_)) {
+            self.state = State::Done;
+        }
+        action
     }
 
     /// The peer closed its side.
@@ -188,17 +222,29 @@ impl Probe {
             State::Body(Body::UntilEof) => self.body_done(),
             State::Body(_) => self.fail_after_status(Reason::BodyCut),
             State::Done => Action::Receive,
+            State::Grpc => {
+                let action = self.grpc.eof();
+                self.grpc_step(action)
+            }
             _ => self.finish(Verdict::Fail(Reason::Closed)),
         }
     }
 
     /// A read or write failed.
     pub fn io_failed(&mut self, err: &io::Error) -> Action {
+        if matches!(self.state, State::Grpc) {
+            let action = self.grpc.io_failed(err);
+            return self.grpc_step(action);
+        }
         self.fail_after_status(Reason::from_io(err, false))
     }
 
     /// The round's deadline passed before a verdict.
     pub fn timed_out(&mut self, after: Duration) -> Verdict {
+        if matches!(self.state, State::Grpc) {
+            self.state = State::Done;
+            return self.grpc.timed_out(after);
+        }
         match self.fail_after_status(Reason::Timeout(after)) {
             Action::Done(verdict) => verdict,
             _ => unreachable!("fail_after_status always finishes"),
@@ -422,8 +468,8 @@ mod tests {
     /// Drives a probe to the point of reading, as the engine would.
     fn reading(c: &Check) -> Probe {
         let mut p = Probe::default();
-        assert!(matches!(p.start(c), Action::Connect(_)));
-        assert_eq!(p.connected(c), Action::Send);
+        assert!(matches!(p.start(c, Instant::now()), Action::Connect(_)));
+        assert_eq!(p.connected(c, Instant::now()), Action::Send);
         let n = p.output(c).len();
         assert_eq!(p.wrote(c, n), Action::Receive);
         p
@@ -519,7 +565,7 @@ mod tests {
         let mut p = reading(&c);
         let a = p.received(&c, b"HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\n");
         assert_eq!(a, Action::Connect("127.0.0.1:8080".parse().unwrap()));
-        assert_eq!(p.connected(&c), Action::Send);
+        assert_eq!(p.connected(&c, Instant::now()), Action::Send);
         assert!(p.output(&c).starts_with(b"GET /b HTTP/1.1\r\nHost: localhost:8080\r\n"));
         // Another port on the same host is followed too.
         let n = p.output(&c).len();
@@ -550,7 +596,7 @@ mod tests {
                 return;
             }
             assert!(matches!(a, Action::Connect(_)), "hop {hop}: {a:?}");
-            p.connected(&c);
+            p.connected(&c, Instant::now());
             let n = p.output(&c).len();
             p.wrote(&c, n);
         }
@@ -560,8 +606,8 @@ mod tests {
     fn tcp_passes_on_connect_and_timeouts_keep_the_status() {
         let c = check("tcp://127.0.0.1:5432");
         let mut p = Probe::default();
-        p.start(&c);
-        assert_eq!(p.connected(&c), Action::Done(Verdict::Pass));
+        p.start(&c, Instant::now());
+        assert_eq!(p.connected(&c, Instant::now()), Action::Done(Verdict::Pass));
 
         let c = check("http://127.0.0.1:8080/");
         let mut p = reading(&c);
@@ -575,8 +621,8 @@ mod tests {
     fn partial_writes_resume() {
         let c = check("http://127.0.0.1:8080/");
         let mut p = Probe::default();
-        p.start(&c);
-        p.connected(&c);
+        p.start(&c, Instant::now());
+        p.connected(&c, Instant::now());
         let total = p.output(&c).len();
         assert_eq!(p.wrote(&c, 3), Action::Send);
         assert_eq!(p.output(&c).len(), total - 3);

@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt as _;
+use std::time::Instant;
 
 use healthcheck::check::{Check, DisplayDuration, Kind, Reason, Verdict};
 use healthcheck::cli::{self, Command};
@@ -154,14 +155,14 @@ pub fn response(data: &[u8]) {
 /// `cut(bytes left)`: the addresses, requests and the verdict.
 fn transcript(probe: &mut Probe, check: &Check, data: &[u8], cut: &mut dyn FnMut(usize) -> usize) -> Vec<String> {
     let mut steps = Vec::new();
-    let mut action = probe.start(check);
+    let mut action = probe.start(check, Instant::now());
     for _hop in 0..=probe::MAX_REDIRECTS {
         let Action::Connect(addr) = action else {
             panic!("expected a connect, got {action:?}");
         };
         assert!(check.addrs.iter().any(|a| a.ip() == addr.ip()), "redirected to another host: {addr}");
         steps.push(format!("connect {addr}"));
-        action = probe.connected(check);
+        action = probe.connected(check, Instant::now());
         if check.kind == Kind::Tcp {
             assert_eq!(action, Action::Done(Verdict::Pass));
             return steps;

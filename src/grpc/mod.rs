@@ -431,24 +431,29 @@ fn parse_number(value: &[u8]) -> Option<u32> {
     Some(value.iter().fold(0, |n, &d| n * 10 + u32::from(d - b'0')))
 }
 
-/// A `grpc-message` to show: percent-decoded (as gRPC encodes it), then
-/// escaped and cut short, so a server cannot forge log lines or markup.
-fn shown(raw: &[u8]) -> String {
+/// Percent-decodes `%XX` escapes (and nothing else: `+` stays `+`); None
+/// when an escape is malformed.
+pub fn percent_decode(raw: &[u8]) -> Option<Vec<u8>> {
     let mut decoded = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
-        let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (raw[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                decoded.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                decoded.push(b);
-                i += 1;
-            }
+        if raw[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())?;
+            decoded.push(u8::from_str_radix(hex, 16).ok().filter(|_| !hex.starts_with('+'))?);
+            i += 3;
+        } else {
+            decoded.push(raw[i]);
+            i += 1;
         }
     }
+    Some(decoded)
+}
+
+/// A `grpc-message` to show: percent-decoded (as gRPC encodes it; a
+/// malformed one is shown as it came), then escaped and cut short, so a
+/// server cannot forge log lines or markup.
+fn shown(raw: &[u8]) -> String {
+    let decoded = percent_decode(raw).unwrap_or_else(|| raw.to_vec());
     let mut out = Vec::new();
     crate::http::push_escaped(&mut out, &decoded[..decoded.len().min(MAX_SHOWN)]);
     if decoded.len() > MAX_SHOWN {
@@ -689,8 +694,8 @@ mod tests {
                 fail(Reason::GrpcStatus(5, "unknown service".into())),
             ),
             (
-                trailers_only(&[("grpc-status", "14"), ("grpc-message", "a%0Aforged=line %22<b>%E2%82%AC%")]),
-                fail(Reason::GrpcStatus(14, "a\\x0aforged=line \\\"\\x3cb\\x3e\\xe2\\x82\\xac%".into())),
+                trailers_only(&[("grpc-status", "14"), ("grpc-message", "a%0Aforged=line %22<b>%E2%82%AC")]),
+                fail(Reason::GrpcStatus(14, "a\\x0aforged=line \\\"\\x3cb\\x3e\\xe2\\x82\\xac".into())),
             ),
             (trailers_only(&[("grpc-status", "99")]), fail(Reason::GrpcStatus(99, String::new()))),
             (trailers_only(&[("grpc-status", "x")]), fail(Reason::Invalid)),
@@ -769,6 +774,11 @@ mod tests {
         assert_eq!(Reason::GoAway.to_string(), "goaway");
         assert_eq!(Reason::StreamReset.to_string(), "stream reset");
         assert_eq!(shown(&[b'x'; 200]), format!("{}...", "x".repeat(MAX_SHOWN)));
+        assert_eq!(shown(b"50%+done%2"), "50%+done%2");
+        assert_eq!(percent_decode(b"a%2Fb+c%41"), Some(b"a/b+cA".to_vec()));
+        for bad in [&b"%"[..], b"%4", b"%zz", b"%+1"] {
+            assert_eq!(percent_decode(bad), None);
+        }
     }
 
     #[test]
