@@ -1,0 +1,271 @@
+//! `grpc://` checks against two independent gRPC implementations started
+//! on loopback: Python grpcio (gRPC C-core) and grpc-go (Debian's
+//! golang-google-grpc-dev, built in GOPATH mode). A missing one is skipped
+//! with a message; `.ci/run` installs both.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{free_port, run_cli, Behaviour, Daemon, Stub, LOCALHOST_V4};
+
+/// Debian's Go toolchain, which builds against /usr/share/gocode.
+const GO: &str = "/usr/bin/go";
+const GOPATH: &str = "/usr/share/gocode";
+
+#[derive(Clone, Copy, Debug)]
+enum Implementation {
+    Python,
+    Go,
+}
+
+const BOTH: [Implementation; 2] = [Implementation::Python, Implementation::Go];
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc")
+}
+
+fn python_ready() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        let ok = Command::new("python3")
+            .args(["-c", "import grpc, grpc_health.v1.health"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIP: python3 with grpcio and grpcio-health-checking not installed (pip install grpcio grpcio-health-checking)");
+        }
+        ok
+    })
+}
+
+/// Builds tests/grpc/health_server.go once per run; None (said loudly) when
+/// Go or grpc-go is missing.
+fn go_server() -> Option<&'static Path> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if !Path::new(GO).exists() || !Path::new(GOPATH).join("src/google.golang.org/grpc/health").exists() {
+                eprintln!("SKIP: Debian's golang-go and golang-google-grpc-dev not installed");
+                return None;
+            }
+            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("grpc-go-health-server");
+            let built = Command::new(GO)
+                .args(["build", "-o"])
+                .arg(&out)
+                .arg(dir().join("health_server.go"))
+                .env("GOPATH", GOPATH)
+                .env("GO111MODULE", "off")
+                .env("GOFLAGS", "")
+                .env("GOCACHE", std::env::temp_dir().join("healthcheck-go-cache"))
+                .output()
+                .expect("run go build");
+            assert!(built.status.success(), "go build: {}", String::from_utf8_lossy(&built.stderr));
+            Some(out)
+        })
+        .as_deref()
+}
+
+/// A health server, killed when dropped.
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    port: u16,
+}
+
+impl Server {
+    /// None when the implementation is not installed (already said).
+    fn start(implementation: Implementation, args: &[&str]) -> Option<Server> {
+        let mut cmd = match implementation {
+            Implementation::Python if python_ready() => {
+                let mut cmd = Command::new("python3");
+                cmd.arg(dir().join("health_server.py"));
+                cmd
+            }
+            Implementation::Go => Command::new(go_server()?),
+            Implementation::Python => return None,
+        };
+        let mut child =
+            cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("start the health server");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("the server says its port");
+        let port = line.trim().strip_prefix("port ").and_then(|p| p.parse().ok()).expect("port N");
+        Some(Server { child, stdin, stdout, port })
+    }
+
+    /// Sets a service's status ("-" is the server as a whole).
+    fn set(&mut self, service: &str, status: &str) {
+        writeln!(self.stdin, "set {service} {status}").expect("command the server");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("the server answers");
+        assert_eq!(line.trim(), "ok");
+    }
+
+    fn url(&self, query: &str) -> String {
+        format!("grpc://127.0.0.1:{}{query}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `check --timeout 2s URL`: its exit code and output.
+fn check(url: &str) -> (Option<i32>, String) {
+    let out = run_cli(&["check", "--timeout", "2s", &format!("c={url}")]);
+    (out.code(), out.stdout + &out.stderr)
+}
+
+#[test]
+fn serving_not_serving_and_unknown_services() {
+    for implementation in BOTH {
+        let Some(mut server) = Server::start(implementation, &[]) else { continue };
+        let what = format!("{implementation:?}");
+        assert_eq!(check(&server.url("")), (Some(0), "[+]c ok\nall checks passed\n".into()), "{what}");
+        server.set("orders.v1.Orders", "SERVING");
+        assert_eq!(check(&server.url("?service=orders.v1.Orders")).0, Some(0), "{what}");
+        // Percent-decoded: %2E is '.'.
+        assert_eq!(check(&server.url("?service=orders%2Ev1.Orders")).0, Some(0), "{what}");
+        server.set("-", "NOT_SERVING");
+        let (code, out) = check(&server.url(""));
+        assert_eq!((code, out.as_str()), (Some(1), "[-]c failed: NOT_SERVING\nsome checks failed\n"), "{what}");
+        server.set("-", "SERVICE_UNKNOWN");
+        assert!(check(&server.url("")).1.contains("[-]c failed: SERVICE_UNKNOWN\n"), "{what}");
+        server.set("-", "UNKNOWN");
+        assert!(check(&server.url("")).1.contains("[-]c failed: UNKNOWN\n"), "{what}");
+        // Both servers answer an unknown service with NOT_FOUND.
+        let (code, out) = check(&server.url("?service=nope"));
+        assert_eq!(code, Some(1), "{what}");
+        assert!(out.contains("[-]c failed: grpc status NOT_FOUND"), "{what}: {out}");
+    }
+}
+
+#[test]
+fn a_server_without_the_health_service() {
+    for implementation in BOTH {
+        let Some(server) = Server::start(implementation, &["--no-health"]) else { continue };
+        let (code, out) = check(&server.url(""));
+        assert_eq!(code, Some(1));
+        assert!(out.contains("[-]c failed: grpc status UNIMPLEMENTED"), "{implementation:?}: {out}");
+    }
+}
+
+#[test]
+fn a_slow_server_times_out() {
+    let Some(server) = Server::start(Implementation::Python, &["--slow", "5"]) else { return };
+    let started = Instant::now();
+    let out = run_cli(&["check", "--timeout", "500ms", &format!("c={}", server.url(""))]);
+    assert_eq!(out.code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    // The call carries the deadline as grpc-timeout, so the server may give
+    // up at the same moment: either side's word is a timeout.
+    assert!(
+        out.stdout == "[-]c failed: timeout after 500ms\nsome checks failed\n"
+            || out.stdout == "[-]c failed: grpc status DEADLINE_EXCEEDED: Deadline Exceeded\nsome checks failed\n",
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn not_a_grpc_server() {
+    // A plain HTTP/1.1 server answers the HTTP/2 preface with a 4xx or a 2xx.
+    for behaviour in [Behaviour::Status(400, "bad\n"), Behaviour::Status(200, "fine\n")] {
+        let stub = Stub::start(behaviour);
+        let (code, out) = check(&format!("grpc://127.0.0.1:{}", stub.port()));
+        assert_eq!((code, out.as_str()), (Some(1), "[-]c failed: invalid response\nsome checks failed\n"));
+    }
+    // Closing without a word, and a closed port.
+    let stub = Stub::start(Behaviour::CloseAfterRequest);
+    assert!(check(&format!("grpc://127.0.0.1:{}", stub.port())).1.contains("[-]c failed: closed before response"));
+    let port = free_port(LOCALHOST_V4);
+    assert!(check(&format!("grpc://127.0.0.1:{port}")).1.contains("[-]c failed: connection refused"));
+}
+
+#[test]
+fn serve_follows_a_status_that_flips_between_rounds() {
+    for implementation in BOTH {
+        let Some(mut server) = Server::start(implementation, &[]) else { continue };
+        server.set("orders", "SERVING");
+        let web = Stub::start(Behaviour::Status(200, "fine\n"));
+        let d = Daemon::serve(&[
+            "--timeout",
+            "2s",
+            &format!("app={}", server.url("")),
+            &format!("orders={}", server.url("?service=orders")),
+            &format!("web={}", web.url("/")),
+        ]);
+        assert_eq!(d.get("/all").status, 200);
+        server.set("orders", "NOT_SERVING");
+        let all = d.get("/all?verbose");
+        assert_eq!(
+            (all.status, all.text()),
+            (503, "[+]app ok\n[-]orders failed: NOT_SERVING\n[+]web ok\nsome checks failed\n".into())
+        );
+        assert_eq!(d.get("/all/app").status, 200);
+        assert_eq!(d.get("/all/orders").status, 503);
+        assert_eq!(d.get("/all?exclude=orders").status, 200);
+        server.set("orders", "SERVING");
+        assert_eq!(d.get("/all").status, 200);
+        drop(server);
+        let all = d.get("/all");
+        assert_eq!(all.status, 503, "{implementation:?}");
+        assert!(all.text().contains("[-]app failed: connection refused\n"), "{}", all.text());
+    }
+}
+
+#[test]
+fn run_waits_for_serving() {
+    let Some(mut server) = Server::start(Implementation::Go, &[]).or_else(|| Server::start(Implementation::Python, &[]))
+    else {
+        return;
+    };
+    server.set("job", "NOT_SERVING");
+    let url = server.url("?service=job");
+    let mut run = Command::new(common::bin())
+        .args(["run", "--wait", &url, "--interval", "100ms", "--wait-timeout", "10s", "--", "sh", "-c", "exit 7"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn run");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(run.try_wait().unwrap().is_none(), "run must still wait");
+    server.set("job", "SERVING");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "run did not start the job");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(7));
+}
+
+#[test]
+fn grpc_urls_are_checked_at_startup() {
+    for url in [
+        "grpc://127.0.0.1",
+        "grpc://127.0.0.1:1/grpc.health.v1.Health/Check",
+        "grpc://127.0.0.1:1?service=a&other=b",
+        "grpc://127.0.0.1:1?svc=a",
+        "grpc://127.0.0.1:1#frag",
+        "grpc://user@127.0.0.1:1",
+        "grpc://127.0.0.1:1?service=%zz",
+    ] {
+        let out = run_cli(&["check", url]);
+        assert_eq!(out.code(), Some(64), "{url}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 2, "{url}: {}", out.stderr);
+    }
+}
