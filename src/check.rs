@@ -437,7 +437,10 @@ mod tests {
         assert_eq!((c.name.as_str(), c.kind), ("orders", Kind::Grpc));
         assert_eq!(c.grpc, grpc::Request::new("[::1]:9090", b"orders.v1/Orders x+y", &[]).unwrap());
         let c = Check::parse("grpc://localhost:9090?service=").unwrap();
-        assert_eq!((c.name.as_str(), c.grpc), ("localhost:9090?service=", grpc::Request::new("localhost:9090", b"", &[]).unwrap()));
+        assert_eq!(
+            (c.name.as_str(), c.grpc),
+            ("localhost:9090?service=", grpc::Request::new("localhost:9090", b"", &[]).unwrap())
+        );
     }
 
     #[test]

@@ -87,7 +87,8 @@ impl Probe {
     /// The first step: connect to the check's first address. The probe
     /// must reach its verdict by `deadline`.
     pub fn start(&mut self, check: &Check, deadline: Instant) -> Action {
-        *self = Probe { head: std::mem::take(&mut self.head), grpc: std::mem::take(&mut self.grpc), ..Probe::default() };
+        *self =
+            Probe { head: std::mem::take(&mut self.head), grpc: std::mem::take(&mut self.grpc), ..Probe::default() };
         self.head.clear();
         if check.kind == Kind::Grpc {
             self.grpc.start(deadline);

@@ -227,7 +227,8 @@ fn serve_follows_a_status_that_flips_between_rounds() {
 
 #[test]
 fn run_waits_for_serving() {
-    let Some(mut server) = Server::start(Implementation::Go, &[]).or_else(|| Server::start(Implementation::Python, &[]))
+    let Some(mut server) =
+        Server::start(Implementation::Go, &[]).or_else(|| Server::start(Implementation::Python, &[]))
     else {
         return;
     };

@@ -166,6 +166,11 @@ impl Call {
         Action::Receive
     }
 
+    /// Octets held from what the server sent (for the bounds' tests).
+    pub fn buffered(&self) -> usize {
+        self.partial.len() + self.block.len() + self.message.len() + self.grpc_message.len()
+    }
+
     /// Whether a write is pending (after readiness, write before reading).
     pub fn sending(&self) -> bool {
         self.sent < self.out.len()
@@ -820,6 +825,28 @@ mod tests {
             .message(b"\x08\x01")
             .trailers(&[("grpc-status", "0")]);
         assert_eq!(verdict_of(server), Action::Done(Verdict::Pass));
+    }
+
+    /// Answers captured from grpc-go and Python grpcio (tests/grpc): Huffman
+    /// strings, the dynamic table, trailers-only errors, window updates.
+    #[test]
+    fn real_servers_answers() {
+        let cases: [(&[u8], Action); 5] = [
+            (include_bytes!("../../tests/grpc/responses/go-serving.h2"), Action::Done(Verdict::Pass)),
+            (include_bytes!("../../tests/grpc/responses/py-serving.h2"), Action::Done(Verdict::Pass)),
+            (
+                include_bytes!("../../tests/grpc/responses/go-notfound.h2"),
+                fail(Reason::GrpcStatus(5, "unknown service".into())),
+            ),
+            (include_bytes!("../../tests/grpc/responses/py-notfound.h2"), fail(Reason::GrpcStatus(5, String::new()))),
+            (
+                include_bytes!("../../tests/grpc/responses/go-unimplemented.h2"),
+                fail(Reason::GrpcStatus(12, "unknown service grpc.health.v1.Health".into())),
+            ),
+        ];
+        for (i, (bytes, want)) in cases.into_iter().enumerate() {
+            assert_eq!(verdict_of(Server(bytes.to_vec())), want, "case {i}");
+        }
     }
 
     #[test]
