@@ -17,7 +17,8 @@ Usage:
   healthcheck check [OPTIONS] CHECK...       probe once, print verdicts, exit 0 or 1
   healthcheck run [OPTIONS] -- COMMAND...    wait for checks, run COMMAND, call back
 
-CHECK is [NAME=]URL with URL http://host[:port]/path[?query] or tcp://host:port.
+CHECK is [NAME=]URL with URL http://host[:port]/path[?query], tcp://host:port
+or grpc://host:port[?service=NAME] (gRPC health, SERVING passes).
 Durations are 500ms, 3s, 2m or 1h; a bare number is seconds.
 
 serve options:
