@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use healthcheck::check::{self, Check, Reason, Verdict};
+use healthcheck::grpc;
 use healthcheck::http::{self, Connection, Method, Parse};
 use healthcheck::probe::{Action, Probe};
 
@@ -64,6 +65,24 @@ fn outbound(c: &mut Criterion) {
     });
 }
 
+fn grpc_call(c: &mut Criterion) {
+    // A grpc-go server's SERVING answer: SETTINGS, WINDOW_UPDATE, PING,
+    // Huffman-coded headers, the message, the trailers.
+    const ANSWER: &[u8] = include_bytes!("../tests/grpc/responses/go-serving.h2");
+    let request = grpc::Request::new("127.0.0.1:9090", b"", &[]).expect("a request");
+    let mut call = grpc::Call::default();
+    c.bench_function("grpc/one call, start to verdict", |b| {
+        b.iter(|| {
+            let now = Instant::now();
+            call.start(now);
+            assert_eq!(call.connected(&request, now), Action::Send);
+            let n = call.output().len();
+            assert_eq!(call.wrote(n), Action::Receive);
+            call.received(black_box(ANSWER))
+        })
+    });
+}
+
 fn aggregation(c: &mut Criterion) {
     let checks = checks(8);
     let mut verdicts = vec![Verdict::Pass; checks.len()];
@@ -83,5 +102,5 @@ fn aggregation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, inbound, outbound, aggregation);
+criterion_group!(benches, inbound, outbound, grpc_call, aggregation);
 criterion_main!(benches);
