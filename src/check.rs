@@ -91,7 +91,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Status(code) => write!(f, "status {code}"),
-            Reason::Timeout(after) => write!(f, "timeout after {}", DisplayDuration(*after)),
+            Reason::Timeout(after) => write!(f, "timeout after {}", DisplayDuration(whole_millis(*after))),
             Reason::Refused => f.write_str("connection refused"),
             Reason::Reset => f.write_str("connection reset"),
             Reason::Closed => f.write_str("closed before response"),
@@ -122,6 +122,16 @@ impl fmt::Display for Reason {
     }
 }
 
+/// A deadline to the millisecond for reading: a wait attempt cut short ends
+/// at an arbitrary nanosecond, and `timeout after 876ms` reads better than
+/// `timeout after 876.543211ms`. Below a millisecond it stays exact.
+fn whole_millis(d: Duration) -> Duration {
+    if d < Duration::from_millis(1) {
+        return d;
+    }
+    Duration::new(d.as_secs(), d.subsec_millis() * 1_000_000)
+}
+
 /// An OS error's message without std's " (os error N)" suffix.
 struct OsError(io::ErrorKind, Option<i32>);
 
@@ -137,20 +147,44 @@ impl fmt::Display for OsError {
     }
 }
 
-/// Durations print the way they are written on the command line.
+/// A duration in its canonical command-line form, which parses back to the
+/// same value: `1h`, `1m30s`, `1.5s`, `500ms`, `2.5us`, `0s`. Zero parts are
+/// left out (`1h`, not Go's `1h0m0s`); below a second the largest unit that
+/// keeps a whole number before the point is used, as Go does.
 pub struct DisplayDuration(pub Duration);
 
 impl fmt::Display for DisplayDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if ms % 60_000 == 0 && ms > 0 {
-            write!(f, "{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
-            write!(f, "{}s", ms / 1000)
-        } else {
-            write!(f, "{ms}ms")
+        let (secs, nanos) = (self.0.as_secs(), u64::from(self.0.subsec_nanos()));
+        if secs == 0 {
+            return match nanos {
+                0 => f.write_str("0s"),
+                n if n < 1_000 => write!(f, "{n}ns"),
+                n if n < 1_000_000 => write_decimal(f, n / 1_000, n % 1_000, 3, "us"),
+                n => write_decimal(f, n / 1_000_000, n % 1_000_000, 6, "ms"),
+            };
         }
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        if h > 0 {
+            write!(f, "{h}h")?;
+        }
+        if m > 0 {
+            write!(f, "{m}m")?;
+        }
+        if s > 0 || nanos > 0 {
+            write_decimal(f, s, nanos, 9, "s")?;
+        }
+        Ok(())
     }
+}
+
+/// `whole.frac` + unit, `frac` having `digits` digits, trailing zeros cut.
+fn write_decimal(f: &mut fmt::Formatter<'_>, whole: u64, frac: u64, digits: usize, unit: &str) -> fmt::Result {
+    if frac == 0 {
+        return write!(f, "{whole}{unit}");
+    }
+    let frac = format!("{frac:0digits$}");
+    write!(f, "{whole}.{}{unit}", frac.trim_end_matches('0'))
 }
 
 /// A command-line CHECK that could not be accepted.
@@ -221,6 +255,19 @@ impl Check {
             }
         };
         Ok(())
+    }
+
+    /// Whether the check is unnamed (named after its URL). An explicit name
+    /// never looks like a default one: those hold a `/` or a `:`.
+    pub fn has_default_name(&self) -> bool {
+        self.kind != Kind::Post && self.name == default_name(&self.url)
+    }
+
+    /// Whether two checks probe the same thing the same way: the same kind,
+    /// request bytes and default name (host, port, path and query; not the
+    /// fragment, which is never sent, nor a tcp URL's empty path).
+    pub fn same_target(&self, other: &Check) -> bool {
+        self.kind == other.kind && self.request == other.request && default_name(&self.url) == default_name(&other.url)
     }
 
     /// Whether [`Check::resolve`] would stay off the network (used by
@@ -380,20 +427,15 @@ pub fn write_line(out: &mut Vec<u8>, check: &Check, verdict: &Verdict) {
 }
 
 /// Writes the apiserver-style lines, `[+]NAME ok` / `[-]NAME failed:
-/// REASON` (passing ones only when `verbose`), skipping `excluded` indices,
-/// then the summary line. Returns whether every included check passed.
-pub fn write_report(
+/// REASON` (passing ones only when `verbose`), for the checks reported on,
+/// then the summary line. Returns whether every one of them passed.
+pub fn write_report<'a>(
     out: &mut Vec<u8>,
-    checks: &[Check],
-    verdicts: &[Verdict],
+    results: impl Iterator<Item = (&'a Check, &'a Verdict)>,
     verbose: bool,
-    excluded: &[usize],
 ) -> bool {
     let mut all_passed = true;
-    for (i, (check, verdict)) in checks.iter().zip(verdicts).enumerate() {
-        if excluded.contains(&i) {
-            continue;
-        }
+    for (check, verdict) in results {
         all_passed &= verdict.passed();
         if verbose || !verdict.passed() {
             write_line(out, check, verdict);
@@ -494,7 +536,8 @@ mod tests {
         let verdicts = [Verdict::Pass, Verdict::Fail(Reason::Status(503))];
         let report = |verbose, excluded: &[usize]| {
             let mut out = Vec::new();
-            let ok = write_report(&mut out, &checks, &verdicts, verbose, excluded);
+            let included = checks.iter().zip(&verdicts).enumerate().filter(|(i, _)| !excluded.contains(i));
+            let ok = write_report(&mut out, included.map(|(_, r)| r), verbose);
             (ok, String::from_utf8(out).unwrap())
         };
         assert_eq!(report(false, &[]), (false, "[-]b failed: status 503\nsome checks failed\n".into()));
@@ -507,7 +550,10 @@ mod tests {
     fn reasons_read_well() {
         assert_eq!(Reason::Status(503).to_string(), "status 503");
         assert_eq!(Reason::Timeout(Duration::from_secs(3)).to_string(), "timeout after 3s");
-        assert_eq!(Reason::Timeout(Duration::from_millis(1500)).to_string(), "timeout after 1500ms");
+        assert_eq!(Reason::Timeout(Duration::from_millis(1500)).to_string(), "timeout after 1.5s");
+        assert_eq!(Reason::Timeout(Duration::from_nanos(876_543_211)).to_string(), "timeout after 876ms");
+        assert_eq!(Reason::Timeout(Duration::from_secs(90)).to_string(), "timeout after 1m30s");
+        assert_eq!(Reason::Timeout(Duration::from_micros(500)).to_string(), "timeout after 500us");
         let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
         assert_eq!(Reason::from_io(&e, true).to_string(), "connect: No route to host");
     }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::check::{Check, CheckError, DisplayDuration};
+use crate::check::{Check, CheckError, DisplayDuration, Kind};
 
 pub const USAGE: &str = "\
 healthcheck: is every part of this pod ready?
@@ -19,7 +19,9 @@ Usage:
 
 CHECK is [NAME=]URL with URL http://host[:port]/path[?query], tcp://host:port
 or grpc://host:port[?service=NAME] (gRPC health, SERVING passes).
-Durations are 500ms, 3s, 2m or 1h; a bare number is seconds.
+An unnamed check is named after its URL without the scheme; repeats are one check.
+Durations as in Go: 500ms, 3s, 1.5s, 1m30s, 2h45m; a bare number is seconds.
+The original form listens on IPv4 only: for IPv6 use serve --listen [::]:PORT.
 
 serve options:
   --listen ADDR           address to listen on [default: 0.0.0.0:8081]
@@ -30,7 +32,7 @@ serve options:
 
 check options:
   --timeout DUR           deadline of each probe [default: 1s]
-  --quiet                 print nothing, only exit 0 (all pass) or 1
+  -q, --quiet             print nothing, only exit 0 (all pass) or 1
 
 run options:
   --wait CHECK            wait until this passes before starting COMMAND (repeatable)
@@ -45,12 +47,15 @@ run options:
                           --on-exit http://localhost:15020/quitquitquit
   --linkerd               --wait http://localhost:4191/ready
                           --on-exit http://localhost:4191/shutdown
-  Environment: ENABLE_COMPLETION_CALLBACK=1 with COMPLETION_CALLBACK_ENDPOINT=URL
-  adds an --on-exit URL.
+                          (--istio and --linkerd exclude each other)
+  Environment: ENABLE_COMPLETION_CALLBACK=1 (or true; 0, false or empty: off)
+  with COMPLETION_CALLBACK_ENDPOINT=URL adds an --on-exit URL.
+  Without --on-exit and when not PID 1, COMMAND is exec'd; else it is supervised.
 
-Every mode:
+Every mode (the original form too):
   --dry-run               check the command line, print the configuration, exit 0
   -h, --help              print this help
+  --                      ends the options (serve, check: the rest are CHECKs)
   -V, --version           print the version
 
 Exit codes: 0 ok, 1 a check failed (check), 64 bad usage, 69 gave up waiting (run),
@@ -175,22 +180,32 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
     };
     let timeout = parse_timeout("TIMEOUT", &timeout)?;
     let mut checks = Vec::new();
+    let mut dry_run = false;
     while let Some(arg) = args.next_str()? {
-        if arg.starts_with('-') {
-            return Err(usage(format!(
-                "unexpected option '{}' in the PORT TIMEOUT CHECK... form: use 'healthcheck serve'",
-                arg.escape_debug()
-            )));
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--dry-run" => dry_run = true,
+            "--" => {
+                while let Some(arg) = args.next_str()? {
+                    checks.push(Check::parse(&arg)?);
+                }
+            }
+            _ if arg.starts_with('-') => {
+                return Err(usage(format!(
+                    "unexpected option '{}' in the PORT TIMEOUT CHECK... form: use 'healthcheck serve'",
+                    arg.escape_debug()
+                )))
+            }
+            _ => checks.push(Check::parse(&arg)?),
         }
-        checks.push(Check::parse(&arg)?);
     }
-    let checks = finish_checks(checks, false)?;
+    let checks = finish_checks(checks, dry_run)?;
     Ok(Command::Serve(ServeConfig {
         listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
         timeout,
         max_connections: DEFAULT_MAX_CONNECTIONS,
         verbose: false,
-        dry_run: false,
+        dry_run,
         checks,
     }))
 }
@@ -233,6 +248,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
             }
             "--verbose" => verbose = switch(flag, inline)?,
             "--dry-run" => dry_run = switch(flag, inline)?,
+            "-h" | "--help" => return Ok(Command::Help),
             "--" => {
                 while let Some(arg) = args.next_str()? {
                     checks.push(Check::parse(&arg)?);
@@ -261,6 +277,12 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
             "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--quiet" | "-q" => quiet = switch(flag, inline)?,
             "--dry-run" => dry_run = switch(flag, inline)?,
+            "-h" | "--help" => return Ok(Command::Help),
+            "--" => {
+                while let Some(arg) = args.next_str()? {
+                    checks.push(Check::parse(&arg)?);
+                }
+            }
             f if f.starts_with('-') => return Err(unknown_option("check", &arg)),
             _ => checks.push(Check::parse(&arg)?),
         }
@@ -306,6 +328,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             "--istio" => istio = switch(flag, inline)?,
             "--linkerd" => linkerd = switch(flag, inline)?,
             "--dry-run" => dry_run = switch(flag, inline)?,
+            "-h" | "--help" => return Ok(Command::Help),
             "--" => {
                 command.extend(args.by_ref_os());
                 break;
@@ -320,6 +343,9 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     if wait_timeout_continue && wait_timeout.is_none() {
         return Err(usage("--wait-timeout-continue needs --wait-timeout"));
     }
+    if istio && linkerd {
+        return Err(usage("--istio and --linkerd are exclusive: one mesh per Job"));
+    }
     // Presets fill only what the explicit flags left empty.
     for (on, wait_url, exit_url) in [(istio, ISTIO_WAIT, ISTIO_ON_EXIT), (linkerd, LINKERD_WAIT, LINKERD_ON_EXIT)] {
         if !on {
@@ -332,7 +358,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             on_exit.push(Check::callback(exit_url)?);
         }
     }
-    if env("ENABLE_COMPLETION_CALLBACK").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True")) {
+    if completion_callback_enabled(env("ENABLE_COMPLETION_CALLBACK"))? {
         match env("COMPLETION_CALLBACK_ENDPOINT") {
             Some(url) if !url.is_empty() => {
                 let callback =
@@ -360,6 +386,20 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     }))
 }
 
+/// `ENABLE_COMPLETION_CALLBACK`: `1`/`true` on, `0`/`false`/empty/unset off
+/// (either case); anything else is a mistake worth stopping for.
+fn completion_callback_enabled(value: Option<String>) -> Result<bool, UsageError> {
+    let value = value.unwrap_or_default();
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" => Ok(true),
+        "" | "0" | "false" => Ok(false),
+        _ => Err(usage(format!(
+            "invalid ENABLE_COMPLETION_CALLBACK '{}': use 1, true, 0 or false",
+            value.escape_debug()
+        ))),
+    }
+}
+
 fn finish_checks(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageError> {
     if checks.is_empty() {
         return Err(usage("no CHECK given: name at least one URL to probe"));
@@ -367,14 +407,39 @@ fn finish_checks(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageE
     finish_checks_allow_empty(checks, dry_run)
 }
 
-/// Rejects duplicate names and resolves every check (a dry run only the
-/// local ones: it must not depend on DNS).
-fn finish_checks_allow_empty(mut checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageError> {
-    for (i, c) in checks.iter().enumerate() {
-        if checks[..i].iter().any(|o| o.name == c.name) {
-            return Err(usage(format!("duplicate check name '{}': name them NAME=URL", c.name)));
+/// Names the checks uniquely and resolves them (a dry run only the local
+/// ones: it must not depend on DNS). Unnamed checks never make a usage
+/// error: a repeat of the same target is dropped, and one whose default
+/// name is taken gets the first free `NAME~2`, `NAME~3`, ... Two explicit
+/// identical names are an error.
+fn finish_checks_allow_empty(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageError> {
+    let mut kept: Vec<Check> = Vec::with_capacity(checks.len());
+    for c in checks {
+        // Callbacks are named after their URL too: a repeat is one callback.
+        let unnamed = c.has_default_name() || c.kind == Kind::Post;
+        if unnamed && kept.iter().any(|o| o.same_target(&c) && (o.has_default_name() || o.kind == Kind::Post)) {
+            continue;
+        }
+        if !unnamed && kept.iter().any(|o| o.name == c.name) {
+            return Err(usage(format!("duplicate check name '{}': give each check its own NAME=", c.name)));
+        }
+        kept.push(c);
+    }
+    for i in 0..kept.len() {
+        let taken = |name: &str, kept: &[Check]| kept.iter().enumerate().any(|(j, o)| j != i && o.name == name);
+        // An explicit name keeps its name; a default one yields to any check before it and to
+        // every explicit one.
+        let yields = kept[i].has_default_name()
+            && kept.iter().enumerate().any(|(j, o)| o.name == kept[i].name && (j < i || !o.has_default_name()));
+        if yields {
+            let name = (2u32..)
+                .map(|n| format!("{}~{n}", kept[i].name))
+                .find(|candidate| !taken(candidate, &kept))
+                .expect("a free suffix");
+            kept[i].name = name;
         }
     }
+    let mut checks = kept;
     for c in &mut checks {
         if !dry_run || c.is_local() {
             c.resolve()?;
@@ -398,23 +463,60 @@ fn parse_timeout(what: &str, s: &str) -> Result<Duration, UsageError> {
     }
 }
 
-/// Parses `500ms`, `3s`, `2m`, `1h`, or a bare number of seconds, with
-/// checked arithmetic.
+/// Nanoseconds per unit, Go's `time.ParseDuration` units.
+const UNITS: [(&str, u128); 8] = [
+    ("ns", 1),
+    ("us", 1_000),
+    ("\u{b5}s", 1_000),
+    ("\u{3bc}s", 1_000),
+    ("ms", 1_000_000),
+    ("s", 1_000_000_000),
+    ("m", 60_000_000_000),
+    ("h", 3_600_000_000_000),
+];
+
+/// Parses a bare whole number of seconds (the original form) or Go's
+/// duration syntax as Kubernetes users write it: `500ms`, `3s`, `1m30s`,
+/// `1.5s`, `2h45m`, units `ns`, `us`, `ms`, `s`, `m`, `h`. No sign. Checked
+/// arithmetic: anything beyond `Duration`'s range is "too large".
 pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
-    const HINT: &str = "use a whole number with ms, s, m or h, e.g. 500ms or 3s";
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
+    const HINT: &str = "use a number with a unit (ms, s, m or h), e.g. 500ms, 3s, 1.5s or 1m30s";
+    const TOO_LARGE: &str = "too large";
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = s.parse().map_err(|_| TOO_LARGE)?;
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut nanos: u128 = 0;
+    let mut rest = s;
+    if rest.is_empty() {
         return Err(HINT);
     }
-    let n: u64 = s[..digits].parse().map_err(|_| "too large")?;
-    let ms_per_unit: u64 = match &s[digits..] {
-        "ms" => 1,
-        "" | "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(HINT),
-    };
-    n.checked_mul(ms_per_unit).map(Duration::from_millis).ok_or("too large")
+    while !rest.is_empty() {
+        let whole_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (whole, after) = rest.split_at(whole_len);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(after) => after.split_at(after.bytes().take_while(u8::is_ascii_digit).count()),
+            None => ("", after),
+        };
+        if whole.is_empty() && frac.is_empty() {
+            return Err(HINT);
+        }
+        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let per_unit = UNITS.iter().find(|(name, _)| *name == unit).ok_or(HINT)?.1;
+        // u128 holds u64::MAX hours in nanoseconds, so only the sum can overflow.
+        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse::<u64>().map_err(|_| TOO_LARGE)?.into() };
+        // Digits past the nanosecond are dropped, as Go does.
+        let frac = &frac[..frac.len().min(18)];
+        let frac_nanos = match frac {
+            "" => 0,
+            f => f.parse::<u128>().map_err(|_| HINT)? * per_unit / 10u128.pow(f.len() as u32),
+        };
+        nanos = nanos.checked_add(whole * per_unit + frac_nanos).ok_or(TOO_LARGE)?;
+        rest = after;
+    }
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| TOO_LARGE)?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
 fn split_flag(arg: &str) -> (&str, Option<&str>) {
@@ -483,15 +585,16 @@ pub fn describe(cmd: &Command) -> String {
         Command::Serve(c) => {
             let _ = writeln!(
                 out,
-                "mode serve\nlisten {}\ntimeout {}\nmax-connections {}",
+                "mode serve\nlisten {}\ntimeout {}\nmax-connections {}\nverbose {}",
                 c.listen,
                 DisplayDuration(c.timeout),
-                c.max_connections
+                c.max_connections,
+                c.verbose
             );
             checks(&mut out, "check", &c.checks);
         }
         Command::Check(c) => {
-            let _ = writeln!(out, "mode check\ntimeout {}", DisplayDuration(c.timeout));
+            let _ = writeln!(out, "mode check\ntimeout {}\nquiet {}", DisplayDuration(c.timeout), c.quiet);
             checks(&mut out, "check", &c.checks);
         }
         Command::Run(c) => {
@@ -544,21 +647,65 @@ mod tests {
 
     #[test]
     fn durations() {
+        let ms = Duration::from_millis;
         let ok = [
-            ("500ms", 500),
-            ("3s", 3000),
-            ("3", 3000),
-            ("2m", 120_000),
-            ("1h", 3_600_000),
-            ("0", 0),
-            ("18446744073709551615ms", u64::MAX),
+            ("500ms", ms(500), "500ms"),
+            ("3s", ms(3000), "3s"),
+            ("3", ms(3000), "3s"),
+            ("90", ms(90_000), "1m30s"),
+            ("2m", ms(120_000), "2m"),
+            ("1h", ms(3_600_000), "1h"),
+            ("60m", ms(3_600_000), "1h"),
+            ("1m30s", ms(90_000), "1m30s"),
+            ("1.5s", ms(1500), "1.5s"),
+            ("1500ms", ms(1500), "1.5s"),
+            ("0.5s", ms(500), "500ms"),
+            (".5s", ms(500), "500ms"),
+            ("1.s", ms(1000), "1s"),
+            ("2h45m", ms(9_900_000), "2h45m"),
+            ("1h0m0s", ms(3_600_000), "1h"),
+            ("1m1.001s", ms(61_001), "1m1.001s"),
+            ("1.5ms", Duration::from_micros(1500), "1.5ms"),
+            ("300us", Duration::from_micros(300), "300us"),
+            ("300\u{b5}s", Duration::from_micros(300), "300us"),
+            ("1us", Duration::from_micros(1), "1us"),
+            ("1ns", Duration::from_nanos(1), "1ns"),
+            ("1.0000000001s", ms(1000), "1s"),
+            ("0", Duration::ZERO, "0s"),
+            ("0s", Duration::ZERO, "0s"),
+            ("18446744073709551615", Duration::from_secs(u64::MAX), "5124095576030431h15s"),
+            ("18446744073709551615s", Duration::from_secs(u64::MAX), "5124095576030431h15s"),
+            ("18446744073709551615ms", ms(u64::MAX), "5124095576030h25m51.615s"),
+            ("18446744073709551615ns", Duration::from_nanos(u64::MAX), "5124095h34m33.709551615s"),
         ];
-        for (s, ms) in ok {
-            assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
+        for (s, want, shown) in ok {
+            assert_eq!(parse_duration(s), Ok(want), "{s}");
+            assert_eq!(DisplayDuration(want).to_string(), shown, "{s}");
+            assert_eq!(parse_duration(shown), Ok(want), "{shown} parses back");
         }
-        for s in
-            ["", "abc", "-1", "1.5s", "3 s", "3sec", "ms", "18446744073709551615", "18446744073709551616ms", "+3", "3S"]
-        {
+        let bad = [
+            "",
+            "abc",
+            "-1",
+            "-1s",
+            "+3s",
+            "3 s",
+            "3sec",
+            "ms",
+            "s",
+            ".s",
+            "1..5s",
+            "1.5",
+            "3S",
+            "1d",
+            "1m30",
+            "18446744073709551616",
+            "18446744073709551616ms",
+            "18446744073709551615h",
+            "5124095576030431h16s",
+            "18446744073709551615s1s",
+        ];
+        for s in bad {
             assert!(parse_duration(s).is_err(), "{s}");
         }
     }
@@ -607,7 +754,7 @@ mod tests {
             ("serve --listen 1.2.3.4 http://localhost/", "invalid --listen"),
             ("serve --verbose=1 http://localhost/", "takes no value"),
             ("serve a=http://localhost/ a=http://127.0.0.1/", "duplicate check name 'a'"),
-            ("serve http://localhost/ http://localhost/", "duplicate check name"),
+            ("run --istio --linkerd -- x", "--istio and --linkerd are exclusive"),
             ("check --timeout 0 http://localhost/", "--timeout"),
             ("run --wait http://localhost/", "needs a command"),
             ("run -- ", "needs a command"),
@@ -620,6 +767,52 @@ mod tests {
             let msg = err(line);
             assert!(msg.contains(want), "{line:?}: {msg}");
             assert!(!msg.contains('\n'), "{line:?}: one line");
+        }
+    }
+
+    #[test]
+    fn unnamed_checks_are_never_a_usage_error() {
+        let names = |line: &str| match parse(args(line), no_env) {
+            Ok(Command::Serve(c)) => c.checks.into_iter().map(|c| c.name).collect::<Vec<_>>(),
+            other => panic!("{line}: {other:?}"),
+        };
+        let same = "serve http://127.0.0.1:9/h HTTP://127.0.0.1:9/h#x http://127.0.0.1:9/h tcp://127.0.0.1:9 tcp://127.0.0.1:9/";
+        assert_eq!(names(same), ["127.0.0.1:9/h", "127.0.0.1:9"]);
+        assert_eq!(names("serve http://localhost:80/ http://LOCALHOST/"), ["localhost/"]);
+        // A named check beside the same URL unnamed: two checks, two names.
+        assert_eq!(names("serve app=http://127.0.0.1:9/ http://127.0.0.1:9/"), ["app", "127.0.0.1:9/"]);
+        assert!(err("serve app=http://127.0.0.1:9/ app=http://127.0.0.1:9/").contains("duplicate check name 'app'"));
+        // Two different probes under one default name (the request differs, as headers will
+        // make it) keep both, the later one renamed past every name in use.
+        let a = Check::parse("http://127.0.0.1:9/").unwrap();
+        let mut b = a.clone();
+        b.request.extend_from_slice(b"X");
+        let mut c = a.clone();
+        c.request.extend_from_slice(b"Y");
+        let taken = Check::parse("http://127.0.0.1:9/~2").unwrap();
+        let checks = finish_checks(vec![a, b, taken, c], true).unwrap();
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["127.0.0.1:9/", "127.0.0.1:9/~3", "127.0.0.1:9/~2", "127.0.0.1:9/~4"]);
+    }
+
+    #[test]
+    fn completion_callback_switch() {
+        let env = |value: &'static str| {
+            move |k: &str| match k {
+                "ENABLE_COMPLETION_CALLBACK" => Some(value.to_string()),
+                "COMPLETION_CALLBACK_ENDPOINT" => Some("http://127.0.0.1:15020/quitquitquit".to_string()),
+                _ => None,
+            }
+        };
+        for (value, on) in
+            [("1", true), ("true", true), ("TRUE", true), ("0", false), ("false", false), ("False", false), ("", false)]
+        {
+            let Ok(Command::Run(c)) = parse(args("run -- job"), env(value)) else { panic!("{value}") };
+            assert_eq!(c.on_exit.len(), usize::from(on), "{value:?}");
+        }
+        for value in ["yes", "on", "2", " 1"] {
+            let Err(UsageError(msg)) = parse(args("run -- job"), env(value)) else { panic!("{value:?} accepted") };
+            assert!(msg.contains("ENABLE_COMPLETION_CALLBACK"), "{value:?}: {msg}");
         }
     }
 

@@ -1,5 +1,6 @@
 //! The probe engine: runs a round of probes, one non-blocking socket per
-//! check, on the caller's `mio::Poll`, under one deadline per round.
+//! check, on the caller's `mio::Poll`, under one deadline per round, and
+//! tells which checks have their verdict (and since when) as they land.
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -40,6 +41,8 @@ struct Slot {
     probe: Probe,
     stream: Option<TcpStream>,
     verdict: Option<Verdict>,
+    /// When `verdict` landed.
+    settled: Option<Instant>,
 }
 
 /// Runs rounds: every check probed once, concurrently.
@@ -106,16 +109,17 @@ impl Engine {
         self.slots.resize_with(checks.len(), Slot::default);
         for (i, (slot, check)) in self.slots.iter_mut().zip(checks).enumerate() {
             slot.verdict = None;
+            slot.settled = None;
             let action = slot.probe.start(check, now + timeout);
-            if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch) {
+            if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch, now) {
                 self.pending -= 1;
             }
         }
     }
 
-    /// Handles readiness of `token`; false when the token is not a probe's
-    /// (the caller then looks elsewhere).
-    pub fn ready(&mut self, token: Token, checks: &[Check], registry: &Registry) -> bool {
+    /// Handles readiness of `token` at `now`; false when the token is not a
+    /// probe's (the caller then looks elsewhere).
+    pub fn ready(&mut self, token: Token, checks: &[Check], registry: &Registry, now: Instant) -> bool {
         let Some(i) = token.0.checked_sub(self.base).filter(|&i| i < self.slots.len()) else {
             return false;
         };
@@ -130,8 +134,7 @@ impl Engine {
         let action = if slot.probe.is_connecting() {
             match connect_result(stream) {
                 None => return true, // spurious: still connecting
-                // The clock is read only here, for a gRPC call's timeout.
-                Some(Ok(())) => slot.probe.connected(check, Instant::now()),
+                Some(Ok(())) => slot.probe.connected(check, now),
                 Some(Err(e)) => slot.probe.connect_failed(check, &e),
             }
         } else {
@@ -140,7 +143,7 @@ impl Engine {
                 None => return true,
             }
         };
-        if drive(slot, check, action, registry, token, &mut self.scratch) {
+        if drive(slot, check, action, registry, token, &mut self.scratch, now) {
             self.pending -= 1;
         }
         true
@@ -155,8 +158,30 @@ impl Engine {
             let verdict = slot.probe.timed_out(self.timeout);
             close(slot);
             slot.verdict = Some(verdict);
+            slot.settled = Some(now);
         }
         self.pending = 0;
+    }
+
+    /// Check `i`'s verdict in the running round (None while its probe
+    /// runs), or in the last round until the next one starts.
+    pub fn verdict(&self, i: usize) -> Option<&Verdict> {
+        self.slots.get(i)?.verdict.as_ref()
+    }
+
+    /// When check `i`'s verdict landed (see [`Engine::verdict`]).
+    pub fn settled_at(&self, i: usize) -> Option<Instant> {
+        self.slots.get(i)?.settled
+    }
+
+    /// When the running (or last) round started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// How many checks of the running round still wait for their verdict.
+    pub fn pending(&self) -> usize {
+        self.pending
     }
 
     /// Drops the running round (its sockets close); its verdicts are lost.
@@ -219,6 +244,7 @@ fn drive(
     registry: &Registry,
     token: Token,
     scratch: &mut [u8],
+    now: Instant,
 ) -> bool {
     loop {
         action = match action {
@@ -259,6 +285,7 @@ fn drive(
             Action::Done(verdict) => {
                 close(slot);
                 slot.verdict = Some(verdict);
+                slot.settled = Some(now);
                 return true;
             }
         };

@@ -134,8 +134,9 @@ pub enum Route<'a> {
     MethodNotAllowed,
 }
 
-/// Routes on the exact path: nothing is decoded, so `/%73elf` and `/all/../self`
-/// are simply not found.
+/// Routes on the exact path: nothing is decoded or normalised, so `/%73elf`
+/// and `/all/../self` are simply not found. Only the NAME of `/all/NAME` is
+/// decoded, by the caller (see [`percent_decode_path`]).
 pub fn route(method: Method, target: &str) -> Route<'_> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let route = match path {
@@ -173,8 +174,20 @@ pub fn parse_query(query: &str) -> Query<'_> {
     q
 }
 
-/// Decodes `%XX` (and `+` as space); None for bad escapes or non-UTF-8.
+/// Decodes a query value: `%XX`, and `+` as space; None for bad escapes or
+/// non-UTF-8.
 pub fn percent_decode(s: &str) -> Option<String> {
+    decode(s, true)
+}
+
+/// Decodes the NAME of `/all/NAME`: `%XX` only (in a path `+` is a plus),
+/// so `/all/host:8080/ready%3Ffull=1` names the check of
+/// `http://host:8080/ready?full=1`. None for bad escapes or non-UTF-8.
+pub fn percent_decode_path(s: &str) -> Option<String> {
+    decode(s, false)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> Option<String> {
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {
@@ -184,7 +197,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
                 let lo = (bytes.next()? as char).to_digit(16)?;
                 (hi * 16 + lo) as u8
             }
-            b'+' => b' ',
+            b'+' if plus_is_space => b' ',
             b => b,
         });
     }
@@ -379,6 +392,9 @@ mod tests {
         assert_eq!(percent_decode("b%2Dc"), Some("b-c".into()));
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("a+b"), Some("a b".into()));
+        assert_eq!(percent_decode_path("a+b%3Fq=1"), Some("a+b?q=1".into()));
+        assert_eq!(percent_decode_path("%6"), None);
         let mut out = Vec::new();
         push_escaped(&mut out, b"a\"<b>\r\n\xff");
         assert_eq!(out, b"a\\\"\\x3cb\\x3e\\x0d\\x0a\\xff");

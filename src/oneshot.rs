@@ -65,12 +65,13 @@ impl Driver {
                 }
             }
             let registry = self.poll.registry();
+            let now = Instant::now();
             for event in self.events.iter() {
                 if event.token() != SIGNALS {
-                    self.engine.ready(event.token(), checks, registry);
+                    self.engine.ready(event.token(), checks, registry, now);
                 }
             }
-            self.engine.expire(Instant::now());
+            self.engine.expire(now);
         }
     }
 
@@ -109,7 +110,7 @@ pub fn check(config: &CheckConfig) -> Result<bool, Error> {
         return Ok(false);
     };
     let mut out = Vec::new();
-    let passed = check::write_report(&mut out, &config.checks, &verdicts, true, &[]);
+    let passed = check::write_report(&mut out, config.checks.iter().zip(&verdicts), true);
     if !config.quiet {
         // A closed stdout must not turn a verdict into a crash.
         let _ = io::stdout().lock().write_all(&out);

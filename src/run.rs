@@ -30,7 +30,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 enum Waited {
     Ready,
-    TimedOut,
+    /// The failing checks of the last attempt, with their reasons.
+    TimedOut(String),
     Signal(libc::c_int),
 }
 
@@ -49,14 +50,15 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
             log::warn("wait_interrupted").kv("signal", signals::name(sig)).kv("elapsed_ms", elapsed_ms);
             return finish(&mut driver, config, 128 + sig as u8);
         }
-        Waited::TimedOut if config.wait_timeout_continue => {
-            log::warn("wait_timeout").kv("elapsed_ms", elapsed_ms).kv("then", "continue");
+        Waited::TimedOut(failing) if config.wait_timeout_continue => {
+            log::warn("wait_timeout").kv("elapsed_ms", elapsed_ms).kv("then", "continue").kv("failing", failing);
         }
-        Waited::TimedOut => {
+        Waited::TimedOut(failing) => {
             log::error("wait_timeout")
                 .kv("elapsed_ms", elapsed_ms)
                 .kv("then", "give up")
-                .kv("exit_code", EX_UNAVAILABLE);
+                .kv("exit_code", EX_UNAVAILABLE)
+                .kv("failing", failing);
             return finish(&mut driver, config, EX_UNAVAILABLE);
         }
     }
@@ -74,9 +76,11 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
             _ => Err(io::Error::last_os_error()),
         });
     }
-    if config.on_exit.is_empty() {
+    if config.on_exit.is_empty() && std::process::id() != 1 {
         // Nothing to do after the command: become it, so its signals and
-        // exit code are the kernel's business.
+        // exit code are the kernel's business. Not as PID 1: the command
+        // would be PID 1 itself, the kernel would drop every signal it has
+        // no handler for (SIGTERM included) and nobody would reap orphans.
         let err = command.exec();
         return Ok(spawn_failed(program, &err));
     }
@@ -136,18 +140,16 @@ fn wait(driver: &mut Driver, config: &RunConfig) -> Result<Waited, Error> {
             log::info("wait_done").kv("elapsed_ms", now.duration_since(start).as_millis()).kv("attempts", attempts);
             return Ok(Waited::Ready);
         }
+        let failing = failing_reasons(&config.wait, &verdicts);
         if now.duration_since(last_progress) >= PROGRESS_EVERY {
             last_progress = now;
-            let mut line = log::info("still_waiting")
+            log::info("still_waiting")
                 .kv("elapsed_s", now.duration_since(start).as_secs())
-                .kv("attempts", attempts);
-            if let Some((check, Verdict::Fail(reason))) = config.wait.iter().zip(&verdicts).find(|(_, v)| !v.passed()) {
-                line = line.kv("check", &check.name).kv("reason", reason);
-            }
-            drop(line);
+                .kv("attempts", attempts)
+                .kv("failing", &failing);
         }
         if give_up_at.is_some_and(|t| now >= t) {
-            return Ok(Waited::TimedOut);
+            return Ok(Waited::TimedOut(failing));
         }
         let next = round_start + config.interval;
         let until = give_up_at.map_or(next, |t| next.min(t));
@@ -159,9 +161,32 @@ fn wait(driver: &mut Driver, config: &RunConfig) -> Result<Waited, Error> {
             }
         }
         if give_up_at.is_some_and(|t| Instant::now() >= t) {
-            return Ok(Waited::TimedOut);
+            return Ok(Waited::TimedOut(failing));
         }
     }
+}
+
+/// Checks listed in a log value at most; a thousand failing checks must not
+/// make one giant line.
+const LOGGED_FAILING: usize = 16;
+
+/// `NAME: REASON; NAME: REASON` for the failing checks of an attempt.
+fn failing_reasons(checks: &[Check], verdicts: &[Verdict]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let failed = checks.iter().zip(verdicts).filter_map(|(c, v)| match v {
+        Verdict::Fail(reason) => Some((c, reason)),
+        Verdict::Pass => None,
+    });
+    for (n, (check, reason)) in failed.enumerate() {
+        if n == LOGGED_FAILING {
+            out.push_str("; ...");
+            break;
+        }
+        let sep = if n == 0 { "" } else { "; " };
+        let _ = write!(out, "{sep}{}: {reason}", check.name);
+    }
+    out
 }
 
 /// Before COMMAND exists, SIGCHLD only means that a child we inherited
@@ -240,5 +265,24 @@ fn log_callback(check: &Check, verdict: &Verdict) {
     match verdict {
         Verdict::Pass => drop(log::info("on_exit").kv("url", &check.url).kv("result", "ok")),
         Verdict::Fail(reason) => drop(log::warn("on_exit").kv("url", &check.url).kv("result", reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Reason;
+
+    #[test]
+    fn failing_reasons_name_at_most_16_checks() {
+        let checks: Vec<Check> =
+            (0..20).map(|i| Check::parse(&format!("c{i}=http://127.0.0.1:{}/", 1000 + i)).unwrap()).collect();
+        let mut verdicts = vec![Verdict::Fail(Reason::Refused); 20];
+        verdicts[1] = Verdict::Pass;
+        let text = failing_reasons(&checks[..3], &verdicts[..3]);
+        assert_eq!(text, "c0: connection refused; c2: connection refused");
+        let text = failing_reasons(&checks, &verdicts);
+        assert_eq!(text.matches(": connection refused").count(), LOGGED_FAILING, "{text}");
+        assert!(text.ends_with("c16: connection refused; ..."), "{text}");
     }
 }

@@ -53,7 +53,7 @@ const DEFER_ACCEPT_SECS: libc::c_int = 1;
 /// Events handled per poll call.
 const EVENTS: usize = 1024;
 
-/// An `/all` request waiting for the running round.
+/// An `/all` request waiting for its checks' verdicts.
 #[derive(Debug)]
 struct Pending {
     want: Want,
@@ -65,6 +65,21 @@ struct Pending {
 enum Want {
     All { verbose: bool, excluded: Vec<usize>, unknown: Vec<Vec<u8>> },
     One { index: usize, verbose: bool },
+}
+
+impl Want {
+    /// Whether every check this reports on has its verdict in `engine`.
+    /// O(1) but for the excluded checks, so settling stays cheap with many
+    /// waiting requests.
+    fn settled(&self, engine: &Engine) -> bool {
+        match self {
+            Want::One { index, .. } => engine.verdict(*index).is_some(),
+            Want::All { excluded, .. } => {
+                let unsettled_excluded = excluded.iter().filter(|&&i| engine.verdict(i).is_none()).count();
+                engine.pending() == unsettled_excluded
+            }
+        }
+    }
 }
 
 struct Conn {
@@ -126,8 +141,10 @@ struct Ctx {
     checks: Vec<Check>,
     timeout: Duration,
     verbose: bool,
-    /// Connections waiting for the running round.
+    /// Connections waiting for verdicts of the running round.
     waiting: Vec<Token>,
+    /// Connections that asked while no round ran: they start the next one.
+    next: Vec<Token>,
     /// Last logged state of each check, to log changes only.
     states: Vec<Option<bool>>,
     /// Staging for the responses of the connection being driven.
@@ -170,6 +187,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
             timeout: config.timeout,
             verbose: config.verbose,
             waiting: Vec::new(),
+            next: Vec::new(),
             out: Vec::with_capacity(4096),
             body: Vec::with_capacity(1024),
         },
@@ -245,14 +263,14 @@ impl Server {
                     }
                     token => {
                         let ctx = &mut self.ctx;
-                        if !ctx.engine.ready(token, &ctx.checks, ctx.poll.registry()) {
+                        if !ctx.engine.ready(token, &ctx.checks, ctx.poll.registry(), now) {
                             self.drive(token, now, !event.is_read_closed());
                         }
                     }
                 }
             }
             self.ctx.engine.expire(now);
-            self.finish_round(now);
+            self.settle(now);
             self.expire(now);
             if self.accept_paused_until.is_some_and(|t| now >= t) {
                 self.accept_paused_until = None;
@@ -404,7 +422,54 @@ impl Server {
         }
     }
 
-    /// Answers every connection that waited for the round just finished.
+    /// Answers every waiting request whose checks all have their verdicts,
+    /// ends the round once every probe has one, and starts the next round
+    /// for requests that came while none ran.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            if self.ctx.engine.is_running() && self.ctx.engine.pending() == 0 {
+                self.finish_round(now);
+            }
+            if self.answer_settled(now) {
+                continue; // answered requests may have pipelined more
+            }
+            let ctx = &mut self.ctx;
+            if ctx.next.is_empty() || ctx.engine.is_running() {
+                return;
+            }
+            ctx.engine.start(&ctx.checks, ctx.timeout, now, ctx.poll.registry(), &mut ctx.tokens);
+            ctx.waiting.append(&mut ctx.next);
+        }
+    }
+
+    /// Answers the waiting requests whose checks all have verdicts; true
+    /// when there was one. The others keep waiting.
+    fn answer_settled(&mut self, now: Instant) -> bool {
+        let mut ready = Vec::new();
+        let (conns, engine) = (&self.conns, &self.ctx.engine);
+        self.ctx.waiting.retain(|token| match conns.get(token).and_then(|c| c.pending.as_ref()) {
+            Some(pending) if pending.want.settled(engine) => {
+                ready.push(*token);
+                false
+            }
+            Some(_) => true,
+            None => false, // closed meanwhile
+        });
+        for &token in &ready {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            if let Some(pending) = conn.pending.take() {
+                conn.unparsed = !conn.inbuf.is_empty();
+                self.ctx.answer(&pending);
+                self.drive(token, now, false);
+            }
+        }
+        !ready.is_empty()
+    }
+
+    /// Ends the round: logs each check whose state changed (and the round,
+    /// with `--verbose`).
     fn finish_round(&mut self, now: Instant) {
         let ctx = &mut self.ctx;
         let Some(round) = ctx.engine.finished() else {
@@ -433,17 +498,6 @@ impl Server {
                 .kv("passed", passed)
                 .kv("failed", failed)
                 .kv("elapsed_ms", now.saturating_duration_since(round.started).as_millis());
-        }
-        let verdicts: Vec<Verdict> = round.verdicts().cloned().collect();
-        for token in std::mem::take(&mut ctx.waiting) {
-            let Some(conn) = self.conns.get_mut(&token) else {
-                continue;
-            };
-            if let Some(pending) = conn.pending.take() {
-                conn.unparsed = !conn.inbuf.is_empty();
-                self.ctx.answer_round(&pending, &verdicts);
-                self.drive(token, now, false);
-            }
         }
     }
 }
@@ -575,7 +629,7 @@ impl Conn {
                     match ctx.route(&request) {
                         Ok(want) => {
                             self.pending = Some(Pending { want, head_only, conn });
-                            ctx.join_round(token, now);
+                            ctx.join_round(token);
                         }
                         Err(status) => {
                             http::write_response(&mut ctx.out, status, http::status_body(status), head_only, conn);
@@ -699,6 +753,7 @@ impl Ctx {
             Route::NotFound => Err(404),
             Route::MethodNotAllowed => Err(405),
             Route::One(name, query) => {
+                let name = http::percent_decode_path(name).ok_or(404u16)?;
                 let index = self.checks.iter().position(|c| c.name == name).ok_or(404u16)?;
                 Ok(Want::One { index, verbose: http::parse_query(query).verbose })
             }
@@ -709,6 +764,9 @@ impl Ctx {
                 for raw in query.exclude {
                     let decoded = http::percent_decode(raw);
                     match decoded.as_deref().and_then(|n| self.checks.iter().position(|c| c.name == n)) {
+                        // Once each: a request is settled when the unsettled
+                        // checks are exactly its excluded ones.
+                        Some(i) if excluded.contains(&i) => {}
                         Some(i) => excluded.push(i),
                         None if unknown.len() < MAX_UNKNOWN_SHOWN => {
                             let name = decoded.as_deref().unwrap_or(raw).as_bytes();
@@ -728,22 +786,26 @@ impl Ctx {
         }
     }
 
-    fn join_round(&mut self, token: Token, now: Instant) {
-        self.waiting.push(token);
-        if !self.engine.is_running() {
-            self.engine.start(&self.checks, self.timeout, now, self.poll.registry(), &mut self.tokens);
+    /// Queues a request for verdicts: it joins the running round, or starts
+    /// the next one (see [`Server::settle`]).
+    fn join_round(&mut self, token: Token) {
+        if self.engine.is_running() {
+            self.waiting.push(token);
+        } else {
+            self.next.push(token);
         }
     }
 
-    /// Stages the answer to a request that waited for the round.
-    fn answer_round(&mut self, pending: &Pending, verdicts: &[Verdict]) {
-        let body = &mut self.body;
+    /// Stages the answer to a request whose checks have their verdicts.
+    fn answer(&mut self, pending: &Pending) {
+        let Ctx { engine, checks, body, .. } = self;
+        let verdict = |i: usize| engine.verdict(i).expect("answered only once settled");
         body.clear();
         let passed = match &pending.want {
             Want::One { index, verbose } => {
-                let verdict = &verdicts[*index];
+                let verdict = verdict(*index);
                 if *verbose || !verdict.passed() {
-                    check::write_line(body, &self.checks[*index], verdict);
+                    check::write_line(body, &checks[*index], verdict);
                 } else {
                     body.extend_from_slice(b"ok\n");
                 }
@@ -755,7 +817,8 @@ impl Ctx {
                     body.extend_from_slice(name);
                     body.extend_from_slice(b"\"\n");
                 }
-                check::write_report(body, &self.checks, verdicts, *verbose, excluded)
+                let included = checks.iter().enumerate().filter(|(i, _)| !excluded.contains(i));
+                check::write_report(body, included.map(|(i, c)| (c, verdict(i))), *verbose)
             }
         };
         let status = if passed { 200 } else { 503 };

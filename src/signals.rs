@@ -87,18 +87,54 @@ impl Source for Signals {
     }
 }
 
-/// The conventional name of a signal, for logs.
+/// The conventional name of a signal, for logs: every standard Linux
+/// signal by name, others (real-time ones) by number.
 pub fn name(sig: libc::c_int) -> String {
-    let known = match sig {
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGINT => "SIGINT",
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGCHLD => "SIGCHLD",
-        libc::SIGKILL => "SIGKILL",
-        _ => return format!("signal {sig}"),
-    };
-    known.to_string()
+    const NAMES: [(libc::c_int, &str); 30] = [
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGTRAP, "SIGTRAP"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGKILL, "SIGKILL"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGSTKFLT, "SIGSTKFLT"),
+        (libc::SIGCHLD, "SIGCHLD"),
+        (libc::SIGCONT, "SIGCONT"),
+        (libc::SIGSTOP, "SIGSTOP"),
+        (libc::SIGTSTP, "SIGTSTP"),
+        (libc::SIGTTIN, "SIGTTIN"),
+        (libc::SIGTTOU, "SIGTTOU"),
+        (libc::SIGURG, "SIGURG"),
+        (libc::SIGXCPU, "SIGXCPU"),
+        (libc::SIGXFSZ, "SIGXFSZ"),
+        (libc::SIGVTALRM, "SIGVTALRM"),
+        (libc::SIGPROF, "SIGPROF"),
+        (libc::SIGWINCH, "SIGWINCH"),
+        (libc::SIGIO, "SIGIO"),
+        (libc::SIGSYS, "SIGSYS"),
+    ];
+    match NAMES.iter().find(|(n, _)| *n == sig) {
+        Some((_, name)) => (*name).to_string(),
+        None => format!("signal {sig}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signals_have_their_names() {
+        assert_eq!(super::name(libc::SIGSEGV), "SIGSEGV");
+        assert_eq!(super::name(libc::SIGTERM), "SIGTERM");
+        assert_eq!(super::name(libc::SIGABRT), "SIGABRT");
+        assert_eq!(super::name(libc::SIGRTMIN() + 1), format!("signal {}", libc::SIGRTMIN() + 1));
+    }
 }

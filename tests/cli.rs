@@ -160,10 +160,95 @@ fn dry_run_prints_the_configuration() {
 }
 
 #[test]
-fn durations_accept_ms_s_m() {
-    for timeout in ["500ms", "3s", "2m"] {
-        let out = run_cli(&["serve", "--dry-run", "--timeout", timeout, "http://127.0.0.1:9000/"]);
-        assert_eq!(out.code(), Some(0), "{timeout}: stderr {:?}", out.stderr);
-        assert!(out.stdout.contains(timeout), "{timeout}:\n{}", out.stdout);
+fn durations_take_go_syntax_and_print_back_canonical() {
+    let cases = [
+        ("500ms", "500ms"),
+        ("3s", "3s"),
+        ("2m", "2m"),
+        ("1h", "1h"),
+        ("1m30s", "1m30s"),
+        ("90s", "1m30s"),
+        ("1.5s", "1.5s"),
+        ("0.5s", "500ms"),
+        ("2h45m", "2h45m"),
+        ("3", "3s"),
+    ];
+    for (given, shown) in cases {
+        let out = run_cli(&["serve", "--dry-run", "--timeout", given, "http://127.0.0.1:9000/"]);
+        assert_eq!(out.code(), Some(0), "{given}: stderr {:?}", out.stderr);
+        assert!(out.stdout.contains(&format!("\ntimeout {shown}\n")), "{given}:\n{}", out.stdout);
     }
+    assert_usage_error(&["serve", "--timeout", "1d", "http://127.0.0.1:9000/"], "1d");
+    assert_usage_error(&["serve", "--timeout", "18446744073709551615h", "http://127.0.0.1:9000/"], "too large");
+}
+
+/// `--dry-run` shows every setting, `--verbose` and `--quiet` included.
+#[test]
+fn dry_run_shows_verbose_and_quiet() {
+    let out = run_cli(&["serve", "--dry-run", "--verbose", "http://127.0.0.1:9000/"]);
+    assert!(out.stdout.contains("\nverbose true\n"), "{}", out.stdout);
+    let out = run_cli(&["serve", "--dry-run", "http://127.0.0.1:9000/"]);
+    assert!(out.stdout.contains("\nverbose false\n"), "{}", out.stdout);
+    let out = run_cli(&["check", "--dry-run", "-q", "http://127.0.0.1:9000/"]);
+    assert!(out.stdout.contains("\nquiet true\n"), "{}", out.stdout);
+}
+
+/// Unnamed checks never make a usage error: a URL given twice, or in another spelling of the
+/// same URL (case of scheme and host, an explicit default port, a fragment), is one check.
+#[test]
+fn repeated_unnamed_urls_are_one_check() {
+    let same = ["http://127.0.0.1:9/health", "http://127.0.0.1:9/health", "HTTP://127.0.0.1:9/health#top"];
+    let out = run_cli(&["8081", "1", same[0], same[1], "--dry-run"]);
+    assert_eq!(out.code(), Some(0), "stderr {:?}", out.stderr);
+    let out = run_cli(&[&["check", "--dry-run"][..], &same].concat());
+    assert_eq!(out.code(), Some(0), "stderr {:?}", out.stderr);
+    assert_eq!(out.stdout.matches("\ncheck ").count(), 1, "one check:\n{}", out.stdout);
+    let out = run_cli(&["serve", "--dry-run", "http://LOCALHOST:80/", "http://localhost/"]);
+    assert_eq!(out.code(), Some(0), "stderr {:?}", out.stderr);
+    assert_eq!(out.stdout.matches("\ncheck ").count(), 1, "one check:\n{}", out.stdout);
+    // Two explicit identical names stay an error, whatever the URLs.
+    assert_usage_error(&["serve", "app=http://127.0.0.1:9/", "app=http://127.0.0.1:9/"], "duplicate check name 'app'");
+}
+
+/// One mesh per Job: `--istio --linkerd` names both instead of silently keeping Istio.
+#[test]
+fn istio_and_linkerd_together_are_a_usage_error() {
+    let out = run_cli(&["run", "--istio", "--linkerd", "--", "true"]);
+    assert_eq!(out.code(), Some(64), "stdout {:?} stderr {:?}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("--istio") && out.stderr.contains("--linkerd"), "{:?}", out.stderr);
+    assert_usage_error(&["run", "--dry-run", "--linkerd", "--istio", "--", "true"], "--linkerd");
+}
+
+/// Every mode takes `--help` and `--dry-run`; `--` ends the options of `serve` and `check` alike.
+#[test]
+fn every_mode_takes_help_and_dry_run() {
+    for args in
+        [&["serve", "--help"][..], &["check", "--help"], &["run", "--help"], &["check", "-h"], &["8081", "1", "--help"]]
+    {
+        let out = run_cli(args);
+        assert_eq!(out.code(), Some(0), "{args:?}: stderr {:?}", out.stderr);
+        assert!(out.stdout.contains("Usage:"), "{args:?}:\n{}", out.stdout);
+    }
+    let out = run_cli(&["8081", "2", "--dry-run", "http://127.0.0.1:9/"]);
+    assert_eq!(out.code(), Some(0), "stderr {:?}", out.stderr);
+    assert!(out.stdout.contains("mode serve") && out.stdout.contains("listen 0.0.0.0:8081"), "{}", out.stdout);
+    for mode in ["serve", "check"] {
+        let out = run_cli(&[mode, "--dry-run", "--", "http://127.0.0.1:9/"]);
+        assert_eq!(out.code(), Some(0), "{mode} --: stderr {:?}", out.stderr);
+        assert!(out.stdout.contains("check 127.0.0.1:9/ "), "{mode}:\n{}", out.stdout);
+    }
+}
+
+/// The README's tips: IPv6 with `--listen [::]:PORT` (the positional form is IPv4 only), an
+/// app bound to the pod IP checked by IP literal (`$(POD_IP)` as Kubernetes expands it), and
+/// `--` ending the options of the positional form too.
+#[test]
+fn readme_tips_hold() {
+    let out = run_cli(&["serve", "--dry-run", "--listen", "[::]:8081", "app=http://10.244.1.7:8080/healthz"]);
+    assert_eq!(out.code(), Some(0), "stderr {:?}", out.stderr);
+    assert!(out.stdout.contains("listen [::]:8081\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("check app http://10.244.1.7:8080/healthz (10.244.1.7:8080)"), "{}", out.stdout);
+    let out = run_cli(&["8081", "2", "--dry-run", "--", "http://127.0.0.1:9/"]);
+    assert_eq!(out.code(), Some(0), "stderr {:?}", out.stderr);
+    assert!(out.stdout.contains("listen 0.0.0.0:8081\n"), "IPv4 only: {}", out.stdout);
 }

@@ -347,6 +347,212 @@ fn manifests_use_the_crate_version_of_the_image() {
     assert!(dockerfile.contains(&format!("ARG VERSION={version}")), "Dockerfile: ARG VERSION is not {version}");
 }
 
+/// Pod spec fields that the "restricted" (and so "baseline") Pod Security Standard forbids.
+const HOST_NAMESPACES: [&str; 3] = ["hostNetwork", "hostPID", "hostIPC"];
+/// The volume types the "restricted" standard allows.
+const RESTRICTED_VOLUMES: [&str; 8] =
+    ["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
+
+/// A container's setting: its own securityContext first, then the pod's (where Kubernetes
+/// inherits it).
+fn security_setting<'a>(container: &'a Hash, pod: &'a Hash, key: &str, pod_level: bool) -> Option<&'a Yaml> {
+    let from = |hash: &'a Hash| match get(hash, "securityContext") {
+        Some(Yaml::Hash(sc)) => get(sc, key),
+        _ => None,
+    };
+    from(container).or_else(|| if pod_level { from(pod) } else { None })
+}
+
+/// Everything the "restricted" Pod Security Standard asks of one container (and of its pod),
+/// plus a read-only root filesystem; each violation as a sentence.
+fn restricted_violations(container: &Hash, pod: &Hash) -> Vec<String> {
+    let mut out = Vec::new();
+    let setting = |key: &str, pod_level: bool| security_setting(container, pod, key, pod_level);
+    if setting("allowPrivilegeEscalation", false) != Some(&Yaml::Boolean(false)) {
+        out.push("securityContext.allowPrivilegeEscalation must be false".to_string());
+    }
+    if setting("privileged", false) == Some(&Yaml::Boolean(true)) {
+        out.push("securityContext.privileged must not be true".to_string());
+    }
+    if setting("readOnlyRootFilesystem", false) != Some(&Yaml::Boolean(true)) {
+        out.push("securityContext.readOnlyRootFilesystem must be true".to_string());
+    }
+    if setting("runAsNonRoot", true) != Some(&Yaml::Boolean(true)) {
+        out.push("securityContext.runAsNonRoot must be true".to_string());
+    }
+    if matches!(setting("runAsUser", true), Some(Yaml::Integer(0))) {
+        out.push("securityContext.runAsUser must not be 0".to_string());
+    }
+    let seccomp = match setting("seccompProfile", true) {
+        Some(Yaml::Hash(profile)) => string_at(profile, "type"),
+        _ => None,
+    };
+    if !matches!(seccomp, Some("RuntimeDefault" | "Localhost")) {
+        out.push("securityContext.seccompProfile.type must be RuntimeDefault or Localhost".to_string());
+    }
+    let capabilities = match setting("capabilities", false) {
+        Some(Yaml::Hash(caps)) => Some(caps),
+        _ => None,
+    };
+    let list = |key: &str| -> Vec<String> {
+        match capabilities.and_then(|caps| get(caps, key)) {
+            Some(Yaml::Array(items)) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        }
+    };
+    if !list("drop").iter().any(|c| c == "ALL") {
+        out.push("securityContext.capabilities.drop must include ALL".to_string());
+    }
+    if list("add").iter().any(|c| c != "NET_BIND_SERVICE") {
+        out.push("securityContext.capabilities.add may hold NET_BIND_SERVICE only".to_string());
+    }
+    for key in HOST_NAMESPACES {
+        if get(pod, key) == Some(&Yaml::Boolean(true)) {
+            out.push(format!("the pod's {key} must not be true"));
+        }
+    }
+    if let Some(Yaml::Array(volumes)) = get(pod, "volumes") {
+        for volume in volumes.iter().filter_map(Yaml::as_hash) {
+            let kind = volume.keys().filter_map(Yaml::as_str).find(|k| *k != "name").unwrap_or("?");
+            if !RESTRICTED_VOLUMES.contains(&kind) {
+                out.push(format!("the pod's volume type {kind} is not allowed"));
+            }
+        }
+    }
+    out
+}
+
+/// Every pod spec (a mapping with `containers`) in a Kubernetes object, wherever it is nested.
+fn pod_specs<'a>(node: &'a Yaml, out: &mut Vec<&'a Hash>) {
+    match node {
+        Yaml::Hash(hash) => {
+            if matches!(get(hash, "containers"), Some(Yaml::Array(_))) {
+                out.push(hash);
+            }
+            for value in hash.values() {
+                pod_specs(value, out);
+            }
+        }
+        Yaml::Array(items) => items.iter().for_each(|item| pod_specs(item, out)),
+        _ => {}
+    }
+}
+
+/// Every container in deploy/ that runs the healthcheck binary meets the "restricted" Pod
+/// Security Standard (Kubernetes) or its Compose equivalent, so the examples can be deployed
+/// as they are into a namespace that enforces it.
+#[test]
+fn every_container_running_healthcheck_is_restricted() {
+    let image = image();
+    let mut checked = Vec::new();
+    let mut failures = Vec::new();
+    for path in yaml_files() {
+        let origin = relative(&path);
+        for doc in load_yaml(&path) {
+            let Yaml::Hash(top) = &doc else { continue };
+            if let Some(Yaml::Hash(services)) = get(top, "services") {
+                for (name, service) in services {
+                    let Yaml::Hash(service) = service else { continue };
+                    let from_image = string_at(service, "image").is_some_and(is_healthcheck_image);
+                    let entrypoint = string_list(service, "entrypoint", &origin);
+                    let command = string_list(service, "command", &origin);
+                    if effective_argv(entrypoint, command, from_image, &image).is_none() {
+                        continue;
+                    }
+                    let origin = format!("{origin}: service {}", name.as_str().unwrap_or("?"));
+                    let opts = string_list(service, "security_opt", &origin).unwrap_or_default();
+                    let caps = string_list(service, "cap_drop", &origin).unwrap_or_default();
+                    if get(service, "read_only") != Some(&Yaml::Boolean(true))
+                        || !caps.iter().any(|c| c == "ALL")
+                        || !opts.iter().any(|o| o == "no-new-privileges:true")
+                        || get(service, "privileged") == Some(&Yaml::Boolean(true))
+                        || string_at(service, "user").is_some_and(|u| u == "0" || u.starts_with("root"))
+                    {
+                        failures.push(format!(
+                            "{origin}: needs read_only, cap_drop [ALL], no-new-privileges:true, a non-root user"
+                        ));
+                    }
+                    checked.push(origin);
+                }
+                continue;
+            }
+            let mut pods = Vec::new();
+            pod_specs(&doc, &mut pods);
+            for pod in pods {
+                for list in ["initContainers", "containers", "ephemeralContainers"] {
+                    let Some(Yaml::Array(containers)) = get(pod, list) else { continue };
+                    for container in containers.iter().filter_map(Yaml::as_hash) {
+                        let name = string_at(container, "name").unwrap_or("?");
+                        let origin = format!("{origin}: {list} {name}");
+                        let from_image = string_at(container, "image").is_some_and(is_healthcheck_image);
+                        let command = string_list(container, "command", &origin);
+                        let args = string_list(container, "args", &origin);
+                        if effective_argv(command, args, from_image, &image).is_none() && !from_image {
+                            continue;
+                        }
+                        for violation in restricted_violations(container, pod) {
+                            failures.push(format!("{origin}: {violation}"));
+                        }
+                        checked.push(origin);
+                    }
+                }
+            }
+        }
+    }
+    println!("checked: {checked:#?}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every Kubernetes manifest runs the binary somewhere, and Compose does too.
+    for file in ["01-", "02-", "03-", "04-", "compose.yaml"] {
+        assert!(checked.iter().any(|origin| origin.contains(file)), "no container checked in deploy/{file}*");
+    }
+}
+
+/// The check above must catch what it looks for: each weakening of a hardened container fails.
+#[test]
+fn the_restricted_check_catches_each_weakening() {
+    let hardened = "
+containers:
+  - name: c
+    securityContext:
+      runAsNonRoot: true
+      runAsUser: 65532
+      readOnlyRootFilesystem: true
+      allowPrivilegeEscalation: false
+      capabilities: { drop: [ALL] }
+      seccompProfile: { type: RuntimeDefault }
+";
+    let violations = |text: &str| {
+        let doc = YamlLoader::load_from_str(text).unwrap().remove(0);
+        let pod = doc.as_hash().unwrap().clone();
+        let container = get(&pod, "containers").unwrap()[0].as_hash().unwrap().clone();
+        restricted_violations(&container, &pod)
+    };
+    assert_eq!(violations(hardened), Vec::<String>::new());
+    let weakenings = [
+        ("runAsNonRoot: true", "runAsNonRoot: false", "runAsNonRoot"),
+        ("runAsUser: 65532", "runAsUser: 0", "runAsUser"),
+        ("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", "readOnlyRootFilesystem"),
+        ("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", "allowPrivilegeEscalation"),
+        ("{ drop: [ALL] }", "{ drop: [NET_RAW] }", "drop"),
+        ("{ drop: [ALL] }", "{ drop: [ALL], add: [NET_ADMIN] }", "add"),
+        ("{ type: RuntimeDefault }", "{ type: Unconfined }", "seccompProfile"),
+        ("      seccompProfile: { type: RuntimeDefault }\n", "", "seccompProfile"),
+        ("containers:", "hostNetwork: true\ncontainers:", "hostNetwork"),
+        ("containers:", "volumes: [{ name: h, hostPath: { path: / } }]\ncontainers:", "hostPath"),
+    ];
+    for (from, to, named) in weakenings {
+        let text = hardened.replace(from, to);
+        let found = violations(&text);
+        assert!(found.iter().any(|v| v.contains(named)), "{to:?}: {found:?}");
+    }
+    // Pod-level runAsNonRoot and seccompProfile count for the container.
+    let pod_level = hardened
+        .replace("      runAsNonRoot: true\n", "")
+        .replace("      seccompProfile: { type: RuntimeDefault }\n", "")
+        + "securityContext: { runAsNonRoot: true, seccompProfile: { type: RuntimeDefault } }\n";
+    assert_eq!(violations(&pod_level), Vec::<String>::new());
+}
+
 #[test]
 fn dry_run_args_put_the_flag_after_the_mode() {
     let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();

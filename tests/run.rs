@@ -135,6 +135,9 @@ fn wait_timeout_gives_up_with_69_and_calls_back() {
     assert_eq!(timeout.len(), 1, "{}", done.stderr);
     assert!(timeout[0].contains("level=error") && timeout[0].contains("give up"), "{}", timeout[0]);
     assert!((900..4000).contains(&elapsed_ms(timeout[0])), "how long the wait took: {}", timeout[0]);
+    // Each failing check's last reason: here the attempt cut short at the wait timeout.
+    assert!(timeout[0].contains("failing=\"127.0.0.1:"), "{}", timeout[0]);
+    assert!(timeout[0].contains("/ready: timeout after "), "{}", timeout[0]);
     assert!(done.elapsed >= Duration::from_millis(900), "gave up too early: {:?}", done.elapsed);
     assert!(done.elapsed < Duration::from_secs(4), "a hanging attempt outlived the wait timeout: {:?}", done.elapsed);
 }
@@ -152,6 +155,7 @@ fn wait_timeout_continue_starts_the_command_anyway() {
     callback.assert_one_post("/done");
     let timeout = done.events("wait_timeout");
     assert!(timeout.len() == 1 && timeout[0].contains("then=continue"), "{}", done.stderr);
+    assert!(timeout[0].contains("/ready: connection refused\""), "the failing check and its reason: {}", timeout[0]);
     assert!(elapsed_ms(timeout[0]) >= 600, "how long the wait took: {}", timeout[0]);
 }
 
@@ -163,7 +167,7 @@ fn wait_logs_at_most_one_progress_line_per_10_seconds() {
     assert_eq!(done.code(), 69, "{}", done.stderr);
     let progress = done.events("still_waiting");
     assert_eq!(progress.len(), 1, "one progress line in 11 s of attempts every 100 ms:\n{}", done.stderr);
-    assert!(progress[0].contains("check=app") && progress[0].contains("connection refused"), "{}", progress[0]);
+    assert!(progress[0].contains("failing=\"app: connection refused\""), "{}", progress[0]);
     let attempts: u64 = field(progress[0], "attempts").and_then(|a| a.parse().ok()).expect("attempts");
     assert!(attempts > 10, "attempts every 100 ms, yet only {attempts} in 10 s");
     assert_eq!(done.events("waiting").len(), 1, "{}", done.stderr);
@@ -467,6 +471,12 @@ fn environment_reaches_the_child_and_can_add_a_callback() {
     let done = Wrapper::start_with(&run_args(&[], "exit 0"), &[("ENABLE_COMPLETION_CALLBACK", "1")], None).finish();
     assert_eq!(done.code(), 64, "{}", done.stderr);
     assert!(done.stderr.contains("COMPLETION_CALLBACK_ENDPOINT"), "{}", done.stderr);
+
+    // A value that is neither on nor off is not silently ignored.
+    let env = [("ENABLE_COMPLETION_CALLBACK", "yes"), ("COMPLETION_CALLBACK_ENDPOINT", endpoint.as_str())];
+    let done = Wrapper::start_with(&run_args(&[], "exit 0"), &env, None).finish();
+    assert_eq!(done.code(), 64, "{}", done.stderr);
+    assert!(done.stderr.contains("invalid ENABLE_COMPLETION_CALLBACK 'yes'"), "{}", done.stderr);
 }
 
 #[test]
@@ -535,28 +545,73 @@ fn linkerd_preset_waits_on_and_shuts_down_4191() {
 // PID 1
 // ---------------------------------------------------------------------------
 
-#[test]
-fn as_pid_1_it_reaps_orphans() {
+/// `unshare OPTIONS...` as a command to complete, or None (said loudly) when unshare is missing
+/// or cannot make a PID namespace here.
+fn unshare(options: &[&str]) -> Option<Command> {
     let unshare = "/usr/bin/unshare";
     if !std::path::Path::new(unshare).exists() {
-        eprintln!("skipped: {unshare} not found");
-        return;
+        eprintln!("SKIP: {unshare} not installed");
+        return None;
     }
-    let probe = Command::new(unshare).args(["--pid", "--fork", "--mount-proc", "true"]).output();
+    let probe = Command::new(unshare).args(options).arg("true").output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: unshare --pid --fork --mount-proc does not work here: {probe:?}");
-        return;
+        eprintln!("SKIP: unshare {} does not work here: {probe:?}", options.join(" "));
+        return None;
     }
+    let mut command = Command::new(unshare);
+    command.args(options);
+    Some(command)
+}
+
+#[test]
+fn as_pid_1_it_reaps_orphans() {
+    let Some(mut command) = unshare(&["--pid", "--fork", "--mount-proc"]) else { return };
     let callback = Recorder::start();
     // Two orphans re-parented to PID 1 (the wrapper) die while the child still runs; the child
     // then counts zombies in its PID namespace.
     let script = "(sleep 0.2 &); (sleep 0.3 &); sleep 2; \
                   z=$(cat /proc/[0-9]*/stat 2>/dev/null | grep -c ') Z '); echo zombies=$z; exit $((10 + z))";
-    let mut command = Command::new(unshare);
-    command.args(["--pid", "--fork", "--mount-proc", common::bin(), "run", "--on-exit", &callback.url("/done")]);
+    command.args([common::bin(), "run", "--on-exit", &callback.url("/done")]);
     command.args(["--", "sh", "-c", script]);
     let done = Wrapper::spawn(command, None).finish();
     assert_eq!(done.stdout, "zombies=0\n", "{}", done.stderr);
     assert_eq!(done.code(), 10, "{}", done.stderr);
     callback.assert_one_post("/done");
+}
+
+/// As PID 1 (no init in the container) `run` must supervise even without a callback: an exec'd
+/// command would be PID 1 itself, and the kernel drops a SIGTERM that PID 1 has no handler for.
+#[test]
+fn as_pid_1_it_supervises_without_a_callback() {
+    let Some(mut command) = unshare(&["--pid", "--fork", "--kill-child"]) else { return };
+    command.args([common::bin(), "run", "--", "sleep", "30"]);
+    let wrapper = Wrapper::spawn(command, None);
+    // unshare forks the namespace's PID 1, which runs the wrapper: find it as unshare's child.
+    let children = format!("/proc/{0}/task/{0}/children", wrapper.pid());
+    let mut pid1 = None;
+    eventually(PATIENCE, || {
+        pid1 = std::fs::read_to_string(&children).ok().and_then(|s| s.split_whitespace().next()?.parse::<i32>().ok());
+        // Wait until the wrapper has started its command (spawned or exec'd, `sleep` is running).
+        pid1.is_some_and(|p| {
+            let own = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            !own.trim().is_empty() || comm.trim() == "sleep"
+        })
+    });
+    let pid1 = pid1.expect("the namespace's PID 1");
+    send_signal(pid1, libc::SIGTERM);
+    let done = wrapper.finish_within(Duration::from_secs(3));
+    assert_eq!(done.status.code(), Some(128 + libc::SIGTERM), "{:?}\n{}", done.status, done.stderr);
+    assert!(done.stderr.contains("event=signal_forwarded signal=SIGTERM"), "{}", done.stderr);
+    assert!(done.stderr.contains("event=child_exited signal=SIGTERM"), "{}", done.stderr);
+}
+
+/// A death by signal is logged by the signal's name, SIGSEGV included.
+#[test]
+fn a_child_killed_by_sigsegv_is_logged_by_name() {
+    let callback = Recorder::start();
+    let done = run_sh(&["--on-exit", &callback.url("/done")], "kill -SEGV $$").finish();
+    assert_eq!(done.code(), 128 + libc::SIGSEGV, "{}", done.stderr);
+    let exited = done.events("child_exited");
+    assert!(exited.len() == 1 && exited[0].contains("signal=SIGSEGV"), "{}", done.stderr);
 }

@@ -684,3 +684,40 @@ fn verbose_logs_each_round() {
     assert_eq!(d.get("/all").status, 503);
     d.wait_for_log_line(&["event=round", "passed=1", "failed=1", "elapsed_ms="], Duration::from_secs(2));
 }
+
+/// An answer waits only for the checks it reports on: with one check hanging for the whole
+/// `--timeout`, `/all/app` and `/all?exclude=slow` still answer within kubelet's 1 s default.
+#[test]
+fn an_answer_waits_only_for_its_own_checks() {
+    let (app, slow) = (ok_stub(), Stub::start(Behaviour::Hang));
+    let d = Daemon::serve(&["--timeout", "3s", &named("app", &app), &named("slow", &slow)]);
+    for path in ["/all/app", "/all?exclude=slow", "/all/app?verbose", "/all?exclude=slow&exclude=slow&verbose"] {
+        let started = Instant::now();
+        let resp = try_request(d.addr, "GET", path, Duration::from_secs(1))
+            .unwrap_or_else(|e| panic!("{path}: no answer within 1 s: {e}"));
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+        assert!(started.elapsed() < Duration::from_secs(1), "{path}: {:?}", started.elapsed());
+    }
+    // The round goes on for the others: still one probe of each check per round.
+    let resp = d.get("/all?verbose");
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert_has_line(&resp, "[-]slow failed: timeout after 3s");
+    assert!(slow.connections() <= 2, "one probe of slow per round: {}", slow.connections());
+}
+
+/// `/all/NAME` is percent-decoded like `exclude=`: an unnamed check whose name holds a `?`
+/// (its URL's query) is addressed with `%3F`; `+` in a path stays a plus.
+#[test]
+fn check_names_in_the_path_are_percent_decoded() {
+    let (web, other) = (ok_stub(), status_stub(503));
+    let url = web.url("/ready?full=1&x=a+b");
+    let d = Daemon::serve(&["--timeout", "2s", &url, &named("my.app", &other)]);
+    let name = format!("127.0.0.1:{}/ready%3Ffull=1&x=a+b", web.port());
+    let resp = d.get(&format!("/all/{name}?verbose"));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.text(), format!("[+]127.0.0.1:{}/ready?full=1&x=a+b ok\n", web.port()));
+    let resp = d.get("/all/my%2Eapp");
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    let resp = d.get(&format!("/all?exclude=my%2Eapp&exclude={}", name.replace('+', "%2B").replace('&', "%26")));
+    assert_eq!((resp.status, resp.text().as_str()), (200, "ok\n"));
+}

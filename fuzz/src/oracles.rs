@@ -44,7 +44,9 @@ fn answer(method: Method, target: &str) -> (u16, Vec<u8>) {
         Route::SelfCheck => (200, b"ok\n".to_vec()),
         Route::NotFound => (404, http::status_body(404).to_vec()),
         Route::MethodNotAllowed => (405, http::status_body(405).to_vec()),
-        Route::One(name, _) if CHECK_NAMES.contains(&name) => (200, b"ok\n".to_vec()),
+        Route::One(name, _) if http::percent_decode_path(name).is_some_and(|n| CHECK_NAMES.contains(&n.as_str())) => {
+            (200, b"ok\n".to_vec())
+        }
         Route::One(..) => (404, http::status_body(404).to_vec()),
         Route::All(query) => {
             let mut body = Vec::new();
