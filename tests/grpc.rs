@@ -199,10 +199,11 @@ fn serve_follows_a_status_that_flips_between_rounds() {
         let Some(mut server) = Server::start(implementation, &[]) else { continue };
         server.set("orders", "SERVING");
         let web = Stub::start(Behaviour::Status(200, "fine\n"));
+        // localhost is 127.0.0.1 first, where the servers listen.
         let d = Daemon::serve(&[
             "--timeout",
             "2s",
-            &format!("app={}", server.url("")),
+            &format!("app=grpc://localhost:{}", server.port),
             &format!("orders={}", server.url("?service=orders")),
             &format!("web={}", web.url("/")),
         ]);
@@ -213,6 +214,7 @@ fn serve_follows_a_status_that_flips_between_rounds() {
             (all.status, all.text()),
             (503, "[+]app ok\n[-]orders failed: NOT_SERVING\n[+]web ok\nsome checks failed\n".into())
         );
+        d.wait_for_log_line(&["event=check_failing", "check=orders", "NOT_SERVING"], Duration::from_secs(2));
         assert_eq!(d.get("/all/app").status, 200);
         assert_eq!(d.get("/all/orders").status, 503);
         assert_eq!(d.get("/all?exclude=orders").status, 200);
