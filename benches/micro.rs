@@ -70,7 +70,7 @@ fn grpc_call(c: &mut Criterion) {
     // A grpc-go server's SERVING answer: SETTINGS, WINDOW_UPDATE, PING,
     // Huffman-coded headers, the message, the trailers.
     const ANSWER: &[u8] = include_bytes!("../tests/grpc/responses/go-serving.h2");
-    let request = grpc::Request::new("127.0.0.1:9090", b"", &[]).expect("a request");
+    let request = grpc::Request::new(b"127.0.0.1:9090", b"", &[]).expect("a request");
     let mut call = grpc::Call::default();
     let now = Instant::now();
     c.bench_function("grpc/one call, start to verdict", |b| {

@@ -574,7 +574,7 @@ impl Chaos {
             Chaos::CloseEarly => (false, &["closed before response"]),
             Chaos::Garbage => (false, &["invalid response"]),
             Chaos::EndlessHeaders => (false, &["response headers too large"]),
-            Chaos::RedirectLoop => (false, &["too many redirects"]),
+            Chaos::RedirectLoop => (false, &["stopped after 10 redirects"]),
             Chaos::Stall | Chaos::Hang => (false, &["timeout after 200ms"]),
         }
     }

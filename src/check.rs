@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use url::{Host, Url};
 
+use crate::location;
 use crate::{grpc, VERSION};
 
 /// Longest check name: a DNS label, so names fit wherever Kubernetes names do.
@@ -33,6 +34,11 @@ pub struct Check {
     pub kind: Kind,
     /// Where to connect, tried in order. Empty until resolved.
     pub addrs: Vec<SocketAddr>,
+    /// The URL as written, the way kubelet's client reads it: the base of
+    /// redirects and the source of the request line and `Host`.
+    pub target: location::Url,
+    /// Request header fields given with `--header`, in order.
+    pub headers: Vec<(String, String)>,
     /// The request bytes, built once so a round formats nothing.
     pub request: Vec<u8>,
     /// The gRPC call of a `grpc://` check, built once too.
@@ -50,10 +56,19 @@ pub enum Reason {
     BodyCut,
     Invalid,
     HeadersTooLarge,
+    /// No longer reached: kubelet's wording is [`Reason::RedirectLimit`].
     TooManyRedirects,
     HttpsRedirect,
     Connect(io::ErrorKind, Option<i32>),
     Io(io::ErrorKind, Option<i32>),
+    /// The tenth request was a redirect too (kubelet's own words).
+    RedirectLimit,
+    UnsupportedTransferEncoding,
+    TooManyTransferEncodings,
+    /// A same-host `Location` that does not parse as a URL.
+    InvalidLocation,
+    /// A same-host redirect to a scheme other than http or https.
+    UnsupportedScheme,
     /// A gRPC health answer other than SERVING.
     Health(i32),
     /// A gRPC status other than OK, and its message (escaped, cut short).
@@ -102,6 +117,11 @@ impl fmt::Display for Reason {
             Reason::HttpsRedirect => f.write_str("redirect to https not supported"),
             Reason::Connect(kind, os) => write!(f, "connect: {}", OsError(*kind, *os)),
             Reason::Io(kind, os) => write!(f, "io: {}", OsError(*kind, *os)),
+            Reason::RedirectLimit => f.write_str("stopped after 10 redirects"),
+            Reason::UnsupportedTransferEncoding => f.write_str("unsupported transfer encoding"),
+            Reason::TooManyTransferEncodings => f.write_str("too many transfer encodings"),
+            Reason::InvalidLocation => f.write_str("invalid Location header"),
+            Reason::UnsupportedScheme => f.write_str("redirect to an unsupported scheme"),
             Reason::Health(status) => match crate::grpc::health_name(*status) {
                 Some(name) => f.write_str(name),
                 None => write!(f, "health status {status}"),
@@ -201,8 +221,8 @@ impl Check {
     /// Parses `[NAME=]URL` for a probe (`http://`, `tcp://` or `grpc://`).
     /// Addresses are left empty: see [`Check::resolve`].
     pub fn parse(arg: &str) -> Result<Check, CheckError> {
-        let (name, url) = split_name(arg)?;
-        let url = parse_url(url, &["http", "tcp", "grpc"])?;
+        let (name, text) = split_name(arg)?;
+        let url = parse_url(text, &["http", "tcp", "grpc"])?;
         let kind = match url.scheme() {
             "tcp" => Kind::Tcp,
             "grpc" => Kind::Grpc,
@@ -212,11 +232,9 @@ impl Check {
             Some(name) => name.to_string(),
             None => default_name(&url),
         };
-        let mut check = Check::new(name, url, kind);
+        let check = Check::new(name, url, as_written(text)?, kind);
         if kind == Kind::Grpc {
-            let service = grpc_service(&check.url)?;
-            check.grpc = grpc::Request::new(&host_header(&check.url), service.as_bytes(), &[])
-                .map_err(|e| CheckError(format!("{e}: '{}'", arg.escape_debug())))?;
+            check.grpc_request()?;
         }
         Ok(check)
     }
@@ -224,16 +242,121 @@ impl Check {
     /// Parses a completion-callback URL (`http://` only), probed with `POST`.
     pub fn callback(arg: &str) -> Result<Check, CheckError> {
         let url = parse_url(arg, &["http"])?;
-        Ok(Check::new(arg.to_string(), url, Kind::Post))
+        Ok(Check::new(arg.to_string(), url, as_written(arg)?, Kind::Post))
     }
 
-    fn new(name: String, url: Url, kind: Kind) -> Check {
-        let request = match kind {
-            Kind::Tcp | Kind::Grpc => Vec::new(),
-            Kind::Http => request_bytes("GET", &url),
-            Kind::Post => request_bytes("POST", &url),
+    fn new(name: String, url: Url, target: location::Url, kind: Kind) -> Check {
+        let mut check = Check {
+            name,
+            url,
+            target,
+            kind,
+            addrs: Vec::new(),
+            headers: Vec::new(),
+            request: Vec::new(),
+            grpc: grpc::Request::default(),
         };
-        Check { name, url, kind, addrs: Vec::new(), request, grpc: grpc::Request::default() }
+        check.build_request();
+        check
+    }
+
+    /// Adds a request header field (`--header`); the caller validated it.
+    pub fn add_header(&mut self, name: &str, value: &str) {
+        self.headers.push((name.to_string(), value.trim_matches([' ', '\t']).to_string()));
+        self.build_request();
+    }
+
+    fn build_request(&mut self) {
+        self.request = match self.kind {
+            Kind::Tcp => Vec::new(),
+            Kind::Http | Kind::Post => self.request_to(&self.target, self.host_override(), None, true),
+            Kind::Grpc => {
+                // `parse` and `--header` checked that it builds.
+                self.grpc = self.grpc_request().unwrap_or_default();
+                Vec::new()
+            }
+        };
+    }
+
+    /// The gRPC call of a `grpc://` check: the service its URL names and
+    /// the `--header` fields as metadata; Err when the URL's query is not
+    /// `service=NAME` or the request cannot fit one HTTP/2 frame.
+    pub fn grpc_request(&self) -> Result<grpc::Request, CheckError> {
+        let service = grpc_service(&self.url)?;
+        grpc::Request::new(&self.target.host, service.as_bytes(), &self.headers)
+            .map_err(|e| CheckError(format!("{e}: '{}'", self.url.as_str().escape_debug())))
+    }
+
+    /// A `Host` given with `--header`, which kubelet sends instead of the
+    /// URL's host.
+    pub fn host_override(&self) -> Option<&[u8]> {
+        let host = self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("host"))?;
+        Some(host.1.as_bytes()).filter(|h| !h.is_empty())
+    }
+
+    /// A request to `url` as kubelet's client writes it: its `Host` (or the
+    /// given one), the user's fields (the body-describing ones only while
+    /// `body_fields`), `Referer` on a redirect, basic authentication for a
+    /// URL with userinfo unless a non-empty `Authorization` was given, and
+    /// no keep-alive.
+    pub fn request_to(
+        &self,
+        url: &location::Url,
+        host: Option<&[u8]>,
+        referer: Option<&[u8]>,
+        body_fields: bool,
+    ) -> Vec<u8> {
+        let method = if self.kind == Kind::Post { "POST" } else { "GET" };
+        let mut out = Vec::with_capacity(160);
+        out.extend_from_slice(method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(&url.request_target());
+        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        out.extend_from_slice(host.unwrap_or(&url.host));
+        out.extend_from_slice(b"\r\n");
+        let given = |field: &str| self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(field)).map(|(_, v)| v);
+        let mut line = |name: &str, value: &[u8]| {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        // kubelet: a given User-Agent or Accept replaces the default one;
+        // given empty, none is sent.
+        match given("user-agent") {
+            None => line("User-Agent", format!("healthcheck/{VERSION}").as_bytes()),
+            Some(v) if !v.is_empty() => line("User-Agent", v.as_bytes()),
+            Some(_) => {}
+        }
+        if given("accept").is_none() {
+            line("Accept", b"*/*");
+        }
+        let has_referer = given("referer").is_some_and(|v| !v.is_empty());
+        let basic = url.basic_auth().filter(|_| given("authorization").is_none_or(String::is_empty));
+        for (name, value) in &self.headers {
+            let body_field = ["content-encoding", "content-language", "content-location", "content-type"]
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f));
+            let skip = ["host", "user-agent"].iter().any(|f| name.eq_ignore_ascii_case(f))
+                || (basic.is_some() && name.eq_ignore_ascii_case("authorization"))
+                || (name.eq_ignore_ascii_case("accept") && value.is_empty())
+                || (body_field && !body_fields);
+            if !skip {
+                line(name, value.as_bytes());
+            }
+        }
+        if let Some(basic) = &basic {
+            line("Authorization", basic);
+        }
+        if let Some(referer) = referer.filter(|_| !has_referer) {
+            line("Referer", referer);
+        }
+        if self.kind == Kind::Post {
+            line("Content-Length", b"0");
+        }
+        line("Connection", b"close");
+        out.extend_from_slice(b"\r\n");
+        out
     }
 
     /// Fills `addrs`. `localhost` and IP literals never touch DNS; other
@@ -264,10 +387,13 @@ impl Check {
     }
 
     /// Whether two checks probe the same thing the same way: the same kind,
-    /// request bytes and default name (host, port, path and query; not the
+    /// request (HTTP or gRPC) and default name (host, port, path and query; not the
     /// fragment, which is never sent, nor a tcp URL's empty path).
     pub fn same_target(&self, other: &Check) -> bool {
-        self.kind == other.kind && self.request == other.request && default_name(&self.url) == default_name(&other.url)
+        self.kind == other.kind
+            && self.request == other.request
+            && self.grpc == other.grpc
+            && default_name(&self.url) == default_name(&other.url)
     }
 
     /// Whether [`Check::resolve`] would stay off the network (used by
@@ -371,6 +497,14 @@ fn grpc_service(url: &Url) -> Result<String, CheckError> {
         .ok_or_else(|| CheckError(format!("invalid service name in '{}'", url.as_str().escape_debug())))
 }
 
+/// The URL as kubelet's client would read it; it must agree with `url`.
+fn as_written(text: &str) -> Result<location::Url, CheckError> {
+    match location::Url::parse(text.as_bytes()) {
+        Ok(url) if url.opaque.is_empty() && !url.host.is_empty() => Ok(url),
+        _ => Err(CheckError(format!("invalid URL '{}'", text.escape_debug()))),
+    }
+}
+
 /// The name of an unnamed check: its URL without the scheme.
 fn default_name(url: &Url) -> String {
     let mut name = String::from(url.host_str().unwrap_or_default());
@@ -391,30 +525,6 @@ fn default_name(url: &Url) -> String {
         }
     }
     name
-}
-
-/// `Host` header value: the host, and the port when it is not the default.
-pub fn host_header(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    }
-}
-
-/// A probe request, the way kubelet sends it: no keep-alive.
-pub fn request_bytes(method: &str, url: &Url) -> Vec<u8> {
-    let mut target = url.path().to_string();
-    if let Some(q) = url.query() {
-        target.push('?');
-        target.push_str(q);
-    }
-    let body = if method == "POST" { "Content-Length: 0\r\n" } else { "" };
-    format!(
-        "{method} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: healthcheck/{VERSION}\r\nAccept: */*\r\n{body}Connection: close\r\n\r\n",
-        host_header(url)
-    )
-    .into_bytes()
 }
 
 /// `[+]NAME ok` or `[-]NAME failed: REASON`.
@@ -474,14 +584,14 @@ mod tests {
         assert!(String::from_utf8(c.request).unwrap().contains("Host: [::1]:8080\r\n"));
         let c = Check::parse("grpc://127.0.0.1:9090").unwrap();
         assert_eq!((c.name.as_str(), c.kind), ("127.0.0.1:9090", Kind::Grpc));
-        assert_eq!(c.grpc, grpc::Request::new("127.0.0.1:9090", b"", &[]).unwrap());
+        assert_eq!(c.grpc, grpc::Request::new(b"127.0.0.1:9090", b"", &[]).unwrap());
         let c = Check::parse("orders=grpc://[::1]:9090/?service=orders.v1%2FOrders%20x+y").unwrap();
         assert_eq!((c.name.as_str(), c.kind), ("orders", Kind::Grpc));
-        assert_eq!(c.grpc, grpc::Request::new("[::1]:9090", b"orders.v1/Orders x+y", &[]).unwrap());
+        assert_eq!(c.grpc, grpc::Request::new(b"[::1]:9090", b"orders.v1/Orders x+y", &[]).unwrap());
         let c = Check::parse("grpc://localhost:9090?service=").unwrap();
         assert_eq!(
             (c.name.as_str(), c.grpc),
-            ("localhost:9090?service=", grpc::Request::new("localhost:9090", b"", &[]).unwrap())
+            ("localhost:9090?service=", grpc::Request::new(b"localhost:9090", b"", &[]).unwrap())
         );
     }
 

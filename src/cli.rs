@@ -22,6 +22,8 @@ or grpc://host:port[?service=NAME] (gRPC health, SERVING passes).
 An unnamed check is named after its URL without the scheme; repeats are one check.
 Durations as in Go: 500ms, 3s, 1.5s, 1m30s, 2h45m; a bare number is seconds.
 The original form listens on IPv4 only: for IPv6 use serve --listen [::]:PORT.
+--header NAME=FIELD: VALUE adds a request header to the check NAME (serve, check
+and run --wait; repeatable): Host and User-Agent replace ours, others are added.
 
 serve options:
   --listen ADDR           address to listen on [default: 0.0.0.0:8081]
@@ -217,9 +219,11 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     let mut max_connections = DEFAULT_MAX_CONNECTIONS;
     let (mut verbose, mut dry_run) = (false, false);
     let mut checks = Vec::new();
+    let mut headers = Vec::new();
     while let Some(arg) = args.next_str()? {
         let (flag, inline) = split_flag(&arg);
         match flag {
+            "--header" => headers.push(args.value(flag, inline)?),
             "--listen" => {
                 let v = args.value(flag, inline)?;
                 listen = Some(v.parse::<SocketAddr>().map_err(|_| {
@@ -263,7 +267,8 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
         (Some(addr), None) => addr,
         (None, port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.unwrap_or(DEFAULT_PORT)),
     };
-    let checks = finish_checks(checks, dry_run)?;
+    let mut checks = finish_checks(checks, dry_run)?;
+    apply_headers(&mut checks, &headers)?;
     Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, verbose, dry_run, checks }))
 }
 
@@ -271,9 +276,11 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
     let mut timeout = DEFAULT_TIMEOUT;
     let (mut quiet, mut dry_run) = (false, false);
     let mut checks = Vec::new();
+    let mut headers = Vec::new();
     while let Some(arg) = args.next_str()? {
         let (flag, inline) = split_flag(&arg);
         match flag {
+            "--header" => headers.push(args.value(flag, inline)?),
             "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--quiet" | "-q" => quiet = switch(flag, inline)?,
             "--dry-run" => dry_run = switch(flag, inline)?,
@@ -287,7 +294,8 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
             _ => checks.push(Check::parse(&arg)?),
         }
     }
-    let checks = finish_checks(checks, dry_run)?;
+    let mut checks = finish_checks(checks, dry_run)?;
+    apply_headers(&mut checks, &headers)?;
     Ok(Command::Check(CheckConfig { timeout, quiet, dry_run, checks }))
 }
 
@@ -303,6 +311,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     let mut dry_run = false;
     let (mut istio, mut linkerd) = (false, false);
     let mut command = Vec::new();
+    let mut headers = Vec::new();
     while let Some(arg) = args.next_os() {
         let Some(text) = arg.to_str() else {
             return Err(usage(format!("invalid option {arg:?}: put COMMAND after '--'")));
@@ -310,6 +319,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
         let (flag, inline) = split_flag(text);
         match flag {
             "--wait" => wait.push(Check::parse(&args.value(flag, inline)?)?),
+            "--header" => headers.push(args.value(flag, inline)?),
             "--on-exit" => on_exit.push(Check::callback(&args.value(flag, inline)?)?),
             "--interval" => interval = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
@@ -370,7 +380,8 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             _ => return Err(usage("ENABLE_COMPLETION_CALLBACK is set but COMPLETION_CALLBACK_ENDPOINT is empty")),
         }
     }
-    let wait = finish_checks_allow_empty(wait, dry_run)?;
+    let mut wait = finish_checks_allow_empty(wait, dry_run)?;
+    apply_headers(&mut wait, &headers)?;
     let on_exit = finish_checks_allow_empty(on_exit, dry_run)?;
     Ok(Command::Run(RunConfig {
         wait,
@@ -446,6 +457,54 @@ fn finish_checks_allow_empty(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Ch
         }
     }
     Ok(checks)
+}
+
+/// Fields Go's client never sends from a probe's headers: the request's
+/// framing is its own.
+const FRAMING_FIELDS: [&str; 3] = ["content-length", "transfer-encoding", "trailer"];
+
+/// Adds each `--header NAME=FIELD: VALUE` to the check NAME (the longest
+/// name that matches, as names may hold `=`).
+fn apply_headers(checks: &mut [Check], headers: &[String]) -> Result<(), UsageError> {
+    for arg in headers {
+        let bad = |why: &str| usage(format!("invalid --header '{}': {why}", arg.escape_debug()));
+        if arg.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err(bad("CR, LF and NUL are not allowed"));
+        }
+        let Some(check) = checks
+            .iter_mut()
+            .filter(|c| arg.strip_prefix(c.name.as_str()).is_some_and(|rest| rest.starts_with('=')))
+            .max_by_key(|c| c.name.len())
+        else {
+            return Err(if arg.contains('=') { bad("no check has that NAME") } else { bad("use NAME=FIELD: VALUE") });
+        };
+        let field = &arg[check.name.len() + 1..];
+        let Some((name, value)) = field.split_once(':') else {
+            return Err(bad("missing ':' after the field name"));
+        };
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(bad("invalid field name"));
+        }
+        if value.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+            return Err(bad("control characters are not allowed"));
+        }
+        if FRAMING_FIELDS.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+            return Err(bad("a probe request has no body to describe"));
+        }
+        if check.kind == crate::check::Kind::Tcp {
+            return Err(bad("a tcp check sends no request"));
+        }
+        let grpc = check.kind == crate::check::Kind::Grpc;
+        if grpc && crate::grpc::reserved(name) {
+            return Err(bad("the gRPC call sets this field itself"));
+        }
+        check.add_header(name, value);
+        if grpc {
+            check.grpc_request().map_err(|e| bad(&e.0))?;
+        }
+    }
+    Ok(())
 }
 
 fn parse_port(s: &str) -> Result<u16, UsageError> {
@@ -579,6 +638,9 @@ pub fn describe(cmd: &Command) -> String {
             let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
             let addrs = if addrs.is_empty() { "unresolved".to_string() } else { addrs.join(",") };
             let _ = writeln!(out, "{label} {} {} ({addrs})", c.name, c.url);
+            for (name, value) in &c.headers {
+                let _ = writeln!(out, "{label}-header {} {name}: {}", c.name, value.escape_debug());
+            }
         }
     };
     match cmd {
@@ -778,7 +840,10 @@ mod tests {
         };
         let same = "serve http://127.0.0.1:9/h HTTP://127.0.0.1:9/h#x http://127.0.0.1:9/h tcp://127.0.0.1:9 tcp://127.0.0.1:9/";
         assert_eq!(names(same), ["127.0.0.1:9/h", "127.0.0.1:9"]);
-        assert_eq!(names("serve http://localhost:80/ http://LOCALHOST/"), ["localhost/"]);
+        // Hosts written differently are different probes to kubelet (the
+        // Host sent, which redirects are followed): two checks.
+        assert_eq!(names("serve http://localhost:80/ http://LOCALHOST/"), ["localhost/", "localhost/~2"]);
+        assert_eq!(names("serve http://localhost/ http://localhost/#x"), ["localhost/"]);
         // A named check beside the same URL unnamed: two checks, two names.
         assert_eq!(names("serve app=http://127.0.0.1:9/ http://127.0.0.1:9/"), ["app", "127.0.0.1:9/"]);
         assert!(err("serve app=http://127.0.0.1:9/ app=http://127.0.0.1:9/").contains("duplicate check name 'app'"));

@@ -269,17 +269,17 @@ fn drive(
                     Ok(n) => slot.probe.wrote(check, n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => Action::Send,
-                    Err(e) => slot.probe.io_failed(&e),
+                    Err(e) => slot.probe.io_failed(check, &e),
                 }
             }
             Action::Receive => {
                 let Some(stream) = slot.stream.as_mut() else { unreachable!("receiving needs a connection") };
                 match stream.read(scratch) {
-                    Ok(0) => slot.probe.eof(),
+                    Ok(0) => slot.probe.eof(check),
                     Ok(n) => slot.probe.received(check, &scratch[..n]),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => Action::Receive,
-                    Err(e) => slot.probe.io_failed(&e),
+                    Err(e) => slot.probe.io_failed(check, &e),
                 }
             }
             Action::Done(verdict) => {

@@ -7,20 +7,21 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use url::Url;
-
-use crate::check::{request_bytes, Check, Kind, Reason, Verdict};
+use crate::check::{Check, Kind, Reason, Verdict};
 use crate::grpc;
+use crate::location;
+use crate::response::{BodyReader, Framing, Head, HeadReader, Progress};
 
-/// Response head bound. Probe targets are health endpoints; a head larger
-/// than this is a misbehaving upstream, not a healthy one.
-pub const MAX_HEAD: usize = 16 * 1024;
+/// Longest response head line kept (see [`crate::response::MAX_LINE`]).
+pub const MAX_HEAD: usize = crate::response::MAX_LINE;
 /// Body bytes read at most, as kubelet does, then the socket is closed.
 pub const MAX_BODY: usize = 10 * 1024;
-/// Redirects followed at most, as kubelet (Go's client) does.
+/// Requests made at most, as kubelet's redirect checker allows: the first
+/// and 9 redirects; a tenth redirect fails.
 pub const MAX_REDIRECTS: u8 = 10;
-/// Header slots for httparse; more headers than this count as too large.
-const MAX_HEADERS: usize = 64;
+/// Before following a redirect Go reads this much of its body, when the
+/// body's length is unknown or no larger.
+const REDIRECT_DRAIN: usize = 2 << 10;
 
 /// What the engine must do next for this probe.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,26 +42,24 @@ enum State {
     Connecting,
     Sending,
     Head,
-    Body(Body),
+    /// Reading a body: for the verdict, or (`follow`) before a redirect.
+    Body {
+        reader: BodyReader,
+        follow: bool,
+    },
     /// A `grpc://` check's call, which owns the connection from here on.
     Grpc,
     Done,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Body {
-    Length(u64),
-    Chunked(Chunk),
-    UntilEof,
-}
-
-/// Position in a chunked body, byte by byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    Size { size: u64, digits: bool, ext: bool },
-    Data(u64),
-    DataEnd,
-    Trailer { line_start: bool },
+/// The request of a redirect hop.
+#[derive(Debug)]
+struct Hop {
+    url: location::Url,
+    port: u16,
+    request: Vec<u8>,
+    /// The `Host` sent, when the user's one was kept.
+    host: Option<Vec<u8>>,
 }
 
 /// One probe of one check, for one round.
@@ -72,14 +71,18 @@ pub struct Probe {
     /// The first connect error: for `localhost` the IPv4 refusal says more
     /// than the IPv6 "address not available" that may follow it.
     first_error: Option<Reason>,
-    /// Set once a redirect was followed: the new URL and its request.
-    redirect: Option<(Url, Vec<u8>)>,
-    hops: u8,
+    /// The current hop once a redirect was followed.
+    redirect: Option<Hop>,
+    /// What follows once the redirect's body is drained: the next hop, or
+    /// the failure Go reports only after draining.
+    next: Option<Result<Hop, Reason>>,
+    /// Requests made so far in this probe.
+    requests: u8,
+    /// Cleared by a 301/302/303: the user's body fields are then dropped.
+    body_fields: bool,
     sent: usize,
-    /// Response head bytes while the head is incomplete.
-    head: Vec<u8>,
+    head: HeadReader,
     status: u16,
-    body_read: usize,
     grpc: grpc::Call,
 }
 
@@ -87,9 +90,9 @@ impl Probe {
     /// The first step: connect to the check's first address. The probe
     /// must reach its verdict by `deadline`.
     pub fn start(&mut self, check: &Check, deadline: Instant) -> Action {
-        *self =
-            Probe { head: std::mem::take(&mut self.head), grpc: std::mem::take(&mut self.grpc), ..Probe::default() };
-        self.head.clear();
+        let mut head = std::mem::take(&mut self.head);
+        head.reset();
+        *self = Probe { head, body_fields: true, grpc: std::mem::take(&mut self.grpc), ..Probe::default() };
         if check.kind == Kind::Grpc {
             self.grpc.start(deadline);
         }
@@ -101,7 +104,7 @@ impl Probe {
         match self.state {
             State::Connecting => None,
             State::Sending => Some(Action::Send),
-            State::Head | State::Body(_) => Some(Action::Receive),
+            State::Head | State::Body { .. } => Some(Action::Receive),
             State::Grpc if self.grpc.sending() => Some(Action::Send),
             State::Grpc => Some(Action::Receive),
             State::Done => None,
@@ -120,8 +123,8 @@ impl Probe {
         self.next_addr += 1;
         self.state = State::Connecting;
         let mut addr = *addr;
-        if let Some((url, _)) = &self.redirect {
-            addr.set_port(url.port_or_known_default().unwrap_or(80));
+        if let Some(hop) = &self.redirect {
+            addr.set_port(hop.port);
         }
         Action::Connect(addr)
     }
@@ -144,6 +147,7 @@ impl Probe {
         }
         self.state = State::Sending;
         self.sent = 0;
+        self.requests = self.requests.saturating_add(1);
         Action::Send
     }
 
@@ -153,7 +157,7 @@ impl Probe {
             return self.grpc.output();
         }
         let request = match &self.redirect {
-            Some((_, request)) => request,
+            Some(hop) => &hop.request,
             None => &check.request,
         };
         &request[self.sent.min(request.len())..]
@@ -167,6 +171,7 @@ impl Probe {
         self.sent += n;
         if self.output(check).is_empty() {
             self.state = State::Head;
+            self.head.reset();
             Action::Receive
         } else {
             Action::Send
@@ -176,31 +181,12 @@ impl Probe {
     /// Bytes arrived (never empty: end of stream is [`Probe::eof`]).
     pub fn received(&mut self, check: &Check, data: &[u8]) -> Action {
         match self.state {
-            State::Head => {
-                let mut head = std::mem::take(&mut self.head);
-                let fresh = head.is_empty();
-                if !fresh {
-                    head.extend_from_slice(data);
-                }
-                let result = self.on_head(check, if fresh { data } else { &head });
-                match result {
-                    Ok(action) => {
-                        head.clear();
-                        self.head = head; // keeps the allocation for the next round
-                        action
-                    }
-                    Err(partial_from) => {
-                        if fresh {
-                            head.extend_from_slice(&data[partial_from..]);
-                        } else {
-                            head.drain(..partial_from);
-                        }
-                        self.head = head;
-                        Action::Receive
-                    }
-                }
-            }
-            State::Body(body) => self.on_body(body, data),
+            State::Head => match self.head.feed(data) {
+                Ok(None) => Action::Receive,
+                Ok(Some((head, used))) => self.on_head(check, head, &data[used..]),
+                Err(reason) => self.finish(Verdict::Fail(reason)),
+            },
+            State::Body { .. } => self.on_body(check, data),
             State::Grpc => {
                 let action = self.grpc.received(data);
                 self.grpc_step(action)
@@ -218,10 +204,13 @@ impl Probe {
     }
 
     /// The peer closed its side.
-    pub fn eof(&mut self) -> Action {
-        match self.state {
-            State::Body(Body::UntilEof) => self.body_done(),
-            State::Body(_) => self.fail_after_status(Reason::BodyCut),
+    pub fn eof(&mut self, check: &Check) -> Action {
+        match &self.state {
+            State::Body { follow: true, .. } => self.follow(check),
+            State::Body { reader, .. } => match reader.eof() {
+                Ok(()) => self.body_done(),
+                Err(reason) => self.fail_after_status(reason),
+            },
             State::Done => Action::Receive,
             State::Grpc => {
                 let action = self.grpc.eof();
@@ -232,10 +221,14 @@ impl Probe {
     }
 
     /// A read or write failed.
-    pub fn io_failed(&mut self, err: &io::Error) -> Action {
+    pub fn io_failed(&mut self, check: &Check, err: &io::Error) -> Action {
         if matches!(self.state, State::Grpc) {
             let action = self.grpc.io_failed(err);
             return self.grpc_step(action);
+        }
+        // Go ignores errors while draining a redirect's body.
+        if matches!(self.state, State::Body { follow: true, .. }) {
+            return self.follow(check);
         }
         self.fail_after_status(Reason::from_io(err, false))
     }
@@ -265,100 +258,105 @@ impl Probe {
         Action::Done(verdict)
     }
 
-    /// Parses a response head; Err(offset) when it is incomplete from there.
-    fn on_head(&mut self, check: &Check, buf: &[u8]) -> Result<Action, usize> {
-        let mut from = 0;
-        loop {
-            let buf = &buf[from..];
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut headers);
-            let used = match response.parse(buf) {
-                Ok(httparse::Status::Complete(used)) => used,
-                Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
-                    return Ok(self.finish(Verdict::Fail(Reason::HeadersTooLarge)))
+    /// A final head arrived; `rest` is what followed it in the same read.
+    fn on_head(&mut self, check: &Check, head: Head, rest: &[u8]) -> Action {
+        self.status = head.status;
+        // Go follows a 3xx only with a non-empty Location.
+        if check.kind == Kind::Http && is_redirect(head.status) && !head.location.is_empty() {
+            match self.plan_redirect(check, &head) {
+                Ok(None) => {}
+                Ok(Some(next)) => {
+                    self.next = Some(next);
+                    let drain = match head.framing {
+                        Some(Framing::Length(n)) if n > REDIRECT_DRAIN as u64 => None,
+                        framing => framing,
+                    };
+                    let Some(framing) = drain else { return self.follow(check) };
+                    self.state = State::Body { reader: BodyReader::new(framing, REDIRECT_DRAIN), follow: true };
+                    return if rest.is_empty() { Action::Receive } else { self.on_body(check, rest) };
                 }
-                Ok(httparse::Status::Partial) => return Err(from),
-                Err(httparse::Error::TooManyHeaders) => return Ok(self.finish(Verdict::Fail(Reason::HeadersTooLarge))),
-                Err(_) => return Ok(self.finish(Verdict::Fail(Reason::Invalid))),
-            };
-            let status = response.code.unwrap_or(0);
-            // Interim responses (100 Continue, 103 Early Hints) precede the
-            // real one, as Go's client treats them; 101 is final.
-            if (100..200).contains(&status) && status != 101 {
-                from += used;
-                continue;
+                Err(reason) => return self.finish(Verdict::Fail(reason)),
             }
-            self.status = status;
-            if check.kind == Kind::Http && is_redirect(status) {
-                if let Some(location) = header(response.headers, "location") {
-                    if let Some(action) = self.redirect(check, location) {
-                        return Ok(action);
-                    }
-                }
-            }
-            let body = match framing(status, response.headers) {
-                Ok(Some(body)) => body,
-                Ok(None) => return Ok(self.body_done()),
-                Err(()) => return Ok(self.finish(Verdict::Fail(Reason::Invalid))),
-            };
-            self.state = State::Body(body);
-            let rest = &buf[used..];
-            return Ok(if rest.is_empty() { Action::Receive } else { self.on_body(body, rest) });
+        }
+        let Some(framing) = head.framing else { return self.body_done() };
+        self.state = State::Body { reader: BodyReader::new(framing, MAX_BODY), follow: false };
+        if rest.is_empty() {
+            Action::Receive
+        } else {
+            self.on_body(check, rest)
         }
     }
 
-    /// Follows a same-host redirect; None when the 3xx itself is the answer.
-    fn redirect(&mut self, check: &Check, location: &[u8]) -> Option<Action> {
-        let Ok(location) = std::str::from_utf8(location) else {
-            return Some(self.finish(Verdict::Fail(Reason::Invalid)));
-        };
-        let base = self.redirect.as_ref().map_or(&check.url, |(url, _)| url);
-        let Ok(url) = base.join(location.trim()) else {
-            return Some(self.finish(Verdict::Fail(Reason::Invalid)));
-        };
-        // kubelet follows only redirects to the same host name (any port);
-        // a redirect elsewhere ends the probe with the 3xx, a pass.
-        if url.host_str() != check.url.host_str() {
+    /// The next hop of a redirect, as kubelet's client decides it: None
+    /// when the 3xx itself is the answer (another host); Err to fail at
+    /// once (a Location that does not parse); Some(Err) to fail after
+    /// draining the body, as Go does for the limit and a scheme or port it
+    /// cannot connect to.
+    fn plan_redirect(&mut self, check: &Check, head: &Head) -> Result<Option<Result<Hop, Reason>>, Reason> {
+        let reference = location::Url::parse(&head.location).map_err(|_| Reason::InvalidLocation)?;
+        Ok(self.next_hop(check, head, &reference))
+    }
+
+    fn next_hop(&mut self, check: &Check, head: &Head, reference: &location::Url) -> Option<Result<Hop, Reason>> {
+        let base = self.redirect.as_ref().map_or(&check.target, |hop| &hop.url);
+        let url = base.join(reference);
+        // kubelet follows only the same host name as written, any port.
+        if url.hostname() != check.target.hostname() {
             return None;
         }
-        match url.scheme() {
-            "http" => {}
-            "https" => return Some(self.finish(Verdict::Fail(Reason::HttpsRedirect))),
-            _ => return Some(self.finish(Verdict::Fail(Reason::Invalid))),
+        if self.requests >= MAX_REDIRECTS {
+            return Some(Err(Reason::RedirectLimit));
         }
-        if self.hops >= MAX_REDIRECTS {
-            return Some(self.finish(Verdict::Fail(Reason::TooManyRedirects)));
+        match &url.scheme[..] {
+            b"http" => {}
+            b"https" => return Some(Err(Reason::HttpsRedirect)),
+            _ => return Some(Err(Reason::UnsupportedScheme)),
         }
-        self.hops += 1;
-        let request = request_bytes("GET", &url);
-        self.redirect = Some((url, request));
+        let port = match url.port() {
+            b"" => 80,
+            digits => match std::str::from_utf8(digits).ok().and_then(|p| p.parse().ok()) {
+                Some(port) => port,
+                None => return Some(Err(Reason::InvalidLocation)),
+            },
+        };
+        if matches!(head.status, 301..=303) {
+            self.body_fields = false;
+        }
+        // A given Host is kept through relative redirects only, as Go does.
+        let current_host = match &self.redirect {
+            Some(hop) => hop.host.clone(),
+            None => check.host_override().filter(|h| *h != &check.target.host[..]).map(<[u8]>::to_vec),
+        };
+        let host = current_host.filter(|_| !reference.is_absolute());
+        let referer = base.to_text();
+        let request = check.request_to(&url, host.as_deref(), Some(&referer), self.body_fields);
+        Some(Ok(Hop { url, port, request, host }))
+    }
+
+    /// Follows the planned redirect on a new connection.
+    fn follow(&mut self, check: &Check) -> Action {
+        let hop = match self.next.take() {
+            None => return self.body_done(),
+            Some(Err(reason)) => return self.finish(Verdict::Fail(reason)),
+            Some(Ok(hop)) => hop,
+        };
+        self.redirect = Some(hop);
         self.next_addr = 0;
         self.first_error = None;
         self.status = 0;
-        self.head.clear();
-        Some(self.next_connect(check))
+        self.next_connect(check)
     }
 
-    fn on_body(&mut self, mut body: Body, data: &[u8]) -> Action {
-        let room = MAX_BODY - self.body_read;
-        let data = &data[..data.len().min(room)];
-        self.body_read += data.len();
-        let complete = match &mut body {
-            Body::UntilEof => false,
-            Body::Length(left) => {
-                *left = left.saturating_sub(data.len() as u64);
-                *left == 0
-            }
-            Body::Chunked(chunk) => match feed_chunked(chunk, data) {
-                Ok(done) => done,
-                Err(()) => return self.fail_after_status(Reason::Invalid),
-            },
-        };
-        if complete || self.body_read >= MAX_BODY {
-            return self.body_done();
+    fn on_body(&mut self, check: &Check, data: &[u8]) -> Action {
+        let State::Body { reader, follow } = &mut self.state else { return Action::Receive };
+        let follow = *follow;
+        match reader.feed(data) {
+            Ok(Progress::More) => Action::Receive,
+            Ok(Progress::Done) if follow => self.follow(check),
+            Ok(Progress::Done) => self.body_done(),
+            Err(_) if follow => self.follow(check),
+            Err(reason) => self.fail_after_status(reason),
         }
-        self.state = State::Body(body);
-        Action::Receive
     }
 
     fn body_done(&mut self) -> Action {
@@ -375,85 +373,6 @@ pub fn passes(status: u16) -> bool {
 /// The status codes Go's client follows.
 fn is_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
-}
-
-fn header<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
-    headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
-}
-
-/// How the body is delimited (RFC 9112 section 6.3); None when there is none.
-fn framing(status: u16, headers: &[httparse::Header<'_>]) -> Result<Option<Body>, ()> {
-    if status == 204 || status == 304 {
-        return Ok(None);
-    }
-    if let Some(te) = header(headers, "transfer-encoding") {
-        let last = te.rsplit(|&b| b == b',').next().unwrap_or_default();
-        return Ok(Some(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-            Body::Chunked(Chunk::Size { size: 0, digits: false, ext: false })
-        } else {
-            Body::UntilEof
-        }));
-    }
-    let mut length = None;
-    for h in headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length")) {
-        let value = std::str::from_utf8(h.value).map_err(|_| ())?.trim();
-        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(());
-        }
-        let n: u64 = value.parse().map_err(|_| ())?;
-        if length.is_some_and(|l| l != n) {
-            return Err(());
-        }
-        length = Some(n);
-    }
-    Ok(match length {
-        Some(0) => None,
-        Some(n) => Some(Body::Length(n)),
-        None => Some(Body::UntilEof),
-    })
-}
-
-/// Advances a chunked body; Ok(true) once the last chunk and trailers ended.
-fn feed_chunked(chunk: &mut Chunk, mut data: &[u8]) -> Result<bool, ()> {
-    while let Some((&b, rest)) = data.split_first() {
-        match chunk {
-            Chunk::Data(left) => {
-                let take = data.len().min(*left as usize);
-                *left -= take as u64;
-                data = &data[take..];
-                if *left == 0 {
-                    *chunk = Chunk::DataEnd;
-                }
-                continue;
-            }
-            Chunk::Size { size, digits, ext } => match b {
-                b'\n' if !*digits => return Err(()),
-                b'\n' if *size == 0 => *chunk = Chunk::Trailer { line_start: true },
-                b'\n' => *chunk = Chunk::Data(*size),
-                b'\r' => {}
-                _ if *ext => {}
-                b';' | b' ' | b'\t' => *ext = true,
-                _ => {
-                    let d = (b as char).to_digit(16).ok_or(())?;
-                    *size = size.checked_mul(16).and_then(|s| s.checked_add(d.into())).ok_or(())?;
-                    *digits = true;
-                }
-            },
-            Chunk::DataEnd => match b {
-                b'\r' => {}
-                b'\n' => *chunk = Chunk::Size { size: 0, digits: false, ext: false },
-                _ => return Err(()),
-            },
-            Chunk::Trailer { line_start } => match b {
-                b'\r' => {}
-                b'\n' if *line_start => return Ok(true),
-                b'\n' => *line_start = true,
-                _ => *line_start = false,
-            },
-        }
-        data = rest;
-    }
-    Ok(false)
 }
 
 #[cfg(test)]
@@ -487,7 +406,7 @@ mod tests {
             }
         }
         if eof {
-            last = p.eof();
+            last = p.eof(&c);
         }
         last
     }
@@ -532,6 +451,42 @@ mod tests {
             (&[b"garbage\r\n\r\n"], false, fail(Reason::Invalid)),
             (&[b"HTTP/1.1 2"], true, fail(Reason::Closed)),
             (&[], true, fail(Reason::Closed)),
+            // Transfer-Encoding: one `chunked` on HTTP/1.1, ignored on 1.0.
+            (
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok"],
+                true,
+                fail(Reason::UnsupportedTransferEncoding),
+            ),
+            (
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"],
+                false,
+                fail(Reason::TooManyTransferEncodings),
+            ),
+            (&[b"HTTP/1.0 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok"], true, Action::Done(Verdict::Pass)),
+            // Chunked strictness: a bare LF, 17 digits.
+            (
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\n0\r\n\r\n"],
+                false,
+                fail(Reason::Invalid),
+            ),
+            (
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000002\r\nok\r\n0\r\n\r\n"],
+                false,
+                fail(Reason::Invalid),
+            ),
+            // Head leniency: obs-fold, a space in a name, HTTP/1.2, spaces
+            // before the code, many fields; but no leading empty line.
+            (
+                &[b"HTTP/1.2   200 OK\r\nA: b\r\n c\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n"],
+                false,
+                Action::Done(Verdict::Pass),
+            ),
+            (
+                &[&b"HTTP/1.1 200 OK\r\n"[..], &b"X: y\r\n".repeat(200), b"Content-Length: 0\r\n\r\n"],
+                false,
+                Action::Done(Verdict::Pass),
+            ),
+            (&[b"\r\nHTTP/1.1 200 OK\r\n\r\n"], false, fail(Reason::Invalid)),
             // Byte by byte still works.
             (&[b"H", b"TTP/1.1 20", b"0 OK\r\n", b"Content-Length: 1\r\n\r", b"\n", b"x"], false, pass),
         ];
@@ -560,47 +515,143 @@ mod tests {
         assert_eq!(p.received(&c, &chunk), Action::Done(Verdict::Pass));
     }
 
+    /// Completes the connect and the write of a followed redirect.
+    fn resend(p: &mut Probe, c: &Check) -> String {
+        assert_eq!(p.connected(c, Instant::now()), Action::Send);
+        let request = String::from_utf8(p.output(c).to_vec()).unwrap();
+        let n = p.output(c).len();
+        assert_eq!(p.wrote(c, n), Action::Receive);
+        request
+    }
+
     #[test]
     fn follows_same_host_redirects_only() {
         let c = check("http://localhost:8080/a");
         let mut p = reading(&c);
-        let a = p.received(&c, b"HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\n");
+        let a = p.received(&c, b"HTTP/1.1 302 Found\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(a, Action::Connect("127.0.0.1:8080".parse().unwrap()));
-        assert_eq!(p.connected(&c, Instant::now()), Action::Send);
-        assert!(p.output(&c).starts_with(b"GET /b HTTP/1.1\r\nHost: localhost:8080\r\n"));
+        let request = resend(&mut p, &c);
+        assert!(request.starts_with("GET /b HTTP/1.1\r\nHost: localhost:8080\r\n"), "{request}");
+        assert!(request.contains("\r\nReferer: http://localhost:8080/a\r\n"), "{request}");
         // Another port on the same host is followed too.
-        let n = p.output(&c).len();
-        p.wrote(&c, n);
-        let a = p.received(&c, b"HTTP/1.1 301 Moved\r\nLocation: http://localhost:9/c?x\r\n\r\n");
+        let a = p.received(&c, b"HTTP/1.1 301 Moved\r\nLocation: http://localhost:9/c?x\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(a, Action::Connect("127.0.0.1:9".parse().unwrap()));
         // Refused on IPv4, then ::1 on the redirected port.
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(p.connect_failed(&c, &refused), Action::Connect("[::1]:9".parse().unwrap()));
         assert_eq!(p.connect_failed(&c, &refused), fail(Reason::Refused));
 
+        let pass = || Action::Done(Verdict::Pass);
+        let cases: &[(&[u8], Action)] = &[
+            // Another host, or the same one written differently: the 3xx passes.
+            (b"HTTP/1.1 307 T\r\nLocation: http://example.com/\r\nContent-Length: 0\r\n\r\n", pass()),
+            (b"HTTP/1.1 307 T\r\nLocation: http://LOCALHOST:8080/\r\nContent-Length: 0\r\n\r\n", pass()),
+            (b"HTTP/1.1 307 T\r\nLocation: http://127.0.0.1:8080/\r\nContent-Length: 0\r\n\r\n", pass()),
+            // `http:x` has no host; `//h/` is another host.
+            (b"HTTP/1.1 302 F\r\nLocation: http:x\r\nContent-Length: 0\r\n\r\n", pass()),
+            (b"HTTP/1.1 302 F\r\nLocation: //other/x\r\nContent-Length: 0\r\n\r\n", pass()),
+            // Empty Location: not followed.
+            (b"HTTP/1.1 302 F\r\nLocation:   \r\nContent-Length: 0\r\n\r\n", pass()),
+            (b"HTTP/1.1 308 P\r\nLocation: https://localhost/\r\n\r\n", fail(Reason::HttpsRedirect)),
+            (b"HTTP/1.1 308 P\r\nLocation: ftp://localhost/\r\n\r\n", fail(Reason::UnsupportedScheme)),
+            (b"HTTP/1.1 302 F\r\nLocation: /a\tb\r\n\r\n", fail(Reason::InvalidLocation)),
+            (b"HTTP/1.1 302 F\r\nLocation: /%zz\r\n\r\n", fail(Reason::InvalidLocation)),
+            // The head is checked before the redirect is followed.
+            (b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: x\r\n\r\n", fail(Reason::Invalid)),
+            (
+                b"HTTP/1.1 302 F\r\nLocation: /b\r\nTransfer-Encoding: gzip\r\n\r\n",
+                fail(Reason::UnsupportedTransferEncoding),
+            ),
+            // A body cut short on a redirect to another host fails, as the
+            // 3xx's body is read like any other.
+            (b"HTTP/1.1 302 F\r\nLocation: http://x/\r\nContent-Length: 5\r\n\r\nab", fail(Reason::BodyCut)),
+        ];
+        for (i, (response, want)) in cases.iter().enumerate() {
+            let mut p = reading(&c);
+            let mut a = p.received(&c, response);
+            if a == Action::Receive {
+                a = p.eof(&c);
+            }
+            assert_eq!(&a, want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn a_backslash_is_not_a_slash() {
+        let c = check("http://localhost:8080/a/b");
         let mut p = reading(&c);
-        let a = p.received(&c, b"HTTP/1.1 307 T\r\nLocation: http://example.com/\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(a, Action::Done(Verdict::Pass));
+        let a = p.received(&c, b"HTTP/1.1 302 F\r\nLocation: \\\\evil\\x\r\nContent-Length: 0\r\n\r\n");
+        assert!(matches!(a, Action::Connect(_)));
+        assert!(resend(&mut p, &c).starts_with("GET /a/%5C%5Cevil%5Cx HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn redirect_bodies_are_drained_first() {
+        let c = check("http://localhost:8080/a");
+        // Unknown length: up to 2 KiB or the close, then the redirect.
         let mut p = reading(&c);
-        let a = p.received(&c, b"HTTP/1.1 308 P\r\nLocation: https://localhost/\r\n\r\n");
-        assert_eq!(a, fail(Reason::HttpsRedirect));
+        assert_eq!(p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\n\r\nsome"), Action::Receive);
+        assert!(matches!(p.eof(&c), Action::Connect(_)));
+        let mut p = reading(&c);
+        assert_eq!(p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\n\r\n"), Action::Receive);
+        assert!(matches!(p.received(&c, &[b'x'; REDIRECT_DRAIN]), Action::Connect(_)));
+        // A bad chunk while draining is ignored.
+        let mut p = reading(&c);
+        let a = p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+        assert!(matches!(a, Action::Connect(_)));
+        // A known length over 2 KiB is not read at all.
+        let mut p = reading(&c);
+        let a = p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: 5000\r\n\r\n");
+        assert!(matches!(a, Action::Connect(_)));
+        // A redirect that fails (https, the limit) fails once drained.
+        let mut p = reading(&c);
+        assert_eq!(p.received(&c, b"HTTP/1.1 302 F\r\nLocation: https://localhost/\r\n\r\nab"), Action::Receive);
+        assert_eq!(p.eof(&c), fail(Reason::HttpsRedirect));
+        // A timeout while draining is a timeout.
+        let mut p = reading(&c);
+        p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: 10\r\n\r\nab");
+        let after = Duration::from_secs(1);
+        assert_eq!(p.timed_out(after), Verdict::Fail(Reason::Timeout(after)));
+    }
+
+    #[test]
+    fn headers_follow_redirects_as_go_sends_them() {
+        let mut c = check("http://localhost:8080/a");
+        c.add_header("Host", "vhost.example");
+        c.add_header("Content-Type", "text/plain");
+        c.add_header("X-Token", "t");
+        let mut p = Probe::default();
+        p.start(&c, Instant::now());
+        let first = resend(&mut p, &c);
+        assert!(first.contains("Host: vhost.example\r\n") && first.contains("X-Token: t\r\n"), "{first}");
+        // 307, relative: the given Host and the body fields stay.
+        p.received(&c, b"HTTP/1.1 307 T\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n");
+        let second = resend(&mut p, &c);
+        assert!(second.contains("Host: vhost.example\r\n"), "{second}");
+        assert!(second.contains("Content-Type: text/plain\r\n"), "{second}");
+        // 302, absolute: the URL's host, and no body fields from now on.
+        p.received(&c, b"HTTP/1.1 302 F\r\nLocation: http://localhost:8080/c\r\nContent-Length: 0\r\n\r\n");
+        let third = resend(&mut p, &c);
+        assert!(third.contains("Host: localhost:8080\r\n"), "{third}");
+        assert!(!third.contains("Content-Type"), "{third}");
+        assert!(third.contains("X-Token: t\r\n") && third.contains("Referer: http://localhost:8080/b\r\n"), "{third}");
     }
 
     #[test]
     fn redirect_loops_stop() {
         let c = check("http://127.0.0.1:8080/loop");
         let mut p = reading(&c);
-        for hop in 0..=MAX_REDIRECTS {
-            let a = p.received(&c, b"HTTP/1.1 302 Found\r\nLocation: /loop\r\n\r\n");
+        // Nine redirects are followed; the tenth request's redirect fails.
+        for hop in 1..=MAX_REDIRECTS {
+            let a = p.received(&c, b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n");
             if hop == MAX_REDIRECTS {
-                assert_eq!(a, fail(Reason::TooManyRedirects));
+                assert_eq!(a, fail(Reason::RedirectLimit));
                 return;
             }
             assert!(matches!(a, Action::Connect(_)), "hop {hop}: {a:?}");
-            p.connected(&c, Instant::now());
-            let n = p.output(&c).len();
-            p.wrote(&c, n);
+            resend(&mut p, &c);
         }
+        panic!("no limit");
     }
 
     #[test]

@@ -194,7 +194,8 @@ fn dry_run_shows_verbose_and_quiet() {
 }
 
 /// Unnamed checks never make a usage error: a URL given twice, or in another spelling of the
-/// same URL (case of scheme and host, an explicit default port, a fragment), is one check.
+/// same URL (case of the scheme, a fragment), is one check. A host written differently is
+/// another probe to kubelet (the Host sent, the redirects followed): another check, renamed.
 #[test]
 fn repeated_unnamed_urls_are_one_check() {
     let same = ["http://127.0.0.1:9/health", "http://127.0.0.1:9/health", "HTTP://127.0.0.1:9/health#top"];
@@ -205,7 +206,8 @@ fn repeated_unnamed_urls_are_one_check() {
     assert_eq!(out.stdout.matches("\ncheck ").count(), 1, "one check:\n{}", out.stdout);
     let out = run_cli(&["serve", "--dry-run", "http://LOCALHOST:80/", "http://localhost/"]);
     assert_eq!(out.code(), Some(0), "stderr {:?}", out.stderr);
-    assert_eq!(out.stdout.matches("\ncheck ").count(), 1, "one check:\n{}", out.stdout);
+    assert_eq!(out.stdout.matches("\ncheck ").count(), 2, "two checks:\n{}", out.stdout);
+    assert!(out.stdout.contains("\ncheck localhost/~2 "), "{}", out.stdout);
     // Two explicit identical names stay an error, whatever the URLs.
     assert_usage_error(&["serve", "app=http://127.0.0.1:9/", "app=http://127.0.0.1:9/"], "duplicate check name 'app'");
 }

@@ -109,6 +109,17 @@ impl Server {
         assert_eq!(line.trim(), "ok");
     }
 
+    /// The last call's metadata `key`, "-" when absent (Python only).
+    fn meta(&mut self, key: &str) -> String {
+        writeln!(self.stdin, "meta {key}").expect("command the server");
+        let mut value = String::new();
+        self.stdout.read_line(&mut value).expect("the server answers");
+        let mut ok = String::new();
+        self.stdout.read_line(&mut ok).expect("the server answers");
+        assert_eq!(ok.trim(), "ok");
+        value.trim().to_string()
+    }
+
     fn url(&self, query: &str) -> String {
         format!("grpc://127.0.0.1:{}{query}", self.port)
     }
@@ -254,6 +265,26 @@ fn run_waits_for_serving() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(7));
+}
+
+#[test]
+fn headers_are_sent_as_metadata() {
+    let Some(mut server) = Server::start(Implementation::Python, &[]) else { return };
+    let url = format!("c={}", server.url(""));
+    let out = run_cli(&["check", "--header", "c=X-Token: abc 1", "--header", "c=User-Agent: kube-probe/1.31", &url]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(server.meta("x-token"), "abc 1");
+    assert!(server.meta("user-agent").starts_with("kube-probe/1.31"), "the server may add its own words");
+    let out = run_cli(&["check", &url]);
+    assert_eq!(out.code(), Some(0));
+    assert_eq!(server.meta("x-token"), "-");
+    assert!(server.meta("user-agent").starts_with("healthcheck/"));
+    // The call's own fields cannot be given.
+    for field in ["grpc-encoding: gzip", "Content-Type: text/plain", "TE: gzip", "Connection: x"] {
+        let out = run_cli(&["check", "--header", &format!("c={field}"), &url]);
+        assert_eq!(out.code(), Some(64), "{field}");
+        assert!(out.stderr.contains("sets this field itself"), "{field}: {}", out.stderr);
+    }
 }
 
 #[test]

@@ -140,6 +140,13 @@ pub fn response(data: &[u8]) {
     let whole = transcript(&mut probe, &check, data, &mut |_| probe::MAX_HEAD);
     let reused = transcript(&mut probe, &check, data, &mut |_| probe::MAX_HEAD);
     assert_eq!(whole, reused, "a reused probe reaches another verdict");
+    // Past its 10 KiB of body kubelet's client still checks the chunk
+    // framing it already holds, so there the verdict may depend on the
+    // cuts, as it does for kubelet.
+    let lookahead = data.len() > probe::MAX_BODY && data.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+    if lookahead {
+        return;
+    }
     let mut seed = u64::from(pick) | 1;
     let pieces = transcript(&mut Probe::default(), &check, data, &mut |left| {
         seed ^= seed << 13;
@@ -184,7 +191,7 @@ fn transcript(probe: &mut Probe, check: &Check, data: &[u8], cut: &mut dyn FnMut
             rest = &rest[n..];
         }
         if action == Action::Receive {
-            action = probe.eof();
+            action = probe.eof(check);
         }
         if let Action::Done(verdict) = &action {
             check_verdict(verdict);
@@ -206,7 +213,10 @@ fn check_probe_request(check: &Check, out: &[u8]) {
     };
     assert_eq!(used, out.len(), "one request only");
     assert!(req.path.is_some_and(|p| p.starts_with('/')), "target {:?}", req.path);
-    let names: Vec<&str> = req.headers.iter().map(|h| h.name).collect();
+    // A followed redirect adds Referer, and Authorization for a Location
+    // with userinfo, as Go's client does.
+    let names: Vec<&str> =
+        req.headers.iter().map(|h| h.name).filter(|&n| n != "Referer" && n != "Authorization").collect();
     let want: &[&str] = if check.kind == Kind::Post {
         &["Host", "User-Agent", "Accept", "Content-Length", "Connection"]
     } else {
@@ -230,7 +240,7 @@ fn check_verdict(verdict: &Verdict) {
 /// within what it read; a reason is printable. The HPACK decoder and the
 /// protobuf reader take the bytes on their own too.
 pub fn grpc(data: &[u8]) {
-    let request = grpc::Request::new("127.0.0.1:9090", b"orders.v1.Orders", &[]).expect("a request");
+    let request = grpc::Request::new(b"127.0.0.1:9090", b"orders.v1.Orders", &[]).expect("a request");
     let mut call = grpc::Call::default();
     let whole = grpc_transcript(&mut call, &request, data, &mut |left| left);
     let reused = grpc_transcript(&mut call, &request, data, &mut |left| left);
@@ -376,6 +386,9 @@ pub const RESPONSE_SEEDS: &[&[u8]] = &[
     b"\x00HTTP/1.0 200 OK\r\n\r\nuntil eof",
     b"\x04HTTP/1.1 204 No Content\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
     b"\x03",
+    b"\x00HTTP/1.2  200 OK\nA: b\n  folded\nBad Name : x\nTransfer-Encoding: chunked\n\n0000000000000002;e\r\nok\r\n0 \r\nT: v\r\n\r\n",
+    b"\x01HTTP/1.1 308 P\r\nLocation: \\\\h\\x/../y?a b#f\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+    b"\x01HTTP/1.1 303 S\r\nLocation: http://u:p@localhost:1/%zz\r\nTransfer-Encoding: gzip\r\n\r\n",
 ];
 
 /// Answers captured from grpc-go and Python grpcio, and hostile ones.
@@ -400,4 +413,7 @@ pub const CLI_SEEDS: &[&[u8]] = &[
     b"run\x00--istio\x00--wait-timeout\x002m\x00--on-exit\x00http://127.0.0.1:1/done\x00--\x00job\x00--flag",
     b"serve\x00-x\nforged\x00http://localhost/",
     b"check\x00grpc://127.0.0.1:9090?service=a%2Fb\x00orders=grpc://[::1]:1/?service=\x00grpc://h:1?service=a&x",
+    b"check\x00--header\x00g=Authorization: Bearer t\x00--header\x00g=grpc-encoding: gzip\x00g=grpc://127.0.0.1:1",
+    b"check\x00--header\x00a=Host: h\x00--header=a=X-T: 1\x00a=http://127.0.0.1/x\x00--header\x00127.0.0.1/y=Accept:",
+    b"run\x00--wait\x00http://localhost/w\x00--header\x00localhost/w=User-Agent: u\x00--\x00true",
 ];

@@ -39,22 +39,37 @@ pub struct Request {
 }
 
 impl Request {
-    /// The call for `service` on `authority` (`host:port`), with extra
-    /// metadata (names already lower-case); Err when it cannot fit one frame.
-    pub fn new(authority: &str, service: &[u8], metadata: &[(String, String)]) -> Result<Request, String> {
-        let mut block = Vec::new();
+    /// The call for `service` on `authority` (`host:port` as written), with
+    /// the `--header` fields as metadata: `Host` names the `:authority` and
+    /// `User-Agent` replaces ours (given empty, none is sent), as for HTTP
+    /// checks; other names are sent lower-case, as HTTP/2 requires; the
+    /// [`reserved`] ones are the call's own and never sent. Err when the
+    /// request cannot fit one frame.
+    pub fn new(authority: &[u8], service: &[u8], headers: &[(String, String)]) -> Result<Request, String> {
+        let given =
+            |field: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(field)).map(|(_, v)| v.as_bytes());
+        let authority = given("host").filter(|h| !h.is_empty()).unwrap_or(authority);
         let user_agent = format!("healthcheck/{VERSION}");
-        let fields = [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", PATH),
-            (":authority", authority),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-            ("user-agent", &user_agent),
+        let user_agent = given("user-agent").unwrap_or(user_agent.as_bytes());
+        let mut block = Vec::new();
+        let fields: [(&[u8], &[u8]); 6] = [
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":path", PATH.as_bytes()),
+            (b":authority", authority),
+            (b"content-type", b"application/grpc"),
+            (b"te", b"trailers"),
         ];
-        for (name, value) in fields.into_iter().chain(metadata.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
-            hpack::encode(&mut block, name.as_bytes(), value.as_bytes());
+        for (name, value) in fields {
+            hpack::encode(&mut block, name, value);
+        }
+        if !user_agent.is_empty() {
+            hpack::encode(&mut block, b"user-agent", user_agent);
+        }
+        for (name, value) in headers {
+            if !reserved(name) && !name.eq_ignore_ascii_case("host") && !name.eq_ignore_ascii_case("user-agent") {
+                hpack::encode(&mut block, name.to_ascii_lowercase().as_bytes(), value.as_bytes());
+            }
         }
         if block.len() > MAX_REQUEST_BLOCK {
             return Err(format!("gRPC request headers over {MAX_REQUEST_BLOCK} bytes"));
@@ -69,6 +84,14 @@ impl Request {
         message.extend_from_slice(&body);
         Ok(Request { block, message })
     }
+}
+
+/// Header fields the call sets itself or HTTP/2 forbids (RFC 9113 8.2.2),
+/// and the `grpc-` names gRPC reserves: a `--header` may not name them.
+pub fn reserved(name: &str) -> bool {
+    const OWN: [&str; 6] = ["content-type", "te", "connection", "keep-alive", "proxy-connection", "upgrade"];
+    OWN.iter().any(|f| name.eq_ignore_ascii_case(f))
+        || name.get(..5).is_some_and(|prefix| prefix.eq_ignore_ascii_case("grpc-"))
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -549,7 +572,7 @@ mod tests {
     }
 
     fn request() -> Request {
-        Request::new("127.0.0.1:9090", b"", &[]).unwrap()
+        Request::new(b"127.0.0.1:9090", b"", &[]).unwrap()
     }
 
     fn open_call() -> Call {
@@ -592,7 +615,8 @@ mod tests {
         let now = Instant::now();
         let mut call = Call::default();
         call.start(now + Duration::from_millis(1500));
-        let request = Request::new("localhost:50051", b"orders.v1.Orders", &[("x-id".into(), "7".into())]).unwrap();
+        let headers = [("X-Id".into(), "7".into()), ("Grpc-Timeout".into(), "1S".into()), ("TE".into(), "x".into())];
+        let request = Request::new(b"localhost:50051", b"orders.v1.Orders", &headers).unwrap();
         call.connected(&request, now + Duration::from_millis(500));
         let out = call.output().to_vec();
         let rest = out.strip_prefix(h2::PREFACE).unwrap();
@@ -628,6 +652,42 @@ mod tests {
         // A partial write resumes where it stopped.
         assert_eq!(call.wrote(10), Action::Send);
         assert_eq!(call.output(), &out[10..]);
+    }
+
+    #[test]
+    fn headers_become_metadata() {
+        let fields = |headers: &[(String, String)]| {
+            let request = Request::new(b"h:1", b"", headers).unwrap();
+            let mut fields = Vec::new();
+            hpack::Decoder::new()
+                .decode(&request.block, |n, v| {
+                    fields.push(format!("{}: {}", String::from_utf8_lossy(n), String::from_utf8_lossy(v)))
+                })
+                .unwrap();
+            fields[3..].join("\n")
+        };
+        let ua = format!("user-agent: healthcheck/{VERSION}");
+        assert_eq!(fields(&[]), format!(":authority: h:1\ncontent-type: application/grpc\nte: trailers\n{ua}"));
+        let given = [("Host".into(), "vhost:9".into()), ("User-Agent".into(), "kube-probe/1.31".into())];
+        assert_eq!(
+            fields(&given),
+            ":authority: vhost:9\ncontent-type: application/grpc\nte: trailers\nuser-agent: kube-probe/1.31"
+        );
+        let empty = [("User-Agent".into(), String::new()), ("Authorization".into(), "Bearer t".into())];
+        assert_eq!(
+            fields(&empty),
+            ":authority: h:1\ncontent-type: application/grpc\nte: trailers\nauthorization: Bearer t"
+        );
+        assert!(
+            reserved("GRPC-Encoding")
+                && reserved("te")
+                && reserved("Connection")
+                && !reserved("grpc")
+                && !reserved("x")
+        );
+        let huge = [("x-big".to_string(), "v".repeat(h2::MAX_FRAME))];
+        assert!(Request::new(b"h:1", b"", &huge).is_err());
+        assert!(Request::new(b"h:1", &[b's'; h2::MAX_FRAME], &[]).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ Listens on a free 127.0.0.1 port, prints "port N", then reads commands on
 stdin, one a line, answering "ok" to each:
 
     set SERVICE STATUS    (SERVICE "-" is the server as a whole, "")
+    meta KEY              (answers the last call's metadata KEY first, or "-")
 """
 
 import sys
@@ -22,8 +23,10 @@ class Health(health.HealthServicer):
     def __init__(self, delay):
         super().__init__()
         self.delay = delay
+        self.metadata = {}
 
     def Check(self, request, context):
+        self.metadata = dict(context.invocation_metadata())
         time.sleep(self.delay)
         return super().Check(request, context)
 
@@ -45,6 +48,8 @@ def main():
             service = "" if words[1] == "-" else words[1]
             status = health_pb2.HealthCheckResponse.ServingStatus.Value(words[2])
             servicer.set(service, status)
+        elif len(words) == 2 and words[0] == "meta":
+            print(servicer.metadata.get(words[1], "-"), flush=True)
         print("ok", flush=True)
     server.stop(0)
 

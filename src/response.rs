@@ -1,0 +1,721 @@
+//! An HTTP/1.x response read the way kubelet's client (Go's net/http) reads
+//! it: the head line by line without keeping it, its framing, and a bounded
+//! body, chunked or not. Pure: bytes in, progress or a failure out.
+
+use crate::check::Reason;
+
+/// Head lines are kept up to this length. A longer field line is checked
+/// as it streams past without being kept, as long as it is no field whose
+/// value is needed; a longer status line or `Location`, `Content-Length` or
+/// `Transfer-Encoding` value fails (Go takes them up to its head limit).
+pub const MAX_LINE: usize = 16 * 1024;
+/// All response heads together (interim 1xx ones included), as Go's
+/// `MaxResponseHeaderBytes` default. Counted, never kept.
+pub const MAX_HEADS: u64 = 10 << 20;
+/// Go reads a chunk-size line within its 4 KiB read buffer, CRLF included.
+const MAX_CHUNK_LINE: usize = 4096;
+/// Go's bound on chunk overhead beyond 16 bytes plus twice the data.
+const MAX_CHUNK_EXCESS: i64 = 16 * 1024;
+/// A trailer must end within Go's read buffer.
+const MAX_TRAILER: usize = 4096;
+
+/// How a body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilEof,
+}
+
+/// A final response head: what a verdict or a redirect needs of it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Head {
+    pub status: u16,
+    /// The first `Location` value, trimmed (empty when there is none).
+    pub location: Vec<u8>,
+    pub framing: Option<Framing>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    Location,
+    ContentLength,
+    TransferEncoding,
+    Other,
+}
+
+/// Header lines (of a head or a trailer) as Go's textproto reads them:
+/// obs-fold joins lines, a space may end a name, values are checked.
+#[derive(Debug, Default)]
+struct Fields {
+    started: bool,
+    pending: Option<Known>,
+    value: Vec<u8>,
+    location: Option<Vec<u8>>,
+    content_length: Option<Vec<u8>>,
+    lengths_differ: bool,
+    encodings: usize,
+    encoding: Vec<u8>,
+}
+
+fn is_space(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| !is_space(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| !is_space(b)).map_or(start, |i| i + 1);
+    &s[start..end.max(start)]
+}
+
+fn token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn value_byte(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (0x21..0x7f).contains(&b) || b >= 0x80
+}
+
+impl Fields {
+    /// One line, without its line end. Ok(true) at the blank line.
+    fn line(&mut self, line: &[u8]) -> Result<bool, Reason> {
+        if line.is_empty() {
+            self.finish();
+            return Ok(true);
+        }
+        if is_space(line[0]) {
+            // A continuation, but never the first line.
+            if !self.started || !line[1..].iter().all(|&b| value_byte(b)) {
+                return Err(Reason::Invalid);
+            }
+            if self.pending.is_some_and(|k| k != Known::Other) {
+                if self.value.len() + line.len() > MAX_LINE {
+                    return Err(Reason::HeadersTooLarge);
+                }
+                self.value.push(b' ');
+                self.value.extend_from_slice(trim(line));
+            }
+            return Ok(false);
+        }
+        self.finish();
+        self.started = true;
+        let line = trim(line);
+        let colon = line.iter().position(|&b| b == b':').ok_or(Reason::Invalid)?;
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if name.is_empty() || !name.iter().all(|&b| token_byte(b) || b == b' ') {
+            return Err(Reason::Invalid);
+        }
+        if !value.iter().all(|&b| value_byte(b)) {
+            return Err(Reason::Invalid);
+        }
+        // A name with a space is kept apart, never matched (as Go does).
+        let known = [
+            (&b"location"[..], Known::Location),
+            (b"content-length", Known::ContentLength),
+            (b"transfer-encoding", Known::TransferEncoding),
+        ]
+        .into_iter()
+        .find(|(n, _)| name.eq_ignore_ascii_case(n))
+        .map_or(Known::Other, |(_, k)| k);
+        self.pending = Some(known);
+        self.value.clear();
+        if known != Known::Other {
+            self.value.extend_from_slice(trim(value));
+        }
+        Ok(false)
+    }
+
+    /// Ends the current (possibly folded) field.
+    fn finish(&mut self) {
+        let value = &self.value;
+        match self.pending.take() {
+            Some(Known::Location) if self.location.is_none() => self.location = Some(value.clone()),
+            Some(Known::ContentLength) => {
+                let value = value.trim_ascii();
+                match &self.content_length {
+                    None => self.content_length = Some(value.to_vec()),
+                    Some(first) => self.lengths_differ |= first.as_slice() != value,
+                }
+            }
+            Some(Known::TransferEncoding) => {
+                self.encodings += 1;
+                if self.encodings == 1 {
+                    self.encoding = value.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The response head parser: feeds lines, skips interim 1xx responses.
+#[derive(Debug, Default)]
+pub struct HeadReader {
+    /// The current line so far (bounded by [`MAX_LINE`]).
+    line: Vec<u8>,
+    /// Set while a line too long to keep streams past.
+    long: Option<Long>,
+    consumed: u64,
+    status: Option<(u16, bool)>,
+    fields: Fields,
+}
+
+/// Where a long field line stands (see [`MAX_LINE`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Long {
+    Start,
+    /// In the name: its length and first bytes (enough to know it).
+    Name(usize, [u8; 17]),
+    Value,
+    /// A CR in the value: fine only right before the LF.
+    Cr,
+}
+
+impl HeadReader {
+    /// Clears the state but keeps the line buffer's allocation.
+    pub fn reset(&mut self) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        *self = HeadReader { line, ..HeadReader::default() };
+    }
+
+    /// Consumes bytes; Ok(Some((head, used))) once a final head is read.
+    pub fn feed(&mut self, data: &[u8]) -> Result<Option<(Head, usize)>, Reason> {
+        let mut at = 0;
+        while at < data.len() {
+            let rest = &data[at..];
+            let (piece, complete) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (&rest[..i], true),
+                None => (rest, false),
+            };
+            let used = piece.len() + usize::from(complete);
+            at += used;
+            self.consumed += used as u64;
+            if self.consumed > MAX_HEADS {
+                return Err(Reason::HeadersTooLarge);
+            }
+            if self.long.is_none() && self.line.len() + piece.len() > MAX_LINE {
+                // Only field lines may stream past; a status line may not.
+                if self.status.is_none() {
+                    return Err(Reason::HeadersTooLarge);
+                }
+                self.long = Some(Long::Start);
+                let kept = std::mem::take(&mut self.line);
+                let result = self.long_line(&kept);
+                self.line = kept;
+                self.line.clear();
+                result?;
+            }
+            if self.long.is_some() {
+                self.long_line(piece)?;
+                // A line must not end in its name (no colon).
+                if complete && matches!(self.long.take(), Some(Long::Start | Long::Name(..))) {
+                    return Err(Reason::Invalid);
+                }
+                continue;
+            }
+            if !complete {
+                self.line.extend_from_slice(piece);
+                return Ok(None);
+            }
+            let mut line = std::mem::take(&mut self.line);
+            line.extend_from_slice(piece);
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            let result = self.on_line(&line);
+            line.clear();
+            self.line = line;
+            if let Some(head) = result? {
+                return Ok(Some((head, at)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks part of a long field line with the rules [`Fields::line`]
+    /// applies to a whole one, keeping nothing.
+    fn long_line(&mut self, bytes: &[u8]) -> Result<(), Reason> {
+        for &b in bytes {
+            let Some(state) = self.long else { return Ok(()) };
+            self.long = Some(match (state, b) {
+                (Long::Start, b' ' | b'\t') => {
+                    if !self.fields.started {
+                        return Err(Reason::Invalid);
+                    }
+                    if self.fields.pending.is_some_and(|k| k != Known::Other) {
+                        return Err(Reason::HeadersTooLarge);
+                    }
+                    Long::Value
+                }
+                (Long::Start, _) => {
+                    self.fields.finish();
+                    self.fields.started = true;
+                    self.fields.pending = Some(Known::Other);
+                    self.fields.value.clear();
+                    if !token_byte(b) {
+                        return Err(Reason::Invalid);
+                    }
+                    let mut name = [0; 17];
+                    name[0] = b;
+                    Long::Name(1, name)
+                }
+                (Long::Name(len, name), b':') => {
+                    let name = &name[..len.min(17)];
+                    if [&b"location"[..], b"content-length", b"transfer-encoding"]
+                        .iter()
+                        .any(|k| len == k.len() && name.eq_ignore_ascii_case(k))
+                    {
+                        return Err(Reason::HeadersTooLarge);
+                    }
+                    Long::Value
+                }
+                (Long::Name(len, mut name), _) if token_byte(b) || b == b' ' => {
+                    if len < name.len() {
+                        name[len] = b;
+                    }
+                    Long::Name(len + 1, name)
+                }
+                (Long::Value, b'\r') => Long::Cr,
+                (Long::Value, _) if value_byte(b) => Long::Value,
+                _ => return Err(Reason::Invalid),
+            });
+        }
+        Ok(())
+    }
+
+    fn on_line(&mut self, line: &[u8]) -> Result<Option<Head>, Reason> {
+        let Some((status, http11)) = self.status else {
+            self.status = Some(status_line(line)?);
+            return Ok(None);
+        };
+        if !self.fields.line(line)? {
+            return Ok(None);
+        }
+        // Interim responses precede the real one; 101 is final.
+        if (100..200).contains(&status) && status != 101 {
+            self.status = None;
+            self.fields = Fields::default();
+            return Ok(None);
+        }
+        let fields = std::mem::take(&mut self.fields);
+        let framing = framing(status, http11, &fields)?;
+        Ok(Some(Head { status, location: fields.location.unwrap_or_default(), framing }))
+    }
+}
+
+/// `HTTP/x.y code reason` -> (code, at least HTTP/1.1), as Go reads it.
+fn status_line(line: &[u8]) -> Result<(u16, bool), Reason> {
+    let space = line.iter().position(|&b| b == b' ').ok_or(Reason::Invalid)?;
+    let (proto, rest) = (&line[..space], &line[space + 1..]);
+    let rest = &rest[rest.iter().position(|&b| b != b' ').unwrap_or(rest.len())..];
+    let code = rest.split(|&b| b == b' ').next().unwrap_or_default();
+    if code.len() != 3 {
+        return Err(Reason::Invalid);
+    }
+    // strconv.Atoi: an optional sign, then digits; negative fails.
+    let (negative, digits) = match code[0] {
+        b'+' => (false, &code[1..]),
+        b'-' => (true, &code[1..]),
+        _ => (false, code),
+    };
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return Err(Reason::Invalid);
+    }
+    let value = digits.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    if negative && value != 0 {
+        return Err(Reason::Invalid);
+    }
+    let (major, minor) = match proto {
+        b"HTTP/1.1" => (1, 1),
+        b"HTTP/1.0" => (1, 0),
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
+            (major - b'0', minor - b'0')
+        }
+        _ => return Err(Reason::Invalid),
+    };
+    // Go reads version 0.0 as 1.1.
+    let http11 = major > 1 || (major == 1 && minor >= 1) || (major, minor) == (0, 0);
+    Ok((value, http11))
+}
+
+/// How the body is delimited, with Go's checks of both headers.
+fn framing(status: u16, http11: bool, fields: &Fields) -> Result<Option<Framing>, Reason> {
+    let chunked = match fields.encodings {
+        0 => false,
+        _ if !http11 => false,
+        1 if fields.encoding.eq_ignore_ascii_case(b"chunked") => true,
+        1 => return Err(Reason::UnsupportedTransferEncoding),
+        _ => return Err(Reason::TooManyTransferEncodings),
+    };
+    if fields.lengths_differ {
+        return Err(Reason::Invalid);
+    }
+    let length = match &fields.content_length {
+        None => None,
+        Some(value) => {
+            let valid = !value.is_empty() && value.iter().all(u8::is_ascii_digit);
+            let n = std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
+            match n {
+                Some(n) if valid && n <= i64::MAX as u64 => Some(n),
+                _ => return Err(Reason::Invalid),
+            }
+        }
+    };
+    if (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok(None);
+    }
+    Ok(match (chunked, length) {
+        (true, _) => Some(Framing::Chunked),
+        (false, Some(0)) => None,
+        (false, Some(n)) => Some(Framing::Length(n)),
+        (false, None) => Some(Framing::UntilEof),
+    })
+}
+
+/// Position in a chunked body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    /// In the size line: digits so far, its length, and the part of it.
+    Size {
+        size: u64,
+        digits: u8,
+        len: usize,
+        part: SizePart,
+    },
+    Data(u64),
+    DataCr,
+    DataLf,
+    /// After the last chunk: the trailer, up to its blank line.
+    Trailer,
+    End,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SizePart {
+    Digits,
+    Space,
+    Extension,
+    Cr,
+}
+
+const SIZE_START: Chunk = Chunk::Size { size: 0, digits: 0, len: 0, part: SizePart::Digits };
+
+/// A body being read up to a limit of data bytes.
+#[derive(Debug)]
+pub struct BodyReader {
+    framing: Framing,
+    left: u64,
+    chunk: Chunk,
+    excess: i64,
+    /// Data bytes still wanted before the reader stops.
+    wanted: usize,
+    trailer: Vec<u8>,
+}
+
+/// Where a body read stands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    More,
+    /// The body ended, or the limit of data was read.
+    Done,
+}
+
+impl BodyReader {
+    pub fn new(framing: Framing, limit: usize) -> BodyReader {
+        let left = match framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        };
+        BodyReader { framing, left, chunk: SIZE_START, excess: 0, wanted: limit, trailer: Vec::new() }
+    }
+
+    pub fn feed(&mut self, data: &[u8]) -> Result<Progress, Reason> {
+        match self.framing {
+            Framing::None => Ok(Progress::Done),
+            Framing::UntilEof => {
+                self.wanted = self.wanted.saturating_sub(data.len());
+                Ok(if self.wanted == 0 { Progress::Done } else { Progress::More })
+            }
+            Framing::Length(_) => {
+                let n = (data.len() as u64).min(self.left);
+                self.left -= n;
+                self.wanted = self.wanted.saturating_sub(n as usize);
+                Ok(if self.left == 0 || self.wanted == 0 { Progress::Done } else { Progress::More })
+            }
+            Framing::Chunked => self.feed_chunked(data),
+        }
+    }
+
+    /// The peer closed: fine only where the body runs to the close.
+    pub fn eof(&self) -> Result<(), Reason> {
+        match (self.framing, self.chunk) {
+            (Framing::UntilEof | Framing::None, _) | (Framing::Chunked, Chunk::End) => Ok(()),
+            (Framing::Length(_), _) if self.left == 0 => Ok(()),
+            _ => Err(Reason::BodyCut),
+        }
+    }
+
+    fn feed_chunked(&mut self, data: &[u8]) -> Result<Progress, Reason> {
+        let mut i = 0;
+        // Once the limit is read, Go still checks what it already holds:
+        // the CRLF ending that chunk and a next size line read whole.
+        let mut lookahead = false;
+        while i < data.len() {
+            let b = data[i];
+            match self.chunk {
+                Chunk::Data(left) => {
+                    if self.wanted == 0 {
+                        return Ok(Progress::Done);
+                    }
+                    let take = (data.len() - i).min(left as usize).min(self.wanted);
+                    self.wanted -= take;
+                    i += take;
+                    self.chunk = if left == take as u64 { Chunk::DataCr } else { Chunk::Data(left - take as u64) };
+                    if self.wanted == 0 {
+                        if self.chunk != Chunk::DataCr || data.len() - i < 2 {
+                            return Ok(Progress::Done);
+                        }
+                        lookahead = true;
+                    }
+                    continue;
+                }
+                Chunk::DataCr if b == b'\r' => self.chunk = Chunk::DataLf,
+                Chunk::DataLf if b == b'\n' => {
+                    self.chunk = SIZE_START;
+                    // Go parses a next size line only when it holds it whole.
+                    if lookahead && !data[i + 1..].contains(&b'\n') {
+                        return Ok(Progress::Done);
+                    }
+                }
+                Chunk::DataCr | Chunk::DataLf => return Err(Reason::Invalid),
+                Chunk::Size { size, digits, len, part } => {
+                    let len = len + 1;
+                    if len > MAX_CHUNK_LINE {
+                        return Err(Reason::Invalid);
+                    }
+                    let part = match (part, b) {
+                        (SizePart::Cr, b'\n') => {
+                            if digits == 0 {
+                                return Err(Reason::Invalid);
+                            }
+                            self.excess += len as i64 - 16 - 2 * size.min(i64::MAX as u64 / 4) as i64;
+                            self.excess = self.excess.max(0);
+                            if self.excess > MAX_CHUNK_EXCESS {
+                                return Err(Reason::Invalid);
+                            }
+                            self.chunk = if size == 0 { Chunk::Trailer } else { Chunk::Data(size) };
+                            i += 1;
+                            if lookahead && size != 0 {
+                                return Ok(Progress::Done);
+                            }
+                            continue;
+                        }
+                        (SizePart::Cr, _) | (_, b'\n') => return Err(Reason::Invalid),
+                        (_, b'\r') => SizePart::Cr,
+                        (SizePart::Digits, b';') | (SizePart::Extension, _) => SizePart::Extension,
+                        (SizePart::Digits | SizePart::Space, b' ' | b'\t') => SizePart::Space,
+                        (SizePart::Digits, _) if b.is_ascii_hexdigit() => {
+                            if digits == 16 {
+                                return Err(Reason::Invalid);
+                            }
+                            let size = size << 4 | u64::from(unhex(b));
+                            self.chunk = Chunk::Size { size, digits: digits + 1, len, part };
+                            i += 1;
+                            continue;
+                        }
+                        _ => return Err(Reason::Invalid),
+                    };
+                    self.chunk = Chunk::Size { size, digits, len, part };
+                }
+                Chunk::Trailer => {
+                    let take = (data.len() - i).min(MAX_TRAILER + 1 - self.trailer.len());
+                    self.trailer.extend_from_slice(&data[i..i + take]);
+                    i += take;
+                    if self.trailer.starts_with(b"\r\n") {
+                        self.chunk = Chunk::End;
+                        return Ok(Progress::Done);
+                    }
+                    if self.trailer.len() < 2 {
+                        continue;
+                    }
+                    let Some(end) = self.trailer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        if self.trailer.len() > MAX_TRAILER {
+                            return Err(Reason::Invalid);
+                        }
+                        continue;
+                    };
+                    if end + 4 > MAX_TRAILER {
+                        return Err(Reason::Invalid);
+                    }
+                    let mut fields = Fields::default();
+                    for line in self.trailer[..end + 4].split(|&b| b == b'\n') {
+                        let line = line.strip_suffix(b"\r").unwrap_or(line);
+                        if fields.line(line)? {
+                            break;
+                        }
+                    }
+                    self.chunk = Chunk::End;
+                    return Ok(Progress::Done);
+                }
+                Chunk::End => return Ok(Progress::Done),
+            }
+            i += 1;
+        }
+        let done = match self.chunk {
+            Chunk::End => true,
+            Chunk::Trailer => false,
+            Chunk::Data(_) => self.wanted == 0,
+            _ => lookahead,
+        };
+        Ok(if done { Progress::Done } else { Progress::More })
+    }
+}
+
+fn unhex(b: u8) -> u8 {
+    (b as char).to_digit(16).unwrap_or(0) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &[u8]) -> Result<Option<Head>, Reason> {
+        let mut r = HeadReader::default();
+        r.feed(text).map(|h| h.map(|(h, _)| h))
+    }
+
+    #[test]
+    fn heads_as_go_reads_them() {
+        let ok = |text: &[u8], status: u16, framing: Option<Framing>| {
+            let h = head(text).unwrap().unwrap_or_else(|| panic!("{}", text.escape_ascii()));
+            assert_eq!((h.status, h.framing), (status, framing), "{}", text.escape_ascii());
+        };
+        ok(b"HTTP/1.1 200 OK\r\n\r\n", 200, Some(Framing::UntilEof));
+        ok(b"HTTP/1.1 200 OK\n\n", 200, Some(Framing::UntilEof));
+        ok(b"HTTP/1.1   204\r\n\r\n", 204, None);
+        ok(b"HTTP/2.0 200 OK\r\nContent-Length: 3\r\n\r\n", 200, Some(Framing::Length(3)));
+        ok(b"HTTP/1.1 200 OK\r\nX: a\r\n  folded\r\nContent-Length:\r\n 7\r\n\r\n", 200, Some(Framing::Length(7)));
+        ok(b"HTTP/1.1 200 OK\r\nContent-Length : 9\r\nBad Name: x\r\n\r\n", 200, Some(Framing::UntilEof));
+        ok(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length:  5 \r\n\r\n", 200, Some(Framing::Length(5)));
+        ok(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\nContent-Length: 9\r\n\r\n", 200, Some(Framing::Chunked));
+        ok(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 200, Some(Framing::UntilEof));
+        ok(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 302 F\r\nLocation:  /x \r\n\r\n", 302, Some(Framing::UntilEof));
+        ok(b"HTTP/1.1 304 N\r\nTransfer-Encoding: chunked\r\n\r\n", 304, None);
+        ok(b"HTTP/1.1 +20 X\r\n\r\n", 20, Some(Framing::UntilEof));
+        let many: Vec<u8> = [&b"HTTP/1.1 200 OK\r\n"[..], &b"X-A: b\r\n".repeat(1000), b"\r\n"].concat();
+        ok(&many, 200, Some(Framing::UntilEof));
+
+        let fail = |text: &[u8], reason: Reason| assert_eq!(head(text), Err(reason), "{}", text.escape_ascii());
+        fail(b"\r\nHTTP/1.1 200 OK\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 20 OK\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 -20 OK\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.10 200 OK\r\n\r\n", Reason::Invalid);
+        fail(b"ICY 200 OK\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\n folded-first: x\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 204 OK\r\nContent-Length: x\r\n\r\n", Reason::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", Reason::UnsupportedTransferEncoding);
+        fail(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Reason::UnsupportedTransferEncoding);
+        fail(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Reason::TooManyTransferEncodings,
+        );
+        // Long lines stream past unless their value is needed.
+        let long = |start: &[u8], end: &[u8]| {
+            [&b"HTTP/1.1 200 OK\r\nA: b\r\n"[..], start, &[b'a'; 2 * MAX_LINE], end, b"Content-Length: 0\r\n\r\n"]
+                .concat()
+        };
+        ok(&long(b"X: ", b"\r\n"), 200, None);
+        ok(&long(b" ", b"\n"), 200, None);
+        ok(&long(b"X-", b" : v\r\n"), 200, None);
+        fail(&long(b"X: ", b"\x01\r\n"), Reason::Invalid);
+        fail(&long(b"X: ", b"\r\r\n"), Reason::Invalid);
+        fail(&long(b"X", b"\r\n"), Reason::Invalid);
+        fail(&long(b"X", b"(: v\r\n"), Reason::Invalid);
+        fail(&long(b"Location: ", b"\r\n"), Reason::HeadersTooLarge);
+        fail(
+            &[&b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"[..], &[b' '; 2 * MAX_LINE], b"\r\n\r\n"].concat(),
+            Reason::HeadersTooLarge,
+        );
+        fail(&[&b"HTTP/1.1 200 "[..], &[b'a'; 2 * MAX_LINE], b"\r\n\r\n"].concat(), Reason::HeadersTooLarge);
+        // Incomplete is not an error.
+        assert_eq!(head(b"HTTP/1.1 200 OK\r\nX: y"), Ok(None));
+    }
+
+    #[test]
+    fn heads_byte_by_byte() {
+        let text = b"HTTP/1.1 301 M\r\nLocation: /next\r\nContent-Length: 2\r\n\r\nok";
+        let mut r = HeadReader::default();
+        for (i, b) in text.iter().enumerate() {
+            if let Some((h, used)) = r.feed(std::slice::from_ref(b)).unwrap() {
+                assert_eq!(
+                    (h.status, &h.location[..], h.framing, used, i),
+                    (301, &b"/next"[..], Some(Framing::Length(2)), 1, text.len() - 3)
+                );
+                return;
+            }
+        }
+        panic!("no head");
+    }
+
+    fn chunked(body: &[u8], limit: usize) -> Result<Progress, Reason> {
+        BodyReader::new(Framing::Chunked, limit).feed(body)
+    }
+
+    #[test]
+    fn chunked_as_go_reads_it() {
+        let done = Ok(Progress::Done);
+        assert_eq!(chunked(b"2\r\nok\r\n0\r\n\r\n", 100), done);
+        assert_eq!(chunked(b"2;a=b\r\nok\r\n0 \t\r\nT: v\r\n\r\n", 100), done);
+        assert_eq!(chunked(b"0000000000000002\r\nok\r\n0\r\n\r\n", 100), done);
+        assert_eq!(chunked(b"2\r\nok\r\n", 100), Ok(Progress::More));
+        for bad in [
+            &b"2\r\nok\n0\r\n\r\n"[..],
+            b"2\nok\r\n0\r\n\r\n",
+            b"00000000000000002\r\nok\r\n0\r\n\r\n",
+            b"2 ;x\r\nok\r\n0\r\n\r\n",
+            b" 2\r\nok\r\n0\r\n\r\n",
+            b"\r\nok\r\n0\r\n\r\n",
+            b"2\r\nokX\r\n0\r\n\r\n",
+            b"2\r\nok\r\n0\r\nno colon\r\n\r\n",
+            b"2;a\rb\r\nok\r\n0\r\n\r\n",
+        ] {
+            assert_eq!(chunked(bad, 100), Err(Reason::Invalid), "{}", bad.escape_ascii());
+        }
+        // A trailer must end in CRLF CRLF: Go waits for one, then fails.
+        let mut b = BodyReader::new(Framing::Chunked, 100);
+        assert_eq!(b.feed(b"2\r\nok\r\n0\r\nT: v\n\n"), Ok(Progress::More));
+        assert_eq!(b.eof(), Err(Reason::BodyCut));
+        let long = [&b"1;"[..], &[b'x'; MAX_CHUNK_LINE], b"\r\nx\r\n0\r\n\r\n"].concat();
+        assert_eq!(chunked(&long, 100), Err(Reason::Invalid));
+        // Extensions bigger than the data they carry.
+        let ext = [&b"1;"[..], &[b'x'; 4000], b"\r\nx\r\n"].concat().repeat(5);
+        assert_eq!(chunked(&ext, 100), Err(Reason::Invalid));
+        // At the limit: a malformed next size line already received fails,
+        // one not yet complete does not, nor does anything mid-chunk.
+        assert_eq!(chunked(b"2\r\nok\r\nzz\r\n", 2), Err(Reason::Invalid));
+        assert_eq!(chunked(b"2\r\nok\r\nzz", 2), done);
+        assert_eq!(chunked(b"4\r\nokok\r\nzz\r\n", 2), done);
+        assert_eq!(chunked(b"2\r\nok\r\n5\r\n", 2), done);
+    }
+
+    #[test]
+    fn lengths_and_eof() {
+        let mut b = BodyReader::new(Framing::Length(10), 4);
+        assert_eq!(b.feed(b"abc"), Ok(Progress::More));
+        assert_eq!(b.eof(), Err(Reason::BodyCut));
+        assert_eq!(b.feed(b"d"), Ok(Progress::Done));
+        let mut b = BodyReader::new(Framing::UntilEof, 4);
+        assert_eq!(b.feed(b"ab"), Ok(Progress::More));
+        assert_eq!(b.eof(), Ok(()));
+        assert_eq!(BodyReader::new(Framing::Chunked, 4).eof(), Err(Reason::BodyCut));
+    }
+}
