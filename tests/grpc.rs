@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
@@ -284,6 +285,95 @@ fn headers_are_sent_as_metadata() {
         let out = run_cli(&["check", "--header", &format!("c={field}"), &url]);
         assert_eq!(out.code(), Some(64), "{field}");
         assert!(out.stderr.contains("sets this field itself"), "{field}: {}", out.stderr);
+    }
+}
+
+/// A frame: length, type, flags, stream, payload.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A hostile HTTP/2 server on loopback: on each connection it reads the
+/// call's first bytes, then writes `chunks`, one every `gap`, then holds the
+/// connection until the client closes it. The port; the thread ends with
+/// the test process.
+fn raw_server(chunks: Vec<Vec<u8>>, gap: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let chunks = chunks.clone();
+            std::thread::spawn(move || {
+                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = [0; 4096];
+                let _ = conn.read(&mut buf);
+                for chunk in &chunks {
+                    std::thread::sleep(gap);
+                    if conn.write_all(chunk).is_err() {
+                        return;
+                    }
+                }
+                while conn.read(&mut buf).is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn hostile_servers_fail_cleanly() {
+    const SETTINGS: u8 = 4;
+    let settings = frame(SETTINGS, 0, 0, &[]);
+    // :status 200 and content-type application/grpc (static names, literal values).
+    let head = frame(1, 4, 1, b"\x88\x0f\x10\x10application/grpc");
+    let serving: &[u8] = include_bytes!("grpc/responses/go-serving.h2");
+    let trailers_only = |message: &str| {
+        let mut block = b"\x88\x0f\x10\x10application/grpc\x00\x0bgrpc-status\x0213\x00\x0cgrpc-message".to_vec();
+        block.push(message.len() as u8);
+        block.extend_from_slice(message.as_bytes());
+        frame(1, 5, 1, &block)
+    };
+    let flood: Vec<Vec<u8>> =
+        std::iter::once(settings.clone()).chain(std::iter::repeat_n(frame(6, 0, 0, b"pingpong"), 2000)).collect();
+    let continuations: Vec<Vec<u8>> = [settings.clone(), frame(1, 0, 1, &[0x82; 100])]
+        .into_iter()
+        .chain(std::iter::repeat_n(frame(9, 0, 1, &[0x82; 16 * 1024]), 8))
+        .collect();
+    let cases: Vec<(&str, Vec<Vec<u8>>, Duration, &str)> = vec![
+        // A real answer dripped byte by byte still passes.
+        ("drip", serving.iter().map(|&b| vec![b]).collect(), Duration::from_millis(1), "[+]c ok"),
+        (
+            "goaway",
+            vec![settings.clone(), frame(7, 0, 0, &[0, 0, 0, 0, 0, 0, 0, 0])],
+            Duration::ZERO,
+            "[-]c failed: goaway",
+        ),
+        (
+            "reset",
+            vec![settings.clone(), head.clone(), frame(3, 0, 1, &[0, 0, 0, 8])],
+            Duration::ZERO,
+            "[-]c failed: stream reset",
+        ),
+        ("pings", flood, Duration::from_micros(200), "[-]c failed: timeout after 500ms"),
+        ("continuations", continuations, Duration::ZERO, "[-]c failed: invalid response"),
+        (
+            "forged line",
+            vec![settings.clone(), trailers_only("x%0Alevel=error event=forged")],
+            Duration::ZERO,
+            "[-]c failed: grpc status INTERNAL: x\\x0alevel=error event=forged\n",
+        ),
+    ];
+    for (what, chunks, gap, want) in cases {
+        let port = raw_server(chunks, gap);
+        let started = Instant::now();
+        let out = run_cli(&["check", "--timeout", "500ms", &format!("c=grpc://127.0.0.1:{port}")]);
+        assert!(out.stdout.contains(want), "{what}: {}{}", out.stdout, out.stderr);
+        assert!(started.elapsed() < Duration::from_secs(2), "{what}: took {:?}", started.elapsed());
     }
 }
 
