@@ -171,7 +171,9 @@ fn run(options: &Options) -> io::Result<Table> {
 
     throughput(&mut table, &daemon_bin, fast8, &dir, options);
     latency(&mut table, &daemon_bin, &stubs, &dir);
-    instructions(&mut table, &release, fast8, &dir);
+    // The gRPC rows' server (grpc-go), when Go and grpc-go are installed.
+    let grpc_server = grpc::start(&dir);
+    instructions(&mut table, &release, fast8, grpc_server.as_ref(), &dir);
 
     let idle_left = options.idle.saturating_sub(idle_since.elapsed());
     eprintln!("waiting {}s for the idle window to end", idle_left.as_secs());
@@ -189,7 +191,8 @@ fn run(options: &Options) -> io::Result<Table> {
     );
 
     let http_round = rounds(&mut table, &main, options);
-    grpc_rounds(&mut table, &daemon_bin, &dir, options, http_round);
+    grpc_rounds(&mut table, &daemon_bin, grpc_server.as_ref(), &dir, options, http_round);
+    drop(grpc_server);
     eprintln!("opening {FLOOD} inbound connections");
     let held = client::flood(main.port, FLOOD, Duration::from_secs(60));
     let opened = held.len();
@@ -346,16 +349,29 @@ fn latency(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path) {
 
 /// Instructions per round under callgrind (glibc build: valgrind knows its
 /// allocator).
-fn instructions(table: &mut Table, release: &Path, checks: &[u16], dir: &Path) {
+fn instructions(table: &mut Table, release: &Path, ports: &[u16], grpc: Result<&grpc::Server, &io::Error>, dir: &Path) {
     let figure = "instructions per /all round, 8 fast endpoints (callgrind)";
+    let grpc_figure = "instructions per /all round, 8 gRPC checks (callgrind)";
     let target = "reported";
     if reference::which("valgrind").is_none() {
-        return table.skip(figure, target, "install valgrind (apt-get install valgrind)".into());
+        table.skip(figure, target, "install valgrind (apt-get install valgrind)".into());
+        return table.skip(grpc_figure, target, "install valgrind (apt-get install valgrind)".into());
     }
     eprintln!("callgrind: {figure}");
-    let measured = callgrind::instructions_per_round(release, checks, dir, 100, 1100)
+    let checks: Vec<String> =
+        ports.iter().enumerate().map(|(i, p)| format!("c{i}=http://127.0.0.1:{p}/health")).collect();
+    let measured = callgrind::instructions_per_round(release, &checks, dir, 100, 1100)
         .map(|n| (format!("{:.0} k instructions", n / 1000.0), None));
     table.result(figure, target, measured);
+    let server = match grpc {
+        Ok(server) => server,
+        Err(e) => return table.skip(grpc_figure, target, e.to_string()),
+    };
+    eprintln!("callgrind: {grpc_figure}");
+    let checks: Vec<String> = (0..8).map(|i| format!("c{i}=grpc://127.0.0.1:{}", server.port)).collect();
+    let measured = callgrind::instructions_per_round(release, &checks, dir, 100, 1100)
+        .map(|n| (format!("{:.0} k instructions", n / 1000.0), None));
+    table.result(grpc_figure, target, measured);
 }
 
 /// CPU per round over many sequential `/all` rounds (one client, so one
@@ -372,10 +388,17 @@ fn rounds(table: &mut Table, main: &Process, options: &Options) -> Option<f64> {
 /// The same round with 8 gRPC checks (one grpc-go server on loopback, a
 /// new HTTP/2 connection per check per round, as kubelet's probe makes),
 /// next to the HTTP round's figure.
-fn grpc_rounds(table: &mut Table, daemon_bin: &Path, dir: &Path, options: &Options, http_us: Option<f64>) {
+fn grpc_rounds(
+    table: &mut Table,
+    daemon_bin: &Path,
+    server: Result<&grpc::Server, &io::Error>,
+    dir: &Path,
+    options: &Options,
+    http_us: Option<f64>,
+) {
     let figure = "CPU per /all round, 8 gRPC checks (user+sys)";
     let target = "reported, next to HTTP";
-    let server = match grpc::start(dir) {
+    let server = match server {
         Ok(server) => server,
         Err(e) => return table.skip(figure, target, e.to_string()),
     };
