@@ -1,11 +1,14 @@
 //! Micro-benchmarks of the pure hot paths: request parsing and routing,
-//! response writing, probe response parsing, verdict aggregation.
+//! response writing, probe response parsing, verdict aggregation, DNS
+//! answers and one lookup.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+
 use healthcheck::check::{self, Check, Reason, Verdict};
+use healthcheck::dns::{self, message, Lookup, ResolvConf};
 use healthcheck::grpc;
 use healthcheck::http::{self, Connection, Method, Parse};
 use healthcheck::probe::{Action, Probe};
@@ -19,11 +22,7 @@ Date: Wed, 26 Nov 2026 15:20:00 GMT\r\nContent-Length: 3\r\n\r\nok\n";
 
 fn checks(n: usize) -> Vec<Check> {
     (0..n)
-        .map(|i| {
-            let mut c = Check::parse(&format!("app{i}=http://127.0.0.1:{}/health", 8000 + i)).expect("valid check");
-            c.resolve().expect("IP literals resolve");
-            c
-        })
+        .map(|i| Check::parse(&format!("app{i}=http://127.0.0.1:{}/health", 8000 + i)).expect("valid check"))
         .collect()
 }
 
@@ -57,7 +56,7 @@ fn outbound(c: &mut Criterion) {
     c.bench_function("probe/one round of one check", |b| {
         b.iter(|| {
             // The engine's sequence for a healthy endpoint, sockets aside.
-            assert!(matches!(probe.start(check, now), Action::Connect(_)));
+            assert!(matches!(probe.start(&check.addrs, now), Action::Connect(_)));
             assert_eq!(probe.connected(check, now), Action::Send);
             let n = probe.output(check).len();
             assert_eq!(probe.wrote(check, n), Action::Receive);
@@ -103,5 +102,39 @@ fn aggregation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, inbound, outbound, grpc_call, aggregation);
+fn resolution(c: &mut Criterion) {
+    let qname = message::encode_name("app.shop.svc.cluster.local").expect("a valid name");
+    let target = message::encode_name("app-0.app.shop.svc.cluster.local").expect("a valid name");
+    let answer = message::build_reply(
+        7,
+        0,
+        &qname,
+        message::TYPE_A,
+        &[(&qname, message::TYPE_CNAME, 30, &target), (&target, message::TYPE_A, 30, &[10, 244, 1, 7])],
+    );
+    c.bench_function("dns/parse an answer with a CNAME", |b| {
+        b.iter(|| message::parse_reply(black_box(&answer), 7, &qname, message::TYPE_A))
+    });
+    // A pod's resolv.conf: `app` is found under the first search domain.
+    let conf = ResolvConf::parse(
+        "search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n",
+    );
+    let now = Instant::now();
+    // The same seed gives the same query IDs: the answers are built once.
+    let (first, _) = Lookup::start("app", &conf, dns::Rng::new(1), now);
+    let id = |q: &[u8]| u16::from_be_bytes([q[0], q[1]]);
+    let [a, aaaa] = first.datagrams();
+    let reply_a =
+        message::build_reply(id(a), 0, &qname, message::TYPE_A, &[(&qname, message::TYPE_A, 5, &[10, 0, 0, 7])]);
+    let reply_aaaa = message::build_reply(id(aaaa), 0, &qname, message::TYPE_AAAA, &[]);
+    c.bench_function("dns/one lookup, start to addresses (A and AAAA)", |b| {
+        b.iter(|| {
+            let (mut lookup, _) = Lookup::start(black_box("app"), &conf, dns::Rng::new(1), now);
+            lookup.received(&reply_aaaa, now);
+            assert!(matches!(lookup.received(&reply_a, now), dns::Action::Done(Ok(_))));
+        })
+    });
+}
+
+criterion_group!(benches, inbound, outbound, grpc_call, aggregation, resolution);
 criterion_main!(benches);

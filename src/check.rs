@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use url::{Host, Url};
 
+use crate::dns;
 use crate::location;
 use crate::{grpc, VERSION};
 
@@ -32,7 +33,8 @@ pub struct Check {
     pub name: String,
     pub url: Url,
     pub kind: Kind,
-    /// Where to connect, tried in order. Empty until resolved.
+    /// Where to connect, tried in order, for an IP literal or `localhost`;
+    /// empty for a name, which is resolved each round (see [`Check::dns_name`]).
     pub addrs: Vec<SocketAddr>,
     /// The URL as written, the way kubelet's client reads it: the base of
     /// redirects and the source of the request line and `Host`.
@@ -69,6 +71,8 @@ pub enum Reason {
     InvalidLocation,
     /// A same-host redirect to a scheme other than http or https.
     UnsupportedScheme,
+    /// The name gave no address.
+    Dns(dns::Failure),
     /// A gRPC health answer other than SERVING.
     Health(i32),
     /// A gRPC status other than OK, and its message (escaped, cut short).
@@ -122,6 +126,7 @@ impl fmt::Display for Reason {
             Reason::TooManyTransferEncodings => f.write_str("too many transfer encodings"),
             Reason::InvalidLocation => f.write_str("invalid Location header"),
             Reason::UnsupportedScheme => f.write_str("redirect to an unsupported scheme"),
+            Reason::Dns(failure) => write!(f, "dns: {failure}"),
             Reason::Health(status) => match crate::grpc::health_name(*status) {
                 Some(name) => f.write_str(name),
                 None => write!(f, "health status {status}"),
@@ -219,7 +224,8 @@ impl fmt::Display for CheckError {
 
 impl Check {
     /// Parses `[NAME=]URL` for a probe (`http://`, `tcp://` or `grpc://`).
-    /// Addresses are left empty: see [`Check::resolve`].
+    /// Only an IP literal or `localhost` gets its addresses here: a name is
+    /// resolved each round, never at startup.
     pub fn parse(arg: &str) -> Result<Check, CheckError> {
         let (name, text) = split_name(arg)?;
         let url = parse_url(text, &["http", "tcp", "grpc"])?;
@@ -246,12 +252,13 @@ impl Check {
     }
 
     fn new(name: String, url: Url, target: location::Url, kind: Kind) -> Check {
+        let addrs = local_addrs(&url, url.port_or_known_default().unwrap_or(80)).unwrap_or_default();
         let mut check = Check {
             name,
             url,
             target,
             kind,
-            addrs: Vec::new(),
+            addrs,
             headers: Vec::new(),
             request: Vec::new(),
             grpc: grpc::Request::default(),
@@ -359,25 +366,13 @@ impl Check {
         out
     }
 
-    /// Fills `addrs`. `localhost` and IP literals never touch DNS; other
-    /// names ask the system resolver, which may block: call this at startup.
-    pub fn resolve(&mut self) -> Result<(), CheckError> {
-        let port = self.url.port_or_known_default().unwrap_or(80);
-        self.addrs = match local_addrs(&self.url, port) {
-            Some(addrs) => addrs,
-            None => {
-                let host = self.url.host_str().unwrap_or_default();
-                let addrs: Vec<SocketAddr> = (host, port)
-                    .to_socket_addrs()
-                    .map_err(|e| CheckError(format!("cannot resolve '{host}' in {}: {e}", self.url)))?
-                    .collect();
-                if addrs.is_empty() {
-                    return Err(CheckError(format!("cannot resolve '{host}' in {}", self.url)));
-                }
-                addrs
-            }
-        };
-        Ok(())
+    /// The host name to resolve each round; None for an IP literal or
+    /// `localhost`, which never touch DNS.
+    pub fn dns_name(&self) -> Option<&str> {
+        match self.url.host()? {
+            Host::Domain(d) if self.addrs.is_empty() => Some(d),
+            _ => None,
+        }
     }
 
     /// Whether the check is unnamed (named after its URL). An explicit name
@@ -395,12 +390,6 @@ impl Check {
             && self.grpc == other.grpc
             && default_name(&self.url) == default_name(&other.url)
     }
-
-    /// Whether [`Check::resolve`] would stay off the network (used by
-    /// `--dry-run`, which must not depend on DNS).
-    pub fn is_local(&self) -> bool {
-        local_addrs(&self.url, 0).is_some()
-    }
 }
 
 /// The addresses of an IP literal or `localhost`, or None for other names.
@@ -413,7 +402,9 @@ pub fn local_addrs(url: &Url, port: u16) -> Option<Vec<SocketAddr>> {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
         ]),
-        Host::Domain(_) => None,
+        // A `tcp://` URL's host is opaque to the url crate: an IPv4 literal
+        // there is a domain to it.
+        Host::Domain(d) => d.parse::<Ipv4Addr>().ok().map(|ip| vec![SocketAddr::new(IpAddr::V4(ip), port)]),
     }
 }
 
@@ -578,6 +569,8 @@ mod tests {
         assert_eq!(c.name, "h/?a=b");
         let c = Check::parse("db=tcp://127.0.0.1:5432").unwrap();
         assert_eq!((c.name.as_str(), c.kind), ("db", Kind::Tcp));
+        let c = Check::parse("tcp://127.0.0.1:5432").unwrap();
+        assert_eq!((c.dns_name(), &c.addrs[..]), (None, &["127.0.0.1:5432".parse().unwrap()][..]));
         let c = Check::parse("tcp://[::1]:5432").unwrap();
         assert_eq!(c.name, "[::1]:5432");
         let c = Check::parse("http://[::1]:8080/").unwrap();
@@ -629,15 +622,18 @@ mod tests {
     }
 
     #[test]
-    fn resolves_locally() {
-        let mut c = Check::parse("http://localhost:81/").unwrap();
-        assert!(c.is_local());
-        c.resolve().unwrap();
+    fn resolves_locally_and_leaves_names_to_each_round() {
+        let c = Check::parse("http://localhost:81/").unwrap();
+        assert_eq!(c.dns_name(), None);
         assert_eq!(c.addrs, ["127.0.0.1:81".parse().unwrap(), "[::1]:81".parse().unwrap()]);
-        let mut c = Check::parse("http://10.1.2.3/").unwrap();
-        c.resolve().unwrap();
-        assert_eq!(c.addrs, ["10.1.2.3:80".parse().unwrap()]);
-        assert!(!Check::parse("http://example.invalid/").unwrap().is_local());
+        let c = Check::parse("http://10.1.2.3/").unwrap();
+        assert_eq!((c.dns_name(), &c.addrs[..]), (None, &["10.1.2.3:80".parse().unwrap()][..]));
+        let c = Check::parse("tcp://127.0.0.1:5432").unwrap();
+        assert_eq!((c.dns_name(), &c.addrs[..]), (None, &["127.0.0.1:5432".parse().unwrap()][..]));
+        let c = Check::parse("tcp://[::1]:5432").unwrap();
+        assert_eq!((c.dns_name(), &c.addrs[..]), (None, &["[::1]:5432".parse().unwrap()][..]));
+        let c = Check::parse("http://DB.Example.:8080/").unwrap();
+        assert_eq!((c.dns_name(), c.addrs.len()), (Some("db.example."), 0));
     }
 
     #[test]
@@ -666,5 +662,6 @@ mod tests {
         assert_eq!(Reason::Timeout(Duration::from_micros(500)).to_string(), "timeout after 500us");
         let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
         assert_eq!(Reason::from_io(&e, true).to_string(), "connect: No route to host");
+        assert_eq!(Reason::Dns(dns::Failure::NoSuchHost).to_string(), "dns: no such host");
     }
 }

@@ -201,7 +201,7 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
             _ => checks.push(Check::parse(&arg)?),
         }
     }
-    let checks = finish_checks(checks, dry_run)?;
+    let checks = finish_checks(checks)?;
     Ok(Command::Serve(ServeConfig {
         listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
         timeout,
@@ -267,7 +267,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
         (Some(addr), None) => addr,
         (None, port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.unwrap_or(DEFAULT_PORT)),
     };
-    let mut checks = finish_checks(checks, dry_run)?;
+    let mut checks = finish_checks(checks)?;
     apply_headers(&mut checks, &headers)?;
     Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, verbose, dry_run, checks }))
 }
@@ -294,7 +294,7 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
             _ => checks.push(Check::parse(&arg)?),
         }
     }
-    let mut checks = finish_checks(checks, dry_run)?;
+    let mut checks = finish_checks(checks)?;
     apply_headers(&mut checks, &headers)?;
     Ok(Command::Check(CheckConfig { timeout, quiet, dry_run, checks }))
 }
@@ -380,9 +380,9 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             _ => return Err(usage("ENABLE_COMPLETION_CALLBACK is set but COMPLETION_CALLBACK_ENDPOINT is empty")),
         }
     }
-    let mut wait = finish_checks_allow_empty(wait, dry_run)?;
+    let mut wait = finish_checks_allow_empty(wait)?;
     apply_headers(&mut wait, &headers)?;
-    let on_exit = finish_checks_allow_empty(on_exit, dry_run)?;
+    let on_exit = finish_checks_allow_empty(on_exit)?;
     Ok(Command::Run(RunConfig {
         wait,
         interval,
@@ -411,19 +411,20 @@ fn completion_callback_enabled(value: Option<String>) -> Result<bool, UsageError
     }
 }
 
-fn finish_checks(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageError> {
+fn finish_checks(checks: Vec<Check>) -> Result<Vec<Check>, UsageError> {
     if checks.is_empty() {
         return Err(usage("no CHECK given: name at least one URL to probe"));
     }
-    finish_checks_allow_empty(checks, dry_run)
+    finish_checks_allow_empty(checks)
 }
 
-/// Names the checks uniquely and resolves them (a dry run only the local
-/// ones: it must not depend on DNS). Unnamed checks never make a usage
+/// Names the checks uniquely. Names are not resolved here: each round does
+/// it, so a name that does not resolve yet is a failing check, not a usage
+/// error, and `--dry-run` needs no DNS. Unnamed checks never make a usage
 /// error: a repeat of the same target is dropped, and one whose default
 /// name is taken gets the first free `NAME~2`, `NAME~3`, ... Two explicit
 /// identical names are an error.
-fn finish_checks_allow_empty(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Check>, UsageError> {
+fn finish_checks_allow_empty(checks: Vec<Check>) -> Result<Vec<Check>, UsageError> {
     let mut kept: Vec<Check> = Vec::with_capacity(checks.len());
     for c in checks {
         // Callbacks are named after their URL too: a repeat is one callback.
@@ -450,12 +451,7 @@ fn finish_checks_allow_empty(checks: Vec<Check>, dry_run: bool) -> Result<Vec<Ch
             kept[i].name = name;
         }
     }
-    let mut checks = kept;
-    for c in &mut checks {
-        if !dry_run || c.is_local() {
-            c.resolve()?;
-        }
-    }
+    let checks = kept;
     Ok(checks)
 }
 
@@ -636,7 +632,7 @@ pub fn describe(cmd: &Command) -> String {
     let checks = |out: &mut String, label: &str, checks: &[Check]| {
         for c in checks {
             let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
-            let addrs = if addrs.is_empty() { "unresolved".to_string() } else { addrs.join(",") };
+            let addrs = if addrs.is_empty() { "resolved each round".to_string() } else { addrs.join(",") };
             let _ = writeln!(out, "{label} {} {} ({addrs})", c.name, c.url);
             for (name, value) in &c.headers {
                 let _ = writeln!(out, "{label}-header {} {name}: {}", c.name, value.escape_debug());
@@ -855,7 +851,7 @@ mod tests {
         let mut c = a.clone();
         c.request.extend_from_slice(b"Y");
         let taken = Check::parse("http://127.0.0.1:9/~2").unwrap();
-        let checks = finish_checks(vec![a, b, taken, c], true).unwrap();
+        let checks = finish_checks(vec![a, b, taken, c]).unwrap();
         let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["127.0.0.1:9/", "127.0.0.1:9/~3", "127.0.0.1:9/~2", "127.0.0.1:9/~4"]);
     }
@@ -916,8 +912,8 @@ mod tests {
             panic!()
         };
         let text = describe(&cmd);
-        assert!(text.contains("check name.invalid:8080/ http://name.invalid:8080/ (unresolved)"), "{text}");
+        assert!(text.contains("check name.invalid:8080/ http://name.invalid:8080/ (resolved each round)"), "{text}");
         assert!(text.contains("127.0.0.1:80,[::1]:80"), "{text}");
-        assert!(err("serve http://name.invalid/").contains("cannot resolve 'name.invalid'"));
+        assert!(parse(args("serve http://name.invalid/"), no_env).is_ok(), "a name is never a usage error");
     }
 }

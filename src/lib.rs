@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod dns;
 pub mod engine;
 pub mod grpc;
 pub mod http;

@@ -71,7 +71,7 @@ impl Driver {
                     self.engine.ready(event.token(), checks, registry, now);
                 }
             }
-            self.engine.expire(now);
+            self.engine.expire(now, checks, registry);
         }
     }
 

@@ -66,6 +66,9 @@ struct Hop {
 #[derive(Debug, Default)]
 pub struct Probe {
     state: State,
+    /// Where to connect, tried in order: given by the engine each round
+    /// (the check's own addresses, or what its name resolved to).
+    addrs: Vec<SocketAddr>,
     /// Index of the next address to try.
     next_addr: usize,
     /// The first connect error: for `localhost` the IPv4 refusal says more
@@ -87,16 +90,17 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// The first step: connect to the check's first address. The probe
-    /// must reach its verdict by `deadline`.
-    pub fn start(&mut self, check: &Check, deadline: Instant) -> Action {
-        let mut head = std::mem::take(&mut self.head);
+    /// The first step: connect to the first of `addrs`. The probe must
+    /// reach its verdict by `deadline`.
+    pub fn start(&mut self, addrs: &[SocketAddr], deadline: Instant) -> Action {
+        let (mut head, mut kept) = (std::mem::take(&mut self.head), std::mem::take(&mut self.addrs));
         head.reset();
-        *self = Probe { head, body_fields: true, grpc: std::mem::take(&mut self.grpc), ..Probe::default() };
-        if check.kind == Kind::Grpc {
-            self.grpc.start(deadline);
-        }
-        self.next_connect(check)
+        kept.clear();
+        kept.extend_from_slice(addrs);
+        let mut grpc = std::mem::take(&mut self.grpc);
+        grpc.start(deadline);
+        *self = Probe { head, addrs: kept, body_fields: true, grpc, ..Probe::default() };
+        self.next_connect()
     }
 
     /// The step to retry when the connection reports readiness.
@@ -115,8 +119,8 @@ impl Probe {
         matches!(self.state, State::Connecting)
     }
 
-    fn next_connect(&mut self, check: &Check) -> Action {
-        let Some(addr) = check.addrs.get(self.next_addr) else {
+    fn next_connect(&mut self) -> Action {
+        let Some(addr) = self.addrs.get(self.next_addr) else {
             let reason = self.first_error.take().unwrap_or(Reason::Refused);
             return self.finish(Verdict::Fail(reason));
         };
@@ -130,9 +134,9 @@ impl Probe {
     }
 
     /// The connect failed, at once or as an event: try the next address.
-    pub fn connect_failed(&mut self, check: &Check, err: &io::Error) -> Action {
+    pub fn connect_failed(&mut self, err: &io::Error) -> Action {
         self.first_error.get_or_insert_with(|| Reason::from_io(err, true));
-        self.next_connect(check)
+        self.next_connect()
     }
 
     /// The connection is established at `now`.
@@ -186,7 +190,7 @@ impl Probe {
                 Ok(Some((head, used))) => self.on_head(check, head, &data[used..]),
                 Err(reason) => self.finish(Verdict::Fail(reason)),
             },
-            State::Body { .. } => self.on_body(check, data),
+            State::Body { .. } => self.on_body(data),
             State::Grpc => {
                 let action = self.grpc.received(data);
                 self.grpc_step(action)
@@ -204,9 +208,9 @@ impl Probe {
     }
 
     /// The peer closed its side.
-    pub fn eof(&mut self, check: &Check) -> Action {
+    pub fn eof(&mut self) -> Action {
         match &self.state {
-            State::Body { follow: true, .. } => self.follow(check),
+            State::Body { follow: true, .. } => self.follow(),
             State::Body { reader, .. } => match reader.eof() {
                 Ok(()) => self.body_done(),
                 Err(reason) => self.fail_after_status(reason),
@@ -221,14 +225,14 @@ impl Probe {
     }
 
     /// A read or write failed.
-    pub fn io_failed(&mut self, check: &Check, err: &io::Error) -> Action {
+    pub fn io_failed(&mut self, err: &io::Error) -> Action {
         if matches!(self.state, State::Grpc) {
             let action = self.grpc.io_failed(err);
             return self.grpc_step(action);
         }
         // Go ignores errors while draining a redirect's body.
         if matches!(self.state, State::Body { follow: true, .. }) {
-            return self.follow(check);
+            return self.follow();
         }
         self.fail_after_status(Reason::from_io(err, false))
     }
@@ -271,9 +275,9 @@ impl Probe {
                         Some(Framing::Length(n)) if n > REDIRECT_DRAIN as u64 => None,
                         framing => framing,
                     };
-                    let Some(framing) = drain else { return self.follow(check) };
+                    let Some(framing) = drain else { return self.follow() };
                     self.state = State::Body { reader: BodyReader::new(framing, REDIRECT_DRAIN), follow: true };
-                    return if rest.is_empty() { Action::Receive } else { self.on_body(check, rest) };
+                    return if rest.is_empty() { Action::Receive } else { self.on_body(rest) };
                 }
                 Err(reason) => return self.finish(Verdict::Fail(reason)),
             }
@@ -283,7 +287,7 @@ impl Probe {
         if rest.is_empty() {
             Action::Receive
         } else {
-            self.on_body(check, rest)
+            self.on_body(rest)
         }
     }
 
@@ -334,7 +338,7 @@ impl Probe {
     }
 
     /// Follows the planned redirect on a new connection.
-    fn follow(&mut self, check: &Check) -> Action {
+    fn follow(&mut self) -> Action {
         let hop = match self.next.take() {
             None => return self.body_done(),
             Some(Err(reason)) => return self.finish(Verdict::Fail(reason)),
@@ -344,17 +348,17 @@ impl Probe {
         self.next_addr = 0;
         self.first_error = None;
         self.status = 0;
-        self.next_connect(check)
+        self.next_connect()
     }
 
-    fn on_body(&mut self, check: &Check, data: &[u8]) -> Action {
+    fn on_body(&mut self, data: &[u8]) -> Action {
         let State::Body { reader, follow } = &mut self.state else { return Action::Receive };
         let follow = *follow;
         match reader.feed(data) {
             Ok(Progress::More) => Action::Receive,
-            Ok(Progress::Done) if follow => self.follow(check),
+            Ok(Progress::Done) if follow => self.follow(),
             Ok(Progress::Done) => self.body_done(),
-            Err(_) if follow => self.follow(check),
+            Err(_) if follow => self.follow(),
             Err(reason) => self.fail_after_status(reason),
         }
     }
@@ -380,15 +384,13 @@ mod tests {
     use super::*;
 
     fn check(url: &str) -> Check {
-        let mut c = Check::parse(url).unwrap();
-        c.resolve().unwrap();
-        c
+        Check::parse(url).unwrap()
     }
 
     /// Drives a probe to the point of reading, as the engine would.
     fn reading(c: &Check) -> Probe {
         let mut p = Probe::default();
-        assert!(matches!(p.start(c, Instant::now()), Action::Connect(_)));
+        assert!(matches!(p.start(&c.addrs, Instant::now()), Action::Connect(_)));
         assert_eq!(p.connected(c, Instant::now()), Action::Send);
         let n = p.output(c).len();
         assert_eq!(p.wrote(c, n), Action::Receive);
@@ -406,7 +408,7 @@ mod tests {
             }
         }
         if eof {
-            last = p.eof(&c);
+            last = p.eof();
         }
         last
     }
@@ -538,8 +540,8 @@ mod tests {
         assert_eq!(a, Action::Connect("127.0.0.1:9".parse().unwrap()));
         // Refused on IPv4, then ::1 on the redirected port.
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(p.connect_failed(&c, &refused), Action::Connect("[::1]:9".parse().unwrap()));
-        assert_eq!(p.connect_failed(&c, &refused), fail(Reason::Refused));
+        assert_eq!(p.connect_failed(&refused), Action::Connect("[::1]:9".parse().unwrap()));
+        assert_eq!(p.connect_failed(&refused), fail(Reason::Refused));
 
         let pass = || Action::Done(Verdict::Pass);
         let cases: &[(&[u8], Action)] = &[
@@ -570,7 +572,7 @@ mod tests {
             let mut p = reading(&c);
             let mut a = p.received(&c, response);
             if a == Action::Receive {
-                a = p.eof(&c);
+                a = p.eof();
             }
             assert_eq!(&a, want, "case {i}");
         }
@@ -591,7 +593,7 @@ mod tests {
         // Unknown length: up to 2 KiB or the close, then the redirect.
         let mut p = reading(&c);
         assert_eq!(p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\n\r\nsome"), Action::Receive);
-        assert!(matches!(p.eof(&c), Action::Connect(_)));
+        assert!(matches!(p.eof(), Action::Connect(_)));
         let mut p = reading(&c);
         assert_eq!(p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\n\r\n"), Action::Receive);
         assert!(matches!(p.received(&c, &[b'x'; REDIRECT_DRAIN]), Action::Connect(_)));
@@ -606,7 +608,7 @@ mod tests {
         // A redirect that fails (https, the limit) fails once drained.
         let mut p = reading(&c);
         assert_eq!(p.received(&c, b"HTTP/1.1 302 F\r\nLocation: https://localhost/\r\n\r\nab"), Action::Receive);
-        assert_eq!(p.eof(&c), fail(Reason::HttpsRedirect));
+        assert_eq!(p.eof(), fail(Reason::HttpsRedirect));
         // A timeout while draining is a timeout.
         let mut p = reading(&c);
         p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: 10\r\n\r\nab");
@@ -621,7 +623,7 @@ mod tests {
         c.add_header("Content-Type", "text/plain");
         c.add_header("X-Token", "t");
         let mut p = Probe::default();
-        p.start(&c, Instant::now());
+        p.start(&c.addrs, Instant::now());
         let first = resend(&mut p, &c);
         assert!(first.contains("Host: vhost.example\r\n") && first.contains("X-Token: t\r\n"), "{first}");
         // 307, relative: the given Host and the body fields stay.
@@ -658,7 +660,7 @@ mod tests {
     fn tcp_passes_on_connect_and_timeouts_keep_the_status() {
         let c = check("tcp://127.0.0.1:5432");
         let mut p = Probe::default();
-        p.start(&c, Instant::now());
+        p.start(&c.addrs, Instant::now());
         assert_eq!(p.connected(&c, Instant::now()), Action::Done(Verdict::Pass));
 
         let c = check("http://127.0.0.1:8080/");
@@ -673,7 +675,7 @@ mod tests {
     fn partial_writes_resume() {
         let c = check("http://127.0.0.1:8080/");
         let mut p = Probe::default();
-        p.start(&c, Instant::now());
+        p.start(&c.addrs, Instant::now());
         p.connected(&c, Instant::now());
         let total = p.output(&c).len();
         assert_eq!(p.wrote(&c, 3), Action::Send);

@@ -269,7 +269,8 @@ impl Server {
                     }
                 }
             }
-            self.ctx.engine.expire(now);
+            let ctx = &mut self.ctx;
+            ctx.engine.expire(now, &ctx.checks, ctx.poll.registry());
             self.settle(now);
             self.expire(now);
             if self.accept_paused_until.is_some_and(|t| now >= t) {
@@ -497,7 +498,8 @@ impl Server {
             log::info("round")
                 .kv("passed", passed)
                 .kv("failed", failed)
-                .kv("elapsed_ms", now.saturating_duration_since(round.started).as_millis());
+                .kv("elapsed_ms", now.saturating_duration_since(round.started).as_millis())
+                .kv("lookups", round.lookups);
         }
     }
 }

@@ -64,10 +64,14 @@ fn bad_urls() {
     }
 }
 
+/// A name that does not resolve is a failing check, never a usage error. `.invalid` names
+/// fail without a query (RFC 6761), so this needs no DNS server; tests/dns.rs has the rest.
 #[test]
-fn unresolvable_name() {
-    assert_usage_error(&["serve", "http://nonexistent.invalid/"], "nonexistent.invalid");
-    assert_usage_error(&["check", "tcp://nonexistent.invalid:80"], "nonexistent.invalid");
+fn unresolvable_name_fails_the_check() {
+    let out = run_cli(&["check", "db=tcp://nonexistent.invalid:80", "app=http://localhost:1/"]);
+    assert_eq!(out.code(), Some(1), "stderr {:?}", out.stderr);
+    assert!(out.stdout.contains("[-]db failed: dns: no such host\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("[-]app failed: connection refused\n"), "{}", out.stdout);
 }
 
 #[test]

@@ -12,24 +12,48 @@ use crate::daemon::{self, Process};
 /// Under valgrind the daemon runs some 50 times slower.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
-/// Instructions per round with `checks` (CHECK arguments), from runs of
-/// `few` and `many` rounds.
-pub fn instructions_per_round(binary: &Path, checks: &[String], dir: &Path, few: u64, many: u64) -> io::Result<f64> {
-    let a = run(binary, checks, dir, few)?;
-    let b = run(binary, checks, dir, many)?;
+/// Instructions per round with `checks`, from runs of `few` and `many`
+/// rounds.
+pub fn instructions_per_round(binary: &Path, checks: &[u16], dir: &Path, few: u64, many: u64) -> io::Result<f64> {
+    let serve = |port| daemon::serve_args(port, "10s", checks);
+    instructions_per_round_with(&[], binary, &serve, dir, few, many)
+}
+
+/// The same, valgrind started by `wrapper` (a program and its arguments;
+/// empty: none) and the daemon given `serve(port)`.
+pub fn instructions_per_round_with(
+    wrapper: &[String],
+    binary: &Path,
+    serve: &dyn Fn(u16) -> Vec<String>,
+    dir: &Path,
+    few: u64,
+    many: u64,
+) -> io::Result<f64> {
+    let a = run(wrapper, binary, serve, dir, few)?;
+    let b = run(wrapper, binary, serve, dir, many)?;
     Ok(b.saturating_sub(a) as f64 / (many - few) as f64)
 }
 
 /// Total instructions of one daemon run that answered `rounds` `/all`.
-fn run(binary: &Path, checks: &[String], dir: &Path, rounds: u64) -> io::Result<u64> {
+fn run(
+    wrapper: &[String],
+    binary: &Path,
+    serve: &dyn Fn(u16) -> Vec<String>,
+    dir: &Path,
+    rounds: u64,
+) -> io::Result<u64> {
     let port = daemon::free_port()?;
     let out = dir.join(format!("callgrind.{rounds}.out"));
-    let mut args = vec!["--tool=callgrind".to_string(), format!("--callgrind-out-file={}", out.display())];
+    let mut args: Vec<String> = wrapper.iter().skip(1).cloned().collect();
+    if !wrapper.is_empty() {
+        args.push("valgrind".into());
+    }
+    args.extend(["--tool=callgrind".to_string(), format!("--callgrind-out-file={}", out.display())]);
     args.push(binary.display().to_string());
     // A generous probe timeout: valgrind slows the daemon, not the stubs.
-    args.extend(daemon::serve_args(port, "10s", &[]));
-    args.extend(checks.iter().cloned());
-    let mut valgrind = Process::start(Path::new("valgrind"), &args, port, &dir.join("valgrind.log"), READY_WITHIN)?;
+    args.extend(serve(port));
+    let program = wrapper.first().map_or("valgrind", String::as_str);
+    let mut valgrind = Process::start(Path::new(program), &args, port, &dir.join("valgrind.log"), READY_WITHIN)?;
     let mut client = Client::connect(port)?;
     for _ in 0..rounds {
         client.get("/all")?;

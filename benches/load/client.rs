@@ -49,10 +49,18 @@ impl Client {
                 let start = Instant::now();
                 match self.get(path)? {
                     200 => Ok(start.elapsed()),
-                    status => Err(io::Error::other(format!("{path} answered {status}"))),
+                    status => Err(io::Error::other(format!("{path} answered {status}: {}", self.first_line()))),
                 }
             })
             .collect()
+    }
+}
+
+impl Client {
+    /// The first body line of the last answer (`[-]NAME failed: REASON`).
+    fn first_line(&self) -> String {
+        let body = parse_head(&self.buf).map_or(&self.buf[..0], |(_, head, _)| &self.buf[head..]);
+        String::from_utf8_lossy(body).lines().next().unwrap_or_default().to_string()
     }
 }
 

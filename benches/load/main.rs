@@ -11,12 +11,14 @@ mod callgrind;
 mod client;
 mod daemon;
 mod grpc;
+mod names;
 mod reference;
 mod stubs;
 
 use std::io;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use client::Client;
@@ -36,25 +38,37 @@ struct Options {
     rounds: u64,
     wrk_seconds: u32,
     wrk_repeats: usize,
+    /// Only the named-checks section (`-- --names`).
+    names_only: bool,
 }
 
 impl Options {
     fn parse() -> Result<Options, String> {
-        let mut quick = false;
+        let (mut quick, mut names_only) = (false, false);
         for arg in std::env::args().skip(1) {
             match arg.as_str() {
                 "--quick" => quick = true,
+                "--names" => names_only = true,
                 // cargo bench passes --bench to every bench binary.
                 "--bench" => {}
                 other => {
-                    return Err(format!("unknown argument {other:?}; usage: cargo bench --bench load [-- --quick]"))
+                    return Err(format!(
+                        "unknown argument {other:?}; usage: cargo bench --bench load [-- --quick] [--names]"
+                    ))
                 }
             }
         }
         Ok(if quick {
-            Options { quick, idle: Duration::from_secs(10), rounds: 20_000, wrk_seconds: 2, wrk_repeats: 2 }
+            Options { quick, idle: Duration::from_secs(10), rounds: 20_000, wrk_seconds: 2, wrk_repeats: 2, names_only }
         } else {
-            Options { quick, idle: Duration::from_secs(60), rounds: 100_000, wrk_seconds: 5, wrk_repeats: 3 }
+            Options {
+                quick,
+                idle: Duration::from_secs(60),
+                rounds: 100_000,
+                wrk_seconds: 5,
+                wrk_repeats: 3,
+                names_only,
+            }
         })
     }
 }
@@ -147,6 +161,11 @@ fn run(options: &Options) -> io::Result<Table> {
 
     let stubs = Stubs::start(1000, 8, SLOW_DELAY)?;
     let fast8 = &stubs.fast[..8];
+    if options.names_only {
+        names(&mut table, &daemon_bin, &release, &stubs, &dir, options);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(table);
+    }
 
     // One daemon stays idle while the other sections run on their own
     // daemons, then takes the load whose memory peak is measured.
@@ -171,9 +190,8 @@ fn run(options: &Options) -> io::Result<Table> {
 
     throughput(&mut table, &daemon_bin, fast8, &dir, options);
     latency(&mut table, &daemon_bin, &stubs, &dir);
-    // The gRPC rows' server (grpc-go), when Go and grpc-go are installed.
-    let grpc_server = grpc::start(&dir);
-    instructions(&mut table, &release, fast8, grpc_server.as_ref(), &dir);
+    instructions(&mut table, &release, fast8, &dir);
+    names(&mut table, &daemon_bin, &release, &stubs, &dir, options);
 
     let idle_left = options.idle.saturating_sub(idle_since.elapsed());
     eprintln!("waiting {}s for the idle window to end", idle_left.as_secs());
@@ -191,8 +209,7 @@ fn run(options: &Options) -> io::Result<Table> {
     );
 
     let http_round = rounds(&mut table, &main, options);
-    grpc_rounds(&mut table, &daemon_bin, grpc_server.as_ref(), &dir, options, http_round);
-    drop(grpc_server);
+    grpc_rounds(&mut table, &daemon_bin, &release, &dir, options, http_round);
     eprintln!("opening {FLOOD} inbound connections");
     let held = client::flood(main.port, FLOOD, Duration::from_secs(60));
     let opened = held.len();
@@ -334,105 +351,184 @@ fn latency(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path) {
                 &dir.join("latency.log"),
                 Duration::from_secs(5),
             )?;
-            let mut client = Client::connect(port)?;
-            client.latencies("/all", 2)?; // warm-up: first-round page faults
-            let mut samples: Vec<f64> =
-                client.latencies("/all", count)?.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-            samples.sort_by(f64::total_cmp);
-            let p99 = samples[(samples.len() * 99).div_ceil(100) - 1];
-            let median = median(samples);
+            let (median, p99) = all_latency(port, count)?;
             Ok((format!("median {median:.1} ms, p99 {p99:.1} ms ({count} rounds)"), Some(median <= limit_ms)))
         })();
         table.result(figure, target, measured);
     }
 }
 
+/// Median and p99 `/all` latency in ms over `count` sequential rounds.
+fn all_latency(port: u16, count: usize) -> io::Result<(f64, f64)> {
+    let mut client = Client::connect(port)?;
+    client.latencies("/all", 2)?; // warm-up: first-round page faults
+    let mut samples: Vec<f64> = client.latencies("/all", count)?.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    samples.sort_by(f64::total_cmp);
+    let p99 = samples[(samples.len() * 99).div_ceil(100) - 1];
+    Ok((median(samples), p99))
+}
+
 /// Instructions per round under callgrind (glibc build: valgrind knows its
 /// allocator).
-fn instructions(table: &mut Table, release: &Path, ports: &[u16], grpc: Result<&grpc::Server, &io::Error>, dir: &Path) {
+fn instructions(table: &mut Table, release: &Path, checks: &[u16], dir: &Path) {
     let figure = "instructions per /all round, 8 fast endpoints (callgrind)";
-    let grpc_figure = "instructions per /all round, 8 gRPC checks (callgrind)";
     let target = "reported";
     if reference::which("valgrind").is_none() {
-        table.skip(figure, target, "install valgrind (apt-get install valgrind)".into());
-        return table.skip(grpc_figure, target, "install valgrind (apt-get install valgrind)".into());
+        return table.skip(figure, target, "install valgrind (apt-get install valgrind)".into());
     }
     eprintln!("callgrind: {figure}");
-    let checks: Vec<String> =
-        ports.iter().enumerate().map(|(i, p)| format!("c{i}=http://127.0.0.1:{p}/health")).collect();
-    let measured = callgrind::instructions_per_round(release, &checks, dir, 100, 1100)
+    let measured = callgrind::instructions_per_round(release, checks, dir, 100, 1100)
         .map(|n| (format!("{:.0} k instructions", n / 1000.0), None));
     table.result(figure, target, measured);
-    let server = match grpc {
-        Ok(server) => server,
-        Err(e) => return table.skip(grpc_figure, target, e.to_string()),
-    };
-    eprintln!("callgrind: {grpc_figure}");
-    let checks: Vec<String> = (0..8).map(|i| format!("c{i}=grpc://127.0.0.1:{}", server.port)).collect();
-    let measured = callgrind::instructions_per_round(release, &checks, dir, 100, 1100)
-        .map(|n| (format!("{:.0} k instructions", n / 1000.0), None));
-    table.result(grpc_figure, target, measured);
 }
 
 /// CPU per round over many sequential `/all` rounds (one client, so one
-/// round per request); the microseconds per round when measured.
+/// round per request); the microseconds when measured.
 fn rounds(table: &mut Table, main: &Process, options: &Options) -> Option<f64> {
     let figure = "CPU per /all round, 8 fast endpoints (user+sys)";
     eprintln!("{} /all rounds", options.rounds);
-    let measured = cpu_per_round(main, options.rounds, Duration::from_secs(180));
-    let us = measured.as_ref().ok().map(|(us, _)| *us);
-    table.result(figure, "<= 300 us", measured.map(|(us, text)| (format!("{us:.0} us ({text})"), Some(us <= 300.0))));
+    let measured = cpu_per_round(main, options.rounds);
+    let us = measured.as_ref().ok().map(|(us, _, _)| *us);
+    let measured =
+        measured.map(|(us, done, rate)| (format!("{us:.0} us ({done} rounds, {rate:.0} rounds/s)"), Some(us <= 300.0)));
+    table.result(figure, "<= 300 us", measured);
     us
 }
 
-/// The same round with 8 gRPC checks (one grpc-go server on loopback, a
-/// new HTTP/2 connection per check per round, as kubelet's probe makes),
-/// next to the HTTP round's figure.
-fn grpc_rounds(
-    table: &mut Table,
-    daemon_bin: &Path,
-    server: Result<&grpc::Server, &io::Error>,
-    dir: &Path,
-    options: &Options,
-    http_us: Option<f64>,
-) {
-    let figure = "CPU per /all round, 8 gRPC checks (user+sys)";
-    let target = "reported, next to HTTP";
-    let server = match server {
+/// The same round with 8 gRPC checks against one grpc-go server on
+/// loopback (a new HTTP/2 connection per check per round, as kubelet's
+/// probe makes): CPU next to the HTTP round's, and instructions.
+fn grpc_rounds(table: &mut Table, daemon_bin: &Path, release: &Path, dir: &Path, options: &Options, http: Option<f64>) {
+    let cpu_figure = "CPU per /all round, 8 gRPC checks (user+sys)";
+    let instructions_figure = "instructions per /all round, 8 gRPC checks (callgrind)";
+    let target = "reported";
+    let server = match grpc::start(dir) {
         Ok(server) => server,
-        Err(e) => return table.skip(figure, target, e.to_string()),
+        Err(e) => {
+            table.skip(cpu_figure, target, e.to_string());
+            return table.skip(instructions_figure, target, e.to_string());
+        }
+    };
+    let serve = |port| {
+        let mut args = daemon::serve_args(port, "1s", &[]);
+        args.extend((0..8).map(|i| format!("c{i}=grpc://127.0.0.1:{}", server.port)));
+        args
     };
     let rounds = options.rounds / 5;
     eprintln!("{rounds} /all rounds of gRPC checks");
     let measured = (|| {
         let port = daemon::free_port()?;
-        let mut args: Vec<String> = daemon::serve_args(port, "1s", &[]);
-        args.extend((0..8).map(|i| format!("c{i}=grpc://127.0.0.1:{}", server.port)));
-        let daemon = Process::start(daemon_bin, &args, port, &dir.join("grpc.log"), Duration::from_secs(5))?;
-        let (us, text) = cpu_per_round(&daemon, rounds, Duration::from_secs(120))?;
-        let versus = http_us.map_or(String::new(), |http| format!(" vs {http:.0} us HTTP = {:.2} x", us / http));
-        Ok((format!("{us:.0} us{versus} ({text})"), None))
+        let daemon = Process::start(daemon_bin, &serve(port), port, &dir.join("grpc.log"), Duration::from_secs(5))?;
+        let (us, done, rate) = cpu_per_round(&daemon, rounds)?;
+        let versus = http.map_or(String::new(), |http| format!(" vs {http:.0} us HTTP = {:.2} x", us / http));
+        Ok((format!("{us:.0} us{versus} ({done} rounds, {rate:.0} rounds/s)"), None))
     })();
-    table.result(figure, target, measured);
+    table.result(cpu_figure, target, measured);
+    if reference::which("valgrind").is_none() {
+        return table.skip(instructions_figure, target, "install valgrind (apt-get install valgrind)".into());
+    }
+    eprintln!("callgrind: {instructions_figure}");
+    let measured = callgrind::instructions_per_round_with(&[], release, &serve, dir, 100, 1100)
+        .map(|n| (format!("{:.0} k instructions", n / 1000.0), None));
+    table.result(instructions_figure, target, measured);
 }
 
-/// Runs `/all` rounds one after the other (at most `rounds`, within
-/// `budget`): the daemon's CPU microseconds per round, and what was run.
-fn cpu_per_round(daemon: &Process, rounds: u64, budget: Duration) -> io::Result<(f64, String)> {
+/// The daemon's CPU (user+sys) per `/all` round over up to `rounds`
+/// sequential rounds: (microseconds, rounds done, rounds per second).
+fn cpu_per_round(daemon: &Process, rounds: u64) -> io::Result<(f64, u64, f64)> {
     let mut client = Client::connect(daemon.port)?;
     let before = daemon.cpu_seconds()?;
     let start = Instant::now();
     let mut done = 0;
     // Bounded in time too: a slow machine reports fewer rounds.
-    while done < rounds && start.elapsed() < budget {
+    while done < rounds && start.elapsed() < Duration::from_secs(180) {
         if client.get("/all")? != 200 {
             return Err(io::Error::other("/all failed during the rounds"));
         }
         done += 1;
     }
     let us = (daemon.cpu_seconds()? - before) * 1e6 / done as f64;
-    let rate = done as f64 / start.elapsed().as_secs_f64();
-    Ok((us, format!("{done} rounds, {rate:.0} rounds/s")))
+    Ok((us, done, done as f64 / start.elapsed().as_secs_f64()))
+}
+
+/// Named checks beside IP literals, on the same stubs: CPU and instructions
+/// per `/all` round for 8 endpoints and `/all` latency for 1,000, with a
+/// lookup for every name each round (TTL 0) and with answers reused (TTL 30).
+fn names(table: &mut Table, daemon_bin: &Path, release: &Path, stubs: &Stubs, dir: &Path, options: &Options) {
+    let rounds = options.rounds / 5;
+    let cases: [(&str, Option<u32>); 3] = [
+        ("IP literals", None),
+        ("names, TTL 0 (lookups every round)", Some(0)),
+        ("names, TTL 30 (answers reused)", Some(30)),
+    ];
+    // Why the named cases cannot run here, if they cannot.
+    let why = names::unavailable();
+    let skipped = |ttl: Option<u32>| ttl.and(why.clone());
+    let start = |checks: &[u16], ttl: Option<u32>, timeout: &str| -> io::Result<(Process, Option<names::Responder>)> {
+        let port = daemon::free_port()?;
+        match ttl {
+            None => {
+                let args = daemon::serve_args(port, timeout, checks);
+                Ok((Process::start(daemon_bin, &args, port, &dir.join("names.log"), Duration::from_secs(5))?, None))
+            }
+            Some(ttl) => {
+                let responder = names::Responder::start(ttl)?;
+                let args = names::serve_args(port, timeout, checks);
+                Ok((names::start_daemon(daemon_bin, &args, port, &responder, dir)?, Some(responder)))
+            }
+        }
+    };
+    for (label, ttl) in cases {
+        let figure = format!("CPU per /all round, 8 fast endpoints, {label}");
+        if let Some(why) = skipped(ttl) {
+            table.skip(&figure, "reported", why);
+            continue;
+        }
+        eprintln!("{figure}");
+        let measured = start(&stubs.fast[..8], ttl, "1s").and_then(|(daemon, responder)| {
+            let (us, done, rate) = cpu_per_round(&daemon, rounds)?;
+            let asked = responder.map_or(String::new(), |r| {
+                format!(", {:.1} DNS questions/round", r.asked.load(Ordering::Relaxed) as f64 / done as f64)
+            });
+            Ok((format!("{us:.0} us ({done} rounds, {rate:.0} rounds/s{asked})"), None))
+        });
+        table.result(&figure, "reported", measured);
+    }
+    for (label, ttl) in cases {
+        let figure = format!("instructions per /all round, 8 fast endpoints, {label} (callgrind)");
+        if reference::which("valgrind").is_none() {
+            table.skip(&figure, "reported", "install valgrind (apt-get install valgrind)".into());
+            continue;
+        }
+        if let Some(why) = skipped(ttl) {
+            table.skip(&figure, "reported", why);
+            continue;
+        }
+        eprintln!("callgrind: {figure}");
+        let fast8 = &stubs.fast[..8];
+        let measured = match ttl {
+            None => callgrind::instructions_per_round(release, fast8, dir, 100, 1100),
+            Some(ttl) => names::Responder::start(ttl).and_then(|responder| {
+                let wrapper = names::wrapper(&responder, dir)?;
+                let serve = |port| names::serve_args(port, "10s", fast8);
+                callgrind::instructions_per_round_with(&wrapper, release, &serve, dir, 100, 1100)
+            }),
+        };
+        table.result(&figure, "reported", measured.map(|n| (format!("{:.0} k instructions", n / 1000.0), None)));
+    }
+    for (label, ttl) in cases {
+        let figure = format!("/all latency, 1,000 fast endpoints, {label}");
+        if let Some(why) = skipped(ttl) {
+            table.skip(&figure, "reported", why);
+            continue;
+        }
+        eprintln!("latency: {figure}");
+        let measured = start(&stubs.fast, ttl, "2s").and_then(|(daemon, _responder)| {
+            let (median, p99) = all_latency(daemon.port, 40)?;
+            Ok((format!("median {median:.1} ms, p99 {p99:.1} ms (40 rounds)"), None))
+        });
+        table.result(&figure, "reported", measured);
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use healthcheck::check::{Check, DisplayDuration, Kind, Reason, Verdict};
 use healthcheck::cli::{self, Command};
+use healthcheck::dns::{self, message, Hosts, Lookup, ResolvConf};
 use healthcheck::grpc::{self, h2, hpack, proto};
 use healthcheck::http::{self, Connection, Method, Parse, Route};
 use healthcheck::probe::{self, Action, Probe};
@@ -129,12 +130,11 @@ pub fn response(data: &[u8]) {
         return;
     };
     let url = PROBE_URLS[pick as usize % PROBE_URLS.len()];
-    let mut check = match url.strip_prefix("post:") {
+    let check = match url.strip_prefix("post:") {
         Some(url) => Check::callback(url),
         None => Check::parse(url),
     }
     .expect("a valid check");
-    check.resolve().expect("a local address");
 
     let mut probe = Probe::default();
     let whole = transcript(&mut probe, &check, data, &mut |_| probe::MAX_HEAD);
@@ -165,7 +165,7 @@ pub fn response(data: &[u8]) {
 /// `cut(bytes left)`: the addresses, requests and the verdict.
 fn transcript(probe: &mut Probe, check: &Check, data: &[u8], cut: &mut dyn FnMut(usize) -> usize) -> Vec<String> {
     let mut steps = Vec::new();
-    let mut action = probe.start(check, Instant::now());
+    let mut action = probe.start(&check.addrs, Instant::now());
     for _hop in 0..=probe::MAX_REDIRECTS {
         let Action::Connect(addr) = action else {
             panic!("expected a connect, got {action:?}");
@@ -191,7 +191,7 @@ fn transcript(probe: &mut Probe, check: &Check, data: &[u8], cut: &mut dyn FnMut
             rest = &rest[n..];
         }
         if action == Action::Receive {
-            action = probe.eof(check);
+            action = probe.eof();
         }
         if let Action::Done(verdict) = &action {
             check_verdict(verdict);
@@ -391,6 +391,17 @@ pub const RESPONSE_SEEDS: &[&[u8]] = &[
     b"\x01HTTP/1.1 303 S\r\nLocation: http://u:p@localhost:1/%zz\r\nTransfer-Encoding: gzip\r\n\r\n",
 ];
 
+pub const DNS_SEEDS: &[&[u8]] = &[
+    b"\x00\x124\x81\x80\x00\x01\x00\x02\x00\x00\x00\x01\x02db\x07example\x00\x00\x01\x00\x01\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x1e\x00\x04\n\x00\x00\x01\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x05\x00\x04\n\x00\x00\x02\x00\x00)\x04\xd0\x00\x00\x00\x00\x00\x00",
+    b"\x01\x00\x01\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x02db\x07example\x00\x00\x1c\x00\x01\xc0\x0c\x00\x1c\x00\x01\x00\x00\x00<\x00\x10\xfd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x07",
+    b"\x00BB\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00\x02db\x07example\x00\x00\x01\x00\x01",
+    b"\x00BB\x81\x82\x00\x01\x00\x00\x00\x00\x00\x00\x02db\x07example\x00\x00\x01\x00\x01",
+    b"\x00BB\x83\x80\x00\x01\x00\x00\x00\x00\x00\x00\x02db\x07example\x00\x00\x01\x00\x01",
+    b"\x00ww\x81\x80\x00\x01\x00\x03\x00\x00\x00\x00\x02db\x07example\x00\x00\x01\x00\x01\xc0\x0c\x00\x05\x00\x01\x00\x00\x002\x00\x07\x01x\x03cdn\x00\x01x\x03cdn\x00\x00\x05\x00\x01\x00\x00\x00(\x00\x04\x01y\xc0*\x01y\xc0*\x00\x01\x00\x01\x00\x00\x00\x14\x00\x04\n\t\t\t",
+    b"\x02nameserver 10.0.0.1 # c\nsearch a.svc.cluster.local svc.cluster.local\noptions ndots:5 timeout:2 attempts:3\n",
+    b"\x03127.0.0.1 localhost\n10.1.2.3\tdb.example db # pod\n::1 ip6-localhost\n",
+];
+
 /// Answers captured from grpc-go and Python grpcio, and hostile ones.
 pub const GRPC_SEEDS: &[&[u8]] = &[
     include_bytes!("../../tests/grpc/responses/go-serving.h2"),
@@ -417,3 +428,103 @@ pub const CLI_SEEDS: &[&[u8]] = &[
     b"check\x00--header\x00a=Host: h\x00--header=a=X-T: 1\x00a=http://127.0.0.1/x\x00--header\x00127.0.0.1/y=Accept:",
     b"run\x00--wait\x00http://localhost/w\x00--header\x00localhost/w=User-Agent: u\x00--\x00true",
 ];
+
+/// DNS answers as the resolver meets them. The first byte picks: 0 and 1
+/// an answer to an A / AAAA question for `db.example` (its ID is taken as
+/// ours, so the question is what decides), 2 a resolv.conf, 3 a hosts file.
+pub fn dns(data: &[u8]) {
+    let Some((&pick, data)) = data.split_first() else {
+        return;
+    };
+    match pick % 4 {
+        0 | 1 => dns_answer(data, if pick % 4 == 0 { message::TYPE_A } else { message::TYPE_AAAA }),
+        2 => {
+            let conf = ResolvConf::parse(&String::from_utf8_lossy(data));
+            assert!((1..=3).contains(&conf.servers.len()), "{:?}", conf.servers);
+            assert!(conf.servers.iter().all(|s| s.port() == 53));
+            assert!(conf.ndots <= 15 && (1..=5).contains(&conf.attempts), "{conf:?}");
+            assert!((1..=30).contains(&conf.timeout.as_secs()), "{conf:?}");
+            for name in ["app", "a.b.c.d.e.f", "abs."] {
+                let names = conf.candidates(name);
+                assert_eq!(names.len(), if name.ends_with('.') { 1 } else { conf.search.len() + 1 });
+                assert!(names.iter().all(|n| !n.ends_with('.') && n.starts_with(name.trim_end_matches('.'))));
+            }
+        }
+        _ => {
+            let text = String::from_utf8_lossy(data);
+            let hosts = Hosts::parse(&text);
+            for word in text.split_ascii_whitespace().take(64) {
+                assert!(hosts.lookup(word).len() <= 8, "{word}");
+            }
+        }
+    }
+}
+
+fn dns_answer(msg: &[u8], qtype: u16) {
+    let qname = message::encode_name("db.example").expect("a valid name");
+    let id = msg.get(..2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    if let Ok(message::Reply::Addrs { addrs, ttl }) = message::parse_reply(msg, id, &qname, qtype) {
+        assert!(addrs.len() <= message::MAX_ADDRS, "{} addresses kept", addrs.len());
+        assert!(addrs.iter().all(|a| a.is_ipv4() == (qtype == message::TYPE_A)), "wrong family: {addrs:?}");
+        assert!(addrs.iter().enumerate().all(|(i, a)| !addrs[..i].contains(a)), "duplicates: {addrs:?}");
+        assert!(ttl <= i32::MAX as u32 && addrs.is_empty() <= (ttl == 0), "ttl {ttl} for {addrs:?}");
+    }
+    // The lookup machine fed the same bytes as its answer over UDP; when
+    // that sends it to TCP, the same answer over TCP, whole and byte by
+    // byte, must end alike.
+    let conf = ResolvConf::parse("nameserver 127.0.0.1\noptions attempts:1\n");
+    let now = std::time::Instant::now();
+    let which = usize::from(qtype == message::TYPE_AAAA);
+    let over_udp = || {
+        let (mut lookup, _) = Lookup::start("db.example.", &conf, dns::Rng::new(u64::from(id)), now);
+        let action = lookup.received(&with_id(msg, lookup.datagrams()[which]), now);
+        check_dns_action(&action);
+        (lookup, action)
+    };
+    let (mut whole, action) = over_udp();
+    if action != dns::Action::Tcp(conf.servers[0]) {
+        return;
+    }
+    let queries = tcp_queries(whole.output());
+    assert_eq!(queries.len(), 2, "two queries over TCP");
+    let answer = with_id(msg, queries[which]);
+    let mut stream = (answer.len() as u16).to_be_bytes().to_vec();
+    stream.extend_from_slice(&answer);
+    let outcome = whole.received(&stream, now);
+    check_dns_action(&outcome);
+    let (mut bytes, _) = over_udp();
+    let mut last = dns::Action::Receive;
+    for b in &stream {
+        last = bytes.received(std::slice::from_ref(b), now);
+        if last != dns::Action::Receive {
+            break;
+        }
+    }
+    assert_eq!(outcome, last, "byte by byte over TCP");
+}
+
+/// `msg` with the ID of `query`.
+fn with_id(msg: &[u8], query: &[u8]) -> Vec<u8> {
+    let mut out = msg.to_vec();
+    if out.len() >= 2 {
+        out[..2].copy_from_slice(&query[..2]);
+    }
+    out
+}
+
+/// The length-prefixed queries of a TCP stream.
+fn tcp_queries(mut out: &[u8]) -> Vec<&[u8]> {
+    let mut queries = Vec::new();
+    while out.len() >= 2 {
+        let len = usize::from(u16::from_be_bytes([out[0], out[1]]));
+        queries.push(&out[2..2 + len]);
+        out = &out[2 + len..];
+    }
+    queries
+}
+
+fn check_dns_action(action: &dns::Action) {
+    if let dns::Action::Done(Ok(found)) = action {
+        assert!(!found.addrs.is_empty() && found.addrs.len() <= 2 * message::MAX_ADDRS, "{found:?}");
+    }
+}

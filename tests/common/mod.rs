@@ -64,12 +64,18 @@ impl Daemon {
     /// Same as [`Daemon::serve`] on a free port of `ip`. Retries with another port when the
     /// chosen one was taken in between (exit 71).
     pub fn serve_on(ip: IpAddr, args: &[&str]) -> Daemon {
+        Daemon::serve_under(&[], ip, args)
+    }
+
+    /// Same as [`Daemon::serve_on`], the binary started by `wrapper` (a program and its
+    /// arguments, followed by the binary's path and arguments), e.g. `unshare -m ...`.
+    pub fn serve_under(wrapper: &[&str], ip: IpAddr, args: &[&str]) -> Daemon {
         for _attempt in 0..5 {
             let addr = SocketAddr::new(ip, free_port(ip));
             let listen = host_port(addr);
             let mut full = vec!["serve", "--listen", listen.as_str()];
             full.extend_from_slice(args);
-            let mut daemon = Daemon::spawn(&full, addr);
+            let mut daemon = Daemon::spawn(wrapper, &full, addr);
             match daemon.wait_ready() {
                 Ok(()) => return daemon,
                 Err(Some(status)) if status.code() == Some(71) => continue,
@@ -81,8 +87,8 @@ impl Daemon {
         panic!("could not start the daemon on a free port after 5 attempts");
     }
 
-    fn spawn(args: &[&str], addr: SocketAddr) -> Daemon {
-        let mut child = Command::new(bin())
+    fn spawn(wrapper: &[&str], args: &[&str], addr: SocketAddr) -> Daemon {
+        let mut child = command_under(wrapper)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -222,9 +228,26 @@ impl CliOutput {
     }
 }
 
+/// The binary, started by `wrapper` (a program and its arguments) unless it is empty.
+fn command_under(wrapper: &[&str]) -> Command {
+    match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(bin());
+            command
+        }
+        None => Command::new(bin()),
+    }
+}
+
 /// Run `healthcheck ARGS...` to completion, bounded to 10 s (killed after that).
 pub fn run_cli(args: &[&str]) -> CliOutput {
-    let mut child = Command::new(bin())
+    run_cli_under(&[], args)
+}
+
+/// [`run_cli`] with the binary started by `wrapper` (see [`Daemon::serve_under`]).
+pub fn run_cli_under(wrapper: &[&str], args: &[&str]) -> CliOutput {
+    let mut child = command_under(wrapper)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

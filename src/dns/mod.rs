@@ -1,0 +1,255 @@
+//! Name resolution inside the loop: `/etc/hosts`, then the nameservers of
+//! `/etc/resolv.conf`, with a cache bounded by each answer's TTL. The
+//! resolver and its parts are pure; the engine does the socket work.
+
+pub mod conf;
+pub mod lookup;
+pub mod message;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io::Read as _;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use conf::{Hosts, ResolvConf};
+pub use lookup::{Action, Lookup};
+
+/// Why a name gave no address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// NXDOMAIN for every name tried.
+    NoSuchHost,
+    /// The name exists but has no A or AAAA record (NODATA).
+    NoAddress,
+    /// No server answered in time.
+    Timeout,
+    /// The servers answered with an error (SERVFAIL, REFUSED, ...), a
+    /// broken answer, or could not be reached.
+    ServerFailure,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Failure::NoSuchHost => "no such host",
+            Failure::NoAddress => "no address",
+            Failure::Timeout => "timeout",
+            Failure::ServerFailure => "server failure",
+        })
+    }
+}
+
+/// The addresses of a name, IPv4 first, and how long they may be reused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub addrs: Vec<IpAddr>,
+    pub ttl: Duration,
+}
+
+/// A small PRNG (splitmix64) for query IDs, seeded from the kernel. Query
+/// IDs must be unpredictable to an off-path spoofer, not cryptographic.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// Seeded by `getrandom`, or by the clock and pid if it fails.
+    pub fn from_os() -> Rng {
+        let mut seed = [0u8; 8];
+        // SAFETY: the buffer is valid for 8 bytes; GRND_NONBLOCK never waits.
+        let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), libc::GRND_NONBLOCK) };
+        if n != 8 {
+            let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+            seed = ((nanos as u64) ^ (u64::from(std::process::id()) << 32)).to_le_bytes();
+        }
+        Rng(u64::from_le_bytes(seed))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn next_u16(&mut self) -> u16 {
+        (self.next_u64() >> 48) as u16
+    }
+}
+
+/// Answers are reused at most this long, whatever their TTL says, so a
+/// changed address is followed within minutes even behind a careless zone.
+const MAX_TTL: Duration = Duration::from_secs(300);
+/// Names cached at most; each check names one, so this is never reached
+/// in use: it only bounds the table.
+const MAX_CACHED: usize = 4096;
+/// Bytes of `/etc/hosts` or `/etc/resolv.conf` read at most.
+const MAX_FILE: u64 = 64 * 1024;
+
+/// The resolver's lasting state: configuration, cache, randomness.
+#[derive(Debug)]
+pub struct Resolver {
+    conf: ResolvConf,
+    hosts: Hosts,
+    cache: HashMap<String, (Vec<IpAddr>, Instant)>,
+    rng: Rng,
+    files: [FileStamp; 2],
+}
+
+/// What a file looked like when it was last read, to read it only when it
+/// changed.
+type FileStamp = Option<(SystemTime, u64)>;
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Resolver::new(ResolvConf::default(), Hosts::default(), Rng::from_os())
+    }
+}
+
+impl Resolver {
+    pub fn new(conf: ResolvConf, hosts: Hosts, rng: Rng) -> Resolver {
+        Resolver { conf, hosts, cache: HashMap::new(), rng, files: [None, None] }
+    }
+
+    /// Reads `/etc/resolv.conf` and `/etc/hosts` again if they changed
+    /// (kubelet and operators rewrite them in place). Local files: a stat
+    /// each, and a read only after a change.
+    pub fn refresh(&mut self) {
+        if let Some(text) = read_if_changed(Path::new("/etc/resolv.conf"), &mut self.files[0]) {
+            self.conf = ResolvConf::parse(&text);
+        }
+        if let Some(text) = read_if_changed(Path::new("/etc/hosts"), &mut self.files[1]) {
+            self.hosts = Hosts::parse(&text);
+        }
+    }
+
+    /// What is known of `name` (not an IP literal, not `localhost`)
+    /// without asking a server: the hosts file first, then a cached answer
+    /// still within its TTL. None: it must be looked up.
+    pub fn known(&self, name: &str, now: Instant) -> Option<Result<Vec<IpAddr>, Failure>> {
+        // RFC 6761 6.4: `.invalid` names fail at once, without a query.
+        let bare = name.strip_suffix('.').unwrap_or(name).as_bytes();
+        let tld = bare.rsplit(|&b| b == b'.').next().unwrap_or_default();
+        if tld.eq_ignore_ascii_case(b"invalid") {
+            return Some(Err(Failure::NoSuchHost));
+        }
+        let from_hosts = self.hosts.lookup(name);
+        if !from_hosts.is_empty() {
+            return Some(Ok(from_hosts));
+        }
+        match self.cache.get(name) {
+            Some((addrs, until)) if now < *until => Some(Ok(addrs.clone())),
+            _ => None,
+        }
+    }
+
+    /// Begins a lookup of `name` with the servers and search list of now;
+    /// carry out the action it returns.
+    pub fn lookup(&mut self, name: &str, now: Instant) -> (Box<Lookup>, Action) {
+        let rng = Rng::new(self.rng.next_u64());
+        let (lookup, action) = Lookup::start(name, &self.conf, rng, now);
+        (Box::new(lookup), action)
+    }
+
+    /// Keeps a lookup's answer for its TTL (capped); a TTL of 0 is not kept.
+    pub fn store(&mut self, name: &str, found: &Found, now: Instant) {
+        let ttl = found.ttl.min(MAX_TTL);
+        if ttl.is_zero() {
+            self.cache.remove(name);
+            return;
+        }
+        if self.cache.len() >= MAX_CACHED && !self.cache.contains_key(name) {
+            self.cache.retain(|_, (_, until)| now < *until);
+            if self.cache.len() >= MAX_CACHED {
+                return;
+            }
+        }
+        self.cache.insert(name.to_string(), (found.addrs.clone(), now + ttl));
+    }
+}
+
+/// The file's text when it changed since `stamp` (which is updated). A
+/// missing file reads as empty: glibc's defaults then apply.
+fn read_if_changed(path: &Path, stamp: &mut FileStamp) -> Option<String> {
+    let now = fs::metadata(path).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+    if now.is_some() && now == *stamp {
+        return None;
+    }
+    if now.is_none() && stamp.is_none() {
+        // Never there: parse the empty text once, for the defaults.
+        *stamp = Some((SystemTime::UNIX_EPOCH, u64::MAX));
+        return Some(String::new());
+    }
+    *stamp = now;
+    let mut text = String::new();
+    if let Ok(file) = fs::File::open(path) {
+        let _ = file.take(MAX_FILE).read_to_string(&mut text);
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolver(hosts: &str) -> Resolver {
+        Resolver::new(ResolvConf::parse("nameserver 10.0.0.1\n"), Hosts::parse(hosts), Rng::new(1))
+    }
+
+    #[test]
+    fn hosts_first_then_cache_then_lookup() {
+        let now = Instant::now();
+        let mut r = resolver("10.1.1.1 db\n");
+        assert_eq!(r.known("db", now), Some(Ok(vec![IpAddr::from([10, 1, 1, 1])])));
+        assert_eq!(r.known("web", now), None);
+        assert!(matches!(r.lookup("web", now), (_, Action::Udp(_))));
+        for invalid in ["x.invalid", "X.INVALID.", "invalid"] {
+            assert_eq!(r.known(invalid, now), Some(Err(Failure::NoSuchHost)), "{invalid}");
+        }
+        assert_eq!(r.known("invalid.example", now), None);
+        let found = Found { addrs: vec![IpAddr::from([10, 2, 2, 2])], ttl: Duration::from_secs(5) };
+        r.store("web", &found, now);
+        assert_eq!(r.known("web", now + Duration::from_secs(4)), Some(Ok(found.addrs.clone())));
+        assert_eq!(r.known("web", now + Duration::from_secs(5)), None, "expired");
+    }
+
+    #[test]
+    fn ttl_zero_is_not_reused_and_long_ttls_are_capped() {
+        let now = Instant::now();
+        let mut r = resolver("");
+        let found = Found { addrs: vec![IpAddr::from([10, 2, 2, 2])], ttl: Duration::ZERO };
+        r.store("web", &found, now);
+        assert_eq!(r.known("web", now), None);
+        let found = Found { ttl: Duration::from_secs(86_400), ..found };
+        r.store("web", &found, now);
+        assert!(r.known("web", now + MAX_TTL - Duration::from_secs(1)).is_some());
+        assert_eq!(r.known("web", now + MAX_TTL), None);
+    }
+
+    #[test]
+    fn query_ids_differ_between_lookups() {
+        let now = Instant::now();
+        let mut r = resolver("");
+        let ids: Vec<u16> = (0..4)
+            .map(|_| {
+                let (l, _) = r.lookup("web", now);
+                u16::from_be_bytes([l.datagrams()[0][0], l.datagrams()[0][1]])
+            })
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] != w[1]), "{ids:?}");
+    }
+
+    #[test]
+    fn failures_read_well() {
+        let all = [Failure::NoSuchHost, Failure::NoAddress, Failure::Timeout, Failure::ServerFailure];
+        let texts: Vec<String> = all.iter().map(ToString::to_string).collect();
+        assert_eq!(texts, ["no such host", "no address", "timeout", "server failure"]);
+    }
+}
