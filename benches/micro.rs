@@ -3,7 +3,7 @@
 //! answers and one lookup.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -11,6 +11,7 @@ use healthcheck::check::{self, Check, Reason, Verdict};
 use healthcheck::dns::{self, message, Lookup, ResolvConf};
 use healthcheck::grpc;
 use healthcheck::http::{self, Connection, Method, Parse};
+use healthcheck::metrics::Metrics;
 use healthcheck::probe::{Action, Probe};
 
 /// What kubelet's HTTP prober sends.
@@ -136,5 +137,28 @@ fn resolution(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, inbound, outbound, grpc_call, aggregation, resolution);
+/// A whole scrape's text (its /proc reads included), every check run
+/// twice and one in seven failing once.
+fn exposition(c: &mut Criterion) {
+    for n in [8, 1000] {
+        let checks = checks(n);
+        let mut metrics = Metrics::new(&checks);
+        let now = SystemTime::now();
+        for i in 0..n {
+            metrics.verdict(i, &Verdict::Pass, Duration::from_millis(2), now);
+            let second = if i % 7 == 3 { Verdict::Fail(Reason::Status(503)) } else { Verdict::Pass };
+            metrics.verdict(i, &second, Duration::from_micros(900), now);
+        }
+        let mut out = Vec::new();
+        c.bench_function(&format!("metrics/write {n} checks"), |b| {
+            b.iter(|| {
+                out.clear();
+                metrics.write(&mut out, black_box(3));
+                out.len()
+            })
+        });
+    }
+}
+
+criterion_group!(benches, inbound, outbound, grpc_call, aggregation, resolution, exposition);
 criterion_main!(benches);

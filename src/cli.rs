@@ -35,6 +35,7 @@ serve options:
 check options:
   --timeout DUR           deadline of each probe [default: 1s]
   -q, --quiet             print nothing, only exit 0 (all pass) or 1
+  --output FORMAT         text or json [default: text]
 
 run options:
   --wait CHECK            wait until this passes before starting COMMAND (repeatable)
@@ -97,8 +98,28 @@ pub struct ServeConfig {
 pub struct CheckConfig {
     pub timeout: Duration,
     pub quiet: bool,
+    pub output: Output,
     pub dry_run: bool,
     pub checks: Vec<Check>,
+}
+
+/// How `check` prints its verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// `[+]NAME ok` lines, as `/all?verbose`.
+    Text,
+    /// The object `/all?format=json` answers.
+    Json,
+}
+
+impl Output {
+    /// The word the command line takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Output::Text => "text",
+            Output::Json => "json",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +296,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
 fn parse_check(mut args: Args) -> Result<Command, UsageError> {
     let mut timeout = DEFAULT_TIMEOUT;
     let (mut quiet, mut dry_run) = (false, false);
+    let mut output = Output::Text;
     let mut checks = Vec::new();
     let mut headers = Vec::new();
     while let Some(arg) = args.next_str()? {
@@ -283,6 +305,13 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
             "--header" => headers.push(args.value(flag, inline)?),
             "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--quiet" | "-q" => quiet = switch(flag, inline)?,
+            "--output" => {
+                let v = args.value(flag, inline)?;
+                output = [Output::Text, Output::Json]
+                    .into_iter()
+                    .find(|o| o.as_str() == v)
+                    .ok_or_else(|| usage(format!("invalid --output '{}': use text or json", v.escape_debug())))?;
+            }
             "--dry-run" => dry_run = switch(flag, inline)?,
             "-h" | "--help" => return Ok(Command::Help),
             "--" => {
@@ -296,7 +325,7 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
     }
     let mut checks = finish_checks(checks)?;
     apply_headers(&mut checks, &headers)?;
-    Ok(Command::Check(CheckConfig { timeout, quiet, dry_run, checks }))
+    Ok(Command::Check(CheckConfig { timeout, quiet, output, dry_run, checks }))
 }
 
 fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Command, UsageError> {
@@ -652,7 +681,13 @@ pub fn describe(cmd: &Command) -> String {
             checks(&mut out, "check", &c.checks);
         }
         Command::Check(c) => {
-            let _ = writeln!(out, "mode check\ntimeout {}\nquiet {}", DisplayDuration(c.timeout), c.quiet);
+            let _ = writeln!(
+                out,
+                "mode check\ntimeout {}\nquiet {}\noutput {}",
+                DisplayDuration(c.timeout),
+                c.quiet,
+                c.output.as_str()
+            );
             checks(&mut out, "check", &c.checks);
         }
         Command::Run(c) => {
@@ -793,6 +828,14 @@ mod tests {
     }
 
     #[test]
+    fn check_output() {
+        let Ok(Command::Check(c)) = parse(args("check --output=json http://127.0.0.1/"), no_env) else { panic!() };
+        assert_eq!(c.output, Output::Json);
+        let Ok(Command::Check(c)) = parse(args("check http://127.0.0.1/"), no_env) else { panic!() };
+        assert_eq!(c.output, Output::Text);
+    }
+
+    #[test]
     fn usage_errors_name_the_argument() {
         let cases = [
             ("", "missing arguments"),
@@ -814,6 +857,7 @@ mod tests {
             ("serve a=http://localhost/ a=http://127.0.0.1/", "duplicate check name 'a'"),
             ("run --istio --linkerd -- x", "--istio and --linkerd are exclusive"),
             ("check --timeout 0 http://localhost/", "--timeout"),
+            ("check --output yaml http://localhost/", "invalid --output 'yaml': use text or json"),
             ("run --wait http://localhost/", "needs a command"),
             ("run -- ", "needs a command"),
             ("run --on-exit-when never -- true", "--on-exit-when"),

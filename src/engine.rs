@@ -444,6 +444,12 @@ impl<'a> Finished<'a> {
         let slots: &'a [Slot] = self.slots;
         slots.iter().map(|s| s.verdict.as_ref().expect("a finished round has every verdict"))
     }
+
+    /// How long after the round's start each verdict came, in check order.
+    pub fn durations(&self) -> impl ExactSizeIterator<Item = Duration> + 'a {
+        let (slots, started): (&'a [Slot], Instant) = (self.slots, self.started);
+        slots.iter().map(move |s| s.settled.map_or(Duration::ZERO, |t| t.saturating_duration_since(started)))
+    }
 }
 
 /// Whether a non-blocking connect has completed: None while in progress.

@@ -2,6 +2,8 @@
 
 use std::io::Write as _;
 
+use crate::digits::push_decimal;
+
 /// Request head bound: a larger head is answered 431 and the connection
 /// closed. Health probes send a few hundred bytes.
 pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
@@ -130,6 +132,8 @@ pub enum Route<'a> {
     All(&'a str),
     /// `/all/NAME` with its query string.
     One(&'a str, &'a str),
+    /// `/metrics`: answered at once from what past rounds found.
+    Metrics,
     NotFound,
     MethodNotAllowed,
 }
@@ -142,6 +146,7 @@ pub fn route(method: Method, target: &str) -> Route<'_> {
     let route = match path {
         "/self" => Route::SelfCheck,
         "/all" => Route::All(query),
+        "/metrics" => Route::Metrics,
         _ => match path.strip_prefix("/all/") {
             Some(name) if !name.is_empty() => Route::One(name, query),
             _ => return Route::NotFound,
@@ -157,6 +162,8 @@ pub fn route(method: Method, target: &str) -> Route<'_> {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Query<'a> {
     pub verbose: bool,
+    /// `format=json`: the verdicts as JSON.
+    pub json: bool,
     /// The raw (still percent-encoded) `exclude` values.
     pub exclude: Vec<&'a str>,
 }
@@ -167,6 +174,7 @@ pub fn parse_query(query: &str) -> Query<'_> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "verbose" => q.verbose = true,
+            "format" => q.json = value == "json",
             "exclude" => q.exclude.push(value),
             _ => {}
         }
@@ -242,15 +250,23 @@ pub enum Connection {
     Close,
 }
 
-/// Appends a whole response. HEAD gets the same head without the body.
+/// The `Content-Type` of every answer but JSON verdicts and metrics.
+pub const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Appends a whole plain-text response. HEAD gets the same head without the body.
 pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], head_only: bool, conn: Connection) {
+    write_typed(out, status, TEXT, body, head_only, conn);
+}
+
+/// Appends a whole response of `content_type`.
+pub fn write_typed(out: &mut Vec<u8>, status: u16, content_type: &str, body: &[u8], head_only: bool, conn: Connection) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, status.into());
     out.push(b' ');
     out.extend_from_slice(reason_phrase(status).as_bytes());
-    out.extend_from_slice(
-        b"\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
-    );
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
     if status == 405 {
         out.extend_from_slice(b"Allow: GET, HEAD\r\n");
     }
@@ -260,27 +276,11 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], head_only: bo
         Connection::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(b"Content-Length: ");
-    push_decimal(out, body.len());
+    push_decimal(out, body.len() as u64);
     out.extend_from_slice(b"\r\n\r\n");
     if !head_only {
         out.extend_from_slice(body);
     }
-}
-
-/// Appends `n` in decimal. Not `write!`: the formatting machinery was a
-/// fifth of the instructions spent on a `/self` request.
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
-    let mut digits = [0u8; 20]; // usize::MAX has 20 digits
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
 }
 
 /// The body of a bodiless error status.
@@ -370,6 +370,10 @@ mod tests {
             (Method::Get, "/all?verbose&exclude=a", Route::All("verbose&exclude=a")),
             (Method::Get, "/all/app", Route::One("app", "")),
             (Method::Get, "/all/app?verbose", Route::One("app", "verbose")),
+            (Method::Head, "/metrics", Route::Metrics),
+            (Method::Get, "/metrics?x=1", Route::Metrics),
+            (Method::Get, "/metrics/", Route::NotFound),
+            (Method::Other, "/metrics", Route::MethodNotAllowed),
             (Method::Get, "/all/", Route::NotFound),
             (Method::Get, "/", Route::NotFound),
             (Method::Get, "/selfx", Route::NotFound),
@@ -387,7 +391,9 @@ mod tests {
     #[test]
     fn queries() {
         let q = parse_query("verbose&exclude=a&exclude=b%2Dc&x=1");
-        assert_eq!(q, Query { verbose: true, exclude: vec!["a", "b%2Dc"] });
+        assert_eq!(q, Query { verbose: true, json: false, exclude: vec!["a", "b%2Dc"] });
+        assert!(parse_query("format=json&exclude=a").json);
+        assert!(!parse_query("format=json&format=text").json);
         assert_eq!(parse_query(""), Query::default());
         assert_eq!(percent_decode("b%2Dc"), Some("b-c".into()));
         assert_eq!(percent_decode("%zz"), None);
@@ -413,10 +419,5 @@ mod tests {
         write_response(&mut out, 200, b"ok\n", true, Connection::KeepAlive);
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(out.ends_with(b"Content-Length: 3\r\n\r\n"));
-        for n in [0, 7, 10, 4096, usize::MAX] {
-            let mut out = Vec::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string().as_bytes());
-        }
     }
 }

@@ -6,12 +6,15 @@
 
 pub mod check;
 pub mod cli;
+pub mod digits;
 pub mod dns;
 pub mod engine;
 pub mod grpc;
 pub mod http;
+pub mod json;
 pub mod location;
 pub mod log;
+pub mod metrics;
 pub mod oneshot;
 pub mod probe;
 pub mod response;

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::check::{self, Check, Verdict};
-use crate::cli::CheckConfig;
+use crate::cli::{CheckConfig, Output};
 use crate::engine::{Engine, Tokens};
+use crate::json;
 use crate::signals::Signals;
 use crate::Error;
 
@@ -21,6 +22,8 @@ pub struct Driver {
     signals: Signals,
     tokens: Tokens,
     engine: Engine,
+    /// Per check, how long the last round took to its verdict.
+    durations: Vec<Duration>,
 }
 
 impl Driver {
@@ -35,6 +38,7 @@ impl Driver {
             signals,
             tokens: Tokens::new(FIRST_TOKEN),
             engine: Engine::new(),
+            durations: Vec::new(),
         })
     }
 
@@ -55,6 +59,8 @@ impl Driver {
         self.engine.start(checks, timeout, Instant::now(), self.poll.registry(), &mut self.tokens);
         loop {
             if let Some(round) = self.engine.finished() {
+                self.durations.clear();
+                self.durations.extend(round.durations());
                 return Ok(Ok(round.verdicts().cloned().collect()));
             }
             let deadline = self.engine.deadline();
@@ -73,6 +79,11 @@ impl Driver {
             }
             self.engine.expire(now, checks, registry);
         }
+    }
+
+    /// Per check, how long the last finished round took to its verdict.
+    pub fn durations(&self) -> &[Duration] {
+        &self.durations
     }
 
     /// Waits until `until` (or forever); Some(signal) if one came first.
@@ -110,7 +121,17 @@ pub fn check(config: &CheckConfig) -> Result<bool, Error> {
         return Ok(false);
     };
     let mut out = Vec::new();
-    let passed = check::write_report(&mut out, config.checks.iter().zip(&verdicts), true);
+    let passed = match config.output {
+        Output::Text => check::write_report(&mut out, config.checks.iter().zip(&verdicts), true),
+        Output::Json => {
+            let entries = config.checks.iter().zip(&verdicts).zip(driver.durations()).map(|((c, v), d)| json::Entry {
+                name: &c.name,
+                verdict: v,
+                duration: *d,
+            });
+            json::write_report(&mut out, entries, &[] as &[&str])
+        }
+    };
     if !config.quiet {
         // A closed stdout must not turn a verdict into a crash.
         let _ = io::stdout().lock().write_all(&out);

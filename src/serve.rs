@@ -6,7 +6,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -15,7 +15,9 @@ use crate::check::{self, Check, DisplayDuration, Verdict};
 use crate::cli::ServeConfig;
 use crate::engine::{Engine, Tokens};
 use crate::http::{self, Connection, Method, Parse, Route};
+use crate::json;
 use crate::log;
+use crate::metrics::{self, Handler, Metrics};
 use crate::signals::{self, Signals};
 use crate::Error;
 
@@ -52,6 +54,10 @@ const MAX_SHOWN_NAME: usize = 64;
 const DEFER_ACCEPT_SECS: libc::c_int = 1;
 /// Events handled per poll call.
 const EVENTS: usize = 1024;
+/// Answers staged for one connection before its pipelined requests wait
+/// for the socket to take them: a burst of `/metrics` requests must not
+/// grow a scrape-sized buffer per request.
+const MAX_STAGED: usize = 64 * 1024;
 
 /// An `/all` request waiting for its checks' verdicts.
 #[derive(Debug)]
@@ -63,8 +69,18 @@ struct Pending {
 
 #[derive(Debug)]
 enum Want {
-    All { verbose: bool, excluded: Vec<usize>, unknown: Vec<Vec<u8>> },
-    One { index: usize, verbose: bool },
+    All { verbose: bool, json: bool, excluded: Vec<usize>, unknown: Vec<Vec<u8>> },
+    One { index: usize, verbose: bool, json: bool },
+}
+
+/// Where a request goes once routed.
+enum Routed {
+    /// Answered when the round has the verdicts.
+    Wait(Want),
+    /// Answered now with this status and its plain body.
+    Now(Handler, u16),
+    /// Answered now with the metrics.
+    Metrics,
 }
 
 impl Want {
@@ -86,8 +102,11 @@ struct Conn {
     stream: TcpStream,
     /// A partial request (or pipelined requests not yet parsed).
     inbuf: Vec<u8>,
-    /// Response bytes the socket has not taken yet.
+    /// Response bytes the socket has not taken yet: `out[sent..]`.
     out: Vec<u8>,
+    /// What the socket took of `out`: an offset rather than draining, which
+    /// would move the rest of a large answer (a scrape) at every write.
+    sent: usize,
     /// Registered for WRITABLE too: only once a write found the socket full.
     /// From the start, the event of a fresh socket being writable would
     /// cost a read that finds nothing, once per connection.
@@ -147,6 +166,9 @@ struct Ctx {
     next: Vec<Token>,
     /// Last logged state of each check, to log changes only.
     states: Vec<Option<bool>>,
+    metrics: Metrics,
+    /// Inbound connections open now, for the metrics.
+    connections: usize,
     /// Staging for the responses of the connection being driven.
     out: Vec<u8>,
     body: Vec<u8>,
@@ -183,6 +205,8 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
             tokens: Tokens::new(FIRST_TOKEN),
             engine: Engine::new(),
             states: vec![None; config.checks.len()],
+            metrics: Metrics::new(&config.checks),
+            connections: 0,
             checks: config.checks,
             timeout: config.timeout,
             verbose: config.verbose,
@@ -299,6 +323,7 @@ impl Server {
                 Ok((stream, _)) => {
                     self.fds_exhausted = false;
                     if self.conns.len() >= self.max_connections && !self.evict_oldest() {
+                        self.ctx.metrics.dropped();
                         continue; // every connection is busy: refuse this one
                     }
                     self.add(stream, now);
@@ -338,6 +363,7 @@ impl Server {
             stream,
             inbuf: Vec::new(),
             out: Vec::new(),
+            sent: 0,
             writable_interest: false,
             pending: None,
             close_after: false,
@@ -349,6 +375,7 @@ impl Server {
             since: now,
         };
         self.conns.insert(token, conn);
+        self.ctx.connections = self.conns.len();
         self.timers.push(Reverse((deadline, token)));
     }
 
@@ -360,6 +387,7 @@ impl Server {
         match oldest {
             Some(token) => {
                 self.close(token);
+                self.ctx.metrics.dropped();
                 true
             }
             None => false,
@@ -371,6 +399,7 @@ impl Server {
     /// tokens are never reused, so even a late event would be harmless.)
     fn close(&mut self, token: Token) {
         self.conns.remove(&token);
+        self.ctx.connections = self.conns.len();
     }
 
     /// Drives a connection; `short_read_drains` as in [`Conn::drive`].
@@ -415,6 +444,7 @@ impl Server {
                 continue;
             }
             self.close(token);
+            self.ctx.metrics.dropped();
         }
         // Entries superseded by earlier ones wait for their time; rebuild
         // when they outnumber the connections, so the heap stays bounded.
@@ -477,7 +507,13 @@ impl Server {
             return;
         };
         let (mut passed, mut failed) = (0, 0);
-        for ((check, verdict), state) in ctx.checks.iter().zip(round.verdicts()).zip(&mut ctx.states) {
+        let wall = SystemTime::now();
+        let mut last = Duration::ZERO;
+        for (i, (((check, verdict), state), elapsed)) in
+            ctx.checks.iter().zip(round.verdicts()).zip(&mut ctx.states).zip(round.durations()).enumerate()
+        {
+            ctx.metrics.verdict(i, verdict, elapsed, wall);
+            last = last.max(elapsed);
             let ok = verdict.passed();
             if ok {
                 passed += 1
@@ -494,6 +530,7 @@ impl Server {
                 }
             }
         }
+        ctx.metrics.round(last);
         if ctx.verbose {
             log::info("round")
                 .kv("passed", passed)
@@ -607,9 +644,15 @@ impl Conn {
     fn handle(&mut self, ctx: &mut Ctx, token: Token, data: &[u8], now: Instant) -> usize {
         let mut used = 0;
         while self.pending.is_none() && !self.close_after && used < data.len() {
+            if ctx.out.len() + self.out.len() - self.sent > MAX_STAGED {
+                // The rest waits until the socket has taken the answers.
+                self.unparsed = true;
+                break;
+            }
             match http::parse(&data[used..]) {
                 Parse::Partial => break,
                 Parse::Reject(status) => {
+                    ctx.metrics.request(Handler::Other, status);
                     http::write_response(&mut ctx.out, status, http::status_body(status), false, Connection::Close);
                     self.close_after = true;
                     self.linger = true;
@@ -629,13 +672,15 @@ impl Conn {
                     };
                     let head_only = request.method == Method::Head;
                     match ctx.route(&request) {
-                        Ok(want) => {
+                        Routed::Wait(want) => {
                             self.pending = Some(Pending { want, head_only, conn });
                             ctx.join_round(token);
                         }
-                        Err(status) => {
+                        Routed::Now(handler, status) => {
+                            ctx.metrics.request(handler, status);
                             http::write_response(&mut ctx.out, status, http::status_body(status), head_only, conn);
                         }
+                        Routed::Metrics => ctx.answer_metrics(head_only, conn),
                     }
                     self.since = now;
                     self.deadline = now + IDLE_TIMEOUT;
@@ -659,11 +704,11 @@ impl Conn {
             staged.clear();
         } else {
             self.out.append(staged);
-            let n = write_all_nonblocking(&mut self.stream, &self.out)?;
-            self.out.drain(..n);
+            self.sent += write_all_nonblocking(&mut self.stream, &self.out[self.sent..])?;
         }
-        if self.out.is_empty() {
+        if self.sent == self.out.len() {
             self.out = Vec::new(); // give back a backlog's memory
+            self.sent = 0;
             Ok(true)
         } else {
             Ok(false)
@@ -747,17 +792,24 @@ fn write_all_nonblocking(stream: &mut TcpStream, mut buf: &[u8]) -> io::Result<u
 }
 
 impl Ctx {
-    /// What a request wants: a round's verdicts, or an answer right away
-    /// (its status).
-    fn route(&mut self, request: &http::Request<'_>) -> Result<Want, u16> {
+    /// What a request wants: a round's verdicts, an answer right away (its
+    /// handler and status), or the metrics.
+    fn route(&mut self, request: &http::Request<'_>) -> Routed {
         match http::route(request.method, request.target) {
-            Route::SelfCheck => Err(200),
-            Route::NotFound => Err(404),
-            Route::MethodNotAllowed => Err(405),
+            Route::SelfCheck => Routed::Now(Handler::SelfCheck, 200),
+            Route::NotFound => Routed::Now(Handler::Other, 404),
+            Route::MethodNotAllowed => Routed::Now(Handler::Other, 405),
+            Route::Metrics => Routed::Metrics,
             Route::One(name, query) => {
-                let name = http::percent_decode_path(name).ok_or(404u16)?;
-                let index = self.checks.iter().position(|c| c.name == name).ok_or(404u16)?;
-                Ok(Want::One { index, verbose: http::parse_query(query).verbose })
+                let index =
+                    http::percent_decode_path(name).and_then(|name| self.checks.iter().position(|c| c.name == name));
+                match index {
+                    Some(index) => {
+                        let query = http::parse_query(query);
+                        Routed::Wait(Want::One { index, verbose: query.verbose, json: query.json })
+                    }
+                    None => Routed::Now(Handler::Check, 404),
+                }
             }
             Route::All(query) => {
                 let query = http::parse_query(query);
@@ -783,7 +835,7 @@ impl Ctx {
                         None => {}
                     }
                 }
-                Ok(Want::All { verbose: query.verbose, excluded, unknown })
+                Routed::Wait(Want::All { verbose: query.verbose, json: query.json, excluded, unknown })
             }
         }
     }
@@ -800,32 +852,60 @@ impl Ctx {
 
     /// Stages the answer to a request whose checks have their verdicts.
     fn answer(&mut self, pending: &Pending) {
-        let Ctx { engine, checks, body, .. } = self;
+        let Ctx { engine, checks, body, metrics, out, .. } = self;
         let verdict = |i: usize| engine.verdict(i).expect("answered only once settled");
+        let entry = |i: usize| json::Entry {
+            name: &checks[i].name,
+            verdict: verdict(i),
+            duration: engine.settled_at(i).map_or(Duration::ZERO, |t| t.saturating_duration_since(engine.started())),
+        };
         body.clear();
-        let passed = match &pending.want {
-            Want::One { index, verbose } => {
+        let (handler, passed, json) = match &pending.want {
+            Want::One { index, json: true, .. } => {
+                (Handler::Check, json::write_report(body, std::iter::once(entry(*index)), &[] as &[&str]), true)
+            }
+            Want::One { index, verbose, json: false } => {
                 let verdict = verdict(*index);
                 if *verbose || !verdict.passed() {
                     check::write_line(body, &checks[*index], verdict);
                 } else {
                     body.extend_from_slice(b"ok\n");
                 }
-                verdict.passed()
+                (Handler::Check, verdict.passed(), false)
             }
-            Want::All { verbose, excluded, unknown } => {
+            Want::All { excluded, unknown, json: true, .. } => {
+                let warnings: Vec<String> = unknown.iter().map(|name| unknown_warning(name)).collect();
+                let entries = (0..checks.len()).filter(|i| !excluded.contains(i)).map(entry);
+                (Handler::All, json::write_report(body, entries, &warnings), true)
+            }
+            Want::All { verbose, excluded, unknown, json: false } => {
                 for name in unknown {
-                    body.extend_from_slice(b"warn: some health checks cannot be excluded: no matches for \"");
-                    body.extend_from_slice(name);
-                    body.extend_from_slice(b"\"\n");
+                    body.extend_from_slice(b"warn: ");
+                    body.extend_from_slice(unknown_warning(name).as_bytes());
+                    body.push(b'\n');
                 }
                 let included = checks.iter().enumerate().filter(|(i, _)| !excluded.contains(i));
-                check::write_report(body, included.map(|(i, c)| (c, verdict(i))), *verbose)
+                (Handler::All, check::write_report(body, included.map(|(i, c)| (c, verdict(i))), *verbose), false)
             }
         };
         let status = if passed { 200 } else { 503 };
-        http::write_response(&mut self.out, status, &self.body, pending.head_only, pending.conn);
+        metrics.request(handler, status);
+        let content_type = if json { json::CONTENT_TYPE } else { http::TEXT };
+        http::write_typed(out, status, content_type, body, pending.head_only, pending.conn);
     }
+
+    /// Stages the scrape; the body buffer is kept for the next one.
+    fn answer_metrics(&mut self, head_only: bool, conn: Connection) {
+        self.metrics.request(Handler::Metrics, 200);
+        self.body.clear();
+        self.metrics.write(&mut self.body, self.connections);
+        http::write_typed(&mut self.out, 200, metrics::CONTENT_TYPE, &self.body, head_only, conn);
+    }
+}
+
+/// The warning for an `exclude` that names no check; `name` is escaped.
+fn unknown_warning(name: &[u8]) -> String {
+    format!("some health checks cannot be excluded: no matches for \"{}\"", String::from_utf8_lossy(name))
 }
 
 #[cfg(test)]

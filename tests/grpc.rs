@@ -230,6 +230,8 @@ fn serve_follows_a_status_that_flips_between_rounds() {
         assert_eq!(d.get("/all/app").status, 200);
         assert_eq!(d.get("/all/orders").status, 503);
         assert_eq!(d.get("/all?exclude=orders").status, 200);
+        let metrics = d.get("/metrics").text();
+        assert!(metrics.contains("healthcheck_check_failures_total{check=\"orders\",reason=\"grpc\"}"), "{metrics}");
         server.set("orders", "SERVING");
         assert_eq!(d.get("/all").status, 200);
         drop(server);

@@ -437,3 +437,34 @@ fn escaping_round_trips_on_random_bytes() {
         oracles::assert_escaped(&shown, &bytes);
     }
 }
+
+/// Up to 64 random bytes as text (invalid UTF-8 replaced).
+fn random_text(rng: &mut Rng) -> String {
+    let bytes: Vec<u8> = (0..rng.below(64)).map(|_| rng.next_u64() as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn json_strings_round_trip_on_random_text() {
+    let mut rng = Rng::new(12);
+    for _ in 0..2000 {
+        let text = random_text(&mut rng);
+        let mut out = Vec::new();
+        healthcheck::json::push_str(&mut out, &text);
+        let back: String = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        assert_eq!(back, text);
+    }
+}
+
+#[test]
+fn label_values_round_trip_on_random_text() {
+    let mut rng = Rng::new(13);
+    for _ in 0..2000 {
+        let text = random_text(&mut rng);
+        let mut out = Vec::new();
+        healthcheck::metrics::push_label(&mut out, "check", text.as_bytes());
+        let line = String::from_utf8(out).expect("UTF-8 in, UTF-8 out");
+        assert!(!line.contains('\n'), "a label value never breaks the line: {line:?}");
+        assert_eq!(oracles::label_values(&line), [("check".to_string(), text)]);
+    }
+}

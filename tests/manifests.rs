@@ -204,8 +204,10 @@ fn all_command_lines() -> Vec<CommandLine> {
             }
         }
         // Every manifest here exists to show healthcheck in use: finding none means this walk
-        // missed it, and the test would prove nothing for that file.
-        assert!(found.len() > before, "{origin}: no healthcheck command line found");
+        // missed it, and the test would prove nothing for that file. Monitoring objects
+        // (PodMonitor) run nothing; `scrape_configs_match_the_sidecars` covers them.
+        let monitoring_only = load_yaml(&path).iter().all(is_monitoring_object);
+        assert!(found.len() > before || monitoring_only, "{origin}: no healthcheck command line found");
     }
     let mut dockerfiles = vec![repo().join("Dockerfile")];
     dockerfiles.extend(deploy_files(&["Dockerfile"]));
@@ -564,4 +566,118 @@ fn dry_run_args_put_the_flag_after_the_mode() {
         dry_run_args(&argv(&["/app/healthcheck", "8081", "2", "http://localhost:8080/"])),
         argv(&["serve", "--dry-run", "--port", "8081", "--timeout", "2s", "http://localhost:8080/"])
     );
+}
+
+/// A Prometheus Operator object (PodMonitor, ServiceMonitor, ...).
+fn is_monitoring_object(doc: &Yaml) -> bool {
+    let Yaml::Hash(top) = doc else { return false };
+    string_at(top, "apiVersion").is_some_and(|v| v.starts_with("monitoring.coreos.com/"))
+}
+
+/// `hash[a][b]...`, through mappings.
+fn path<'a>(node: &'a Yaml, keys: &[&str]) -> Option<&'a Yaml> {
+    keys.iter().try_fold(node, |node, key| match node {
+        Yaml::Hash(hash) => get(hash, key),
+        _ => None,
+    })
+}
+
+/// The port a `serve` command line listens on, as its `--dry-run` says.
+fn serve_port(argv: &[String]) -> Option<u16> {
+    let dry = dry_run_args(argv);
+    if dry[0] != "serve" {
+        return None;
+    }
+    let args: Vec<&str> = dry.iter().map(String::as_str).collect();
+    let out = common::run_cli(&args);
+    let listen = out.stdout.lines().find_map(|l| l.strip_prefix("listen "))?;
+    listen.rsplit_once(':')?.1.parse().ok()
+}
+
+/// A pod template that runs `healthcheck serve`: its labels, its annotations and the names
+/// of the container ports that `serve` listens on.
+struct SidecarPod {
+    origin: String,
+    labels: Hash,
+    annotations: Hash,
+    port: u16,
+    port_names: Vec<String>,
+}
+
+fn sidecar_pods() -> Vec<SidecarPod> {
+    let image = image();
+    let mut pods = Vec::new();
+    for file in yaml_files() {
+        for doc in load_yaml(&file) {
+            let Some(template) = path(&doc, &["spec", "template"]) else { continue };
+            let origin = relative(&file);
+            let mut lines = Vec::new();
+            kubernetes_command_lines(template, &image, &origin, &mut lines);
+            let Some(port) = lines.iter().find_map(|l| serve_port(&l.argv)) else { continue };
+            let hash_at = |keys: &[&str]| match path(template, keys) {
+                Some(Yaml::Hash(h)) => h.clone(),
+                _ => Hash::new(),
+            };
+            let mut port_names = Vec::new();
+            for list in ["containers", "initContainers"] {
+                let Some(Yaml::Array(containers)) = path(template, &["spec", list]) else { continue };
+                for ports in containers.iter().filter_map(|c| path(c, &["ports"])).filter_map(Yaml::as_vec) {
+                    for p in ports {
+                        if path(p, &["containerPort"]).and_then(Yaml::as_i64) == Some(i64::from(port)) {
+                            port_names.extend(path(p, &["name"]).and_then(Yaml::as_str).map(String::from));
+                        }
+                    }
+                }
+            }
+            pods.push(SidecarPod {
+                origin,
+                labels: hash_at(&["metadata", "labels"]),
+                annotations: hash_at(&["metadata", "annotations"]),
+                port,
+                port_names,
+            });
+        }
+    }
+    pods
+}
+
+/// Every pod that runs the daemon asks Prometheus to scrape its `/metrics` on the port it
+/// really listens on, and every PodMonitor selects such pods by their labels and names
+/// that port.
+#[test]
+fn scrape_configs_match_the_sidecars() {
+    let pods = sidecar_pods();
+    assert!(pods.len() >= 2, "the sidecar examples were not found");
+    for pod in &pods {
+        let annotation = |key: &str| string_at(&pod.annotations, key).map(String::from);
+        assert_eq!(annotation("prometheus.io/scrape").as_deref(), Some("true"), "{}", pod.origin);
+        assert_eq!(annotation("prometheus.io/port"), Some(pod.port.to_string()), "{}", pod.origin);
+        assert_eq!(annotation("prometheus.io/path").as_deref(), Some("/metrics"), "{}", pod.origin);
+    }
+    let mut monitors = 0;
+    for file in yaml_files() {
+        for doc in load_yaml(&file).iter().filter(|d| is_monitoring_object(d)) {
+            let origin = relative(&file);
+            let Yaml::Hash(top) = doc else { unreachable!() };
+            assert_eq!(string_at(top, "kind"), Some("PodMonitor"), "{origin}");
+            let Some(Yaml::Hash(selector)) = path(doc, &["spec", "selector", "matchLabels"]) else {
+                panic!("{origin}: no spec.selector.matchLabels");
+            };
+            let selected: Vec<&SidecarPod> =
+                pods.iter().filter(|p| selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))).collect();
+            assert!(!selected.is_empty(), "{origin}: selects none of the sidecar pods");
+            let Some(Yaml::Array(endpoints)) = path(doc, &["spec", "podMetricsEndpoints"]) else {
+                panic!("{origin}: no podMetricsEndpoints");
+            };
+            for endpoint in endpoints {
+                assert_eq!(path(endpoint, &["path"]).and_then(Yaml::as_str), Some("/metrics"), "{origin}");
+                let port = path(endpoint, &["port"]).and_then(Yaml::as_str).expect("a named port");
+                for pod in &selected {
+                    assert!(pod.port_names.iter().any(|n| n == port), "{origin}: {} has no port {port}", pod.origin);
+                }
+            }
+            monitors += 1;
+        }
+    }
+    assert!(monitors >= 1, "no PodMonitor example under deploy/");
 }

@@ -42,6 +42,11 @@ impl Client {
         }
     }
 
+    /// Bytes of the last answer, head included.
+    pub fn last_len(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Times `count` sequential requests; every answer must be 200.
     pub fn latencies(&mut self, path: &str, count: usize) -> io::Result<Vec<Duration>> {
         (0..count)

@@ -30,6 +30,13 @@ pub fn serve_args(port: u16, timeout: &str, checks: &[u16]) -> Vec<String> {
 }
 
 impl Process {
+    /// `daemon serve` on a free port with `checks` and a 2 s timeout, its
+    /// stderr in `log`.
+    pub fn serve(daemon: &Path, checks: &[u16], log: &Path) -> io::Result<Process> {
+        let port = free_port()?;
+        Process::start(daemon, &serve_args(port, "2s", checks), port, log, Duration::from_secs(5))
+    }
+
     /// Starts `program args`, its stderr in `log`, and waits until `port`
     /// accepts connections (at most `ready_within`).
     pub fn start(

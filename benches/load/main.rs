@@ -190,6 +190,7 @@ fn run(options: &Options) -> io::Result<Table> {
 
     throughput(&mut table, &daemon_bin, fast8, &dir, options);
     latency(&mut table, &daemon_bin, &stubs, &dir);
+    scrapes(&mut table, &daemon_bin, &stubs, &dir);
     instructions(&mut table, &release, fast8, &dir);
     names(&mut table, &daemon_bin, &release, &stubs, &dir, options);
 
@@ -366,6 +367,30 @@ fn all_latency(port: u16, count: usize) -> io::Result<(f64, f64)> {
     samples.sort_by(f64::total_cmp);
     let p99 = samples[(samples.len() * 99).div_ceil(100) - 1];
     Ok((median(samples), p99))
+}
+
+/// CPU per `/metrics` scrape (user+sys, so writing the answer counts),
+/// with 8 and 1,000 checks that have all run once.
+fn scrapes(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path) {
+    let cases: [(&str, &[u16], u32); 2] = [
+        ("CPU per /metrics scrape, 8 checks (user+sys)", &stubs.fast[..8], 20_000),
+        ("CPU per /metrics scrape, 1,000 checks (user+sys)", &stubs.fast, 500),
+    ];
+    for (figure, checks, count) in cases {
+        eprintln!("scrapes: {figure}");
+        let measured = (|| {
+            let daemon = Process::serve(daemon_bin, checks, &dir.join("scrape.log"))?;
+            let mut client = Client::connect(daemon.port)?;
+            client.get("/all")?; // every check gets its series
+            client.latencies("/metrics", 10)?; // warm-up: the buffer grows once
+            let size = client.last_len();
+            let before = daemon.cpu_seconds()?;
+            client.latencies("/metrics", count as usize)?;
+            let us = (daemon.cpu_seconds()? - before) * 1e6 / f64::from(count);
+            Ok((format!("{us:.0} us ({count} scrapes of {:.0} KiB)", size as f64 / KIB), Some(us < 1000.0)))
+        })();
+        table.result(figure, "< 1 ms", measured);
+    }
 }
 
 /// Instructions per round under callgrind (glibc build: valgrind knows its

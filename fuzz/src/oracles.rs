@@ -11,6 +11,8 @@ use healthcheck::cli::{self, Command};
 use healthcheck::dns::{self, message, Hosts, Lookup, ResolvConf};
 use healthcheck::grpc::{self, h2, hpack, proto};
 use healthcheck::http::{self, Connection, Method, Parse, Route};
+use healthcheck::json;
+use healthcheck::metrics::{Handler, Metrics};
 use healthcheck::probe::{self, Action, Probe};
 
 /// Checks the daemon in the request oracle is configured with.
@@ -45,16 +47,28 @@ fn answer(method: Method, target: &str) -> (u16, Vec<u8>) {
         Route::SelfCheck => (200, b"ok\n".to_vec()),
         Route::NotFound => (404, http::status_body(404).to_vec()),
         Route::MethodNotAllowed => (405, http::status_body(405).to_vec()),
-        Route::One(name, _) if http::percent_decode_path(name).is_some_and(|n| CHECK_NAMES.contains(&n.as_str())) => {
-            (200, b"ok\n".to_vec())
+        Route::Metrics => (200, scrape(target)),
+        Route::One(name, query)
+            if http::percent_decode_path(name).is_some_and(|n| CHECK_NAMES.contains(&n.as_str())) =>
+        {
+            if http::parse_query(query).json {
+                let name = http::percent_decode_path(name).unwrap_or_default();
+                (200, json_report(&[&name], &[]))
+            } else {
+                (200, b"ok\n".to_vec())
+            }
         }
         Route::One(..) => (404, http::status_body(404).to_vec()),
         Route::All(query) => {
+            let query = http::parse_query(query);
             let mut body = Vec::new();
-            for raw in http::parse_query(query).exclude {
+            let mut warnings = Vec::new();
+            let mut included: Vec<&str> = CHECK_NAMES.to_vec();
+            for raw in query.exclude {
                 let decoded = http::percent_decode(raw);
                 let name = decoded.as_deref().unwrap_or(raw);
                 if CHECK_NAMES.contains(&name) {
+                    included.retain(|n| *n != name);
                     continue;
                 }
                 let mut shown = Vec::new();
@@ -63,11 +77,93 @@ fn answer(method: Method, target: &str) -> (u16, Vec<u8>) {
                 body.extend_from_slice(b"warn: no matches for \"");
                 body.extend_from_slice(&shown);
                 body.extend_from_slice(b"\"\n");
+                warnings.push(String::from_utf8(shown).expect("escaped text is ASCII"));
+            }
+            if query.json {
+                return (200, json_report(&included, &warnings));
             }
             body.extend_from_slice(b"ok\n");
             (200, body)
         }
     }
+}
+
+/// The JSON verdicts of passing checks `names`: it parses, and says what
+/// was written, whatever the warnings hold.
+fn json_report(names: &[&str], warnings: &[String]) -> Vec<u8> {
+    let pass = Verdict::Pass;
+    let entries =
+        names.iter().map(|name| json::Entry { name, verdict: &pass, duration: std::time::Duration::from_micros(1500) });
+    let mut body = Vec::new();
+    assert!(json::write_report(&mut body, entries, warnings));
+    let value: serde_json::Value = serde_json::from_slice(&body).expect("JSON verdicts parse");
+    assert_eq!(value["status"], "pass");
+    let checks = value["checks"].as_array().expect("checks");
+    assert_eq!(checks.len(), names.len());
+    for (check, name) in checks.iter().zip(names) {
+        assert_eq!(check["name"], *name);
+        assert_eq!(check["duration_seconds"], 0.0015);
+    }
+    let shown: Vec<&str> =
+        value["warnings"].as_array().map_or(Vec::new(), |w| w.iter().filter_map(|w| w.as_str()).collect());
+    assert_eq!(shown, warnings.iter().map(String::as_str).collect::<Vec<_>>());
+    body
+}
+
+/// A scrape of a daemon whose check names hold the request target (names
+/// from URLs hold almost anything): every line is a comment or one sample
+/// whose label values read back as written.
+fn scrape(target: &str) -> Vec<u8> {
+    let mut checks: Vec<Check> =
+        CHECK_NAMES.iter().map(|n| Check::parse(&format!("{n}=http://127.0.0.1:1/")).expect("check")).collect();
+    checks[1].name = target.to_string();
+    let mut m = Metrics::new(&checks);
+    let now = std::time::SystemTime::now();
+    m.verdict(0, &Verdict::Pass, std::time::Duration::from_millis(2), now);
+    m.verdict(1, &Verdict::Fail(Reason::Status(503)), std::time::Duration::from_secs(20), now);
+    m.request(Handler::Metrics, 200);
+    let mut body = Vec::new();
+    m.write(&mut body, 1);
+    let text = std::str::from_utf8(&body).expect("UTF-8 exposition");
+    let mut names_seen = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample value");
+        assert!(value == "+Inf" || value.parse::<f64>().is_ok(), "value in {line:?}");
+        let Some((_, labels)) = series.split_once('{') else { continue };
+        let labels = labels.strip_suffix('}').expect("closing brace");
+        names_seen.extend(label_values(labels).into_iter().filter(|(k, _)| k == "check").map(|(_, v)| v));
+    }
+    assert!(names_seen.iter().any(|n| n == target), "{target:?} not read back from:\n{text}");
+    assert!(names_seen.iter().all(|n| n == target || n == CHECK_NAMES[0]));
+    body
+}
+
+/// Parses `k="v",k="v"` as the text format escapes it.
+pub fn label_values(labels: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = labels;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"").expect("label key");
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next().expect("closing quote") {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next().expect("escape") {
+                    (_, 'n') => value.push('\n'),
+                    (_, c @ ('\\' | '"')) => value.push(c),
+                    (_, c) => panic!("bad escape \\{c} in {labels:?}"),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        out.push((key.to_string(), value));
+        rest = after[end + 1..].strip_prefix(',').unwrap_or(&after[end + 1..]);
+    }
+    out
 }
 
 /// Escaped text is printable ASCII with no markup or bare quote, and it
@@ -375,6 +471,9 @@ pub const REQUEST_SEEDS: &[&[u8]] = &[
     b"POST /all HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
     b"GET /all?exclude=%3Cscript%3E%0d%0aX:%20y HTTP/1.1\nHost: x\n\n",
     b"GET /all/../self HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+    b"GET /metrics?x=\"}%0a HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /all?format=json&exclude=%22%5c%00%e2%9c%93&exclude=db HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"HEAD /all/app?format=json HTTP/1.1\r\nHost: x\r\n\r\n",
 ];
 
 pub const RESPONSE_SEEDS: &[&[u8]] = &[
