@@ -4,38 +4,47 @@
 #   docker build -t healthcheck:0.1.0 .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t healthcheck:0.1.0 .
 #
-# What this image ships is proved without Docker by tests/image.rs: the same
-# cargo command, the binary alone in an empty directory, run there with chroot
-# as uid 65532 and PID 1.
+# What this image ships is proved without Docker by tests/image.rs (run by
+# .ci/run on the output of scripts/build-static, the command this file runs):
+# the binary alone in an empty directory, run there with chroot as uid 65532
+# and PID 1.
 
 # The builder runs on the build machine's own platform and cross-compiles to
 # the target's, so an arm64 image builds natively fast on an amd64 host (no
-# QEMU). Pinned by version; bump it together with the toolchain CI uses.
+# QEMU). Pinned by version: scripts/build-static names the same toolchain
+# (tests/image.rs checks that they agree).
+#
+# The toolchain: the pinned stable 1.95.0 with its unstable flags allowed
+# (RUSTC_BOOTSTRAP=1) rather than a dated nightly. The shipped binary needs
+# two of them, -Zbuild-std and -Cpanic=immediate-abort, which drop std's
+# panic message and backtrace printer (more than half of a plain build's
+# bytes). With the stable release they come from the very compiler the tests
+# run with, in this one base image, with no second toolchain to download;
+# the pin freezes them, as unstable flags may change from release to release.
 FROM --platform=$BUILDPLATFORM rust:1.95.0-slim-trixie AS build
 ARG TARGETARCH
-# rust-lld and the musl C runtime that the musl targets ship link a static
-# binary for either architecture: no C cross toolchain is needed, because the
-# crate is pure Rust plus libc.
+WORKDIR /src
+# rust-src and the target's musl runtime, in a layer of their own so that a
+# change to the sources does not download them again.
+COPY scripts/build-static scripts/
 RUN case "$TARGETARCH" in \
       amd64) echo x86_64-unknown-linux-musl ;; \
       arm64) echo aarch64-unknown-linux-musl ;; \
       *) echo "unsupported TARGETARCH: $TARGETARCH" >&2; exit 1 ;; \
     esac > /rust-target \
- && rustup target add "$(cat /rust-target)"
-ENV CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
-    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
-WORKDIR /src
+ && scripts/build-static --install-only "$(cat /rust-target)"
 # The context holds only what .dockerignore lets through: Cargo.toml,
-# Cargo.lock, src/ and benches/ (cargo reads the [[bench]] targets' paths).
+# Cargo.lock, src/, benches/ (cargo reads the [[bench]] targets' paths) and
+# scripts/build-static.
 COPY . .
-# --locked: build exactly the dependency versions the repository was tested
-# with. The release profile (lto, one codegen unit, panic=abort, strip) is in
-# Cargo.toml, so this is the same binary as a local
-# `cargo build --release --locked --target x86_64-unknown-linux-musl`.
+# The same command builds the same binary outside Docker:
+# `scripts/build-static [TARGET]` (static-pie, stripped, --locked; the
+# release profile is in Cargo.toml, the rest in the script). It prints the
+# binary's path last.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,sharing=private \
-    cargo build --release --locked --target "$(cat /rust-target)" \
- && install -D -m 0755 "target/$(cat /rust-target)/release/healthcheck" /out/app/healthcheck
+    binary=$(scripts/build-static "$(cat /rust-target)") \
+ && install -D -m 0755 "$binary" /out/app/healthcheck
 
 # The image: nothing but the binary. No shell, no libc, no /etc, no /tmp.
 FROM scratch

@@ -268,8 +268,10 @@ impl Check {
     }
 
     /// Adds a request header field (`--header`); the caller validated it.
+    /// The name is sent in Go's canonical case (`x-token` as `X-Token`), as
+    /// kubelet's `http.Header` sends a probe's `httpHeaders`.
     pub fn add_header(&mut self, name: &str, value: &str) {
-        self.headers.push((name.to_string(), value.trim_matches([' ', '\t']).to_string()));
+        self.headers.push((canonical_field_name(name), value.trim_matches([' ', '\t']).to_string()));
         self.build_request();
     }
 
@@ -338,7 +340,10 @@ impl Check {
         if given("accept").is_none() {
             line("Accept", b"*/*");
         }
+        // A given non-empty Referer is kept through redirects; an empty one is
+        // replaced by the previous URL, as Go's client sets it.
         let has_referer = given("referer").is_some_and(|v| !v.is_empty());
+        let referer = referer.filter(|_| !has_referer);
         let basic = url.basic_auth().filter(|_| given("authorization").is_none_or(String::is_empty));
         for (name, value) in &self.headers {
             let body_field = ["content-encoding", "content-language", "content-location", "content-type"]
@@ -347,7 +352,8 @@ impl Check {
             let skip = ["host", "user-agent"].iter().any(|f| name.eq_ignore_ascii_case(f))
                 || (basic.is_some() && name.eq_ignore_ascii_case("authorization"))
                 || (name.eq_ignore_ascii_case("accept") && value.is_empty())
-                || (body_field && !body_fields);
+                || (body_field && !body_fields)
+                || (referer.is_some() && name.eq_ignore_ascii_case("referer"));
             if !skip {
                 line(name, value.as_bytes());
             }
@@ -355,7 +361,7 @@ impl Check {
         if let Some(basic) = &basic {
             line("Authorization", basic);
         }
-        if let Some(referer) = referer.filter(|_| !has_referer) {
+        if let Some(referer) = referer {
             line("Referer", referer);
         }
         if self.kind == Kind::Post {
@@ -438,6 +444,12 @@ pub fn validate_name(name: &str) -> Result<(), CheckError> {
 
 fn parse_url(text: &str, schemes: &[&str]) -> Result<Url, CheckError> {
     let shown = text.escape_debug();
+    let with_scheme = || schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+    // `localhost:8080/health` reads as the scheme `localhost`, `127.0.0.1:8080` as a
+    // relative URL: either way the scheme was forgotten, so say that.
+    if !text.contains("://") {
+        return Err(CheckError(format!("invalid URL '{shown}': start it with {}", with_scheme())));
+    }
     let url = Url::parse(text).map_err(|e| CheckError(format!("invalid URL '{shown}': {e}")))?;
     match url.scheme() {
         s if schemes.contains(&s) => {}
@@ -446,12 +458,7 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<Url, CheckError> {
                 "unsupported scheme in '{shown}': https is not supported, probe the plain-HTTP port"
             )))
         }
-        s => {
-            return Err(CheckError(format!(
-                "unsupported scheme '{s}' in '{shown}': use {}",
-                schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")
-            )))
-        }
+        s => return Err(CheckError(format!("unsupported scheme '{s}' in '{shown}': use {}", with_scheme()))),
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(CheckError(format!("URL without host: '{shown}'")));
@@ -494,6 +501,19 @@ fn as_written(text: &str) -> Result<location::Url, CheckError> {
         Ok(url) if url.opaque.is_empty() && !url.host.is_empty() => Ok(url),
         _ => Err(CheckError(format!("invalid URL '{}'", text.escape_debug()))),
     }
+}
+
+/// Go's `CanonicalMIMEHeaderKey` for a valid field name: upper case at the
+/// start and after each `-`, lower case elsewhere.
+fn canonical_field_name(name: &str) -> String {
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let c = if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+            upper = c == '-';
+            c
+        })
+        .collect()
 }
 
 /// The name of an unnamed check: its URL without the scheme.
@@ -593,8 +613,10 @@ mod tests {
         let cases = [
             ("https://localhost/", "https is not supported"),
             ("ftp://localhost/", "unsupported scheme 'ftp'"),
-            ("localhost:8080", "unsupported scheme"),
-            ("/health", "invalid URL"),
+            ("localhost:8080", "invalid URL 'localhost:8080': start it with http:// or tcp://"),
+            ("127.0.0.1:8080/health", "invalid URL '127.0.0.1:8080/health': start it with http://"),
+            ("/health", "invalid URL '/health': start it with http://"),
+            ("http:localhost/", "start it with http://"),
             ("http://", "invalid URL"),
             ("tcp://localhost", "without port"),
             ("tcp://localhost:1/x", "no path"),
@@ -650,6 +672,17 @@ mod tests {
         assert_eq!(report(true, &[]), (false, "[+]a ok\n[-]b failed: status 503\nsome checks failed\n".into()));
         assert_eq!(report(false, &[1]), (true, "ok\n".into()));
         assert_eq!(report(true, &[1]), (true, "[+]a ok\nall checks passed\n".into()));
+    }
+
+    #[test]
+    fn header_names_in_gos_canonical_case() {
+        let mut c = Check::parse("http://localhost:81/").unwrap();
+        for name in ["x-token", "WWW-AUTHENTICATE", "x--a", "-x", "x_y-z", "X-Probe-Token"] {
+            c.add_header(name, "v");
+        }
+        let names: Vec<&str> = c.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["X-Token", "Www-Authenticate", "X--A", "-X", "X_y-Z", "X-Probe-Token"]);
+        assert!(String::from_utf8(c.request).unwrap().contains("\r\nX-Token: v\r\n"));
     }
 
     #[test]

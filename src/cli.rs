@@ -23,7 +23,8 @@ An unnamed check is named after its URL without the scheme; repeats are one chec
 Durations as in Go: 500ms, 3s, 1.5s, 1m30s, 2h45m; a bare number is seconds.
 The original form listens on IPv4 only: for IPv6 use serve --listen [::]:PORT.
 --header NAME=FIELD: VALUE adds a request header to the check NAME (serve, check
-and run --wait; repeatable): Host and User-Agent replace ours, others are added.
+and run --wait; repeatable): Host, User-Agent and Accept replace ours (an empty
+Accept sends none), others are added.
 
 serve options:
   --listen ADDR           address to listen on [default: 0.0.0.0:8081]
@@ -254,7 +255,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
                     ))
                 })?);
                 if listen.is_some_and(|a| a.port() == 0) {
-                    return Err(usage("invalid --listen: port 0"));
+                    return Err(usage(format!("invalid --listen '{}': use a port from 1 to 65535", v.escape_debug())));
                 }
             }
             "--port" => port = Some(parse_port(&args.value(flag, inline)?)?),
@@ -662,7 +663,10 @@ pub fn describe(cmd: &Command) -> String {
         for c in checks {
             let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
             let addrs = if addrs.is_empty() { "resolved each round".to_string() } else { addrs.join(",") };
-            let _ = writeln!(out, "{label} {} {} ({addrs})", c.name, c.url);
+            // The URL as written: two checks that differ only in how their host is
+            // written (`LOCALHOST`, `:80`) probe differently and must look different.
+            let url = String::from_utf8_lossy(&c.target.to_text()).escape_debug().to_string();
+            let _ = writeln!(out, "{label} {} {url} ({addrs})", c.name);
             for (name, value) in &c.headers {
                 let _ = writeln!(out, "{label}-header {} {name}: {}", c.name, value.escape_debug());
             }
@@ -853,6 +857,10 @@ mod tests {
             ("serve --timeout", "--timeout needs a value"),
             ("serve --bogus http://localhost/", "unknown option '--bogus'"),
             ("serve --listen 1.2.3.4 http://localhost/", "invalid --listen"),
+            (
+                "serve --listen 127.0.0.1:0 http://localhost/",
+                "invalid --listen '127.0.0.1:0': use a port from 1 to 65535",
+            ),
             ("serve --verbose=1 http://localhost/", "takes no value"),
             ("serve a=http://localhost/ a=http://127.0.0.1/", "duplicate check name 'a'"),
             ("run --istio --linkerd -- x", "--istio and --linkerd are exclusive"),
@@ -959,5 +967,20 @@ mod tests {
         assert!(text.contains("check name.invalid:8080/ http://name.invalid:8080/ (resolved each round)"), "{text}");
         assert!(text.contains("127.0.0.1:80,[::1]:80"), "{text}");
         assert!(parse(args("serve http://name.invalid/"), no_env).is_ok(), "a name is never a usage error");
+    }
+
+    #[test]
+    fn dry_run_shows_urls_as_written() {
+        let line = "check --dry-run http://localhost:8080/a http://LOCALHOST:8080/a http://localhost:80 tcp://[::1]:5";
+        let Ok(cmd) = parse(args(line), no_env) else { panic!() };
+        let text = describe(&cmd);
+        for want in [
+            "check localhost:8080/a http://localhost:8080/a (127.0.0.1:8080,[::1]:8080)",
+            "check localhost:8080/a~2 http://LOCALHOST:8080/a (127.0.0.1:8080,[::1]:8080)",
+            "check localhost/ http://localhost:80 (127.0.0.1:80,[::1]:80)",
+            "check [::1]:5 tcp://[::1]:5 ([::1]:5)",
+        ] {
+            assert!(text.contains(want), "{want}:\n{text}");
+        }
     }
 }

@@ -509,6 +509,10 @@ pub const EXAMPLES: &[(&str, &str, &str)] = &[
     ("http://a/b", "/x#a b", "http://a/x#a%20b"),
     ("http://a/b", "HtTp://a/", "http://a/"),
     ("http://a/b", "1http://a/", "invalid"),
+    ("http://a/b/c", "/a/..//f", "http://a/f"),
+    ("http://a/b/c", "a/..//f", "http://a/b//f"),
+    ("http://a/b/c", "/a/b/..//..//f", "http://a/a//f"),
+    ("http://a/b/c", "//a/..//f", "http://a/f"),
 ];
 
 #[cfg(test)]

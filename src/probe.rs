@@ -640,6 +640,19 @@ mod tests {
     }
 
     #[test]
+    fn a_given_referer_is_kept_unless_empty() {
+        for (given, want) in [("r.example", "r.example"), ("", "http://localhost:8080/a")] {
+            let mut c = check("http://localhost:8080/a");
+            c.add_header("Referer", given);
+            let mut p = reading(&c);
+            p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n");
+            let request = resend(&mut p, &c);
+            assert_eq!(request.matches("Referer:").count(), 1, "{request}");
+            assert!(request.contains(&format!("\r\nReferer: {want}\r\n")), "{request}");
+        }
+    }
+
+    #[test]
     fn redirect_loops_stop() {
         let c = check("http://127.0.0.1:8080/loop");
         let mut p = reading(&c);

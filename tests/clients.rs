@@ -13,7 +13,7 @@ fn have(tool: &str) -> bool {
     let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
         || Command::new(tool).arg("version").output().is_ok_and(|o| o.status.success());
     if !found {
-        eprintln!("SKIPPED: {tool} is not installed");
+        common::skip_missing_tool(&format!("{tool} not installed"));
     }
     found
 }

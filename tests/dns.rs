@@ -33,7 +33,8 @@ fn namespaces(test: &str) -> bool {
     let why = if unsafe { libc::geteuid() } != 0 {
         Some("not root: mount namespaces and port 53 need root".to_string())
     } else if let Some(tool) = ["unshare", "mount"].into_iter().find(|t| find_program(t).is_none()) {
-        Some(format!("{tool} not installed (util-linux, mount)"))
+        common::skip_missing_tool(&format!("{test}: {tool} not installed (util-linux, mount)"));
+        return false;
     } else {
         let probe = Command::new("unshare").args(["-m", "true"]).stderr(Stdio::null()).status();
         (!probe.is_ok_and(|s| s.success())).then(|| "unshare -m fails here (no mount namespaces)".to_string())

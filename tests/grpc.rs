@@ -1,7 +1,7 @@
 //! `grpc://` checks against two independent gRPC implementations started
 //! on loopback: Python grpcio (gRPC C-core) and grpc-go (Debian's
 //! golang-google-grpc-dev, built in GOPATH mode). A missing one is skipped
-//! with a message; `.ci/run` installs both.
+//! with `SKIP: ...` (a failure on CI, where `.ci/run` installs both).
 
 mod common;
 
@@ -39,7 +39,9 @@ fn python_ready() -> bool {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            eprintln!("SKIP: python3 with grpcio and grpcio-health-checking not installed (pip install grpcio grpcio-health-checking)");
+            common::skip_missing_tool(
+                "python3 with grpcio and grpcio-health-checking not installed (pip install grpcio grpcio-health-checking)",
+            );
         }
         ok
     })
@@ -52,7 +54,7 @@ fn go_server() -> Option<&'static Path> {
     BUILT
         .get_or_init(|| {
             if !Path::new(GO).exists() || !Path::new(GOPATH).join("src/google.golang.org/grpc/health").exists() {
-                eprintln!("SKIP: Debian's golang-go and golang-google-grpc-dev not installed");
+                common::skip_missing_tool("Debian's golang-go and golang-google-grpc-dev not installed");
                 return None;
             }
             let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("grpc-go-health-server");

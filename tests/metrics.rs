@@ -37,7 +37,7 @@ fn scrape(d: &Daemon) -> String {
 fn have(tool: &str) -> bool {
     let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
-        eprintln!("SKIP: {tool} not installed (Debian: apt-get install prometheus)");
+        common::skip_missing_tool(&format!("{tool} not installed (Debian: apt-get install prometheus)"));
     }
     found
 }

@@ -502,7 +502,7 @@ fn fixed_recorders<const N: usize>(ports: [u16; N]) -> Option<[Recorder; N]> {
         match Recorder::bind(&format!("127.0.0.1:{port}"), Reply::Ok) {
             Ok(r) => recorders.push(r),
             Err(e) => {
-                eprintln!("skipped: cannot bind 127.0.0.1:{port} for the preset: {e}");
+                common::skip(&format!("cannot bind 127.0.0.1:{port} for the preset: {e}"));
                 return None;
             }
         }
@@ -550,12 +550,12 @@ fn linkerd_preset_waits_on_and_shuts_down_4191() {
 fn unshare(options: &[&str]) -> Option<Command> {
     let unshare = "/usr/bin/unshare";
     if !std::path::Path::new(unshare).exists() {
-        eprintln!("SKIP: {unshare} not installed");
+        common::skip_missing_tool(&format!("{unshare} not installed"));
         return None;
     }
     let probe = Command::new(unshare).args(options).arg("true").output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIP: unshare {} does not work here: {probe:?}", options.join(" "));
+        common::skip(&format!("unshare {} does not work here: {probe:?}", options.join(" ")));
         return None;
     }
     let mut command = Command::new(unshare);

@@ -372,7 +372,7 @@ fn tcp_checks() {
 #[test]
 fn ipv6_upstreams() {
     if !ipv6_available() {
-        eprintln!("skipped: no IPv6 loopback");
+        common::skip("no IPv6 loopback");
         return;
     }
     let v6 = Stub::start_on(LOCALHOST_V6, Behaviour::Status(200, "ok\n"));
@@ -386,7 +386,7 @@ fn ipv6_upstreams() {
 #[test]
 fn localhost_tries_ipv4_then_ipv6() {
     if !ipv6_available() {
-        eprintln!("skipped: no IPv6 loopback");
+        common::skip("no IPv6 loopback");
         return;
     }
     // Only [::1]:PORT listens: 127.0.0.1:PORT is refused, then ::1 must be tried.
@@ -401,7 +401,7 @@ fn localhost_tries_ipv4_then_ipv6() {
 #[test]
 fn daemon_listens_on_ipv6() {
     if !ipv6_available() {
-        eprintln!("skipped: no IPv6 loopback");
+        common::skip("no IPv6 loopback");
         return;
     }
     let app = ok_stub();
@@ -720,4 +720,10 @@ fn check_names_in_the_path_are_percent_decoded() {
     assert_eq!(resp.status, 503, "{}", resp.text());
     let resp = d.get(&format!("/all?exclude=my%2Eapp&exclude={}", name.replace('+', "%2B").replace('&', "%26")));
     assert_eq!((resp.status, resp.text().as_str()), (200, "ok\n"));
+
+    // A name holding an escape (`a%20b` from an escaped URL path) is addressed with `%25`.
+    let d = Daemon::serve(&["--timeout", "2s", &web.url("/a%20b")]);
+    let resp = d.get(&format!("/all/127.0.0.1:{}/a%2520b", web.port()));
+    assert_eq!((resp.status, resp.text().as_str()), (200, "ok\n"));
+    assert_eq!(d.get(&format!("/all/127.0.0.1:{}/a%20b", web.port())).status, 404);
 }

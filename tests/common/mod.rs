@@ -39,6 +39,21 @@ pub fn host_port(addr: SocketAddr) -> String {
     }
 }
 
+/// Says that a test is skipped and why, as `SKIP: WHY`. Written to the process's stderr
+/// directly: the harness captures a passing test's own `eprintln!`, which would hide it.
+pub fn skip(why: &str) {
+    let _ = writeln!(io::stderr(), "SKIP: {why}");
+}
+
+/// Skips a test whose tool is missing; on CI (`CI` set, as `.ci/run` runs) it fails instead,
+/// since `.ci/run` installs every such tool and a skip there would hide a broken install step.
+pub fn skip_missing_tool(why: &str) {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{why}, but .ci/run should have installed it (CI is set)");
+    }
+    skip(why);
+}
+
 /// Whether this machine can bind IPv6 loopback (tests needing it skip otherwise).
 pub fn ipv6_available() -> bool {
     TcpListener::bind("[::1]:0").is_ok()
