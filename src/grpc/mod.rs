@@ -10,8 +10,8 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use crate::check::{Reason, Verdict};
+use crate::digits::push_decimal;
 use crate::probe::Action;
-use crate::VERSION;
 
 /// The method every health check calls.
 pub const PATH: &str = "/grpc.health.v1.Health/Check";
@@ -26,6 +26,8 @@ pub const MAX_BLOCK: usize = 16 * 1024;
 /// Largest request header block: it must fit one HEADERS frame, with room
 /// for the `grpc-timeout` field added when the call starts.
 const MAX_REQUEST_BLOCK: usize = h2::MAX_FRAME - 64;
+/// Ours, as the HTTP probe's.
+const USER_AGENT: &str = concat!("healthcheck/", env!("CARGO_PKG_VERSION"));
 /// `grpc-message` octets kept to show (escaped) in a reason.
 const MAX_SHOWN: usize = 80;
 
@@ -49,8 +51,7 @@ impl Request {
         let given =
             |field: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(field)).map(|(_, v)| v.as_bytes());
         let authority = given("host").filter(|h| !h.is_empty()).unwrap_or(authority);
-        let user_agent = format!("healthcheck/{VERSION}");
-        let user_agent = given("user-agent").unwrap_or(user_agent.as_bytes());
+        let user_agent = given("user-agent").unwrap_or(USER_AGENT.as_bytes());
         let mut block = Vec::new();
         let fields: [(&[u8], &[u8]); 6] = [
             (b":method", b"POST"),
@@ -165,8 +166,10 @@ impl Call {
         settings[6..].copy_from_slice(&setting(h2::SETTINGS_MAX_HEADER_LIST_SIZE, MAX_BLOCK as u32));
         h2::write_frame(out, h2::SETTINGS, 0, 0, &settings);
         let remaining = self.deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
+        let mut value = Vec::new();
+        push_timeout(&mut value, remaining);
         let mut timeout = Vec::new();
-        hpack::encode(&mut timeout, b"grpc-timeout", timeout_value(remaining).as_bytes());
+        hpack::encode(&mut timeout, b"grpc-timeout", &value);
         h2::write_header(out, request.block.len() + timeout.len(), h2::HEADERS, h2::END_HEADERS, STREAM);
         out.extend_from_slice(&request.block);
         out.extend_from_slice(&timeout);
@@ -432,17 +435,21 @@ fn setting(id: u16, value: u32) -> [u8; 6] {
     [a, b, c, d, e, f]
 }
 
-/// `grpc-timeout` (gRPC over HTTP/2): at most 8 digits and a unit; the
-/// finest unit that fits, truncated, as grpc-go writes it.
-pub fn timeout_value(remaining: Duration) -> String {
-    const MAX_VALUE: u128 = 99_999_999;
-    let nanos = remaining.as_nanos();
-    for (unit, per) in [("n", 1), ("u", 1_000), ("m", 1_000_000), ("S", 1_000_000_000), ("M", 60_000_000_000)] {
+/// Appends a `grpc-timeout` value (gRPC over HTTP/2): at most 8 digits and
+/// a unit, the finest unit that fits, truncated, as grpc-go writes it. In
+/// 64-bit nanoseconds (584 years): 128-bit arithmetic would cost size.
+pub fn push_timeout(out: &mut Vec<u8>, remaining: Duration) {
+    const MAX_VALUE: u64 = 99_999_999;
+    let nanos = u64::try_from(remaining.as_nanos()).unwrap_or(u64::MAX);
+    for (unit, per) in [(b'n', 1), (b'u', 1_000), (b'm', 1_000_000), (b'S', 1_000_000_000), (b'M', 60_000_000_000)] {
         if nanos / per <= MAX_VALUE {
-            return format!("{}{unit}", nanos / per);
+            push_decimal(out, nanos / per);
+            out.push(unit);
+            return;
         }
     }
-    format!("{}H", (nanos / 3_600_000_000_000).min(MAX_VALUE))
+    push_decimal(out, (nanos / 3_600_000_000_000).min(MAX_VALUE));
+    out.push(b'H');
 }
 
 /// `application/grpc`, alone or with a `+format` or parameters.
@@ -528,6 +535,7 @@ pub fn health_name(status: i32) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::VERSION;
 
     /// A server's side of the conversation, frame by frame.
     #[derive(Default)]
@@ -700,9 +708,12 @@ mod tests {
             (Duration::from_secs(100), "100000m"),
             (Duration::from_secs(100_000), "100000S"),
             (Duration::from_secs(10_000_000_000), "2777777H"),
+            (Duration::MAX, "5124095H"),
         ];
         for (d, want) in cases {
-            assert_eq!(timeout_value(d), want);
+            let mut out = Vec::new();
+            push_timeout(&mut out, d);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
         }
     }
 
