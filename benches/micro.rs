@@ -3,16 +3,16 @@
 //! answers and one lookup.
 
 use std::hint::black_box;
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use std::time::Instant;
 
 use healthcheck::check::{self, Check, Reason, Verdict};
 use healthcheck::dns::{self, message, Lookup, ResolvConf};
+use healthcheck::grpc;
 use healthcheck::http::{self, Connection, Method, Parse};
 use healthcheck::metrics::Metrics;
 use healthcheck::probe::{Action, Probe};
-use std::time::{Duration, SystemTime};
 
 /// What kubelet's HTTP prober sends.
 const KUBELET_PROBE: &[u8] = b"GET /all HTTP/1.1\r\nHost: 10.1.2.3:8081\r\nUser-Agent: kube-probe/1.31\r\n\
@@ -53,14 +53,33 @@ fn inbound(c: &mut Criterion) {
 fn outbound(c: &mut Criterion) {
     let check = &checks(1)[0];
     let mut probe = Probe::default();
+    let now = Instant::now();
     c.bench_function("probe/one round of one check", |b| {
         b.iter(|| {
             // The engine's sequence for a healthy endpoint, sockets aside.
-            assert!(matches!(probe.start(&check.addrs), Action::Connect(_)));
-            assert_eq!(probe.connected(check), Action::Send);
+            assert!(matches!(probe.start(&check.addrs, now), Action::Connect(_)));
+            assert_eq!(probe.connected(check, now), Action::Send);
             let n = probe.output(check).len();
             assert_eq!(probe.wrote(check, n), Action::Receive);
             probe.received(check, black_box(UPSTREAM_OK))
+        })
+    });
+}
+
+fn grpc_call(c: &mut Criterion) {
+    // A grpc-go server's SERVING answer: SETTINGS, WINDOW_UPDATE, PING,
+    // Huffman-coded headers, the message, the trailers.
+    const ANSWER: &[u8] = include_bytes!("../tests/grpc/responses/go-serving.h2");
+    let request = grpc::Request::new(b"127.0.0.1:9090", b"", &[]).expect("a request");
+    let mut call = grpc::Call::default();
+    let now = Instant::now();
+    c.bench_function("grpc/one call, start to verdict", |b| {
+        b.iter(|| {
+            call.start(now + Duration::from_secs(1));
+            assert_eq!(call.connected(&request, now), Action::Send);
+            let n = call.output().len();
+            assert_eq!(call.wrote(n), Action::Receive);
+            call.received(black_box(ANSWER))
         })
     });
 }
@@ -141,5 +160,5 @@ fn exposition(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, inbound, outbound, aggregation, resolution, exposition);
+criterion_group!(benches, inbound, outbound, grpc_call, aggregation, resolution, exposition);
 criterion_main!(benches);

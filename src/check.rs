@@ -1,5 +1,5 @@
-//! A check: a name and a target (an http URL or a tcp host:port), and the
-//! verdict a probe of it reaches.
+//! A check: a name and a target (an http URL, a tcp host:port or a gRPC
+//! health service), and the verdict a probe of it reaches.
 
 use std::fmt;
 use std::io;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::dns;
 use crate::location;
 use crate::log::Shown;
-use crate::VERSION;
+use crate::{grpc, VERSION};
 
 /// Longest check name: a DNS label, so names fit wherever Kubernetes names do.
 const MAX_NAME: usize = 63;
@@ -23,6 +23,8 @@ pub enum Kind {
     Tcp,
     /// `POST` with an empty body (a completion callback); no redirects.
     Post,
+    /// A grpc.health.v1 Check call over h2c; pass on SERVING.
+    Grpc,
 }
 
 #[derive(Clone, Debug)]
@@ -43,6 +45,8 @@ pub struct Check {
     pub headers: Vec<(String, String)>,
     /// The request bytes, built once so a round formats nothing.
     pub request: Vec<u8>,
+    /// The gRPC call of a `grpc://` check, built once too.
+    pub grpc: grpc::Request,
 }
 
 /// Why a check failed: short, stable texts for `/all` and the logs.
@@ -71,6 +75,12 @@ pub enum Reason {
     UnsupportedScheme,
     /// The name gave no address.
     Dns(dns::Failure),
+    /// A gRPC health answer other than SERVING.
+    Health(i32),
+    /// A gRPC status other than OK, and its message (escaped, cut short).
+    GrpcStatus(u32, String),
+    GoAway,
+    StreamReset,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +129,22 @@ impl fmt::Display for Reason {
             Reason::InvalidLocation => f.write_str("invalid Location header"),
             Reason::UnsupportedScheme => f.write_str("redirect to an unsupported scheme"),
             Reason::Dns(failure) => write!(f, "dns: {failure}"),
+            Reason::Health(status) => match crate::grpc::health_name(*status) {
+                Some(name) => f.write_str(name),
+                None => write!(f, "health status {status}"),
+            },
+            Reason::GrpcStatus(code, message) => {
+                match crate::grpc::status_name(*code) {
+                    Some(name) => write!(f, "grpc status {name}")?,
+                    None => write!(f, "grpc status {code}")?,
+                }
+                if !message.is_empty() {
+                    write!(f, ": {message}")?;
+                }
+                Ok(())
+            }
+            Reason::GoAway => f.write_str("goaway"),
+            Reason::StreamReset => f.write_str("stream reset"),
         }
     }
 }
@@ -199,18 +225,25 @@ impl fmt::Display for CheckError {
 }
 
 impl Check {
-    /// Parses `[NAME=]URL` for a probe (`http://` or `tcp://`). Only an IP
-    /// literal or `localhost` gets its addresses here: a name is resolved
-    /// each round, never at startup.
+    /// Parses `[NAME=]URL` for a probe (`http://`, `tcp://` or `grpc://`).
+    /// Only an IP literal or `localhost` gets its addresses here: a name is
+    /// resolved each round, never at startup.
     pub fn parse(arg: &str) -> Result<Check, CheckError> {
         let (name, text) = split_name(arg)?;
-        let url = parse_url(text, &["http", "tcp"])?;
-        let kind = if url.target.scheme == b"tcp" { Kind::Tcp } else { Kind::Http };
+        let url = parse_url(text, &["http", "tcp", "grpc"])?;
+        let kind = match &url.target.scheme[..] {
+            b"tcp" => Kind::Tcp,
+            b"grpc" => Kind::Grpc,
+            _ => Kind::Http,
+        };
         let mut check = Check::new(String::new(), url, kind);
         check.name = match name {
             Some(name) => name.to_string(),
             None => check.default_name(),
         };
+        if kind == Kind::Grpc {
+            check.grpc_request()?;
+        }
         Ok(check)
     }
 
@@ -231,7 +264,17 @@ impl Check {
             ],
             None => Vec::new(),
         };
-        let mut check = Check { name, kind, addrs, port, host, target, headers: Vec::new(), request: Vec::new() };
+        let mut check = Check {
+            name,
+            kind,
+            addrs,
+            port,
+            host,
+            target,
+            headers: Vec::new(),
+            request: Vec::new(),
+            grpc: grpc::Request::default(),
+        };
         check.build_request();
         check
     }
@@ -248,7 +291,22 @@ impl Check {
         self.request = match self.kind {
             Kind::Tcp => Vec::new(),
             Kind::Http | Kind::Post => self.request_to(&self.target, self.host_override(), None, true),
+            Kind::Grpc => {
+                // `parse` and `--header` checked that it builds.
+                self.grpc = self.grpc_request().unwrap_or_default();
+                Vec::new()
+            }
         };
+    }
+
+    /// The gRPC call of a `grpc://` check: the service its URL names and
+    /// the `--header` fields as metadata; Err when the URL's query is not
+    /// `service=NAME` or the request cannot fit one HTTP/2 frame.
+    pub fn grpc_request(&self) -> Result<grpc::Request, CheckError> {
+        let shown = || String::from_utf8_lossy(&self.target.to_text()).into_owned();
+        let service = grpc_service(&self.target).map_err(|why| CheckError(format!("{why}: '{}'", Shown(&shown()))))?;
+        grpc::Request::new(&self.target.host, &service, &self.headers)
+            .map_err(|e| CheckError(format!("{e}: '{}'", Shown(&shown()))))
     }
 
     /// A `Host` given with `--header`, which kubelet sends instead of the
@@ -340,10 +398,13 @@ impl Check {
     }
 
     /// Whether two checks probe the same thing the same way: the same kind,
-    /// request bytes and default name (host, port, path and query; not the
+    /// request (HTTP or gRPC) and default name (host, port, path and query; not the
     /// fragment, which is never sent, nor a tcp URL's empty path).
     pub fn same_target(&self, other: &Check) -> bool {
-        self.kind == other.kind && self.request == other.request && self.default_name() == other.default_name()
+        self.kind == other.kind
+            && self.request == other.request
+            && self.grpc == other.grpc
+            && self.default_name() == other.default_name()
     }
 
     /// The name of an unnamed check: its URL without the scheme, in the
@@ -355,17 +416,20 @@ impl Check {
             Some(SocketAddr::V6(a)) if self.target.host.starts_with(b"[") => format!("[{}]", a.ip()),
             _ => self.host.clone(),
         };
-        if self.kind == Kind::Tcp || self.port != 80 {
+        let http = matches!(self.kind, Kind::Http | Kind::Post);
+        if !http || self.port != 80 {
             name.push(':');
             name.push_str(&self.port.to_string());
         }
-        if self.kind != Kind::Tcp {
+        if http {
             let path = location::remove_dots(&self.target.path, b"");
             push_encoded(&mut name, if path.is_empty() { b"/" } else { &path }, b"\"<>`{}");
-            if self.target.force_query || !self.target.query.is_empty() {
-                name.push('?');
-                push_encoded(&mut name, &self.target.query, b"\"<>'");
-            }
+        }
+        let query = self.target.force_query || !self.target.query.is_empty();
+        if query && self.kind != Kind::Tcp {
+            name.push('?');
+            // `'` only in an http query, as the standard has it.
+            push_encoded(&mut name, &self.target.query, if http { b"\"<>'" } else { b"\"<>" });
         }
         name
     }
@@ -450,15 +514,18 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
         return Err(CheckError(format!("credentials in URL are not supported: '{shown}'")));
     }
     let port = match target.port() {
-        b"" if scheme == "tcp" => return Err(CheckError(format!("tcp URL without port: '{shown}'"))),
+        b"" if scheme != "http" => return Err(CheckError(format!("{scheme} URL without port: '{shown}'"))),
         b"" => 80,
         digits => std::str::from_utf8(digits)
             .ok()
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| invalid(": invalid port number"))?,
     };
-    if scheme == "tcp" && (!matches!(&target.path[..], b"" | b"/") || target.force_query || !target.query.is_empty()) {
-        return Err(CheckError(format!("tcp URL takes no path or query: '{shown}'")));
+    if scheme != "http" && (!matches!(&target.path[..], b"" | b"/") || !target.fragment.is_empty()) {
+        return Err(CheckError(format!("{scheme} URL takes no path or fragment: '{shown}'")));
+    }
+    if scheme == "tcp" && (target.force_query || !target.query.is_empty()) {
+        return Err(CheckError(format!("tcp URL takes no query: '{shown}'")));
     }
     // A name the resolver can ask for, or an IP literal in its plain form.
     // A host ending in a number is meant as IPv4 (as the URL standard reads
@@ -476,6 +543,19 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
         return Err(invalid(": invalid host name"));
     };
     Ok(ParsedUrl { target, host, port, ip })
+}
+
+/// The service a `grpc://` URL names: `?service=NAME`, percent-decoded;
+/// empty (the server as a whole) without a query. Nothing else is allowed.
+fn grpc_service(url: &location::Url) -> Result<Vec<u8>, &'static str> {
+    if !url.force_query && url.query.is_empty() {
+        return Ok(Vec::new());
+    }
+    let value = url.query.strip_prefix(b"service=").ok_or("grpc URL takes only ?service=NAME")?;
+    if value.contains(&b'&') {
+        return Err("grpc URL takes only ?service=NAME");
+    }
+    grpc::percent_decode(value).filter(|v| std::str::from_utf8(v).is_ok()).ok_or("invalid service name in URL")
 }
 
 /// Go's `CanonicalMIMEHeaderKey` for a valid field name: upper case at the
@@ -548,6 +628,17 @@ mod tests {
         assert_eq!(c.name, "[::1]:5432");
         let c = Check::parse("http://[::1]:8080/").unwrap();
         assert!(String::from_utf8(c.request).unwrap().contains("Host: [::1]:8080\r\n"));
+        let c = Check::parse("grpc://127.0.0.1:9090").unwrap();
+        assert_eq!((c.name.as_str(), c.kind), ("127.0.0.1:9090", Kind::Grpc));
+        assert_eq!(c.grpc, grpc::Request::new(b"127.0.0.1:9090", b"", &[]).unwrap());
+        let c = Check::parse("orders=grpc://[::1]:9090/?service=orders.v1%2FOrders%20x+y").unwrap();
+        assert_eq!((c.name.as_str(), c.kind), ("orders", Kind::Grpc));
+        assert_eq!(c.grpc, grpc::Request::new(b"[::1]:9090", b"orders.v1/Orders x+y", &[]).unwrap());
+        let c = Check::parse("grpc://localhost:9090?service=").unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.grpc),
+            ("localhost:9090?service=", grpc::Request::new(b"localhost:9090", b"", &[]).unwrap())
+        );
     }
 
     /// Spellings of one URL share a default name, in the URL standard's
@@ -563,6 +654,7 @@ mod tests {
             ("http://h/caf\u{e9}", "h/caf%C3%A9"),
             ("http://[0:0::1]:80/", "[::1]/"),
             ("tcp://DB.example:5432/", "db.example:5432"),
+            ("grpc://H:80/?service=a b'c", "h:80?service=a%20b'c"),
         ];
         for (url, name) in cases {
             assert_eq!(Check::parse(url).unwrap().name, name, "{url}");
@@ -601,6 +693,18 @@ mod tests {
             ("http://a!b/", "invalid host name"),
             ("http://caf\u{e9}/", "invalid host name"),
             ("http://a b/", "invalid URL"),
+            ("grpc://localhost", "grpc URL without port"),
+            ("grpc://localhost:1/grpc.health.v1.Health", "no path"),
+            ("grpc://localhost:1#x", "no path or fragment"),
+            ("grpc://u@localhost:1", "credentials"),
+            ("grpc://localhost:1?svc=a", "only ?service=NAME"),
+            ("grpc://localhost:1?service=a&service=b", "only ?service=NAME"),
+            ("grpc://localhost:1?service=a&x=1", "only ?service=NAME"),
+            ("grpc://localhost:1?", "only ?service=NAME"),
+            ("grpc://localhost:1?service=%zz", "invalid service name"),
+            ("grpc://localhost:1?service=%ff", "invalid service name"),
+            ("tcp://localhost:1?a", "no query"),
+            ("tcp://localhost:1#x", "no path or fragment"),
         ];
         for (arg, want) in cases {
             let err = Check::parse(arg).unwrap_err().0;

@@ -18,7 +18,8 @@ Usage:
   healthcheck check [OPTIONS] CHECK...       probe once, print verdicts, exit 0 or 1
   healthcheck run [OPTIONS] -- COMMAND...    wait for checks, run COMMAND, call back
 
-CHECK is [NAME=]URL with URL http://host[:port]/path[?query] or tcp://host:port.
+CHECK is [NAME=]URL with URL http://host[:port]/path[?query], tcp://host:port
+or grpc://host:port[?service=NAME] (gRPC health, SERVING passes).
 An unnamed check is named after its URL without the scheme; repeats are one check.
 Durations as in Go: 500ms, 3s, 1.5s, 1m30s, 2h45m; a bare number is seconds.
 The original form listens on IPv4 only: for IPv6 use serve --listen [::]:PORT.
@@ -509,7 +510,14 @@ fn apply_headers(checks: &mut [Check], headers: &[String]) -> Result<(), UsageEr
         if check.kind == crate::check::Kind::Tcp {
             return Err(bad("a tcp check sends no request"));
         }
+        let grpc = check.kind == crate::check::Kind::Grpc;
+        if grpc && crate::grpc::reserved(name) {
+            return Err(bad("the gRPC call sets this field itself"));
+        }
         check.add_header(name, value);
+        if grpc {
+            check.grpc_request().map_err(|e| bad(&e.0))?;
+        }
     }
     Ok(())
 }

@@ -247,7 +247,7 @@ impl Engine {
     fn start_probe(&mut self, i: usize, check: &Check, addrs: &[SocketAddr], registry: &Registry, now: Instant) {
         let slot = &mut self.slots[i];
         slot.resolving = false;
-        let action = slot.probe.start(addrs);
+        let action = slot.probe.start(addrs, self.deadline.unwrap_or(now));
         if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch, now) {
             self.pending -= 1;
         }
@@ -316,7 +316,7 @@ impl Engine {
         let action = if slot.probe.is_connecting() {
             match connect_result(stream) {
                 None => return true, // spurious: still connecting
-                Some(Ok(())) => slot.probe.connected(check),
+                Some(Ok(())) => slot.probe.connected(check, now),
                 Some(Err(e)) => slot.probe.connect_failed(&e),
             }
         } else {

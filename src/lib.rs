@@ -9,6 +9,7 @@ pub mod cli;
 pub mod digits;
 pub mod dns;
 pub mod engine;
+pub mod grpc;
 pub mod http;
 pub mod json;
 pub mod location;

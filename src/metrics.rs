@@ -80,6 +80,7 @@ impl ReasonClass {
             | Reason::InvalidLocation
             | Reason::UnsupportedScheme => ReasonClass::Redirects,
             Reason::Dns(_) => ReasonClass::Dns,
+            Reason::Health(_) | Reason::GrpcStatus(..) | Reason::GoAway | Reason::StreamReset => ReasonClass::Grpc,
             Reason::Connect(..) | Reason::Io(..) => ReasonClass::Other,
         }
     }
@@ -636,6 +637,10 @@ mod tests {
             (Reason::TooManyTransferEncodings, "invalid"),
             (Reason::Connect(std::io::ErrorKind::Other, Some(libc::EHOSTUNREACH)), "other"),
             (Reason::Io(std::io::ErrorKind::Other, None), "other"),
+            (Reason::Health(2), "grpc"),
+            (Reason::GrpcStatus(12, String::new()), "grpc"),
+            (Reason::GoAway, "grpc"),
+            (Reason::StreamReset, "grpc"),
         ];
         for (reason, want) in cases {
             assert_eq!(ReasonClass::of(&reason).as_str(), want, "{reason:?}");

@@ -5,9 +5,10 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::check::{Check, Kind, Reason, Verdict};
+use crate::grpc;
 use crate::location;
 use crate::response::{BodyReader, Framing, Head, HeadReader, Progress};
 
@@ -46,6 +47,8 @@ enum State {
         reader: BodyReader,
         follow: bool,
     },
+    /// A `grpc://` check's call, which owns the connection from here on.
+    Grpc,
     Done,
 }
 
@@ -83,16 +86,20 @@ pub struct Probe {
     sent: usize,
     head: HeadReader,
     status: u16,
+    grpc: grpc::Call,
 }
 
 impl Probe {
-    /// The first step: connect to the first of `addrs`.
-    pub fn start(&mut self, addrs: &[SocketAddr]) -> Action {
+    /// The first step: connect to the first of `addrs`. The probe must
+    /// reach its verdict by `deadline`.
+    pub fn start(&mut self, addrs: &[SocketAddr], deadline: Instant) -> Action {
         let (mut head, mut kept) = (std::mem::take(&mut self.head), std::mem::take(&mut self.addrs));
         head.reset();
         kept.clear();
         kept.extend_from_slice(addrs);
-        *self = Probe { head, addrs: kept, body_fields: true, ..Probe::default() };
+        let mut grpc = std::mem::take(&mut self.grpc);
+        grpc.start(deadline);
+        *self = Probe { head, addrs: kept, body_fields: true, grpc, ..Probe::default() };
         self.next_connect()
     }
 
@@ -102,6 +109,8 @@ impl Probe {
             State::Connecting => None,
             State::Sending => Some(Action::Send),
             State::Head | State::Body { .. } => Some(Action::Receive),
+            State::Grpc if self.grpc.sending() => Some(Action::Send),
+            State::Grpc => Some(Action::Receive),
             State::Done => None,
         }
     }
@@ -130,10 +139,15 @@ impl Probe {
         self.next_connect()
     }
 
-    /// The connection is established.
-    pub fn connected(&mut self, check: &Check) -> Action {
-        if check.kind == Kind::Tcp {
-            return self.finish(Verdict::Pass);
+    /// The connection is established at `now`.
+    pub fn connected(&mut self, check: &Check, now: Instant) -> Action {
+        match check.kind {
+            Kind::Tcp => return self.finish(Verdict::Pass),
+            Kind::Grpc => {
+                self.state = State::Grpc;
+                return self.grpc.connected(&check.grpc, now);
+            }
+            Kind::Http | Kind::Post => {}
         }
         self.state = State::Sending;
         self.sent = 0;
@@ -143,6 +157,9 @@ impl Probe {
 
     /// The request bytes still to write.
     pub fn output<'a>(&'a self, check: &'a Check) -> &'a [u8] {
+        if matches!(self.state, State::Grpc) {
+            return self.grpc.output();
+        }
         let request = match &self.redirect {
             Some(hop) => &hop.request,
             None => &check.request,
@@ -151,6 +168,10 @@ impl Probe {
     }
 
     pub fn wrote(&mut self, check: &Check, n: usize) -> Action {
+        if matches!(self.state, State::Grpc) {
+            let action = self.grpc.wrote(n);
+            return self.grpc_step(action);
+        }
         self.sent += n;
         if self.output(check).is_empty() {
             self.state = State::Head;
@@ -170,8 +191,20 @@ impl Probe {
                 Err(reason) => self.finish(Verdict::Fail(reason)),
             },
             State::Body { .. } => self.on_body(data),
+            State::Grpc => {
+                let action = self.grpc.received(data);
+                self.grpc_step(action)
+            }
             _ => Action::Receive,
         }
+    }
+
+    /// Notes the end of a gRPC call.
+    fn grpc_step(&mut self, action: Action) -> Action {
+        if matches!(action, Action::Done(_)) {
+            self.state = State::Done;
+        }
+        action
     }
 
     /// The peer closed its side.
@@ -183,12 +216,20 @@ impl Probe {
                 Err(reason) => self.fail_after_status(reason),
             },
             State::Done => Action::Receive,
+            State::Grpc => {
+                let action = self.grpc.eof();
+                self.grpc_step(action)
+            }
             _ => self.finish(Verdict::Fail(Reason::Closed)),
         }
     }
 
     /// A read or write failed.
     pub fn io_failed(&mut self, err: &io::Error) -> Action {
+        if matches!(self.state, State::Grpc) {
+            let action = self.grpc.io_failed(err);
+            return self.grpc_step(action);
+        }
         // Go ignores errors while draining a redirect's body.
         if matches!(self.state, State::Body { follow: true, .. }) {
             return self.follow();
@@ -198,6 +239,10 @@ impl Probe {
 
     /// The round's deadline passed before a verdict.
     pub fn timed_out(&mut self, after: Duration) -> Verdict {
+        if matches!(self.state, State::Grpc) {
+            self.state = State::Done;
+            return self.grpc.timed_out(after);
+        }
         match self.fail_after_status(Reason::Timeout(after)) {
             Action::Done(verdict) => verdict,
             _ => unreachable!("fail_after_status always finishes"),
@@ -345,8 +390,8 @@ mod tests {
     /// Drives a probe to the point of reading, as the engine would.
     fn reading(c: &Check) -> Probe {
         let mut p = Probe::default();
-        assert!(matches!(p.start(&c.addrs), Action::Connect(_)));
-        assert_eq!(p.connected(c), Action::Send);
+        assert!(matches!(p.start(&c.addrs, Instant::now()), Action::Connect(_)));
+        assert_eq!(p.connected(c, Instant::now()), Action::Send);
         let n = p.output(c).len();
         assert_eq!(p.wrote(c, n), Action::Receive);
         p
@@ -474,7 +519,7 @@ mod tests {
 
     /// Completes the connect and the write of a followed redirect.
     fn resend(p: &mut Probe, c: &Check) -> String {
-        assert_eq!(p.connected(c), Action::Send);
+        assert_eq!(p.connected(c, Instant::now()), Action::Send);
         let request = String::from_utf8(p.output(c).to_vec()).unwrap();
         let n = p.output(c).len();
         assert_eq!(p.wrote(c, n), Action::Receive);
@@ -578,7 +623,7 @@ mod tests {
         c.add_header("Content-Type", "text/plain");
         c.add_header("X-Token", "t");
         let mut p = Probe::default();
-        p.start(&c.addrs);
+        p.start(&c.addrs, Instant::now());
         let first = resend(&mut p, &c);
         assert!(first.contains("Host: vhost.example\r\n") && first.contains("X-Token: t\r\n"), "{first}");
         // 307, relative: the given Host and the body fields stay.
@@ -628,8 +673,8 @@ mod tests {
     fn tcp_passes_on_connect_and_timeouts_keep_the_status() {
         let c = check("tcp://127.0.0.1:5432");
         let mut p = Probe::default();
-        p.start(&c.addrs);
-        assert_eq!(p.connected(&c), Action::Done(Verdict::Pass));
+        p.start(&c.addrs, Instant::now());
+        assert_eq!(p.connected(&c, Instant::now()), Action::Done(Verdict::Pass));
 
         let c = check("http://127.0.0.1:8080/");
         let mut p = reading(&c);
@@ -643,8 +688,8 @@ mod tests {
     fn partial_writes_resume() {
         let c = check("http://127.0.0.1:8080/");
         let mut p = Probe::default();
-        p.start(&c.addrs);
-        p.connected(&c);
+        p.start(&c.addrs, Instant::now());
+        p.connected(&c, Instant::now());
         let total = p.output(&c).len();
         assert_eq!(p.wrote(&c, 3), Action::Send);
         assert_eq!(p.output(&c).len(), total - 3);

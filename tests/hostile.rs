@@ -9,7 +9,7 @@ mod fuzz;
 
 use std::io::Write as _;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{assert_common_headers, Behaviour, Daemon, Stub};
 use fuzz::mutate::{mutate, Rng};
@@ -303,8 +303,8 @@ fn logfmt_validator_rejects_forgeries() {
 fn probe_once(url: &str, response: &[u8]) -> String {
     let check = Check::parse(url).unwrap();
     let mut probe = Probe::default();
-    assert!(matches!(probe.start(&check.addrs), Action::Connect(_)));
-    assert_eq!(probe.connected(&check), Action::Send);
+    assert!(matches!(probe.start(&check.addrs, Instant::now()), Action::Connect(_)));
+    assert_eq!(probe.connected(&check, Instant::now()), Action::Send);
     let n = probe.output(&check).len();
     assert_eq!(probe.wrote(&check, n), Action::Receive);
     let action = match probe.received(&check, response) {
@@ -315,7 +315,7 @@ fn probe_once(url: &str, response: &[u8]) -> String {
         Action::Done(Verdict::Pass) => "pass".to_string(),
         Action::Done(Verdict::Fail(reason)) => reason.to_string(),
         Action::Connect(addr) => {
-            assert_eq!(probe.connected(&check), Action::Send);
+            assert_eq!(probe.connected(&check, Instant::now()), Action::Send);
             let request = String::from_utf8(probe.output(&check).to_vec()).unwrap();
             format!("follow {addr} {}", request.lines().next().unwrap())
         }

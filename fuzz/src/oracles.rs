@@ -4,10 +4,12 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt as _;
+use std::time::{Duration, Instant};
 
 use healthcheck::check::{Check, DisplayDuration, Kind, Reason, Verdict};
 use healthcheck::cli::{self, Command};
 use healthcheck::dns::{self, message, Hosts, Lookup, ResolvConf};
+use healthcheck::grpc::{self, h2, hpack, proto};
 use healthcheck::http::{self, Connection, Method, Parse, Route};
 use healthcheck::json;
 use healthcheck::metrics::{Handler, Metrics};
@@ -259,14 +261,14 @@ pub fn response(data: &[u8]) {
 /// `cut(bytes left)`: the addresses, requests and the verdict.
 fn transcript(probe: &mut Probe, check: &Check, data: &[u8], cut: &mut dyn FnMut(usize) -> usize) -> Vec<String> {
     let mut steps = Vec::new();
-    let mut action = probe.start(&check.addrs);
+    let mut action = probe.start(&check.addrs, Instant::now());
     for _hop in 0..=probe::MAX_REDIRECTS {
         let Action::Connect(addr) = action else {
             panic!("expected a connect, got {action:?}");
         };
         assert!(check.addrs.iter().any(|a| a.ip() == addr.ip()), "redirected to another host: {addr}");
         steps.push(format!("connect {addr}"));
-        action = probe.connected(check);
+        action = probe.connected(check, Instant::now());
         if check.kind == Kind::Tcp {
             assert_eq!(action, Action::Done(Verdict::Pass));
             return steps;
@@ -324,6 +326,83 @@ fn check_verdict(verdict: &Verdict) {
         Verdict::Fail(Reason::Status(code)) => assert!(!probe::passes(*code), "status {code} fails"),
         Verdict::Fail(Reason::Timeout(_)) => panic!("no deadline passed"),
         _ => {}
+    }
+}
+
+/// The gRPC call's response path: HTTP/2 frames, HPACK, gRPC message
+/// framing and protobuf. The verdict is the same whole, byte by byte, in
+/// random pieces and with a reused call; what the call holds stays within
+/// its bounds and what it writes back (SETTINGS and PING acknowledgements)
+/// within what it read; a reason is printable. The HPACK decoder and the
+/// protobuf reader take the bytes on their own too.
+pub fn grpc(data: &[u8]) {
+    let request = grpc::Request::new(b"127.0.0.1:9090", b"orders.v1.Orders", &[]).expect("a request");
+    let mut call = grpc::Call::default();
+    let whole = grpc_transcript(&mut call, &request, data, &mut |left| left);
+    let reused = grpc_transcript(&mut call, &request, data, &mut |left| left);
+    assert_eq!(whole, reused, "a reused call reaches another verdict");
+    let mut seed = data.iter().take(8).fold(data.len() as u64, |h, &b| h.rotate_left(8) ^ u64::from(b)) | 1;
+    let pieces = grpc_transcript(&mut grpc::Call::default(), &request, data, &mut |left| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        1 + (seed as usize) % left.max(1)
+    });
+    assert_eq!(whole, pieces, "cut in pieces");
+    if data.len() <= 4096 {
+        let bytes = grpc_transcript(&mut grpc::Call::default(), &request, data, &mut |_| 1);
+        assert_eq!(whole, bytes, "byte by byte");
+    }
+    let mut decoder = hpack::Decoder::new();
+    let _ = decoder.decode(data, |_, _| {});
+    assert!(decoder.table_size() <= hpack::TABLE_SIZE, "table of {}", decoder.table_size());
+    let _ = proto::read_status(data);
+}
+
+/// What the call holds at most: one partial frame, one header block, one
+/// message with its prefix, and a `grpc-message` to show.
+const GRPC_BOUND: usize = h2::HEADER_LEN + h2::MAX_FRAME + grpc::MAX_BLOCK + 5 + grpc::MAX_MESSAGE + 256;
+
+/// A call fed `data` as the server's side, in pieces of `cut(bytes left)`,
+/// then the end of the connection: its verdict.
+fn grpc_transcript(
+    call: &mut grpc::Call,
+    request: &grpc::Request,
+    data: &[u8],
+    cut: &mut dyn FnMut(usize) -> usize,
+) -> String {
+    let now = Instant::now();
+    call.start(now + Duration::from_secs(1));
+    let mut action = call.connected(request, now);
+    let (mut written, mut first) = (0, None);
+    let mut rest = data;
+    loop {
+        action = match action {
+            Action::Send => {
+                let n = call.output().len();
+                written += n;
+                first.get_or_insert(n);
+                call.wrote(n)
+            }
+            Action::Receive if rest.is_empty() => call.eof(),
+            Action::Receive => {
+                let n = cut(rest.len()).clamp(1, rest.len());
+                let action = call.received(&rest[..n]);
+                rest = &rest[n..];
+                assert!(call.buffered() <= GRPC_BOUND, "holds {} octets", call.buffered());
+                action
+            }
+            Action::Done(verdict) => {
+                assert!(written <= first.unwrap_or(0) + data.len(), "wrote {written} for {} read", data.len());
+                if let Verdict::Fail(reason) = &verdict {
+                    let text = reason.to_string();
+                    assert!(text.len() <= 200 && text.bytes().all(|b| (b' '..=b'~').contains(&b)), "{text:?}");
+                    assert!(!matches!(reason, Reason::Timeout(_) | Reason::Status(200)), "{reason:?}");
+                }
+                return format!("{verdict:?}");
+            }
+            Action::Connect(addr) => panic!("a call never connects: {addr}"),
+        };
     }
 }
 
@@ -422,12 +501,29 @@ pub const DNS_SEEDS: &[&[u8]] = &[
     b"\x03127.0.0.1 localhost\n10.1.2.3\tdb.example db # pod\n::1 ip6-localhost\n",
 ];
 
+/// Answers captured from grpc-go and Python grpcio, and hostile ones.
+pub const GRPC_SEEDS: &[&[u8]] = &[
+    include_bytes!("../../tests/grpc/responses/go-serving.h2"),
+    include_bytes!("../../tests/grpc/responses/py-serving.h2"),
+    include_bytes!("../../tests/grpc/responses/go-notfound.h2"),
+    include_bytes!("../../tests/grpc/responses/py-notfound.h2"),
+    include_bytes!("../../tests/grpc/responses/go-unimplemented.h2"),
+    // SETTINGS; padded HEADERS opening with a table size update, without
+    // END_HEADERS; a CONTINUATION with an indexed Huffman value; padded
+    // DATA; a PING; the trailers. SERVING.
+    b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x05\x01\x08\x00\x00\x00\x01\x02\x20\x88\x00\x00\x00\x00\x0d\x09\x04\x00\x00\x00\x01\x5f\x8b\x1du\xd0b\x0d\x26\x3dLMed\x00\x00\x0a\x00\x08\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x01\x00\x00\x00\x00\x08\x06\x00\x00\x00\x00\x00pingpong\x00\x00\x0f\x01\x05\x00\x00\x00\x01\x40\x0bgrpc-status\x010",
+    b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x08\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02",
+    b"HTTP/1.1 400 Bad Request\r\n\r\n",
+];
+
 pub const CLI_SEEDS: &[&[u8]] = &[
     b"8081\x003\x00http://localhost:8080/healthz",
     b"serve\x00--listen=[::1]:9000\x00--timeout\x00500ms\x00app=http://127.0.0.1/h?x=1\x00db=tcp://[::1]:5432",
     b"check\x00--quiet\x00--timeout=18446744073709551615ms\x00http://localhost/",
     b"run\x00--istio\x00--wait-timeout\x002m\x00--on-exit\x00http://127.0.0.1:1/done\x00--\x00job\x00--flag",
     b"serve\x00-x\nforged\x00http://localhost/",
+    b"check\x00grpc://127.0.0.1:9090?service=a%2Fb\x00orders=grpc://[::1]:1/?service=\x00grpc://h:1?service=a&x",
+    b"check\x00--header\x00g=Authorization: Bearer t\x00--header\x00g=grpc-encoding: gzip\x00g=grpc://127.0.0.1:1",
     b"check\x00--header\x00a=Host: h\x00--header=a=X-T: 1\x00a=http://127.0.0.1/x\x00--header\x00127.0.0.1/y=Accept:",
     b"run\x00--wait\x00http://localhost/w\x00--header\x00localhost/w=User-Agent: u\x00--\x00true",
 ];

@@ -1,0 +1,50 @@
+//! The gRPC server of the gRPC round figure: tests/grpc/health_server.go
+//! (grpc-go), built in GOPATH mode with Debian's Go, killed when dropped.
+
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::binaries::root;
+
+const GO: &str = "/usr/bin/go";
+const GOPATH: &str = "/usr/share/gocode";
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+/// Builds the server into `dir` and starts it; Err says what is missing.
+pub fn start(dir: &Path) -> io::Result<Server> {
+    if !Path::new(GO).exists() || !Path::new(GOPATH).join("src/google.golang.org/grpc/health").exists() {
+        return Err(io::Error::other("Debian's golang-go and golang-google-grpc-dev not installed"));
+    }
+    let program = dir.join("grpc-health-server");
+    let built = Command::new(GO)
+        .args(["build", "-o"])
+        .arg(&program)
+        .arg(root().join("tests/grpc/health_server.go"))
+        .env("GOPATH", GOPATH)
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "")
+        .env("GOCACHE", std::env::temp_dir().join("healthcheck-go-cache"))
+        .status()?;
+    if !built.success() {
+        return Err(io::Error::other(format!("go build of the gRPC server failed ({built})")));
+    }
+    let mut child = Command::new(&program).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?).read_line(&mut line)?;
+    let port = line.trim().strip_prefix("port ").and_then(|p| p.parse().ok());
+    let mut server = Server { child, port: 0 };
+    server.port = port.ok_or_else(|| io::Error::other(format!("gRPC server said {line:?}")))?;
+    Ok(server)
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
