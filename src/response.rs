@@ -69,12 +69,44 @@ fn trim(s: &[u8]) -> &[u8] {
     &s[start..end.max(start)]
 }
 
+/// [`CLASS`] bits: a byte of a field name (a token byte, or a space Go
+/// lets a name end in), of a token, of a field value.
+const NAME: u8 = 1;
+const TOKEN: u8 = 2;
+const VALUE: u8 = 4;
+
+/// Every byte's classes, so a head line costs one load per byte and class
+/// instead of a search of the token punctuation (the bytes kubelet's
+/// client reads every probe).
+const CLASS: [u8; 256] = {
+    let mut class = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let token = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            );
+        let value = c == b'\t' || c == b' ' || (c >= 0x21 && c < 0x7f) || c >= 0x80;
+        class[b] = if token {
+            NAME | TOKEN
+        } else if c == b' ' {
+            NAME
+        } else {
+            0
+        } | if value { VALUE } else { 0 };
+        b += 1;
+    }
+    class
+};
+
 fn token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    CLASS[usize::from(b)] & TOKEN != 0
 }
 
 fn value_byte(b: u8) -> bool {
-    b == b'\t' || b == b' ' || (0x21..0x7f).contains(&b) || b >= 0x80
+    CLASS[usize::from(b)] & VALUE != 0
 }
 
 impl Fields {
@@ -100,24 +132,21 @@ impl Fields {
         }
         self.finish();
         self.started = true;
-        let line = trim(line);
-        let colon = line.iter().position(|&b| b == b':').ok_or(Reason::Invalid)?;
+        // The line starts with no space, and a trailing one is a value
+        // byte: the name and the checks are those of the trimmed line.
+        // One pass finds the colon and checks the name before it.
+        let colon = line.iter().position(|&b| CLASS[usize::from(b)] & NAME == 0).ok_or(Reason::Invalid)?;
         let (name, value) = (&line[..colon], &line[colon + 1..]);
-        if name.is_empty() || !name.iter().all(|&b| token_byte(b) || b == b' ') {
-            return Err(Reason::Invalid);
-        }
-        if !value.iter().all(|&b| value_byte(b)) {
+        if line[colon] != b':' || name.is_empty() || !value.iter().all(|&b| value_byte(b)) {
             return Err(Reason::Invalid);
         }
         // A name with a space is kept apart, never matched (as Go does).
-        let known = [
-            (&b"location"[..], Known::Location),
-            (b"content-length", Known::ContentLength),
-            (b"transfer-encoding", Known::TransferEncoding),
-        ]
-        .into_iter()
-        .find(|(n, _)| name.eq_ignore_ascii_case(n))
-        .map_or(Known::Other, |(_, k)| k);
+        let known = match name.len() {
+            8 if name.eq_ignore_ascii_case(b"location") => Known::Location,
+            14 if name.eq_ignore_ascii_case(b"content-length") => Known::ContentLength,
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => Known::TransferEncoding,
+            _ => Known::Other,
+        };
         self.pending = Some(known);
         self.value.clear();
         if known != Known::Other {
@@ -219,14 +248,17 @@ impl HeadReader {
                 self.line.extend_from_slice(piece);
                 return Ok(None);
             }
-            let mut line = std::mem::take(&mut self.line);
-            line.extend_from_slice(piece);
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            let result = self.on_line(&line);
-            line.clear();
-            self.line = line;
+            // A line read whole is parsed where it lies, not copied.
+            let result = if self.line.is_empty() {
+                self.on_line(piece.strip_suffix(b"\r").unwrap_or(piece))
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(piece);
+                let result = self.on_line(line.strip_suffix(b"\r").unwrap_or(&line));
+                line.clear();
+                self.line = line;
+                result
+            };
             if let Some(head) = result? {
                 return Ok(Some((head, at)));
             }
