@@ -53,7 +53,9 @@ struct Fields {
     pending: Option<Known>,
     value: Vec<u8>,
     location: Option<Vec<u8>>,
-    content_length: Option<Vec<u8>>,
+    /// The first `Content-Length` value, when `length_given`.
+    content_length: Vec<u8>,
+    length_given: bool,
     lengths_differ: bool,
     encodings: usize,
     encoding: Vec<u8>,
@@ -110,6 +112,31 @@ fn value_byte(b: u8) -> bool {
 }
 
 impl Fields {
+    /// Clears the fields but keeps the buffers' allocations (every field
+    /// named, so a new one cannot be missed).
+    fn reset(&mut self) {
+        let Fields {
+            started,
+            pending,
+            value,
+            location,
+            content_length,
+            length_given,
+            lengths_differ,
+            encodings,
+            encoding,
+        } = self;
+        *started = false;
+        *pending = None;
+        value.clear();
+        *location = None;
+        content_length.clear();
+        *length_given = false;
+        *lengths_differ = false;
+        *encodings = 0;
+        encoding.clear();
+    }
+
     /// One line, without its line end. Ok(true) at the blank line.
     fn line(&mut self, line: &[u8]) -> Result<bool, Reason> {
         if line.is_empty() {
@@ -162,15 +189,19 @@ impl Fields {
             Some(Known::Location) if self.location.is_none() => self.location = Some(value.clone()),
             Some(Known::ContentLength) => {
                 let value = value.trim_ascii();
-                match &self.content_length {
-                    None => self.content_length = Some(value.to_vec()),
-                    Some(first) => self.lengths_differ |= first.as_slice() != value,
+                if self.length_given {
+                    self.lengths_differ |= self.content_length.as_slice() != value;
+                } else {
+                    self.length_given = true;
+                    self.content_length.clear();
+                    self.content_length.extend_from_slice(value);
                 }
             }
             Some(Known::TransferEncoding) => {
                 self.encodings += 1;
                 if self.encodings == 1 {
-                    self.encoding = value.clone();
+                    self.encoding.clear();
+                    self.encoding.extend_from_slice(value);
                 }
             }
             _ => {}
@@ -202,11 +233,14 @@ enum Long {
 }
 
 impl HeadReader {
-    /// Clears the state but keeps the line buffer's allocation.
+    /// Clears the state but keeps the buffers' allocations.
     pub fn reset(&mut self) {
-        let mut line = std::mem::take(&mut self.line);
+        let HeadReader { line, long, consumed, status, fields } = self;
         line.clear();
-        *self = HeadReader { line, ..HeadReader::default() };
+        *long = None;
+        *consumed = 0;
+        *status = None;
+        fields.reset();
     }
 
     /// Consumes bytes; Ok(Some((head, used))) once a final head is read.
@@ -328,12 +362,13 @@ impl HeadReader {
         // Interim responses precede the real one; 101 is final.
         if (100..200).contains(&status) && status != 101 {
             self.status = None;
-            self.fields = Fields::default();
+            self.fields.reset();
             return Ok(None);
         }
-        let fields = std::mem::take(&mut self.fields);
-        let framing = framing(status, http11, &fields)?;
-        Ok(Some(Head { status, location: fields.location.unwrap_or_default(), framing }))
+        let framing = framing(status, http11, &self.fields)?;
+        let location = self.fields.location.take().unwrap_or_default();
+        self.fields.reset();
+        Ok(Some(Head { status, location, framing }))
     }
 }
 
@@ -384,7 +419,7 @@ fn framing(status: u16, http11: bool, fields: &Fields) -> Result<Option<Framing>
     if fields.lengths_differ {
         return Err(Reason::Invalid);
     }
-    let length = match &fields.content_length {
+    let length = match fields.length_given.then_some(&fields.content_length) {
         None => None,
         Some(value) => {
             let valid = !value.is_empty() && value.iter().all(u8::is_ascii_digit);

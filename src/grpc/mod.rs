@@ -138,21 +138,38 @@ impl Call {
     /// Resets for a new round whose probe must end by `deadline`; keeps
     /// the buffers' allocations.
     pub fn start(&mut self, deadline: Instant) {
-        let mut old = std::mem::take(self);
-        old.hpack.reset();
-        for buf in [&mut old.out, &mut old.partial, &mut old.block, &mut old.grpc_message, &mut old.message] {
+        // Field by field (every field named): an HTTP check's probe starts
+        // this too, every round.
+        let Call {
+            state,
+            deadline: until,
+            out,
+            sent,
+            partial,
+            hpack,
+            block,
+            block_ends_stream,
+            continuing,
+            settings,
+            blocks,
+            http_status,
+            grpc_content,
+            grpc_status,
+            grpc_message,
+            message,
+            goaway,
+        } = self;
+        *state = State::default();
+        *until = Some(deadline);
+        *sent = 0;
+        hpack.reset();
+        for buf in [out, partial, block, grpc_message, message] {
             buf.clear();
         }
-        *self = Call {
-            deadline: Some(deadline),
-            out: old.out,
-            partial: old.partial,
-            hpack: old.hpack,
-            block: old.block,
-            grpc_message: old.grpc_message,
-            message: old.message,
-            ..Call::default()
-        };
+        (*block_ends_stream, *continuing, *settings, *grpc_content, *goaway) = (false, false, false, false, false);
+        *blocks = 0;
+        *http_status = 0;
+        *grpc_status = None;
     }
 
     /// The connection is open: the preface, our SETTINGS and the whole
