@@ -60,8 +60,6 @@ pub enum Reason {
     BodyCut,
     Invalid,
     HeadersTooLarge,
-    /// No longer reached: kubelet's wording is [`Reason::RedirectLimit`].
-    TooManyRedirects,
     HttpsRedirect,
     Connect(io::ErrorKind, Option<i32>),
     Io(io::ErrorKind, Option<i32>),
@@ -119,7 +117,6 @@ impl fmt::Display for Reason {
             Reason::BodyCut => f.write_str("body cut short"),
             Reason::Invalid => f.write_str("invalid response"),
             Reason::HeadersTooLarge => f.write_str("response headers too large"),
-            Reason::TooManyRedirects => f.write_str("too many redirects"),
             Reason::HttpsRedirect => f.write_str("redirect to https not supported"),
             Reason::Connect(kind, os) => write!(f, "connect: {}", OsError(*kind, *os)),
             Reason::Io(kind, os) => write!(f, "io: {}", OsError(*kind, *os)),

@@ -74,11 +74,9 @@ impl ReasonClass {
             | Reason::HeadersTooLarge
             | Reason::UnsupportedTransferEncoding
             | Reason::TooManyTransferEncodings => ReasonClass::Invalid,
-            Reason::TooManyRedirects
-            | Reason::RedirectLimit
-            | Reason::HttpsRedirect
-            | Reason::InvalidLocation
-            | Reason::UnsupportedScheme => ReasonClass::Redirects,
+            Reason::RedirectLimit | Reason::HttpsRedirect | Reason::InvalidLocation | Reason::UnsupportedScheme => {
+                ReasonClass::Redirects
+            }
             Reason::Dns(_) => ReasonClass::Dns,
             Reason::Health(_) | Reason::GrpcStatus(..) | Reason::GoAway | Reason::StreamReset => ReasonClass::Grpc,
             Reason::Connect(..) | Reason::Io(..) => ReasonClass::Other,
@@ -628,7 +626,6 @@ mod tests {
             (Reason::BodyCut, "closed"),
             (Reason::Invalid, "invalid"),
             (Reason::HeadersTooLarge, "invalid"),
-            (Reason::TooManyRedirects, "redirects"),
             (Reason::HttpsRedirect, "redirects"),
             (Reason::RedirectLimit, "redirects"),
             (Reason::InvalidLocation, "redirects"),
