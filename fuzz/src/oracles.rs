@@ -243,17 +243,23 @@ pub fn response(data: &[u8]) {
     if lookahead {
         return;
     }
-    let mut seed = u64::from(pick) | 1;
-    let pieces = transcript(&mut Probe::default(), &check, data, &mut |left| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        1 + (seed as usize) % left.max(1)
-    });
+    let pieces = transcript(&mut Probe::default(), &check, data, &mut random_cuts(u64::from(pick)));
     assert_eq!(whole, pieces, "cut in pieces");
     if data.len() <= 4096 {
         let bytes = transcript(&mut Probe::default(), &check, data, &mut |_| 1);
         assert_eq!(whole, bytes, "byte by byte");
+    }
+}
+
+/// Piece sizes from a xorshift stream: each between 1 and the bytes left,
+/// the same for the same seed.
+fn random_cuts(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut seed = seed | 1;
+    move |left| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        1 + (seed as usize) % left.max(1)
     }
 }
 
@@ -341,13 +347,8 @@ pub fn grpc(data: &[u8]) {
     let whole = grpc_transcript(&mut call, &request, data, &mut |left| left);
     let reused = grpc_transcript(&mut call, &request, data, &mut |left| left);
     assert_eq!(whole, reused, "a reused call reaches another verdict");
-    let mut seed = data.iter().take(8).fold(data.len() as u64, |h, &b| h.rotate_left(8) ^ u64::from(b)) | 1;
-    let pieces = grpc_transcript(&mut grpc::Call::default(), &request, data, &mut |left| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        1 + (seed as usize) % left.max(1)
-    });
+    let seed = data.iter().take(8).fold(data.len() as u64, |h, &b| h.rotate_left(8) ^ u64::from(b));
+    let pieces = grpc_transcript(&mut grpc::Call::default(), &request, data, &mut random_cuts(seed));
     assert_eq!(whole, pieces, "cut in pieces");
     if data.len() <= 4096 {
         let bytes = grpc_transcript(&mut grpc::Call::default(), &request, data, &mut |_| 1);
