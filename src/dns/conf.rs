@@ -5,6 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use super::message::MAX_ADDRS;
+
 /// Nameservers used at most, as glibc (MAXNS).
 const MAX_SERVERS: usize = 3;
 /// Search domains kept at most: Kubernetes allows 32.
@@ -14,8 +16,6 @@ const MAX_SEARCH: usize = 32;
 const MAX_NDOTS: u8 = 15;
 const MAX_TIMEOUT_SECS: u64 = 30;
 const MAX_ATTEMPTS: u8 = 5;
-/// Addresses kept for one name from the hosts file.
-const MAX_HOSTS_ADDRS: usize = 8;
 
 /// What `/etc/resolv.conf` says, with glibc's defaults for what it omits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,14 +136,14 @@ impl Hosts {
     }
 
     /// Every address of `name` (case-insensitive, a trailing dot ignored),
-    /// in file order, at most [`MAX_HOSTS_ADDRS`].
+    /// in file order, at most [`MAX_ADDRS`], as from a DNS answer.
     pub fn lookup(&self, name: &str) -> Vec<IpAddr> {
         let name = name.strip_suffix('.').unwrap_or(name);
         let mut addrs = Vec::new();
         for (ip, names) in &self.entries {
             if names.iter().any(|n| n.eq_ignore_ascii_case(name)) && !addrs.contains(ip) {
                 addrs.push(*ip);
-                if addrs.len() == MAX_HOSTS_ADDRS {
+                if addrs.len() == MAX_ADDRS {
                     break;
                 }
             }
