@@ -8,11 +8,12 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 use healthcheck::check::{self, Check, Reason, Verdict};
-use healthcheck::dns::{self, message, Lookup, ResolvConf};
-use healthcheck::grpc;
-use healthcheck::http::{self, Connection, Method, Parse};
-use healthcheck::metrics::Metrics;
+use healthcheck::front::metrics::Metrics;
+use healthcheck::probe::grpc;
 use healthcheck::probe::{Action, Probe};
+use healthcheck::resolver::{self as dns, Lookup, ResolvConf};
+use healthcheck::wire::dns as message;
+use healthcheck::wire::http::{self, Connection, Method, Parse};
 
 /// What kubelet's HTTP prober sends.
 const KUBELET_PROBE: &[u8] = b"GET /all HTTP/1.1\r\nHost: 10.1.2.3:8081\r\nUser-Agent: kube-probe/1.31\r\n\

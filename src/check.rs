@@ -6,10 +6,11 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::dns;
-use crate::location;
-use crate::log::Shown;
-use crate::{grpc, VERSION};
+use crate::front::log::Shown;
+use crate::probe::grpc;
+use crate::resolver;
+use crate::wire::url;
+use crate::VERSION;
 
 /// Longest check name: a DNS label, so names fit wherever Kubernetes names do.
 const MAX_NAME: usize = 63;
@@ -40,7 +41,7 @@ pub struct Check {
     host: String,
     /// The URL as written, the way kubelet's client reads it: the base of
     /// redirects and the source of the request line and `Host`.
-    pub target: location::Url,
+    pub target: url::Url,
     /// Request header fields given with `--header`, in order.
     pub headers: Vec<(String, String)>,
     /// The request bytes, built once so a round formats nothing.
@@ -72,7 +73,7 @@ pub enum Reason {
     /// A same-host redirect to a scheme other than http or https.
     UnsupportedScheme,
     /// The name gave no address.
-    Dns(dns::Failure),
+    Dns(resolver::Failure),
     /// A gRPC health answer other than SERVING.
     Health(i32),
     /// A gRPC status other than OK, and its message (escaped, cut short).
@@ -126,12 +127,12 @@ impl fmt::Display for Reason {
             Reason::InvalidLocation => f.write_str("invalid Location header"),
             Reason::UnsupportedScheme => f.write_str("redirect to an unsupported scheme"),
             Reason::Dns(failure) => write!(f, "dns: {failure}"),
-            Reason::Health(status) => match crate::grpc::health_name(*status) {
+            Reason::Health(status) => match crate::probe::grpc::health_name(*status) {
                 Some(name) => f.write_str(name),
                 None => write!(f, "health status {status}"),
             },
             Reason::GrpcStatus(code, message) => {
-                match crate::grpc::status_name(*code) {
+                match crate::probe::grpc::status_name(*code) {
                     Some(name) => write!(f, "grpc status {name}")?,
                     None => write!(f, "grpc status {code}")?,
                 }
@@ -320,7 +321,7 @@ impl Check {
     /// no keep-alive.
     pub fn request_to(
         &self,
-        url: &location::Url,
+        url: &url::Url,
         host: Option<&[u8]>,
         referer: Option<&[u8]>,
         body_fields: bool,
@@ -419,7 +420,7 @@ impl Check {
             name.push_str(&self.port.to_string());
         }
         if http {
-            let path = location::remove_dots(&self.target.path, b"");
+            let path = url::remove_dots(&self.target.path, b"");
             push_encoded(&mut name, if path.is_empty() { b"/" } else { &path }, b"\"<>`{}");
         }
         let query = self.target.force_query || !self.target.query.is_empty();
@@ -475,7 +476,7 @@ pub fn validate_name(name: &str) -> Result<(), CheckError> {
 
 /// A check's URL, read as kubelet's client reads it, and where it leads.
 struct ParsedUrl {
-    target: location::Url,
+    target: url::Url,
     /// The host in lower case, without brackets.
     host: String,
     port: u16,
@@ -492,7 +493,7 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
     if !text.contains("://") {
         return Err(invalid(&format!(": start it with {}", with_scheme())));
     }
-    let target = location::Url::parse(text.as_bytes()).map_err(|_| invalid(""))?;
+    let target = url::Url::parse(text.as_bytes()).map_err(|_| invalid(""))?;
     let scheme = String::from_utf8_lossy(&target.scheme);
     match &*scheme {
         s if schemes.contains(&s) => {}
@@ -544,7 +545,7 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
 
 /// The service a `grpc://` URL names: `?service=NAME`, percent-decoded;
 /// empty (the server as a whole) without a query. Nothing else is allowed.
-fn grpc_service(url: &location::Url) -> Result<Vec<u8>, &'static str> {
+fn grpc_service(url: &url::Url) -> Result<Vec<u8>, &'static str> {
     if !url.force_query && url.query.is_empty() {
         return Ok(Vec::new());
     }
@@ -761,6 +762,6 @@ mod tests {
         assert_eq!(Reason::Timeout(Duration::from_micros(500)).to_string(), "timeout after 500us");
         let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
         assert_eq!(Reason::from_io(&e, true).to_string(), "connect: No route to host");
-        assert_eq!(Reason::Dns(dns::Failure::NoSuchHost).to_string(), "dns: no such host");
+        assert_eq!(Reason::Dns(resolver::Failure::NoSuchHost).to_string(), "dns: no such host");
     }
 }

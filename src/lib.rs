@@ -5,22 +5,12 @@
 #![deny(rust_2018_idioms)]
 
 pub mod check;
-pub mod cli;
-pub mod digits;
-pub mod dns;
-pub mod engine;
-pub mod grpc;
-pub mod http;
-pub mod json;
-pub mod location;
-pub mod log;
-pub mod metrics;
-pub mod oneshot;
+pub mod front;
 pub mod probe;
-pub mod response;
-pub mod run;
+pub mod resolver;
+pub mod runtime;
 pub mod serve;
-pub mod signals;
+pub mod wire;
 
 /// The version in `--version`, logs and the probes' `User-Agent`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -32,7 +22,7 @@ use std::net::SocketAddr;
 /// A setup error: it ends the program (per-connection errors never do).
 #[derive(Debug)]
 pub enum Error {
-    Usage(cli::UsageError),
+    Usage(front::cli::UsageError),
     Listen(SocketAddr, io::Error),
     Poll(io::Error),
     Signals(io::Error),
@@ -58,8 +48,17 @@ impl std::error::Error for Error {
     }
 }
 
-impl From<cli::UsageError> for Error {
-    fn from(e: cli::UsageError) -> Self {
+impl From<runtime::Error> for Error {
+    fn from(e: runtime::Error) -> Self {
+        match e {
+            runtime::Error::Poll(e) => Error::Poll(e),
+            runtime::Error::Signals(e) => Error::Signals(e),
+        }
+    }
+}
+
+impl From<front::cli::UsageError> for Error {
+    fn from(e: front::cli::UsageError) -> Self {
         Error::Usage(e)
     }
 }

@@ -3,8 +3,9 @@
 
 use std::process::ExitCode;
 
-use healthcheck::cli::{self, Command};
-use healthcheck::{log, oneshot, run, serve, Error, VERSION};
+use healthcheck::front::cli::{self, Command};
+use healthcheck::front::{check, log, run};
+use healthcheck::{serve, Error, VERSION};
 
 /// Exit codes from sysexits.h (EX_USAGE, EX_OSERR), as linkerd-await and
 /// other wrappers use them.
@@ -39,7 +40,7 @@ fn execute(command: Command) -> Result<u8, Error> {
         Command::Help => print!("{}", cli::USAGE),
         Command::Version => println!("healthcheck {VERSION}"),
         Command::Serve(config) => serve::run(config)?,
-        Command::Check(config) => return Ok(if oneshot::check(&config)? { 0 } else { EXIT_FAILED }),
+        Command::Check(config) => return Ok(if check::check(&config)? { 0 } else { EXIT_FAILED }),
         Command::Run(config) => return run::run(&config),
     }
     Ok(0)

@@ -12,13 +12,13 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::check::{self, Check, DisplayDuration, Verdict};
-use crate::cli::ServeConfig;
-use crate::engine::{Engine, Tokens};
-use crate::http::{self, Connection, Method, Parse, Route};
-use crate::json;
-use crate::log;
-use crate::metrics::{self, Handler, Metrics};
-use crate::signals::{self, Signals};
+use crate::front::cli::ServeConfig;
+use crate::front::json;
+use crate::front::log;
+use crate::front::metrics::{self, Handler, Metrics};
+use crate::runtime::engine::{Engine, Tokens};
+use crate::runtime::signals::{self, Signals};
+use crate::wire::http::{self, Connection, Method, Parse, Route};
 use crate::Error;
 
 const LISTENER: Token = Token(0);

@@ -15,9 +15,9 @@ use common::{assert_common_headers, Behaviour, Daemon, Stub};
 use fuzz::mutate::{mutate, Rng};
 use fuzz::{oracles, TARGETS};
 use healthcheck::check::{Check, DisplayDuration, Verdict};
-use healthcheck::cli::parse_duration;
-use healthcheck::http;
+use healthcheck::front::cli::parse_duration;
 use healthcheck::probe::{Action, Probe};
+use healthcheck::wire::http;
 
 /// How long a connection the daemon should close gets to show it.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
@@ -450,7 +450,7 @@ fn json_strings_round_trip_on_random_text() {
     for _ in 0..2000 {
         let text = random_text(&mut rng);
         let mut out = Vec::new();
-        healthcheck::json::push_str(&mut out, &text);
+        healthcheck::front::json::push_str(&mut out, &text);
         let back: String = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {out:?}"));
         assert_eq!(back, text);
     }
@@ -462,7 +462,7 @@ fn label_values_round_trip_on_random_text() {
     for _ in 0..2000 {
         let text = random_text(&mut rng);
         let mut out = Vec::new();
-        healthcheck::metrics::push_label(&mut out, "check", text.as_bytes());
+        healthcheck::front::metrics::push_label(&mut out, "check", text.as_bytes());
         let line = String::from_utf8(out).expect("UTF-8 in, UTF-8 out");
         assert!(!line.contains('\n'), "a label value never breaks the line: {line:?}");
         assert_eq!(oracles::label_values(&line), [("check".to_string(), text)]);

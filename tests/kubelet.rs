@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::run_cli;
-use healthcheck::location::{self, EXAMPLES};
+use healthcheck::wire::url::{self as location, EXAMPLES};
 
 /// Go releases before this lack rules the table relies on (bare LF in
 /// chunked lines, Content-Length checks).

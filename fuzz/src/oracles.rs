@@ -7,13 +7,15 @@ use std::os::unix::ffi::OsStringExt as _;
 use std::time::{Duration, Instant};
 
 use healthcheck::check::{Check, DisplayDuration, Kind, Reason, Verdict};
-use healthcheck::cli::{self, Command};
-use healthcheck::dns::{self, message, Hosts, Lookup, ResolvConf};
-use healthcheck::grpc::{self, h2, hpack, proto};
-use healthcheck::http::{self, Connection, Method, Parse, Route};
-use healthcheck::json;
-use healthcheck::metrics::{Handler, Metrics};
+use healthcheck::front::cli::{self, Command};
+use healthcheck::front::json;
+use healthcheck::front::metrics::{Handler, Metrics};
+use healthcheck::probe::grpc;
 use healthcheck::probe::{self, Action, Probe};
+use healthcheck::resolver::{self as dns, Hosts, Lookup, ResolvConf};
+use healthcheck::wire::dns as message;
+use healthcheck::wire::http::{self, Connection, Method, Parse, Route};
+use healthcheck::wire::{h2, hpack, proto};
 
 /// Checks the daemon in the request oracle is configured with.
 const CHECK_NAMES: [&str; 2] = ["app", "db"];

@@ -2,16 +2,13 @@
 //! grpc.health.v1.Health/Check over HTTP/2 with prior knowledge (h2c),
 //! as a pure state machine (bytes and `now` in, actions out).
 
-pub mod h2;
-pub mod hpack;
-pub mod proto;
-
 use std::io;
 use std::time::{Duration, Instant};
 
 use crate::check::{Reason, Verdict};
-use crate::digits::push_decimal;
 use crate::probe::Action;
+use crate::wire::digits::push_decimal;
+use crate::wire::{h2, hpack, proto};
 
 /// The method every health check calls.
 pub const PATH: &str = "/grpc.health.v1.Health/Check";
@@ -507,7 +504,7 @@ pub fn percent_decode(raw: &[u8]) -> Option<Vec<u8>> {
 fn shown(raw: &[u8]) -> String {
     let decoded = percent_decode(raw).unwrap_or_else(|| raw.to_vec());
     let mut out = Vec::new();
-    crate::http::push_escaped(&mut out, &decoded[..decoded.len().min(MAX_SHOWN)]);
+    crate::wire::http::push_escaped(&mut out, &decoded[..decoded.len().min(MAX_SHOWN)]);
     if decoded.len() > MAX_SHOWN {
         out.extend_from_slice(b"...");
     }

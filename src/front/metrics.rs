@@ -6,7 +6,7 @@ use std::io::Read as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::check::{Check, Reason, Verdict};
-use crate::digits::{nanos, push_decimal, push_seconds, put};
+use crate::wire::digits::{nanos, push_decimal, push_seconds, put};
 use crate::VERSION;
 
 /// The `Content-Type` of a scrape.

@@ -10,10 +10,10 @@ use std::ptr;
 use std::time::{Duration, Instant};
 
 use crate::check::{Check, DisplayDuration, Verdict};
-use crate::cli::{RunConfig, When};
-use crate::log;
-use crate::oneshot::Driver;
-use crate::signals;
+use crate::front::cli::{RunConfig, When};
+use crate::front::log;
+use crate::runtime::signals;
+use crate::runtime::waiter::Driver;
 use crate::Error;
 
 /// sysexits.h EX_UNAVAILABLE: the checks never passed.

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use super::message::MAX_ADDRS;
+use crate::wire::dns::MAX_ADDRS;
 
 /// Nameservers used at most, as glibc (MAXNS).
 const MAX_SERVERS: usize = 3;

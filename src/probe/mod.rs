@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::check::{Check, Kind, Reason, Verdict};
-use crate::grpc;
-use crate::location;
-use crate::response::{BodyReader, Framing, Head, HeadReader, Progress};
+pub mod grpc;
+use crate::wire::response::{BodyReader, Framing, Head, HeadReader, Progress};
+use crate::wire::url;
 
-/// Longest response head line kept (see [`crate::response::MAX_LINE`]).
-pub const MAX_HEAD: usize = crate::response::MAX_LINE;
+/// Longest response head line kept (see [`crate::wire::response::MAX_LINE`]).
+pub const MAX_HEAD: usize = crate::wire::response::MAX_LINE;
 /// Body bytes read at most, as kubelet does, then the socket is closed.
 pub const MAX_BODY: usize = 10 * 1024;
 /// Requests made at most, as kubelet's redirect checker allows: the first
@@ -55,7 +55,7 @@ enum State {
 /// The request of a redirect hop.
 #[derive(Debug)]
 struct Hop {
-    url: location::Url,
+    url: url::Url,
     port: u16,
     request: Vec<u8>,
     /// The `Host` sent, when the user's one was kept.
@@ -321,11 +321,11 @@ impl Probe {
     /// draining the body, as Go does for the limit and a scheme or port it
     /// cannot connect to.
     fn plan_redirect(&mut self, check: &Check, head: &Head) -> Result<Option<Result<Hop, Reason>>, Reason> {
-        let reference = location::Url::parse(&head.location).map_err(|_| Reason::InvalidLocation)?;
+        let reference = url::Url::parse(&head.location).map_err(|_| Reason::InvalidLocation)?;
         Ok(self.next_hop(check, head, &reference))
     }
 
-    fn next_hop(&mut self, check: &Check, head: &Head, reference: &location::Url) -> Option<Result<Hop, Reason>> {
+    fn next_hop(&mut self, check: &Check, head: &Head, reference: &url::Url) -> Option<Result<Hop, Reason>> {
         let base = self.redirect.as_ref().map_or(&check.target, |hop| &hop.url);
         let url = base.join(reference);
         // kubelet follows only the same host name as written, any port.

@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use crate::digits::push_decimal;
+use crate::wire::digits::push_decimal;
 
 /// Request head bound: a larger head is answered 431 and the connection
 /// closed. Health probes send a few hundred bytes.

@@ -1,17 +1,15 @@
 //! A poll loop for the modes that wait on one thing at a time (`check` and
-//! `run`): a round of probes, a pause, or a signal; and the `check` mode.
+//! `run`): a round of probes, a pause, or a signal.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
-use crate::check::{self, Check, Verdict};
-use crate::cli::{CheckConfig, Output};
-use crate::engine::{Engine, Tokens};
-use crate::json;
-use crate::signals::Signals;
-use crate::Error;
+use super::engine::{Engine, Tokens};
+use super::signals::Signals;
+use super::Error;
+use crate::check::{Check, Verdict};
 
 const SIGNALS: Token = Token(0);
 const FIRST_TOKEN: usize = 1;
@@ -111,30 +109,4 @@ impl Driver {
         }
         self.signals.pending().map_err(Error::Signals)
     }
-}
-
-/// `healthcheck check`: one round; the report on stdout unless quiet.
-/// Ok(true) when every check passed. A signal ends it as failed.
-pub fn check(config: &CheckConfig) -> Result<bool, Error> {
-    let mut driver = Driver::new(&[libc::SIGTERM, libc::SIGINT])?;
-    let Ok(verdicts) = driver.round(&config.checks, config.timeout, |_| true)? else {
-        return Ok(false);
-    };
-    let mut out = Vec::new();
-    let passed = match config.output {
-        Output::Text => check::write_report(&mut out, config.checks.iter().zip(&verdicts), true),
-        Output::Json => {
-            let entries = config.checks.iter().zip(&verdicts).zip(driver.durations()).map(|((c, v), d)| json::Entry {
-                name: &c.name,
-                verdict: v,
-                duration: *d,
-            });
-            json::write_report(&mut out, entries, &[] as &[&str])
-        }
-    };
-    if !config.quiet {
-        // A closed stdout must not turn a verdict into a crash.
-        let _ = io::stdout().lock().write_all(&out);
-    }
-    Ok(passed)
 }

@@ -12,8 +12,8 @@ use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 
 use crate::check::{Check, Reason, Verdict};
-use crate::dns::{self, Failure, Found, Lookup, Resolver};
 use crate::probe::{Action, Probe};
+use crate::resolver::{self, Failure, Found, Lookup, Resolver};
 
 /// Hands out tokens from a counter that only goes up, so an event that
 /// arrives late for a closed socket can never reach a newer one.
@@ -265,7 +265,14 @@ impl Engine {
 
     /// Carries out a lookup's actions until one has to wait; when it ends,
     /// its checks get their addresses (and start) or their verdict.
-    fn drive_lookup(&mut self, j: usize, action: dns::Action, checks: &[Check], registry: &Registry, now: Instant) {
+    fn drive_lookup(
+        &mut self,
+        j: usize,
+        action: resolver::Action,
+        checks: &[Check],
+        registry: &Registry,
+        now: Instant,
+    ) {
         let token = Token(self.base + self.slots.len() + j);
         let entry = &mut self.lookups[j];
         let Some(result) = drive_dns(entry, action, registry, token, &mut self.scratch, now) else {
@@ -489,13 +496,13 @@ fn with_port(out: &mut Vec<SocketAddr>, ips: &[IpAddr], check: &Check) {
 /// Some(result) when the lookup ended (its socket is closed then).
 fn drive_dns(
     entry: &mut NameLookup,
-    mut action: dns::Action,
+    mut action: resolver::Action,
     registry: &Registry,
     token: Token,
     scratch: &mut [u8],
     now: Instant,
 ) -> Option<Result<Found, Failure>> {
-    use dns::Action as A;
+    use resolver::Action as A;
     let Some(lookup) = entry.lookup.as_mut() else { unreachable!("driving a lookup that has begun") };
     loop {
         action = match action {
@@ -536,7 +543,7 @@ fn drive_dns(
                 // One byte more than a UDP answer may have, to see an oversized one.
                 let read = match entry.socket.as_mut() {
                     Some(DnsSocket::Udp(socket)) => {
-                        socket.recv(&mut scratch[..=usize::from(dns::message::EDNS_UDP_SIZE)])
+                        socket.recv(&mut scratch[..=usize::from(crate::wire::dns::EDNS_UDP_SIZE)])
                     }
                     Some(DnsSocket::Tcp(stream)) => stream.read(scratch),
                     None => unreachable!("receiving needs a socket"),

@@ -4,7 +4,6 @@
 
 pub mod conf;
 pub mod lookup;
-pub mod message;
 
 use std::fmt;
 use std::fs;

@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::conf::ResolvConf;
-use super::message::{self, Invalid, Reply, EDNS_UDP_SIZE, TYPE_A, TYPE_AAAA};
 use super::{Failure, Found, Rng};
+use crate::wire::dns::{self as message, Invalid, Reply, EDNS_UDP_SIZE, TYPE_A, TYPE_AAAA};
 
 /// A TCP answer larger than this fails the try: ours hold a few addresses.
 pub const MAX_TCP_ANSWER: usize = 16 * 1024;
@@ -322,7 +322,7 @@ impl Lookup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::message::{build_reply, encode_name, RCODE_NXDOMAIN, RCODE_SERVFAIL};
+    use crate::wire::dns::{build_reply, encode_name, RCODE_NXDOMAIN, RCODE_SERVFAIL};
 
     const S1: &str = "10.0.0.1:53";
     const S2: &str = "10.0.0.2:53";

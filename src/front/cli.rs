@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::check::{Check, CheckError, DisplayDuration, Kind};
-use crate::log::{self, Shown};
+use crate::front::log::{self, Shown};
 
 pub const USAGE: &str = "\
 healthcheck: is every part of this pod ready?
@@ -511,7 +511,7 @@ fn apply_headers(checks: &mut [Check], headers: &[String]) -> Result<(), UsageEr
             return Err(bad("a tcp check sends no request"));
         }
         let grpc = check.kind == crate::check::Kind::Grpc;
-        if grpc && crate::grpc::reserved(name) {
+        if grpc && crate::probe::grpc::reserved(name) {
             return Err(bad("the gRPC call sets this field itself"));
         }
         check.add_header(name, value);

@@ -5,7 +5,7 @@ use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use crate::check::Verdict;
-use crate::digits::{nanos, push_seconds};
+use crate::wire::digits::{nanos, push_seconds};
 
 pub const CONTENT_TYPE: &str = "application/json";
 

@@ -1,0 +1,9 @@
+//! Layer 5, the front-ends: the command line, the modes (`check`, `run`;
+//! `serve` is `crate::serve`) and what they write (JSON, metrics, logs).
+
+pub mod check;
+pub mod cli;
+pub mod json;
+pub mod log;
+pub mod metrics;
+pub mod run;
