@@ -7,11 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use healthcheck::check::{self, Check, Reason, Verdict};
+use healthcheck::check::{self, Check};
 use healthcheck::front::metrics::Metrics;
 use healthcheck::probe::grpc;
 use healthcheck::probe::{Action, Probe};
 use healthcheck::resolver::{self as dns, Lookup, ResolvConf};
+use healthcheck::verdict::{HttpReason, Reason, Verdict};
 use healthcheck::wire::dns as message;
 use healthcheck::wire::http::{self, Connection, Method, Parse};
 
@@ -95,7 +96,7 @@ fn aggregation(c: &mut Criterion) {
             check::write_report(&mut out, checks.iter().zip(black_box(&verdicts)), false)
         })
     });
-    verdicts[5] = Verdict::Fail(Reason::Status(503));
+    verdicts[5] = Verdict::Fail(Reason::Http(HttpReason::Status(503)));
     c.bench_function("check/write_report 8 verbose, one failing", |b| {
         b.iter(|| {
             out.clear();
@@ -147,7 +148,7 @@ fn exposition(c: &mut Criterion) {
         let now = SystemTime::now();
         for i in 0..n {
             metrics.verdict(i, &Verdict::Pass, Duration::from_millis(2), now);
-            let second = if i % 7 == 3 { Verdict::Fail(Reason::Status(503)) } else { Verdict::Pass };
+            let second = if i % 7 == 3 { Verdict::Fail(Reason::Http(HttpReason::Status(503))) } else { Verdict::Pass };
             metrics.verdict(i, &second, Duration::from_micros(900), now);
         }
         let mut out = Vec::new();

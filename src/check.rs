@@ -2,13 +2,11 @@
 //! health service), and the verdict a probe of it reaches.
 
 use std::fmt;
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 
-use crate::front::log::Shown;
-use crate::probe::grpc;
-use crate::resolver;
+use crate::verdict::Verdict;
+use crate::wire::grpc;
+use crate::wire::text::Shown;
 use crate::wire::url;
 use crate::VERSION;
 
@@ -48,168 +46,6 @@ pub struct Check {
     pub request: Vec<u8>,
     /// The gRPC call of a `grpc://` check, built once too.
     pub grpc: grpc::Request,
-}
-
-/// Why a check failed: short, stable texts for `/all` and the logs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reason {
-    Status(u16),
-    Timeout(Duration),
-    Refused,
-    Reset,
-    Closed,
-    BodyCut,
-    Invalid,
-    HeadersTooLarge,
-    HttpsRedirect,
-    Connect(io::ErrorKind, Option<i32>),
-    Io(io::ErrorKind, Option<i32>),
-    /// The tenth request was a redirect too (kubelet's own words).
-    RedirectLimit,
-    UnsupportedTransferEncoding,
-    TooManyTransferEncodings,
-    /// A same-host `Location` that does not parse as a URL.
-    InvalidLocation,
-    /// A same-host redirect to a scheme other than http or https.
-    UnsupportedScheme,
-    /// The name gave no address.
-    Dns(resolver::Failure),
-    /// A gRPC health answer other than SERVING.
-    Health(i32),
-    /// A gRPC status other than OK, and its message (escaped, cut short).
-    GrpcStatus(u32, String),
-    GoAway,
-    StreamReset,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Pass,
-    Fail(Reason),
-}
-
-impl Verdict {
-    pub fn passed(&self) -> bool {
-        matches!(self, Verdict::Pass)
-    }
-}
-
-impl Reason {
-    /// The reason for an I/O error, naming the common ones plainly.
-    pub fn from_io(err: &io::Error, connecting: bool) -> Reason {
-        match err.kind() {
-            io::ErrorKind::ConnectionRefused => Reason::Refused,
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Reason::Reset,
-            io::ErrorKind::BrokenPipe if !connecting => Reason::Reset,
-            kind if connecting => Reason::Connect(kind, err.raw_os_error()),
-            kind => Reason::Io(kind, err.raw_os_error()),
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Status(code) => write!(f, "status {code}"),
-            Reason::Timeout(after) => write!(f, "timeout after {}", DisplayDuration(whole_millis(*after))),
-            Reason::Refused => f.write_str("connection refused"),
-            Reason::Reset => f.write_str("connection reset"),
-            Reason::Closed => f.write_str("closed before response"),
-            Reason::BodyCut => f.write_str("body cut short"),
-            Reason::Invalid => f.write_str("invalid response"),
-            Reason::HeadersTooLarge => f.write_str("response headers too large"),
-            Reason::HttpsRedirect => f.write_str("redirect to https not supported"),
-            Reason::Connect(kind, os) => write!(f, "connect: {}", OsError(*kind, *os)),
-            Reason::Io(kind, os) => write!(f, "io: {}", OsError(*kind, *os)),
-            Reason::RedirectLimit => f.write_str("stopped after 10 redirects"),
-            Reason::UnsupportedTransferEncoding => f.write_str("unsupported transfer encoding"),
-            Reason::TooManyTransferEncodings => f.write_str("too many transfer encodings"),
-            Reason::InvalidLocation => f.write_str("invalid Location header"),
-            Reason::UnsupportedScheme => f.write_str("redirect to an unsupported scheme"),
-            Reason::Dns(failure) => write!(f, "dns: {failure}"),
-            Reason::Health(status) => match crate::probe::grpc::health_name(*status) {
-                Some(name) => f.write_str(name),
-                None => write!(f, "health status {status}"),
-            },
-            Reason::GrpcStatus(code, message) => {
-                match crate::probe::grpc::status_name(*code) {
-                    Some(name) => write!(f, "grpc status {name}")?,
-                    None => write!(f, "grpc status {code}")?,
-                }
-                if !message.is_empty() {
-                    write!(f, ": {message}")?;
-                }
-                Ok(())
-            }
-            Reason::GoAway => f.write_str("goaway"),
-            Reason::StreamReset => f.write_str("stream reset"),
-        }
-    }
-}
-
-/// A deadline to the millisecond for reading: a wait attempt cut short ends
-/// at an arbitrary nanosecond, and `timeout after 876ms` reads better than
-/// `timeout after 876.543211ms`. Below a millisecond it stays exact.
-fn whole_millis(d: Duration) -> Duration {
-    if d < Duration::from_millis(1) {
-        return d;
-    }
-    Duration::new(d.as_secs(), d.subsec_millis() * 1_000_000)
-}
-
-/// An OS error's message without std's " (os error N)" suffix.
-struct OsError(io::ErrorKind, Option<i32>);
-
-impl fmt::Display for OsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.1 {
-            Some(code) => {
-                let text = io::Error::from_raw_os_error(code).to_string();
-                f.write_str(text.split(" (os error").next().unwrap_or(&text))
-            }
-            None => write!(f, "{}", io::Error::from(self.0)),
-        }
-    }
-}
-
-/// A duration in its canonical command-line form, which parses back to the
-/// same value: `1h`, `1m30s`, `1.5s`, `500ms`, `2.5us`, `0s`. Zero parts are
-/// left out (`1h`, not Go's `1h0m0s`); below a second the largest unit that
-/// keeps a whole number before the point is used, as Go does.
-pub struct DisplayDuration(pub Duration);
-
-impl fmt::Display for DisplayDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (secs, nanos) = (self.0.as_secs(), u64::from(self.0.subsec_nanos()));
-        if secs == 0 {
-            return match nanos {
-                0 => f.write_str("0s"),
-                n if n < 1_000 => write!(f, "{n}ns"),
-                n if n < 1_000_000 => write_decimal(f, n / 1_000, n % 1_000, 3, "us"),
-                n => write_decimal(f, n / 1_000_000, n % 1_000_000, 6, "ms"),
-            };
-        }
-        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-        if h > 0 {
-            write!(f, "{h}h")?;
-        }
-        if m > 0 {
-            write!(f, "{m}m")?;
-        }
-        if s > 0 || nanos > 0 {
-            write_decimal(f, s, nanos, 9, "s")?;
-        }
-        Ok(())
-    }
-}
-
-/// `whole.frac` + unit, `frac` having `digits` digits, trailing zeros cut.
-fn write_decimal(f: &mut fmt::Formatter<'_>, whole: u64, frac: u64, digits: usize, unit: &str) -> fmt::Result {
-    if frac == 0 {
-        return write!(f, "{whole}{unit}");
-    }
-    let frac = format!("{frac:0digits$}");
-    write!(f, "{whole}.{}{unit}", frac.trim_end_matches('0'))
 }
 
 /// A command-line CHECK that could not be accepted.
@@ -604,6 +440,7 @@ pub fn write_report<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::{HttpReason, Reason};
 
     #[test]
     fn parses_checks() {
@@ -728,7 +565,7 @@ mod tests {
     #[test]
     fn reports() {
         let checks = [Check::parse("a=http://x/").unwrap(), Check::parse("b=http://x/").unwrap()];
-        let verdicts = [Verdict::Pass, Verdict::Fail(Reason::Status(503))];
+        let verdicts = [Verdict::Pass, Verdict::Fail(Reason::Http(HttpReason::Status(503)))];
         let report = |verbose, excluded: &[usize]| {
             let mut out = Vec::new();
             let included = checks.iter().zip(&verdicts).enumerate().filter(|(i, _)| !excluded.contains(i));
@@ -750,18 +587,5 @@ mod tests {
         let names: Vec<&str> = c.headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["X-Token", "Www-Authenticate", "X--A", "-X", "X_y-Z", "X-Probe-Token"]);
         assert!(String::from_utf8(c.request).unwrap().contains("\r\nX-Token: v\r\n"));
-    }
-
-    #[test]
-    fn reasons_read_well() {
-        assert_eq!(Reason::Status(503).to_string(), "status 503");
-        assert_eq!(Reason::Timeout(Duration::from_secs(3)).to_string(), "timeout after 3s");
-        assert_eq!(Reason::Timeout(Duration::from_millis(1500)).to_string(), "timeout after 1.5s");
-        assert_eq!(Reason::Timeout(Duration::from_nanos(876_543_211)).to_string(), "timeout after 876ms");
-        assert_eq!(Reason::Timeout(Duration::from_secs(90)).to_string(), "timeout after 1m30s");
-        assert_eq!(Reason::Timeout(Duration::from_micros(500)).to_string(), "timeout after 500us");
-        let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
-        assert_eq!(Reason::from_io(&e, true).to_string(), "connect: No route to host");
-        assert_eq!(Reason::Dns(resolver::Failure::NoSuchHost).to_string(), "dns: no such host");
     }
 }

@@ -10,6 +10,7 @@ pub mod probe;
 pub mod resolver;
 pub mod runtime;
 pub mod serve;
+pub mod verdict;
 pub mod wire;
 
 /// The version in `--version`, logs and the probes' `User-Agent`.

@@ -11,14 +11,16 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::check::{self, Check, DisplayDuration, Verdict};
+use crate::check::{self, Check};
 use crate::front::cli::ServeConfig;
 use crate::front::json;
 use crate::front::log;
 use crate::front::metrics::{self, Handler, Metrics};
 use crate::runtime::engine::{Engine, Tokens};
 use crate::runtime::signals::{self, Signals};
+use crate::verdict::Verdict;
 use crate::wire::http::{self, Connection, Method, Parse, Route};
+use crate::wire::text::DisplayDuration;
 use crate::Error;
 
 const LISTENER: Token = Token(0);

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use common::{assert_common_headers, Behaviour, Daemon, Stub};
 use fuzz::mutate::{mutate, Rng};
 use fuzz::{oracles, TARGETS};
-use healthcheck::check::{Check, DisplayDuration, Verdict};
+use healthcheck::check::Check;
 use healthcheck::front::cli::parse_duration;
 use healthcheck::probe::{Action, Probe};
+use healthcheck::verdict::Verdict;
 use healthcheck::wire::http;
+use healthcheck::wire::text::DisplayDuration;
 
 /// How long a connection the daemon should close gets to show it.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);

@@ -6,15 +6,17 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt as _;
 use std::time::{Duration, Instant};
 
-use healthcheck::check::{Check, DisplayDuration, Kind, Reason, Verdict};
+use healthcheck::check::{Check, Kind};
 use healthcheck::front::cli::{self, Command};
 use healthcheck::front::json;
 use healthcheck::front::metrics::{Handler, Metrics};
 use healthcheck::probe::grpc;
 use healthcheck::probe::{self, Action, Probe};
 use healthcheck::resolver::{self as dns, Hosts, Lookup, ResolvConf};
+use healthcheck::verdict::{HttpReason, Reason, Verdict};
 use healthcheck::wire::dns as message;
 use healthcheck::wire::http::{self, Connection, Method, Parse, Route};
+use healthcheck::wire::text::DisplayDuration;
 use healthcheck::wire::{h2, hpack, proto};
 
 /// Checks the daemon in the request oracle is configured with.
@@ -122,7 +124,7 @@ fn scrape(target: &str) -> Vec<u8> {
     let mut m = Metrics::new(&checks);
     let now = std::time::SystemTime::now();
     m.verdict(0, &Verdict::Pass, std::time::Duration::from_millis(2), now);
-    m.verdict(1, &Verdict::Fail(Reason::Status(503)), std::time::Duration::from_secs(20), now);
+    m.verdict(1, &Verdict::Fail(Reason::Http(HttpReason::Status(503))), std::time::Duration::from_secs(20), now);
     m.request(Handler::Metrics, 200);
     let mut body = Vec::new();
     m.write(&mut body, 1);
@@ -331,7 +333,7 @@ fn check_probe_request(check: &Check, out: &[u8]) {
 
 fn check_verdict(verdict: &Verdict) {
     match verdict {
-        Verdict::Fail(Reason::Status(code)) => assert!(!probe::passes(*code), "status {code} fails"),
+        Verdict::Fail(Reason::Http(HttpReason::Status(code))) => assert!(!probe::passes(*code), "status {code} fails"),
         Verdict::Fail(Reason::Timeout(_)) => panic!("no deadline passed"),
         _ => {}
     }
@@ -400,7 +402,10 @@ fn grpc_transcript(
                 if let Verdict::Fail(reason) = &verdict {
                     let text = reason.to_string();
                     assert!(text.len() <= 200 && text.bytes().all(|b| (b' '..=b'~').contains(&b)), "{text:?}");
-                    assert!(!matches!(reason, Reason::Timeout(_) | Reason::Status(200)), "{reason:?}");
+                    assert!(
+                        !matches!(reason, Reason::Timeout(_) | Reason::Http(HttpReason::Status(200))),
+                        "{reason:?}"
+                    );
                 }
                 return format!("{verdict:?}");
             }

@@ -6,8 +6,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::check::{Check, CheckError, DisplayDuration, Kind};
-use crate::front::log::{self, Shown};
+use crate::check::{Check, CheckError, Kind};
+use crate::wire::text::DisplayDuration;
+use crate::wire::text::Shown;
 
 pub const USAGE: &str = "\
 healthcheck: is every part of this pod ready?
@@ -511,7 +512,7 @@ fn apply_headers(checks: &mut [Check], headers: &[String]) -> Result<(), UsageEr
             return Err(bad("a tcp check sends no request"));
         }
         let grpc = check.kind == crate::check::Kind::Grpc;
-        if grpc && crate::probe::grpc::reserved(name) {
+        if grpc && crate::wire::grpc::reserved(name) {
             return Err(bad("the gRPC call sets this field itself"));
         }
         check.add_header(name, value);
@@ -711,7 +712,7 @@ pub fn describe(cmd: &Command) -> String {
             out.push_str("command [");
             for (i, arg) in c.command.iter().enumerate() {
                 out.push_str(if i == 0 { "\"" } else { ", \"" });
-                let _ = log::write_escaped(&mut out, &arg.to_string_lossy(), '"');
+                let _ = crate::wire::text::write_escaped(&mut out, &arg.to_string_lossy(), '"');
                 out.push('"');
             }
             out.push_str("]\n");

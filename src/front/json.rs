@@ -4,7 +4,7 @@
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use crate::check::Verdict;
+use crate::verdict::Verdict;
 use crate::wire::digits::{nanos, push_seconds};
 
 pub const CONTENT_TYPE: &str = "application/json";
@@ -106,7 +106,7 @@ impl fmt::Write for Escaper<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Reason;
+    use crate::verdict::{HttpReason, Reason};
 
     fn report(entries: &[Entry<'_>], warnings: &[&str]) -> (bool, String) {
         let mut out = Vec::new();
@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn writes_the_issue_example() {
         let pass = Verdict::Pass;
-        let fail = Verdict::Fail(Reason::Status(503));
+        let fail = Verdict::Fail(Reason::Http(HttpReason::Status(503)));
         let entries = [
             Entry { name: "app", verdict: &pass, duration: Duration::from_micros(2100) },
             Entry { name: "istio", verdict: &fail, duration: Duration::from_micros(1300) },

@@ -4,6 +4,8 @@ use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::wire::text::write_escaped;
+
 /// A log line under construction; it is written when dropped.
 pub struct Line {
     buf: String,
@@ -65,34 +67,6 @@ pub fn push_value(out: &mut String, raw: &str) {
     out.push('"');
     let _ = write_escaped(out, raw, '"');
     out.push('"');
-}
-
-/// Writes `raw` for showing between two `quote`s on one line: the quote
-/// and `\` escaped with a backslash, tab, CR and LF as `\t`, `\r`, `\n`,
-/// anything else outside printable ASCII as `\u{..}`. The one escaper of
-/// the text the program writes to stderr: log values and usage errors.
-pub fn write_escaped(out: &mut impl fmt::Write, raw: &str, quote: char) -> fmt::Result {
-    for c in raw.chars() {
-        match c {
-            '\\' => out.write_str("\\\\")?,
-            '\n' => out.write_str("\\n")?,
-            '\r' => out.write_str("\\r")?,
-            '\t' => out.write_str("\\t")?,
-            c if c == quote => write!(out, "\\{c}")?,
-            ' '..='~' => out.write_char(c)?,
-            _ => write!(out, "\\u{{{:x}}}", c as u32)?,
-        }
-    }
-    Ok(())
-}
-
-/// An argument as a usage error shows it between single quotes, escaped.
-pub struct Shown<'a>(pub &'a str);
-
-impl fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_escaped(f, self.0, '\'')
-    }
 }
 
 /// RFC 3339 UTC with milliseconds, computed by hand to keep chrono out.
@@ -157,11 +131,5 @@ mod tests {
             push_value(&mut out, raw);
             assert_eq!(out, want, "{raw:?}");
         }
-    }
-
-    #[test]
-    fn usage_errors_show_arguments_escaped() {
-        assert_eq!(Shown("a'b\"c\\\t\u{e9}\u{1}\n").to_string(), "a\\'b\"c\\\\\\t\\u{e9}\\u{1}\\n");
-        assert_eq!(Shown("-x=1").to_string(), "-x=1");
     }
 }

@@ -5,7 +5,8 @@ use std::fs::File;
 use std::io::Read as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::check::{Check, Reason, Verdict};
+use crate::check::Check;
+use crate::verdict::{ReasonClass, Verdict};
 use crate::wire::digits::{nanos, push_decimal, push_seconds, put};
 use crate::VERSION;
 
@@ -30,74 +31,6 @@ const BUCKETS: [(u64, &str); 9] = [
     (10_000_000_000, "le=\"10\"} "),
 ];
 const INF: &str = "le=\"+Inf\"} ";
-
-/// Why a check failed, coarsely: the `reason` label. A fixed set, so a
-/// reason's free text (an OS message, a status code) never becomes a series.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReasonClass {
-    Status,
-    Timeout,
-    Refused,
-    Reset,
-    Closed,
-    Invalid,
-    Redirects,
-    Dns,
-    Grpc,
-    Other,
-}
-
-impl ReasonClass {
-    pub const ALL: [ReasonClass; 10] = [
-        ReasonClass::Status,
-        ReasonClass::Timeout,
-        ReasonClass::Refused,
-        ReasonClass::Reset,
-        ReasonClass::Closed,
-        ReasonClass::Invalid,
-        ReasonClass::Redirects,
-        ReasonClass::Dns,
-        ReasonClass::Grpc,
-        ReasonClass::Other,
-    ];
-
-    /// The class of a reason. Exhaustive: a new `Reason` does not compile
-    /// until it is given a class here.
-    pub fn of(reason: &Reason) -> ReasonClass {
-        match reason {
-            Reason::Status(_) => ReasonClass::Status,
-            Reason::Timeout(_) => ReasonClass::Timeout,
-            Reason::Refused => ReasonClass::Refused,
-            Reason::Reset => ReasonClass::Reset,
-            Reason::Closed | Reason::BodyCut => ReasonClass::Closed,
-            Reason::Invalid
-            | Reason::HeadersTooLarge
-            | Reason::UnsupportedTransferEncoding
-            | Reason::TooManyTransferEncodings => ReasonClass::Invalid,
-            Reason::RedirectLimit | Reason::HttpsRedirect | Reason::InvalidLocation | Reason::UnsupportedScheme => {
-                ReasonClass::Redirects
-            }
-            Reason::Dns(_) => ReasonClass::Dns,
-            Reason::Health(_) | Reason::GrpcStatus(..) | Reason::GoAway | Reason::StreamReset => ReasonClass::Grpc,
-            Reason::Connect(..) | Reason::Io(..) => ReasonClass::Other,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReasonClass::Status => "status",
-            ReasonClass::Timeout => "timeout",
-            ReasonClass::Refused => "refused",
-            ReasonClass::Reset => "reset",
-            ReasonClass::Closed => "closed",
-            ReasonClass::Invalid => "invalid",
-            ReasonClass::Redirects => "redirects",
-            ReasonClass::Dns => "dns",
-            ReasonClass::Grpc => "grpc",
-            ReasonClass::Other => "other",
-        }
-    }
-}
 
 /// Which endpoint answered a request: the `handler` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -540,6 +473,7 @@ fn max_fds() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::{HttpReason, Reason};
 
     fn checks(names: &[&str]) -> Vec<Check> {
         names.iter().map(|n| Check::parse(&format!("{n}=http://127.0.0.1:1/")).unwrap()).collect()
@@ -616,44 +550,11 @@ mod tests {
     }
 
     #[test]
-    fn reasons_have_classes() {
-        let cases = [
-            (Reason::Status(503), "status"),
-            (Reason::Timeout(Duration::from_secs(1)), "timeout"),
-            (Reason::Refused, "refused"),
-            (Reason::Reset, "reset"),
-            (Reason::Closed, "closed"),
-            (Reason::BodyCut, "closed"),
-            (Reason::Invalid, "invalid"),
-            (Reason::HeadersTooLarge, "invalid"),
-            (Reason::HttpsRedirect, "redirects"),
-            (Reason::RedirectLimit, "redirects"),
-            (Reason::InvalidLocation, "redirects"),
-            (Reason::UnsupportedScheme, "redirects"),
-            (Reason::UnsupportedTransferEncoding, "invalid"),
-            (Reason::TooManyTransferEncodings, "invalid"),
-            (Reason::Connect(std::io::ErrorKind::Other, Some(libc::EHOSTUNREACH)), "other"),
-            (Reason::Io(std::io::ErrorKind::Other, None), "other"),
-            (Reason::Health(2), "grpc"),
-            (Reason::GrpcStatus(12, String::new()), "grpc"),
-            (Reason::GoAway, "grpc"),
-            (Reason::StreamReset, "grpc"),
-        ];
-        for (reason, want) in cases {
-            assert_eq!(ReasonClass::of(&reason).as_str(), want, "{reason:?}");
-        }
-        // The label set is fixed and each class indexes its own counter.
-        for (i, class) in ReasonClass::ALL.iter().enumerate() {
-            assert_eq!(*class as usize, i);
-        }
-    }
-
-    #[test]
     fn scrapes_what_rounds_found() {
         let mut m = Metrics::new(&checks(&["app", "db", "never"]));
         let t0 = UNIX_EPOCH + Duration::from_millis(1_795_705_200_123);
         m.verdict(0, &Verdict::Pass, Duration::from_micros(2100), t0);
-        m.verdict(1, &Verdict::Fail(Reason::Status(503)), Duration::from_millis(3), t0);
+        m.verdict(1, &Verdict::Fail(Reason::Http(HttpReason::Status(503))), Duration::from_millis(3), t0);
         m.round(Duration::from_millis(3));
         m.verdict(0, &Verdict::Pass, Duration::from_millis(1), t0 + Duration::from_secs(5));
         m.verdict(1, &Verdict::Fail(Reason::Refused), Duration::from_millis(1), t0 + Duration::from_secs(5));

@@ -9,11 +9,13 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::ptr;
 use std::time::{Duration, Instant};
 
-use crate::check::{Check, DisplayDuration, Verdict};
+use crate::check::Check;
 use crate::front::cli::{RunConfig, When};
 use crate::front::log;
 use crate::runtime::signals;
 use crate::runtime::waiter::Driver;
+use crate::verdict::Verdict;
+use crate::wire::text::DisplayDuration;
 use crate::Error;
 
 /// sysexits.h EX_UNAVAILABLE: the checks never passed.
@@ -351,7 +353,7 @@ fn log_callback(check: &Check, verdict: &Verdict) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Reason;
+    use crate::verdict::Reason;
 
     #[test]
     fn failing_reasons_name_at_most_16_checks() {

@@ -5,13 +5,12 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::check::{Reason, Verdict};
 use crate::probe::Action;
-use crate::wire::digits::push_decimal;
+use crate::verdict::{GrpcReason, HttpReason, Reason, Verdict};
+pub use crate::wire::grpc::Request;
+use crate::wire::grpc::{is_grpc_content, parse_number, push_timeout, shown, MAX_SHOWN};
 use crate::wire::{h2, hpack, proto};
 
-/// The method every health check calls.
-pub const PATH: &str = "/grpc.health.v1.Health/Check";
 /// The one stream a probe opens.
 const STREAM: u32 = 1;
 /// Largest response message accepted: a HealthCheckResponse is 2 octets;
@@ -20,77 +19,6 @@ pub const MAX_MESSAGE: usize = 4096;
 /// Largest response header block (HEADERS and its CONTINUATIONs), which
 /// SETTINGS_MAX_HEADER_LIST_SIZE announces to the server.
 pub const MAX_BLOCK: usize = 16 * 1024;
-/// Largest request header block: it must fit one HEADERS frame, with room
-/// for the `grpc-timeout` field added when the call starts.
-const MAX_REQUEST_BLOCK: usize = h2::MAX_FRAME - 64;
-/// Ours, as the HTTP probe's.
-const USER_AGENT: &str = concat!("healthcheck/", env!("CARGO_PKG_VERSION"));
-/// `grpc-message` octets kept to show (escaped) in a reason.
-const MAX_SHOWN: usize = 80;
-
-/// What a gRPC check sends, built once when the check is parsed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Request {
-    /// The request header block, but for `grpc-timeout`.
-    block: Vec<u8>,
-    /// The length-prefixed HealthCheckRequest.
-    message: Vec<u8>,
-}
-
-impl Request {
-    /// The call for `service` on `authority` (`host:port` as written), with
-    /// the `--header` fields as metadata: `Host` names the `:authority` and
-    /// `User-Agent` replaces ours (given empty, none is sent), as for HTTP
-    /// checks; other names are sent lower-case, as HTTP/2 requires; the
-    /// [`reserved`] ones are the call's own and never sent. Err when the
-    /// request cannot fit one frame.
-    pub fn new(authority: &[u8], service: &[u8], headers: &[(String, String)]) -> Result<Request, String> {
-        let given =
-            |field: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(field)).map(|(_, v)| v.as_bytes());
-        let authority = given("host").filter(|h| !h.is_empty()).unwrap_or(authority);
-        let user_agent = given("user-agent").unwrap_or(USER_AGENT.as_bytes());
-        let mut block = Vec::new();
-        let fields: [(&[u8], &[u8]); 6] = [
-            (b":method", b"POST"),
-            (b":scheme", b"http"),
-            (b":path", PATH.as_bytes()),
-            (b":authority", authority),
-            (b"content-type", b"application/grpc"),
-            (b"te", b"trailers"),
-        ];
-        for (name, value) in fields {
-            hpack::encode(&mut block, name, value);
-        }
-        if !user_agent.is_empty() {
-            hpack::encode(&mut block, b"user-agent", user_agent);
-        }
-        for (name, value) in headers {
-            if !reserved(name) && !name.eq_ignore_ascii_case("host") && !name.eq_ignore_ascii_case("user-agent") {
-                hpack::encode(&mut block, name.to_ascii_lowercase().as_bytes(), value.as_bytes());
-            }
-        }
-        if block.len() > MAX_REQUEST_BLOCK {
-            return Err(format!("gRPC request headers over {MAX_REQUEST_BLOCK} bytes"));
-        }
-        let mut body = Vec::new();
-        proto::write_request(&mut body, service);
-        if body.len() + 5 > h2::MAX_FRAME {
-            return Err(format!("gRPC service name over {} bytes", h2::MAX_FRAME - 16));
-        }
-        let mut message = vec![0]; // not compressed
-        message.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        message.extend_from_slice(&body);
-        Ok(Request { block, message })
-    }
-}
-
-/// Header fields the call sets itself or HTTP/2 forbids (RFC 9113 8.2.2),
-/// and the `grpc-` names gRPC reserves: a `--header` may not name them.
-pub fn reserved(name: &str) -> bool {
-    const OWN: [&str; 6] = ["content-type", "te", "connection", "keep-alive", "proxy-connection", "upgrade"];
-    OWN.iter().any(|f| name.eq_ignore_ascii_case(f))
-        || name.get(..5).is_some_and(|prefix| prefix.eq_ignore_ascii_case("grpc-"))
-}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -231,7 +159,7 @@ impl Call {
                         data = &[];
                         Ok(None)
                     }
-                    Err(_) => Err(Reason::Invalid),
+                    Err(_) => Err(Reason::Grpc(GrpcReason::Invalid)),
                 }
             } else {
                 self.continue_partial(&mut data)
@@ -254,7 +182,7 @@ impl Call {
     /// Adds to the frame that arrived in pieces, and handles it once whole.
     fn continue_partial(&mut self, data: &mut &[u8]) -> Result<Option<Verdict>, Reason> {
         let want = match self.partial.first_chunk::<{ h2::HEADER_LEN }>() {
-            Some(header) => h2::HEADER_LEN + h2::payload_len(header).map_err(|_| Reason::Invalid)?,
+            Some(header) => h2::HEADER_LEN + h2::payload_len(header).map_err(|_| Reason::Grpc(GrpcReason::Invalid))?,
             None => h2::HEADER_LEN,
         };
         let take = (want - self.partial.len()).min(data.len());
@@ -264,7 +192,7 @@ impl Call {
         let step = match h2::parse(&partial) {
             Ok(h2::Status::Complete(frame, _)) => self.on_frame(frame).map(|v| (v, true)),
             Ok(h2::Status::Partial) => Ok((None, false)),
-            Err(_) => Err(Reason::Invalid),
+            Err(_) => Err(Reason::Grpc(GrpcReason::Invalid)),
         };
         self.partial = partial;
         if let Ok((_, true)) = step {
@@ -274,19 +202,19 @@ impl Call {
     }
 
     fn on_frame(&mut self, frame: h2::Frame<'_>) -> Result<Option<Verdict>, Reason> {
-        frame.validate().map_err(|_| Reason::Invalid)?;
+        frame.validate().map_err(|_| Reason::Grpc(GrpcReason::Invalid))?;
         // The server's preface is a SETTINGS frame (RFC 9113 3.4); anything
         // else (an HTTP/1.1 answer, say) is not an HTTP/2 server.
         if !self.settings && (frame.kind != h2::SETTINGS || frame.flags & h2::ACK != 0) {
-            return Err(Reason::Invalid);
+            return Err(Reason::Grpc(GrpcReason::Invalid));
         }
         if self.continuing && frame.kind != h2::CONTINUATION {
-            return Err(Reason::Invalid);
+            return Err(Reason::Grpc(GrpcReason::Invalid));
         }
         match frame.kind {
             h2::SETTINGS if frame.flags & h2::ACK == 0 => {
                 for setting in frame.settings() {
-                    setting.map_err(|_| Reason::Invalid)?;
+                    setting.map_err(|_| Reason::Grpc(GrpcReason::Invalid))?;
                 }
                 self.settings = true;
                 h2::write_frame(&mut self.out, h2::SETTINGS, h2::ACK, 0, &[]);
@@ -300,15 +228,17 @@ impl Call {
                 // Our stream may still finish when it is not past the last
                 // one the server processes and the server is not failing.
                 if last & 0x7fff_ffff < STREAM || code != 0 {
-                    return Err(Reason::GoAway);
+                    return Err(Reason::Grpc(GrpcReason::GoAway));
                 }
                 self.goaway = true;
             }
-            h2::RST_STREAM if frame.stream == STREAM => return Err(Reason::StreamReset),
-            h2::PUSH_PROMISE => return Err(Reason::Invalid), // push is disabled
-            h2::HEADERS | h2::DATA | h2::CONTINUATION if frame.stream != STREAM => return Err(Reason::Invalid),
+            h2::RST_STREAM if frame.stream == STREAM => return Err(Reason::Grpc(GrpcReason::StreamReset)),
+            h2::PUSH_PROMISE => return Err(Reason::Grpc(GrpcReason::Invalid)), // push is disabled
+            h2::HEADERS | h2::DATA | h2::CONTINUATION if frame.stream != STREAM => {
+                return Err(Reason::Grpc(GrpcReason::Invalid))
+            }
             h2::HEADERS => {
-                let content = frame.content().map_err(|_| Reason::Invalid)?;
+                let content = frame.content().map_err(|_| Reason::Grpc(GrpcReason::Invalid))?;
                 self.block.clear();
                 self.block.extend_from_slice(content);
                 self.block_ends_stream = frame.flags & h2::END_STREAM != 0;
@@ -319,7 +249,7 @@ impl Call {
             }
             h2::CONTINUATION => {
                 if !self.continuing || self.block.len() + frame.payload.len() > MAX_BLOCK {
-                    return Err(Reason::Invalid);
+                    return Err(Reason::Grpc(GrpcReason::Invalid));
                 }
                 self.block.extend_from_slice(frame.payload);
                 if frame.flags & h2::END_HEADERS != 0 {
@@ -328,14 +258,14 @@ impl Call {
                 }
             }
             h2::DATA => {
-                let content = frame.content().map_err(|_| Reason::Invalid)?;
+                let content = frame.content().map_err(|_| Reason::Grpc(GrpcReason::Invalid))?;
                 // Data before the response headers, after the trailers, past
                 // the bound, or ending the stream without trailers.
                 if self.blocks != 1
                     || self.message.len() + content.len() > 5 + MAX_MESSAGE
                     || frame.flags & h2::END_STREAM != 0
                 {
-                    return Err(Reason::Invalid);
+                    return Err(Reason::Grpc(GrpcReason::Invalid));
                 }
                 self.message.extend_from_slice(content);
             }
@@ -352,7 +282,7 @@ impl Call {
         self.blocks += 1;
         let first = self.blocks == 1;
         if self.blocks > 2 || (!first && !self.block_ends_stream) {
-            return Err(Reason::Invalid);
+            return Err(Reason::Grpc(GrpcReason::Invalid));
         }
         let mut valid = true;
         let (mut status, mut content, mut grpc_status) = (self.http_status, self.grpc_content, self.grpc_status);
@@ -374,7 +304,7 @@ impl Call {
         self.block = block;
         (self.http_status, self.grpc_content, self.grpc_status) = (status, content, grpc_status);
         if decoded.is_err() || !valid || !(100..=999).contains(&self.http_status) {
-            return Err(Reason::Invalid);
+            return Err(Reason::Grpc(GrpcReason::Invalid));
         }
         // Response headers that cannot begin a gRPC answer end the call
         // now, as gRPC clients do; otherwise the trailers decide.
@@ -387,8 +317,8 @@ impl Call {
     /// The verdict once the stream has ended (or cannot go on).
     fn verdict(&self) -> Verdict {
         let http_failure = match self.http_status {
-            200 => Reason::Invalid,
-            status => Reason::Status(status),
+            200 => Reason::Grpc(GrpcReason::Invalid),
+            status => Reason::Http(HttpReason::Status(status)),
         };
         if !self.grpc_content {
             return Verdict::Fail(http_failure);
@@ -396,24 +326,24 @@ impl Call {
         match self.grpc_status {
             None => Verdict::Fail(http_failure),
             Some(0) => self.health(),
-            Some(code) => Verdict::Fail(Reason::GrpcStatus(code, shown(&self.grpc_message))),
+            Some(code) => Verdict::Fail(Reason::Grpc(GrpcReason::Status(code, shown(&self.grpc_message)))),
         }
     }
 
     /// Reads the one uncompressed HealthCheckResponse of an OK call.
     fn health(&self) -> Verdict {
         let Some((prefix, body)) = self.message.split_first_chunk::<5>() else {
-            return Verdict::Fail(Reason::Invalid);
+            return Verdict::Fail(Reason::Grpc(GrpcReason::Invalid));
         };
         let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
         // A compressed message (flag 1) is refused: we offer no encoding.
         if prefix[0] != 0 || len as usize != body.len() {
-            return Verdict::Fail(Reason::Invalid);
+            return Verdict::Fail(Reason::Grpc(GrpcReason::Invalid));
         }
         match proto::read_status(body) {
             Some(proto::SERVING) => Verdict::Pass,
-            Some(status) => Verdict::Fail(Reason::Health(status)),
-            None => Verdict::Fail(Reason::Invalid),
+            Some(status) => Verdict::Fail(Reason::Grpc(GrpcReason::Health(status))),
+            None => Verdict::Fail(Reason::Grpc(GrpcReason::Invalid)),
         }
     }
 
@@ -421,7 +351,7 @@ impl Call {
     pub fn eof(&mut self) -> Action {
         match self.state {
             State::Done => Action::Receive,
-            _ if self.goaway => self.finish(Verdict::Fail(Reason::GoAway)),
+            _ if self.goaway => self.finish(Verdict::Fail(Reason::Grpc(GrpcReason::GoAway))),
             _ => self.finish(Verdict::Fail(Reason::Closed)),
         }
     }
@@ -449,106 +379,10 @@ fn setting(id: u16, value: u32) -> [u8; 6] {
     [a, b, c, d, e, f]
 }
 
-/// Appends a `grpc-timeout` value (gRPC over HTTP/2): at most 8 digits and
-/// a unit, the finest unit that fits, truncated, as grpc-go writes it. In
-/// 64-bit nanoseconds (584 years): 128-bit arithmetic would cost size.
-pub fn push_timeout(out: &mut Vec<u8>, remaining: Duration) {
-    const MAX_VALUE: u64 = 99_999_999;
-    let nanos = u64::try_from(remaining.as_nanos()).unwrap_or(u64::MAX);
-    for (unit, per) in [(b'n', 1), (b'u', 1_000), (b'm', 1_000_000), (b'S', 1_000_000_000), (b'M', 60_000_000_000)] {
-        if nanos / per <= MAX_VALUE {
-            push_decimal(out, nanos / per);
-            out.push(unit);
-            return;
-        }
-    }
-    push_decimal(out, (nanos / 3_600_000_000_000).min(MAX_VALUE));
-    out.push(b'H');
-}
-
-/// `application/grpc`, alone or with a `+format` or parameters.
-fn is_grpc_content(value: &[u8]) -> bool {
-    let Some(rest) = value.strip_prefix(b"application/grpc") else { return false };
-    matches!(rest.first(), None | Some(b'+' | b';'))
-}
-
-/// A decimal number of at most 9 digits.
-fn parse_number(value: &[u8]) -> Option<u32> {
-    if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(value.iter().fold(0, |n, &d| n * 10 + u32::from(d - b'0')))
-}
-
-/// Percent-decodes `%XX` escapes (and nothing else: `+` stays `+`); None
-/// when an escape is malformed.
-pub fn percent_decode(raw: &[u8]) -> Option<Vec<u8>> {
-    let mut decoded = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())?;
-            decoded.push(u8::from_str_radix(hex, 16).ok().filter(|_| !hex.starts_with('+'))?);
-            i += 3;
-        } else {
-            decoded.push(raw[i]);
-            i += 1;
-        }
-    }
-    Some(decoded)
-}
-
-/// A `grpc-message` to show: percent-decoded (as gRPC encodes it; a
-/// malformed one is shown as it came), then escaped and cut short, so a
-/// server cannot forge log lines or markup.
-fn shown(raw: &[u8]) -> String {
-    let decoded = percent_decode(raw).unwrap_or_else(|| raw.to_vec());
-    let mut out = Vec::new();
-    crate::wire::http::push_escaped(&mut out, &decoded[..decoded.len().min(MAX_SHOWN)]);
-    if decoded.len() > MAX_SHOWN {
-        out.extend_from_slice(b"...");
-    }
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// The name of a gRPC status code.
-pub fn status_name(code: u32) -> Option<&'static str> {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
-    NAMES.get(code as usize).copied()
-}
-
-/// The name of a `HealthCheckResponse.ServingStatus`.
-pub fn health_name(status: i32) -> Option<&'static str> {
-    match status {
-        proto::UNKNOWN => Some("UNKNOWN"),
-        proto::SERVING => Some("SERVING"),
-        proto::NOT_SERVING => Some("NOT_SERVING"),
-        proto::SERVICE_UNKNOWN => Some("SERVICE_UNKNOWN"),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::grpc::*;
     use crate::VERSION;
 
     /// A server's side of the conversation, frame by frame.
@@ -774,33 +608,39 @@ mod tests {
             s().preface().headers(h2::END_STREAM, &all)
         };
         let cases = [
-            (s().ok(b"\x08\x02"), fail(Reason::Health(proto::NOT_SERVING))),
-            (s().ok(b""), fail(Reason::Health(proto::UNKNOWN))),
-            (s().ok(b"\x08\x03"), fail(Reason::Health(proto::SERVICE_UNKNOWN))),
-            (s().ok(b"\x08\x09"), fail(Reason::Health(9))),
-            (trailers_only(&[("grpc-status", "12")]), fail(Reason::GrpcStatus(12, String::new()))),
+            (s().ok(b"\x08\x02"), fail(Reason::Grpc(GrpcReason::Health(proto::NOT_SERVING)))),
+            (s().ok(b""), fail(Reason::Grpc(GrpcReason::Health(proto::UNKNOWN)))),
+            (s().ok(b"\x08\x03"), fail(Reason::Grpc(GrpcReason::Health(proto::SERVICE_UNKNOWN)))),
+            (s().ok(b"\x08\x09"), fail(Reason::Grpc(GrpcReason::Health(9)))),
+            (trailers_only(&[("grpc-status", "12")]), fail(Reason::Grpc(GrpcReason::Status(12, String::new())))),
             (
                 trailers_only(&[("grpc-status", "5"), ("grpc-message", "unknown service")]),
-                fail(Reason::GrpcStatus(5, "unknown service".into())),
+                fail(Reason::Grpc(GrpcReason::Status(5, "unknown service".into()))),
             ),
             (
                 trailers_only(&[("grpc-status", "14"), ("grpc-message", "a%0Aforged=line %22<b>%E2%82%AC")]),
-                fail(Reason::GrpcStatus(14, "a\\x0aforged=line \\\"\\x3cb\\x3e\\xe2\\x82\\xac".into())),
+                fail(Reason::Grpc(GrpcReason::Status(14, "a\\x0aforged=line \\\"\\x3cb\\x3e\\xe2\\x82\\xac".into()))),
             ),
-            (trailers_only(&[("grpc-status", "99")]), fail(Reason::GrpcStatus(99, String::new()))),
-            (trailers_only(&[("grpc-status", "x")]), fail(Reason::Invalid)),
-            (trailers_only(&[]), fail(Reason::Invalid)),
-            (s().preface().headers(h2::END_STREAM, &[(":status", "404")]), fail(Reason::Status(404))),
-            (s().preface().headers(0, &[(":status", "503")]), fail(Reason::Status(503))),
-            (s().preface().headers(0, &[(":status", "200"), ("content-type", "text/html")]), fail(Reason::Invalid)),
-            (s().preface().headers(0, &[("content-type", "application/grpc")]), fail(Reason::Invalid)),
+            (trailers_only(&[("grpc-status", "99")]), fail(Reason::Grpc(GrpcReason::Status(99, String::new())))),
+            (trailers_only(&[("grpc-status", "x")]), fail(Reason::Grpc(GrpcReason::Invalid))),
+            (trailers_only(&[]), fail(Reason::Grpc(GrpcReason::Invalid))),
+            (s().preface().headers(h2::END_STREAM, &[(":status", "404")]), fail(Reason::Http(HttpReason::Status(404)))),
+            (s().preface().headers(0, &[(":status", "503")]), fail(Reason::Http(HttpReason::Status(503)))),
+            (
+                s().preface().headers(0, &[(":status", "200"), ("content-type", "text/html")]),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
+            ),
+            (
+                s().preface().headers(0, &[("content-type", "application/grpc")]),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
+            ),
             (
                 s().preface().headers(0, &[(":status", "200"), ("content-type", "application/grpcx")]),
-                fail(Reason::Invalid),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
             ),
-            (s().preface().frame(h2::RST_STREAM, 0, 1, &[0, 0, 0, 8]), fail(Reason::StreamReset)),
-            (s().preface().frame(h2::GOAWAY, 0, 0, &[0, 0, 0, 0, 0, 0, 0, 0]), fail(Reason::GoAway)),
-            (s().preface().frame(h2::GOAWAY, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 2]), fail(Reason::GoAway)),
+            (s().preface().frame(h2::RST_STREAM, 0, 1, &[0, 0, 0, 8]), fail(Reason::Grpc(GrpcReason::StreamReset))),
+            (s().preface().frame(h2::GOAWAY, 0, 0, &[0, 0, 0, 0, 0, 0, 0, 0]), fail(Reason::Grpc(GrpcReason::GoAway))),
+            (s().preface().frame(h2::GOAWAY, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 2]), fail(Reason::Grpc(GrpcReason::GoAway))),
             // Compressed, two messages, a length that lies, no message.
             (
                 s().preface()
@@ -808,43 +648,67 @@ mod tests {
                     .message(b"\x08\x01")
                     .message(b"\x08\x01")
                     .trailers(&[("grpc-status", "0")]),
-                fail(Reason::Invalid),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
             ),
             (
                 s().preface()
                     .response_headers()
                     .frame(h2::DATA, 0, 1, b"\0\0\0\0\x09\x08\x01")
                     .trailers(&[("grpc-status", "0")]),
-                fail(Reason::Invalid),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
             ),
-            (s().preface().response_headers().trailers(&[("grpc-status", "0")]), fail(Reason::Invalid)),
+            (
+                s().preface().response_headers().trailers(&[("grpc-status", "0")]),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
+            ),
             (
                 s().preface()
                     .response_headers()
                     .frame(h2::DATA, 0, 1, b"\x01\0\0\0\x02\x08\x01")
                     .trailers(&[("grpc-status", "0")]),
-                fail(Reason::Invalid),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
             ),
             // Protocol errors.
-            (s().response_headers(), fail(Reason::Invalid)), // no SETTINGS first
-            (s().frame(h2::SETTINGS, h2::ACK, 0, b""), fail(Reason::Invalid)),
-            (s().preface().frame(h2::PUSH_PROMISE, h2::END_HEADERS, 1, &[0, 0, 0, 2]), fail(Reason::Invalid)),
-            (s().preface().frame(h2::DATA, 0, 1, b"\0\0\0\0\0"), fail(Reason::Invalid)), // before headers
-            (s().preface().headers(0, &[(":status", "200")]).frame(h2::PING, 0, 0, b"12345678"), fail(Reason::Invalid)),
-            (s().preface().frame(h2::HEADERS, 0, 1, b"\x88").frame(h2::PING, 0, 0, b"12345678"), fail(Reason::Invalid)),
-            (s().preface().frame(h2::HEADERS, h2::END_HEADERS, 3, b"\x88"), fail(Reason::Invalid)),
-            (s().preface().frame(h2::CONTINUATION, h2::END_HEADERS, 1, b"\x88"), fail(Reason::Invalid)),
-            (s().preface().frame(h2::HEADERS, h2::END_HEADERS, 1, b"\xff\xff"), fail(Reason::Invalid)),
+            (s().response_headers(), fail(Reason::Grpc(GrpcReason::Invalid))), // no SETTINGS first
+            (s().frame(h2::SETTINGS, h2::ACK, 0, b""), fail(Reason::Grpc(GrpcReason::Invalid))),
+            (
+                s().preface().frame(h2::PUSH_PROMISE, h2::END_HEADERS, 1, &[0, 0, 0, 2]),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
+            ),
+            (s().preface().frame(h2::DATA, 0, 1, b"\0\0\0\0\0"), fail(Reason::Grpc(GrpcReason::Invalid))), // before headers
+            (
+                s().preface().headers(0, &[(":status", "200")]).frame(h2::PING, 0, 0, b"12345678"),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
+            ),
+            (
+                s().preface().frame(h2::HEADERS, 0, 1, b"\x88").frame(h2::PING, 0, 0, b"12345678"),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
+            ),
+            (s().preface().frame(h2::HEADERS, h2::END_HEADERS, 3, b"\x88"), fail(Reason::Grpc(GrpcReason::Invalid))),
+            (
+                s().preface().frame(h2::CONTINUATION, h2::END_HEADERS, 1, b"\x88"),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
+            ),
+            (
+                s().preface().frame(h2::HEADERS, h2::END_HEADERS, 1, b"\xff\xff"),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
+            ),
             (
                 s().preface().response_headers().message(b"\x08\x01").headers(0, &[("grpc-status", "0")]),
-                fail(Reason::Invalid),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
             ),
             (
                 s().preface().response_headers().frame(h2::DATA, h2::END_STREAM, 1, b"\0\0\0\0\x02\x08\x01"),
-                fail(Reason::Invalid),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
             ),
-            (s().frame(h2::SETTINGS, 0, 0, &setting(h2::SETTINGS_MAX_FRAME_SIZE, 100)), fail(Reason::Invalid)),
-            (Server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".to_vec()), fail(Reason::Invalid)),
+            (
+                s().frame(h2::SETTINGS, 0, 0, &setting(h2::SETTINGS_MAX_FRAME_SIZE, 100)),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
+            ),
+            (
+                Server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".to_vec()),
+                fail(Reason::Grpc(GrpcReason::Invalid)),
+            ),
         ];
         for (i, (server, want)) in cases.into_iter().enumerate() {
             assert_eq!(verdict_of(server), want, "case {i}");
@@ -853,16 +717,16 @@ mod tests {
 
     #[test]
     fn reasons_read_well() {
-        assert_eq!(Reason::Health(proto::NOT_SERVING).to_string(), "NOT_SERVING");
-        assert_eq!(Reason::Health(7).to_string(), "health status 7");
-        assert_eq!(Reason::GrpcStatus(12, String::new()).to_string(), "grpc status UNIMPLEMENTED");
+        assert_eq!(Reason::Grpc(GrpcReason::Health(proto::NOT_SERVING)).to_string(), "NOT_SERVING");
+        assert_eq!(Reason::Grpc(GrpcReason::Health(7)).to_string(), "health status 7");
+        assert_eq!(Reason::Grpc(GrpcReason::Status(12, String::new())).to_string(), "grpc status UNIMPLEMENTED");
         assert_eq!(
-            Reason::GrpcStatus(5, "no such service".into()).to_string(),
+            Reason::Grpc(GrpcReason::Status(5, "no such service".into())).to_string(),
             "grpc status NOT_FOUND: no such service"
         );
-        assert_eq!(Reason::GrpcStatus(40, String::new()).to_string(), "grpc status 40");
-        assert_eq!(Reason::GoAway.to_string(), "goaway");
-        assert_eq!(Reason::StreamReset.to_string(), "stream reset");
+        assert_eq!(Reason::Grpc(GrpcReason::Status(40, String::new())).to_string(), "grpc status 40");
+        assert_eq!(Reason::Grpc(GrpcReason::GoAway).to_string(), "goaway");
+        assert_eq!(Reason::Grpc(GrpcReason::StreamReset).to_string(), "stream reset");
         assert_eq!(shown(&[b'x'; 200]), format!("{}...", "x".repeat(MAX_SHOWN)));
         assert_eq!(shown(b"50%+done%2"), "50%+done%2");
         assert_eq!(percent_decode(b"a%2Fb+c%41"), Some(b"a/b+cA".to_vec()));
@@ -878,15 +742,15 @@ mod tests {
         for _ in 0..2 {
             server = server.frame(h2::CONTINUATION, 0, 1, &[0x82; h2::MAX_FRAME]);
         }
-        assert_eq!(verdict_of(server), fail(Reason::Invalid));
+        assert_eq!(verdict_of(server), fail(Reason::Grpc(GrpcReason::Invalid)));
         // A message past the bound.
         let server = Server::default().preface().response_headers().message(&[0; MAX_MESSAGE + 1]);
-        assert_eq!(verdict_of(server), fail(Reason::Invalid));
+        assert_eq!(verdict_of(server), fail(Reason::Grpc(GrpcReason::Invalid)));
         // A frame header announcing more than the maximum fails at once.
         let mut call = open_call();
         call.received(&Server::default().preface().0);
         assert_eq!(call.received(&[0, 0x40]), Action::Send);
-        assert_eq!(call.received(&[1, 0, 0, 0, 0, 0, 1]), fail(Reason::Invalid));
+        assert_eq!(call.received(&[1, 0, 0, 0, 0, 0, 1]), fail(Reason::Grpc(GrpcReason::Invalid)));
     }
 
     #[test]
@@ -896,7 +760,7 @@ mod tests {
         let mut call = open_call();
         let goaway = Server::default().preface().frame(h2::GOAWAY, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 0]);
         assert_eq!(call.received(&goaway.0), Action::Send);
-        assert_eq!(call.eof(), fail(Reason::GoAway));
+        assert_eq!(call.eof(), fail(Reason::Grpc(GrpcReason::GoAway)));
         let mut call = open_call();
         assert_eq!(call.io_failed(&io::Error::from(io::ErrorKind::ConnectionReset)), fail(Reason::Reset));
         let mut call = open_call();
@@ -921,12 +785,15 @@ mod tests {
             (include_bytes!("../../tests/grpc/responses/py-serving.h2"), Action::Done(Verdict::Pass)),
             (
                 include_bytes!("../../tests/grpc/responses/go-notfound.h2"),
-                fail(Reason::GrpcStatus(5, "unknown service".into())),
+                fail(Reason::Grpc(GrpcReason::Status(5, "unknown service".into()))),
             ),
-            (include_bytes!("../../tests/grpc/responses/py-notfound.h2"), fail(Reason::GrpcStatus(5, String::new()))),
+            (
+                include_bytes!("../../tests/grpc/responses/py-notfound.h2"),
+                fail(Reason::Grpc(GrpcReason::Status(5, String::new()))),
+            ),
             (
                 include_bytes!("../../tests/grpc/responses/go-unimplemented.h2"),
-                fail(Reason::GrpcStatus(12, "unknown service grpc.health.v1.Health".into())),
+                fail(Reason::Grpc(GrpcReason::Status(12, "unknown service grpc.health.v1.Health".into()))),
             ),
         ];
         for (i, (bytes, want)) in cases.into_iter().enumerate() {
@@ -937,7 +804,7 @@ mod tests {
     #[test]
     fn a_call_is_reusable() {
         let mut call = open_call();
-        assert_eq!(feed(&mut call, &Server::default().ok(b"\x08\x02").0, 3), fail(Reason::Health(2)));
+        assert_eq!(feed(&mut call, &Server::default().ok(b"\x08\x02").0, 3), fail(Reason::Grpc(GrpcReason::Health(2))));
         let now = Instant::now();
         call.start(now + Duration::from_secs(1));
         call.connected(&request(), now);

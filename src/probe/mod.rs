@@ -7,7 +7,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::check::{Check, Kind, Reason, Verdict};
+use crate::check::{Check, Kind};
+use crate::verdict::{HttpReason, Reason, Verdict};
 pub mod grpc;
 use crate::wire::response::{BodyReader, Framing, Head, HeadReader, Progress};
 use crate::wire::url;
@@ -212,7 +213,7 @@ impl Probe {
             State::Head => match self.head.feed(data) {
                 Ok(None) => Action::Receive,
                 Ok(Some((head, used))) => self.on_head(check, head, &data[used..]),
-                Err(reason) => self.finish(Verdict::Fail(reason)),
+                Err(e) => self.finish(Verdict::Fail(e.into())),
             },
             State::Body { .. } => self.on_body(data),
             State::Grpc => {
@@ -237,7 +238,7 @@ impl Probe {
             State::Body { follow: true, .. } => self.follow(),
             State::Body { reader, .. } => match reader.eof() {
                 Ok(()) => self.body_done(),
-                Err(reason) => self.fail_after_status(reason),
+                Err(e) => self.fail_after_status(e.into()),
             },
             State::Done => Action::Receive,
             State::Grpc => {
@@ -276,7 +277,7 @@ impl Probe {
     /// Fails, but a failing status already read is the better reason.
     fn fail_after_status(&mut self, reason: Reason) -> Action {
         if self.status != 0 && !passes(self.status) {
-            return self.finish(Verdict::Fail(Reason::Status(self.status)));
+            return self.finish(Verdict::Fail(Reason::Http(HttpReason::Status(self.status))));
         }
         self.finish(Verdict::Fail(reason))
     }
@@ -321,7 +322,7 @@ impl Probe {
     /// draining the body, as Go does for the limit and a scheme or port it
     /// cannot connect to.
     fn plan_redirect(&mut self, check: &Check, head: &Head) -> Result<Option<Result<Hop, Reason>>, Reason> {
-        let reference = url::Url::parse(&head.location).map_err(|_| Reason::InvalidLocation)?;
+        let reference = url::Url::parse(&head.location).map_err(|_| Reason::Http(HttpReason::InvalidLocation))?;
         Ok(self.next_hop(check, head, &reference))
     }
 
@@ -333,18 +334,18 @@ impl Probe {
             return None;
         }
         if self.requests >= MAX_REDIRECTS {
-            return Some(Err(Reason::RedirectLimit));
+            return Some(Err(Reason::Http(HttpReason::RedirectLimit)));
         }
         match &url.scheme[..] {
             b"http" => {}
-            b"https" => return Some(Err(Reason::HttpsRedirect)),
-            _ => return Some(Err(Reason::UnsupportedScheme)),
+            b"https" => return Some(Err(Reason::Http(HttpReason::HttpsRedirect))),
+            _ => return Some(Err(Reason::Http(HttpReason::UnsupportedScheme))),
         }
         let port = match url.port() {
             b"" => 80,
             digits => match std::str::from_utf8(digits).ok().and_then(|p| p.parse().ok()) {
                 Some(port) => port,
-                None => return Some(Err(Reason::InvalidLocation)),
+                None => return Some(Err(Reason::Http(HttpReason::InvalidLocation))),
             },
         };
         if matches!(head.status, 301..=303) {
@@ -383,12 +384,16 @@ impl Probe {
             Ok(Progress::Done) if follow => self.follow(),
             Ok(Progress::Done) => self.body_done(),
             Err(_) if follow => self.follow(),
-            Err(reason) => self.fail_after_status(reason),
+            Err(e) => self.fail_after_status(e.into()),
         }
     }
 
     fn body_done(&mut self) -> Action {
-        let verdict = if passes(self.status) { Verdict::Pass } else { Verdict::Fail(Reason::Status(self.status)) };
+        let verdict = if passes(self.status) {
+            Verdict::Pass
+        } else {
+            Verdict::Fail(Reason::Http(HttpReason::Status(self.status)))
+        };
         self.finish(verdict)
     }
 }
@@ -406,6 +411,7 @@ fn is_redirect(status: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::response;
 
     fn check(url: &str) -> Check {
         Check::parse(url).unwrap()
@@ -452,16 +458,28 @@ mod tests {
             (
                 &[b"HTTP/1.1 199 X\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"],
                 false,
-                fail(Reason::Status(404)),
+                fail(Reason::Http(HttpReason::Status(404))),
             ),
             (&[b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n"], true, Action::Done(Verdict::Pass)),
-            (&[b"HTTP/1.1 101 Switching\r\n\r\n"], true, fail(Reason::Status(101))),
-            (&[b"HTTP/1.1 400 Bad\r\nContent-Length: 0\r\n\r\n"], false, fail(Reason::Status(400))),
-            (&[b"HTTP/1.1 503 Unavailable\r\nContent-Length: 5\r\n\r\nno"], true, fail(Reason::Status(503))),
+            (&[b"HTTP/1.1 101 Switching\r\n\r\n"], true, fail(Reason::Http(HttpReason::Status(101)))),
+            (&[b"HTTP/1.1 400 Bad\r\nContent-Length: 0\r\n\r\n"], false, fail(Reason::Http(HttpReason::Status(400)))),
+            (
+                &[b"HTTP/1.1 503 Unavailable\r\nContent-Length: 5\r\n\r\nno"],
+                true,
+                fail(Reason::Http(HttpReason::Status(503))),
+            ),
             (&[b"HTTP/1.0 200 OK\r\n\r\nbody until close"], true, Action::Done(Verdict::Pass)),
-            (&[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"], true, fail(Reason::BodyCut)),
-            (&[b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"], false, fail(Reason::Invalid)),
-            (&[b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"], false, fail(Reason::Invalid)),
+            (
+                &[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"],
+                true,
+                fail(Reason::from(response::Error::BodyCut)),
+            ),
+            (
+                &[b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"],
+                false,
+                fail(Reason::from(response::Error::Invalid)),
+            ),
+            (&[b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"], false, fail(Reason::from(response::Error::Invalid))),
             (
                 &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"],
                 false,
@@ -472,33 +490,41 @@ mod tests {
                 false,
                 Action::Done(Verdict::Pass),
             ),
-            (&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], false, fail(Reason::Invalid)),
-            (&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"], true, fail(Reason::BodyCut)),
-            (&[b"garbage\r\n\r\n"], false, fail(Reason::Invalid)),
+            (
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"],
+                false,
+                fail(Reason::from(response::Error::Invalid)),
+            ),
+            (
+                &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"],
+                true,
+                fail(Reason::from(response::Error::BodyCut)),
+            ),
+            (&[b"garbage\r\n\r\n"], false, fail(Reason::from(response::Error::Invalid))),
             (&[b"HTTP/1.1 2"], true, fail(Reason::Closed)),
             (&[], true, fail(Reason::Closed)),
             // Transfer-Encoding: one `chunked` on HTTP/1.1, ignored on 1.0.
             (
                 &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok"],
                 true,
-                fail(Reason::UnsupportedTransferEncoding),
+                fail(Reason::from(response::Error::UnsupportedTransferEncoding)),
             ),
             (
                 &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"],
                 false,
-                fail(Reason::TooManyTransferEncodings),
+                fail(Reason::from(response::Error::TooManyTransferEncodings)),
             ),
             (&[b"HTTP/1.0 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok"], true, Action::Done(Verdict::Pass)),
             // Chunked strictness: a bare LF, 17 digits.
             (
                 &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\n0\r\n\r\n"],
                 false,
-                fail(Reason::Invalid),
+                fail(Reason::from(response::Error::Invalid)),
             ),
             (
                 &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000002\r\nok\r\n0\r\n\r\n"],
                 false,
-                fail(Reason::Invalid),
+                fail(Reason::from(response::Error::Invalid)),
             ),
             // Head leniency: obs-fold, a space in a name, HTTP/1.2, spaces
             // before the code, many fields; but no leading empty line.
@@ -512,7 +538,7 @@ mod tests {
                 false,
                 Action::Done(Verdict::Pass),
             ),
-            (&[b"\r\nHTTP/1.1 200 OK\r\n\r\n"], false, fail(Reason::Invalid)),
+            (&[b"\r\nHTTP/1.1 200 OK\r\n\r\n"], false, fail(Reason::from(response::Error::Invalid))),
             // Byte by byte still works.
             (&[b"H", b"TTP/1.1 20", b"0 OK\r\n", b"Content-Length: 1\r\n\r", b"\n", b"x"], false, pass),
         ];
@@ -530,7 +556,7 @@ mod tests {
         while action == Action::Receive {
             action = p.received(&c, line);
         }
-        assert_eq!(action, fail(Reason::HeadersTooLarge));
+        assert_eq!(action, fail(Reason::from(response::Error::HeadersTooLarge)));
 
         let mut p = reading(&c);
         assert_eq!(p.received(&c, b"HTTP/1.1 200 OK\r\n\r\n"), Action::Receive);
@@ -578,19 +604,28 @@ mod tests {
             (b"HTTP/1.1 302 F\r\nLocation: //other/x\r\nContent-Length: 0\r\n\r\n", pass()),
             // Empty Location: not followed.
             (b"HTTP/1.1 302 F\r\nLocation:   \r\nContent-Length: 0\r\n\r\n", pass()),
-            (b"HTTP/1.1 308 P\r\nLocation: https://localhost/\r\n\r\n", fail(Reason::HttpsRedirect)),
-            (b"HTTP/1.1 308 P\r\nLocation: ftp://localhost/\r\n\r\n", fail(Reason::UnsupportedScheme)),
-            (b"HTTP/1.1 302 F\r\nLocation: /a\tb\r\n\r\n", fail(Reason::InvalidLocation)),
-            (b"HTTP/1.1 302 F\r\nLocation: /%zz\r\n\r\n", fail(Reason::InvalidLocation)),
+            (b"HTTP/1.1 308 P\r\nLocation: https://localhost/\r\n\r\n", fail(Reason::Http(HttpReason::HttpsRedirect))),
+            (
+                b"HTTP/1.1 308 P\r\nLocation: ftp://localhost/\r\n\r\n",
+                fail(Reason::Http(HttpReason::UnsupportedScheme)),
+            ),
+            (b"HTTP/1.1 302 F\r\nLocation: /a\tb\r\n\r\n", fail(Reason::Http(HttpReason::InvalidLocation))),
+            (b"HTTP/1.1 302 F\r\nLocation: /%zz\r\n\r\n", fail(Reason::Http(HttpReason::InvalidLocation))),
             // The head is checked before the redirect is followed.
-            (b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: x\r\n\r\n", fail(Reason::Invalid)),
+            (
+                b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: x\r\n\r\n",
+                fail(Reason::from(response::Error::Invalid)),
+            ),
             (
                 b"HTTP/1.1 302 F\r\nLocation: /b\r\nTransfer-Encoding: gzip\r\n\r\n",
-                fail(Reason::UnsupportedTransferEncoding),
+                fail(Reason::from(response::Error::UnsupportedTransferEncoding)),
             ),
             // A body cut short on a redirect to another host fails, as the
             // 3xx's body is read like any other.
-            (b"HTTP/1.1 302 F\r\nLocation: http://x/\r\nContent-Length: 5\r\n\r\nab", fail(Reason::BodyCut)),
+            (
+                b"HTTP/1.1 302 F\r\nLocation: http://x/\r\nContent-Length: 5\r\n\r\nab",
+                fail(Reason::from(response::Error::BodyCut)),
+            ),
         ];
         for (i, (response, want)) in cases.iter().enumerate() {
             let mut p = reading(&c);
@@ -632,7 +667,7 @@ mod tests {
         // A redirect that fails (https, the limit) fails once drained.
         let mut p = reading(&c);
         assert_eq!(p.received(&c, b"HTTP/1.1 302 F\r\nLocation: https://localhost/\r\n\r\nab"), Action::Receive);
-        assert_eq!(p.eof(), fail(Reason::HttpsRedirect));
+        assert_eq!(p.eof(), fail(Reason::Http(HttpReason::HttpsRedirect)));
         // A timeout while draining is a timeout.
         let mut p = reading(&c);
         p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: 10\r\n\r\nab");
@@ -684,7 +719,7 @@ mod tests {
         for hop in 1..=MAX_REDIRECTS {
             let a = p.received(&c, b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n");
             if hop == MAX_REDIRECTS {
-                assert_eq!(a, fail(Reason::RedirectLimit));
+                assert_eq!(a, fail(Reason::Http(HttpReason::RedirectLimit)));
                 return;
             }
             assert!(matches!(a, Action::Connect(_)), "hop {hop}: {a:?}");
@@ -705,7 +740,7 @@ mod tests {
         assert_eq!(p.timed_out(Duration::from_secs(1)), Verdict::Fail(Reason::Timeout(Duration::from_secs(1))));
         let mut p = reading(&c);
         p.received(&c, b"HTTP/1.1 500 E\r\nContent-Length: 9\r\n\r\n");
-        assert_eq!(p.timed_out(Duration::from_secs(1)), Verdict::Fail(Reason::Status(500)));
+        assert_eq!(p.timed_out(Duration::from_secs(1)), Verdict::Fail(Reason::Http(HttpReason::Status(500))));
     }
 
     #[test]

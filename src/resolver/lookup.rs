@@ -7,7 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::conf::ResolvConf;
-use super::{Failure, Found, Rng};
+use super::{Found, Rng};
+use crate::verdict::DnsReason;
 use crate::wire::dns::{self as message, Invalid, Reply, EDNS_UDP_SIZE, TYPE_A, TYPE_AAAA};
 
 /// A TCP answer larger than this fails the try: ours hold a few addresses.
@@ -27,7 +28,7 @@ pub enum Action {
     /// at a time over UDP).
     Receive,
     /// Close the socket: the lookup is over.
-    Done(Result<Found, Failure>),
+    Done(Result<Found, DnsReason>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub struct Lookup {
     wake: Instant,
     /// The first failure other than "no such host", reported when no
     /// candidate resolves.
-    failure: Option<Failure>,
+    failure: Option<DnsReason>,
     rng: Rng,
     done: bool,
 }
@@ -92,7 +93,7 @@ impl Lookup {
             done: false,
         };
         let action = if lookup.candidates.is_empty() || lookup.servers.is_empty() {
-            lookup.finish(Err(Failure::NoSuchHost))
+            lookup.finish(Err(DnsReason::NoSuchHost))
         } else {
             lookup.begin_try(Transport::Udp, now)
         };
@@ -160,13 +161,13 @@ impl Lookup {
             }
             Transport::Tcp => {
                 if self.inbuf.len() + data.len() > MAX_TCP_ANSWER + 2 {
-                    return self.try_failed(Failure::ServerFailure, now);
+                    return self.try_failed(DnsReason::ServerFailure, now);
                 }
                 self.inbuf.extend_from_slice(data);
                 while self.inbuf.len() >= 2 {
                     let len = usize::from(u16::from_be_bytes([self.inbuf[0], self.inbuf[1]]));
                     if len > MAX_TCP_ANSWER {
-                        return self.try_failed(Failure::ServerFailure, now);
+                        return self.try_failed(DnsReason::ServerFailure, now);
                     }
                     if self.inbuf.len() < 2 + len {
                         break;
@@ -175,7 +176,7 @@ impl Lookup {
                     match self.answer(&msg, now) {
                         Ok(Some(action)) => return action,
                         Ok(None) | Err(Invalid::Mismatch) => {}
-                        Err(Invalid::Malformed) => return self.try_failed(Failure::ServerFailure, now),
+                        Err(Invalid::Malformed) => return self.try_failed(DnsReason::ServerFailure, now),
                     }
                 }
                 Action::Receive
@@ -185,12 +186,12 @@ impl Lookup {
 
     /// The TCP peer closed before both answers came.
     pub fn eof(&mut self, now: Instant) -> Action {
-        self.try_failed(Failure::ServerFailure, now)
+        self.try_failed(DnsReason::ServerFailure, now)
     }
 
     /// Sending, connecting or reading failed: this server is out for this try.
     pub fn io_failed(&mut self, now: Instant) -> Action {
-        self.try_failed(Failure::ServerFailure, now)
+        self.try_failed(DnsReason::ServerFailure, now)
     }
 
     /// The try's time ran out (the engine calls this at [`Lookup::wake`]).
@@ -198,7 +199,7 @@ impl Lookup {
         if self.done || now < self.wake {
             return Action::Receive;
         }
-        self.try_failed(Failure::Timeout, now)
+        self.try_failed(DnsReason::Timeout, now)
     }
 
     /// Handles one answer; Ok(None) when more are awaited.
@@ -218,10 +219,10 @@ impl Lookup {
         let reply = parsed?;
         Ok(Some(match reply {
             Reply::Truncated if self.transport == Transport::Udp => self.begin_try(Transport::Tcp, now),
-            Reply::Truncated | Reply::ServerFailure(_) => self.try_failed(Failure::ServerFailure, now),
+            Reply::Truncated | Reply::ServerFailure(_) => self.try_failed(DnsReason::ServerFailure, now),
             // The other type's addresses, if they came, still count.
             Reply::NoSuchName if self.has_addresses() => self.candidate_done(now),
-            Reply::NoSuchName => self.candidate_failed(Failure::NoSuchHost, now),
+            Reply::NoSuchName => self.candidate_failed(DnsReason::NoSuchHost, now),
             Reply::Addrs { .. } => {
                 self.replies[which] = Some(reply);
                 if self.replies.iter().any(Option::is_none) {
@@ -245,14 +246,14 @@ impl Lookup {
             }
         }
         if addrs.is_empty() {
-            return self.candidate_failed(Failure::NoAddress, now);
+            return self.candidate_failed(DnsReason::NoAddress, now);
         }
         self.finish(Ok(Found { addrs, ttl: Duration::from_secs(u64::from(ttl)) }))
     }
 
     /// This try got no usable answer: keep an address answer in hand if
     /// one came, else the next server (or attempt), else the next name.
-    fn try_failed(&mut self, failure: Failure, now: Instant) -> Action {
+    fn try_failed(&mut self, failure: DnsReason, now: Instant) -> Action {
         if self.has_addresses() {
             return self.candidate_done(now);
         }
@@ -267,8 +268,8 @@ impl Lookup {
         self.replies.iter().flatten().any(|r| matches!(r, Reply::Addrs { addrs, .. } if !addrs.is_empty()))
     }
 
-    fn candidate_failed(&mut self, failure: Failure, now: Instant) -> Action {
-        if failure != Failure::NoSuchHost {
+    fn candidate_failed(&mut self, failure: DnsReason, now: Instant) -> Action {
+        if failure != DnsReason::NoSuchHost {
             self.failure.get_or_insert(failure);
         }
         self.candidate += 1;
@@ -276,7 +277,7 @@ impl Lookup {
         if self.candidate < self.candidates.len() {
             return self.begin_try(Transport::Udp, now);
         }
-        let failure = self.failure.unwrap_or(Failure::NoSuchHost);
+        let failure = self.failure.unwrap_or(DnsReason::NoSuchHost);
         self.finish(Err(failure))
     }
 
@@ -313,7 +314,7 @@ impl Lookup {
         }
     }
 
-    fn finish(&mut self, result: Result<Found, Failure>) -> Action {
+    fn finish(&mut self, result: Result<Found, DnsReason>) -> Action {
         self.done = true;
         Action::Done(result)
     }
@@ -412,7 +413,10 @@ mod tests {
         let [a, _] = both(&l);
         assert_eq!(question(&a).1, encode_name("app").unwrap());
         // The NODATA seen on the way says more than the last NXDOMAIN.
-        assert_eq!(l.received(&answer(&a, RCODE_NXDOMAIN as u16, &[], 0), now), Action::Done(Err(Failure::NoAddress)));
+        assert_eq!(
+            l.received(&answer(&a, RCODE_NXDOMAIN as u16, &[], 0), now),
+            Action::Done(Err(DnsReason::NoAddress))
+        );
     }
 
     #[test]
@@ -420,7 +424,10 @@ mod tests {
         let now = Instant::now();
         let (mut l, _) = start("gone", "nameserver 10.0.0.1\n", now);
         let [a, _] = both(&l);
-        assert_eq!(l.received(&answer(&a, RCODE_NXDOMAIN as u16, &[], 0), now), Action::Done(Err(Failure::NoSuchHost)));
+        assert_eq!(
+            l.received(&answer(&a, RCODE_NXDOMAIN as u16, &[], 0), now),
+            Action::Done(Err(DnsReason::NoSuchHost))
+        );
         // An inconsistent server: AAAA addresses, then NXDOMAIN for A.
         let (mut l, _) = start("odd", "nameserver 10.0.0.1\n", now);
         let [a, aaaa] = both(&l);
@@ -430,7 +437,7 @@ mod tests {
         let (mut l, _) = start("v4less", "nameserver 10.0.0.1\n", now);
         let [a, aaaa] = both(&l);
         l.received(&answer(&aaaa, 0, &[], 0), now);
-        assert_eq!(l.received(&answer(&a, 0, &[], 0), now), Action::Done(Err(Failure::NoAddress)));
+        assert_eq!(l.received(&answer(&a, 0, &[], 0), now), Action::Done(Err(DnsReason::NoAddress)));
     }
 
     #[test]
@@ -447,7 +454,7 @@ mod tests {
             assert_eq!(l.timed_out(now), Action::Udp(addr(want)));
         }
         now += Duration::from_secs(1);
-        assert_eq!(l.timed_out(now), Action::Done(Err(Failure::Timeout)));
+        assert_eq!(l.timed_out(now), Action::Done(Err(DnsReason::Timeout)));
     }
 
     #[test]
@@ -457,7 +464,7 @@ mod tests {
         let [a, _] = both(&l);
         assert_eq!(l.received(&answer(&a, RCODE_SERVFAIL as u16, &[], 0), now), Action::Udp(addr(S2)));
         let [_, aaaa] = both(&l);
-        assert_eq!(l.received(&answer(&aaaa, 5, &[], 0), now), Action::Done(Err(Failure::ServerFailure)));
+        assert_eq!(l.received(&answer(&aaaa, 5, &[], 0), now), Action::Done(Err(DnsReason::ServerFailure)));
         // An I/O error (ICMP refused on a connected UDP socket) too.
         let (mut l, _) = start("db.", "nameserver 10.0.0.1\nnameserver 10.0.0.2\noptions attempts:1\n", now);
         assert_eq!(l.io_failed(now), Action::Udp(addr(S2)));
@@ -517,13 +524,13 @@ mod tests {
         let mut tc = answer(&a, 0, &[], 0);
         tc[2] |= 0x02;
         l.received(&tc, now);
-        assert_eq!(l.eof(now), Action::Done(Err(Failure::ServerFailure)));
+        assert_eq!(l.eof(now), Action::Done(Err(DnsReason::ServerFailure)));
     }
 
     #[test]
     fn invalid_names_fail_at_once() {
         let now = Instant::now();
         let (_, action) = start(&"x".repeat(64), "", now);
-        assert_eq!(action, Action::Done(Err(Failure::NoSuchHost)));
+        assert_eq!(action, Action::Done(Err(DnsReason::NoSuchHost)));
     }
 }

@@ -5,7 +5,6 @@
 pub mod conf;
 pub mod lookup;
 
-use std::fmt;
 use std::fs;
 use std::io::Read as _;
 use std::net::IpAddr;
@@ -15,30 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub use conf::{Hosts, ResolvConf};
 pub use lookup::{Action, Lookup};
 
-/// Why a name gave no address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// NXDOMAIN for every name tried.
-    NoSuchHost,
-    /// The name exists but has no A or AAAA record (NODATA).
-    NoAddress,
-    /// No server answered in time.
-    Timeout,
-    /// The servers answered with an error (SERVFAIL, REFUSED, ...), a
-    /// broken answer, or could not be reached.
-    ServerFailure,
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Failure::NoSuchHost => "no such host",
-            Failure::NoAddress => "no address",
-            Failure::Timeout => "timeout",
-            Failure::ServerFailure => "server failure",
-        })
-    }
-}
+use crate::verdict::DnsReason;
 
 /// The addresses of a name, IPv4 first, and how long they may be reused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,12 +109,12 @@ impl Resolver {
     /// What is known of `name` (not an IP literal, not `localhost`)
     /// without asking a server: the hosts file first, then a cached answer
     /// still within its TTL. None: it must be looked up.
-    pub fn known(&self, name: &str, now: Instant) -> Option<Result<Vec<IpAddr>, Failure>> {
+    pub fn known(&self, name: &str, now: Instant) -> Option<Result<Vec<IpAddr>, DnsReason>> {
         // RFC 6761 6.4: `.invalid` names fail at once, without a query.
         let bare = name.strip_suffix('.').unwrap_or(name).as_bytes();
         let tld = bare.rsplit(|&b| b == b'.').next().unwrap_or_default();
         if tld.eq_ignore_ascii_case(b"invalid") {
-            return Some(Err(Failure::NoSuchHost));
+            return Some(Err(DnsReason::NoSuchHost));
         }
         let from_hosts = self.hosts.lookup(name);
         if !from_hosts.is_empty() {
@@ -230,7 +206,7 @@ mod tests {
         assert_eq!(r.known("web", now), None);
         assert!(matches!(r.lookup("web", now), (_, Action::Udp(_))));
         for invalid in ["x.invalid", "X.INVALID.", "invalid"] {
-            assert_eq!(r.known(invalid, now), Some(Err(Failure::NoSuchHost)), "{invalid}");
+            assert_eq!(r.known(invalid, now), Some(Err(DnsReason::NoSuchHost)), "{invalid}");
         }
         assert_eq!(r.known("invalid.example", now), None);
         let found = Found { addrs: vec![IpAddr::from([10, 2, 2, 2])], ttl: Duration::from_secs(5) };
@@ -294,7 +270,7 @@ mod tests {
 
     #[test]
     fn failures_read_well() {
-        let all = [Failure::NoSuchHost, Failure::NoAddress, Failure::Timeout, Failure::ServerFailure];
+        let all = [DnsReason::NoSuchHost, DnsReason::NoAddress, DnsReason::Timeout, DnsReason::ServerFailure];
         let texts: Vec<String> = all.iter().map(ToString::to_string).collect();
         assert_eq!(texts, ["no such host", "no address", "timeout", "server failure"]);
     }

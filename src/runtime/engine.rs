@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 
-use crate::check::{Check, Reason, Verdict};
+use crate::check::Check;
 use crate::probe::{Action, Probe};
-use crate::resolver::{self, Failure, Found, Lookup, Resolver};
+use crate::resolver::{self, Found, Lookup, Resolver};
+use crate::verdict::{DnsReason, Reason, Verdict};
 
 /// Hands out tokens from a counter that only goes up, so an event that
 /// arrives late for a closed socket can never reach a newer one.
@@ -72,7 +73,7 @@ struct NameLookup {
     /// The checks waiting for it.
     waiters: Vec<usize>,
     /// How it ended, for the checks that name it later in the round.
-    outcome: Option<Result<Vec<IpAddr>, Failure>>,
+    outcome: Option<Result<Vec<IpAddr>, DnsReason>>,
     /// Ended, or cut off by the round's deadline.
     done: bool,
 }
@@ -371,7 +372,7 @@ impl Engine {
         }
         for slot in self.slots.iter_mut().filter(|s| s.verdict.is_none()) {
             let verdict = if slot.resolving {
-                Verdict::Fail(Reason::Dns(Failure::Timeout))
+                Verdict::Fail(Reason::Dns(DnsReason::Timeout))
             } else {
                 slot.probe.timed_out(self.timeout)
             };
@@ -501,7 +502,7 @@ fn drive_dns(
     token: Token,
     scratch: &mut [u8],
     now: Instant,
-) -> Option<Result<Found, Failure>> {
+) -> Option<Result<Found, DnsReason>> {
     use resolver::Action as A;
     let Some(lookup) = entry.lookup.as_mut() else { unreachable!("driving a lookup that has begun") };
     loop {

@@ -9,7 +9,8 @@ use mio::{Events, Interest, Poll, Token};
 use super::engine::{Engine, Tokens};
 use super::signals::Signals;
 use super::Error;
-use crate::check::{Check, Verdict};
+use crate::check::Check;
+use crate::verdict::Verdict;
 
 const SIGNALS: Token = Token(0);
 const FIRST_TOKEN: usize = 1;

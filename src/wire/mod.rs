@@ -3,9 +3,11 @@
 
 pub mod digits;
 pub mod dns;
+pub mod grpc;
 pub mod h2;
 pub mod hpack;
 pub mod http;
 pub mod proto;
 pub mod response;
+pub mod text;
 pub mod url;

@@ -2,7 +2,33 @@
 //! it: the head line by line without keeping it, its framing, and a bounded
 //! body, chunked or not. Pure: bytes in, progress or a failure out.
 
-use crate::check::Reason;
+use std::fmt;
+
+/// Why a response cannot be read: the parser's own failures, which the
+/// verdict layer nests as `HttpReason::Response`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Not HTTP/1 as Go's client reads it.
+    Invalid,
+    /// A head line or all heads together over their bound.
+    HeadersTooLarge,
+    /// The connection closed before the body's framing was complete.
+    BodyCut,
+    UnsupportedTransferEncoding,
+    TooManyTransferEncodings,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Error::Invalid => "invalid response",
+            Error::HeadersTooLarge => "response headers too large",
+            Error::BodyCut => "body cut short",
+            Error::UnsupportedTransferEncoding => "unsupported transfer encoding",
+            Error::TooManyTransferEncodings => "too many transfer encodings",
+        })
+    }
+}
 
 /// Head lines are kept up to this length. A longer field line is checked
 /// as it streams past without being kept, as long as it is no field whose
@@ -138,7 +164,7 @@ impl Fields {
     }
 
     /// One line, without its line end. Ok(true) at the blank line.
-    fn line(&mut self, line: &[u8]) -> Result<bool, Reason> {
+    fn line(&mut self, line: &[u8]) -> Result<bool, Error> {
         if line.is_empty() {
             self.finish();
             return Ok(true);
@@ -146,11 +172,11 @@ impl Fields {
         if is_space(line[0]) {
             // A continuation, but never the first line.
             if !self.started || !line[1..].iter().all(|&b| value_byte(b)) {
-                return Err(Reason::Invalid);
+                return Err(Error::Invalid);
             }
             if self.pending.is_some_and(|k| k != Known::Other) {
                 if self.value.len() + line.len() > MAX_LINE {
-                    return Err(Reason::HeadersTooLarge);
+                    return Err(Error::HeadersTooLarge);
                 }
                 self.value.push(b' ');
                 self.value.extend_from_slice(trim(line));
@@ -162,10 +188,10 @@ impl Fields {
         // The line starts with no space, and a trailing one is a value
         // byte: the name and the checks are those of the trimmed line.
         // One pass finds the colon and checks the name before it.
-        let colon = line.iter().position(|&b| CLASS[usize::from(b)] & NAME == 0).ok_or(Reason::Invalid)?;
+        let colon = line.iter().position(|&b| CLASS[usize::from(b)] & NAME == 0).ok_or(Error::Invalid)?;
         let (name, value) = (&line[..colon], &line[colon + 1..]);
         if line[colon] != b':' || name.is_empty() || !value.iter().all(|&b| value_byte(b)) {
-            return Err(Reason::Invalid);
+            return Err(Error::Invalid);
         }
         // A name with a space is kept apart, never matched (as Go does).
         let known = match name.len() {
@@ -244,7 +270,7 @@ impl HeadReader {
     }
 
     /// Consumes bytes; Ok(Some((head, used))) once a final head is read.
-    pub fn feed(&mut self, data: &[u8]) -> Result<Option<(Head, usize)>, Reason> {
+    pub fn feed(&mut self, data: &[u8]) -> Result<Option<(Head, usize)>, Error> {
         let mut at = 0;
         while at < data.len() {
             let rest = &data[at..];
@@ -256,12 +282,12 @@ impl HeadReader {
             at += used;
             self.consumed += used as u64;
             if self.consumed > MAX_HEADS {
-                return Err(Reason::HeadersTooLarge);
+                return Err(Error::HeadersTooLarge);
             }
             if self.long.is_none() && self.line.len() + piece.len() > MAX_LINE {
                 // Only field lines may stream past; a status line may not.
                 if self.status.is_none() {
-                    return Err(Reason::HeadersTooLarge);
+                    return Err(Error::HeadersTooLarge);
                 }
                 self.long = Some(Long::Start);
                 let kept = std::mem::take(&mut self.line);
@@ -274,7 +300,7 @@ impl HeadReader {
                 self.long_line(piece)?;
                 // A line must not end in its name (no colon).
                 if complete && matches!(self.long.take(), Some(Long::Start | Long::Name(..))) {
-                    return Err(Reason::Invalid);
+                    return Err(Error::Invalid);
                 }
                 continue;
             }
@@ -302,16 +328,16 @@ impl HeadReader {
 
     /// Checks part of a long field line with the rules [`Fields::line`]
     /// applies to a whole one, keeping nothing.
-    fn long_line(&mut self, bytes: &[u8]) -> Result<(), Reason> {
+    fn long_line(&mut self, bytes: &[u8]) -> Result<(), Error> {
         for &b in bytes {
             let Some(state) = self.long else { return Ok(()) };
             self.long = Some(match (state, b) {
                 (Long::Start, b' ' | b'\t') => {
                     if !self.fields.started {
-                        return Err(Reason::Invalid);
+                        return Err(Error::Invalid);
                     }
                     if self.fields.pending.is_some_and(|k| k != Known::Other) {
-                        return Err(Reason::HeadersTooLarge);
+                        return Err(Error::HeadersTooLarge);
                     }
                     Long::Value
                 }
@@ -321,7 +347,7 @@ impl HeadReader {
                     self.fields.pending = Some(Known::Other);
                     self.fields.value.clear();
                     if !token_byte(b) {
-                        return Err(Reason::Invalid);
+                        return Err(Error::Invalid);
                     }
                     let mut name = [0; 17];
                     name[0] = b;
@@ -333,7 +359,7 @@ impl HeadReader {
                         .iter()
                         .any(|k| len == k.len() && name.eq_ignore_ascii_case(k))
                     {
-                        return Err(Reason::HeadersTooLarge);
+                        return Err(Error::HeadersTooLarge);
                     }
                     Long::Value
                 }
@@ -345,13 +371,13 @@ impl HeadReader {
                 }
                 (Long::Value, b'\r') => Long::Cr,
                 (Long::Value, _) if value_byte(b) => Long::Value,
-                _ => return Err(Reason::Invalid),
+                _ => return Err(Error::Invalid),
             });
         }
         Ok(())
     }
 
-    fn on_line(&mut self, line: &[u8]) -> Result<Option<Head>, Reason> {
+    fn on_line(&mut self, line: &[u8]) -> Result<Option<Head>, Error> {
         let Some((status, http11)) = self.status else {
             self.status = Some(status_line(line)?);
             return Ok(None);
@@ -373,13 +399,13 @@ impl HeadReader {
 }
 
 /// `HTTP/x.y code reason` -> (code, at least HTTP/1.1), as Go reads it.
-fn status_line(line: &[u8]) -> Result<(u16, bool), Reason> {
-    let space = line.iter().position(|&b| b == b' ').ok_or(Reason::Invalid)?;
+fn status_line(line: &[u8]) -> Result<(u16, bool), Error> {
+    let space = line.iter().position(|&b| b == b' ').ok_or(Error::Invalid)?;
     let (proto, rest) = (&line[..space], &line[space + 1..]);
     let rest = &rest[rest.iter().position(|&b| b != b' ').unwrap_or(rest.len())..];
     let code = rest.split(|&b| b == b' ').next().unwrap_or_default();
     if code.len() != 3 {
-        return Err(Reason::Invalid);
+        return Err(Error::Invalid);
     }
     // strconv.Atoi: an optional sign, then digits; negative fails.
     let (negative, digits) = match code[0] {
@@ -388,11 +414,11 @@ fn status_line(line: &[u8]) -> Result<(u16, bool), Reason> {
         _ => (false, code),
     };
     if !digits.iter().all(u8::is_ascii_digit) {
-        return Err(Reason::Invalid);
+        return Err(Error::Invalid);
     }
     let value = digits.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
     if negative && value != 0 {
-        return Err(Reason::Invalid);
+        return Err(Error::Invalid);
     }
     let (major, minor) = match proto {
         b"HTTP/1.1" => (1, 1),
@@ -400,7 +426,7 @@ fn status_line(line: &[u8]) -> Result<(u16, bool), Reason> {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
             (major - b'0', minor - b'0')
         }
-        _ => return Err(Reason::Invalid),
+        _ => return Err(Error::Invalid),
     };
     // Go reads version 0.0 as 1.1.
     let http11 = major > 1 || (major == 1 && minor >= 1) || (major, minor) == (0, 0);
@@ -408,16 +434,16 @@ fn status_line(line: &[u8]) -> Result<(u16, bool), Reason> {
 }
 
 /// How the body is delimited, with Go's checks of both headers.
-fn framing(status: u16, http11: bool, fields: &Fields) -> Result<Option<Framing>, Reason> {
+fn framing(status: u16, http11: bool, fields: &Fields) -> Result<Option<Framing>, Error> {
     let chunked = match fields.encodings {
         0 => false,
         _ if !http11 => false,
         1 if fields.encoding.eq_ignore_ascii_case(b"chunked") => true,
-        1 => return Err(Reason::UnsupportedTransferEncoding),
-        _ => return Err(Reason::TooManyTransferEncodings),
+        1 => return Err(Error::UnsupportedTransferEncoding),
+        _ => return Err(Error::TooManyTransferEncodings),
     };
     if fields.lengths_differ {
-        return Err(Reason::Invalid);
+        return Err(Error::Invalid);
     }
     let length = match fields.length_given.then_some(&fields.content_length) {
         None => None,
@@ -426,7 +452,7 @@ fn framing(status: u16, http11: bool, fields: &Fields) -> Result<Option<Framing>
             let n = std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
             match n {
                 Some(n) if valid && n <= i64::MAX as u64 => Some(n),
-                _ => return Err(Reason::Invalid),
+                _ => return Err(Error::Invalid),
             }
         }
     };
@@ -498,7 +524,7 @@ impl BodyReader {
         BodyReader { framing, left, chunk: SIZE_START, excess: 0, wanted: limit, trailer: Vec::new() }
     }
 
-    pub fn feed(&mut self, data: &[u8]) -> Result<Progress, Reason> {
+    pub fn feed(&mut self, data: &[u8]) -> Result<Progress, Error> {
         match self.framing {
             Framing::None => Ok(Progress::Done),
             Framing::UntilEof => {
@@ -516,15 +542,15 @@ impl BodyReader {
     }
 
     /// The peer closed: fine only where the body runs to the close.
-    pub fn eof(&self) -> Result<(), Reason> {
+    pub fn eof(&self) -> Result<(), Error> {
         match (self.framing, self.chunk) {
             (Framing::UntilEof | Framing::None, _) | (Framing::Chunked, Chunk::End) => Ok(()),
             (Framing::Length(_), _) if self.left == 0 => Ok(()),
-            _ => Err(Reason::BodyCut),
+            _ => Err(Error::BodyCut),
         }
     }
 
-    fn feed_chunked(&mut self, data: &[u8]) -> Result<Progress, Reason> {
+    fn feed_chunked(&mut self, data: &[u8]) -> Result<Progress, Error> {
         let mut i = 0;
         // Once the limit is read, Go still checks what it already holds:
         // the CRLF ending that chunk and a next size line read whole.
@@ -556,21 +582,21 @@ impl BodyReader {
                         return Ok(Progress::Done);
                     }
                 }
-                Chunk::DataCr | Chunk::DataLf => return Err(Reason::Invalid),
+                Chunk::DataCr | Chunk::DataLf => return Err(Error::Invalid),
                 Chunk::Size { size, digits, len, part } => {
                     let len = len + 1;
                     if len > MAX_CHUNK_LINE {
-                        return Err(Reason::Invalid);
+                        return Err(Error::Invalid);
                     }
                     let part = match (part, b) {
                         (SizePart::Cr, b'\n') => {
                             if digits == 0 {
-                                return Err(Reason::Invalid);
+                                return Err(Error::Invalid);
                             }
                             self.excess += len as i64 - 16 - 2 * size.min(i64::MAX as u64 / 4) as i64;
                             self.excess = self.excess.max(0);
                             if self.excess > MAX_CHUNK_EXCESS {
-                                return Err(Reason::Invalid);
+                                return Err(Error::Invalid);
                             }
                             self.chunk = if size == 0 { Chunk::Trailer } else { Chunk::Data(size) };
                             i += 1;
@@ -579,20 +605,20 @@ impl BodyReader {
                             }
                             continue;
                         }
-                        (SizePart::Cr, _) | (_, b'\n') => return Err(Reason::Invalid),
+                        (SizePart::Cr, _) | (_, b'\n') => return Err(Error::Invalid),
                         (_, b'\r') => SizePart::Cr,
                         (SizePart::Digits, b';') | (SizePart::Extension, _) => SizePart::Extension,
                         (SizePart::Digits | SizePart::Space, b' ' | b'\t') => SizePart::Space,
                         (SizePart::Digits, _) if b.is_ascii_hexdigit() => {
                             if digits == 16 {
-                                return Err(Reason::Invalid);
+                                return Err(Error::Invalid);
                             }
                             let size = size << 4 | u64::from(unhex(b));
                             self.chunk = Chunk::Size { size, digits: digits + 1, len, part };
                             i += 1;
                             continue;
                         }
-                        _ => return Err(Reason::Invalid),
+                        _ => return Err(Error::Invalid),
                     };
                     self.chunk = Chunk::Size { size, digits, len, part };
                 }
@@ -609,12 +635,12 @@ impl BodyReader {
                     }
                     let Some(end) = self.trailer.windows(4).position(|w| w == b"\r\n\r\n") else {
                         if self.trailer.len() > MAX_TRAILER {
-                            return Err(Reason::Invalid);
+                            return Err(Error::Invalid);
                         }
                         continue;
                     };
                     if end + 4 > MAX_TRAILER {
-                        return Err(Reason::Invalid);
+                        return Err(Error::Invalid);
                     }
                     let mut fields = Fields::default();
                     for line in self.trailer[..end + 4].split(|&b| b == b'\n') {
@@ -648,7 +674,7 @@ fn unhex(b: u8) -> u8 {
 mod tests {
     use super::*;
 
-    fn head(text: &[u8]) -> Result<Option<Head>, Reason> {
+    fn head(text: &[u8]) -> Result<Option<Head>, Error> {
         let mut r = HeadReader::default();
         r.feed(text).map(|h| h.map(|(h, _)| h))
     }
@@ -674,26 +700,26 @@ mod tests {
         let many: Vec<u8> = [&b"HTTP/1.1 200 OK\r\n"[..], &b"X-A: b\r\n".repeat(1000), b"\r\n"].concat();
         ok(&many, 200, Some(Framing::UntilEof));
 
-        let fail = |text: &[u8], reason: Reason| assert_eq!(head(text), Err(reason), "{}", text.escape_ascii());
-        fail(b"\r\nHTTP/1.1 200 OK\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 20 OK\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 -20 OK\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.10 200 OK\r\n\r\n", Reason::Invalid);
-        fail(b"ICY 200 OK\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 200 OK\r\n folded-first: x\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 204 OK\r\nContent-Length: x\r\n\r\n", Reason::Invalid);
-        fail(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", Reason::UnsupportedTransferEncoding);
-        fail(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Reason::UnsupportedTransferEncoding);
+        let fail = |text: &[u8], reason: Error| assert_eq!(head(text), Err(reason), "{}", text.escape_ascii());
+        fail(b"\r\nHTTP/1.1 200 OK\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 20 OK\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 -20 OK\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.10 200 OK\r\n\r\n", Error::Invalid);
+        fail(b"ICY 200 OK\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\n folded-first: x\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 204 OK\r\nContent-Length: x\r\n\r\n", Error::Invalid);
+        fail(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", Error::UnsupportedTransferEncoding);
+        fail(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Error::UnsupportedTransferEncoding);
         fail(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-            Reason::TooManyTransferEncodings,
+            Error::TooManyTransferEncodings,
         );
         // Long lines stream past unless their value is needed.
         let long = |start: &[u8], end: &[u8]| {
@@ -703,16 +729,16 @@ mod tests {
         ok(&long(b"X: ", b"\r\n"), 200, None);
         ok(&long(b" ", b"\n"), 200, None);
         ok(&long(b"X-", b" : v\r\n"), 200, None);
-        fail(&long(b"X: ", b"\x01\r\n"), Reason::Invalid);
-        fail(&long(b"X: ", b"\r\r\n"), Reason::Invalid);
-        fail(&long(b"X", b"\r\n"), Reason::Invalid);
-        fail(&long(b"X", b"(: v\r\n"), Reason::Invalid);
-        fail(&long(b"Location: ", b"\r\n"), Reason::HeadersTooLarge);
+        fail(&long(b"X: ", b"\x01\r\n"), Error::Invalid);
+        fail(&long(b"X: ", b"\r\r\n"), Error::Invalid);
+        fail(&long(b"X", b"\r\n"), Error::Invalid);
+        fail(&long(b"X", b"(: v\r\n"), Error::Invalid);
+        fail(&long(b"Location: ", b"\r\n"), Error::HeadersTooLarge);
         fail(
             &[&b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"[..], &[b' '; 2 * MAX_LINE], b"\r\n\r\n"].concat(),
-            Reason::HeadersTooLarge,
+            Error::HeadersTooLarge,
         );
-        fail(&[&b"HTTP/1.1 200 "[..], &[b'a'; 2 * MAX_LINE], b"\r\n\r\n"].concat(), Reason::HeadersTooLarge);
+        fail(&[&b"HTTP/1.1 200 "[..], &[b'a'; 2 * MAX_LINE], b"\r\n\r\n"].concat(), Error::HeadersTooLarge);
         // Incomplete is not an error.
         assert_eq!(head(b"HTTP/1.1 200 OK\r\nX: y"), Ok(None));
     }
@@ -733,7 +759,7 @@ mod tests {
         panic!("no head");
     }
 
-    fn chunked(body: &[u8], limit: usize) -> Result<Progress, Reason> {
+    fn chunked(body: &[u8], limit: usize) -> Result<Progress, Error> {
         BodyReader::new(Framing::Chunked, limit).feed(body)
     }
 
@@ -755,20 +781,20 @@ mod tests {
             b"2\r\nok\r\n0\r\nno colon\r\n\r\n",
             b"2;a\rb\r\nok\r\n0\r\n\r\n",
         ] {
-            assert_eq!(chunked(bad, 100), Err(Reason::Invalid), "{}", bad.escape_ascii());
+            assert_eq!(chunked(bad, 100), Err(Error::Invalid), "{}", bad.escape_ascii());
         }
         // A trailer must end in CRLF CRLF: Go waits for one, then fails.
         let mut b = BodyReader::new(Framing::Chunked, 100);
         assert_eq!(b.feed(b"2\r\nok\r\n0\r\nT: v\n\n"), Ok(Progress::More));
-        assert_eq!(b.eof(), Err(Reason::BodyCut));
+        assert_eq!(b.eof(), Err(Error::BodyCut));
         let long = [&b"1;"[..], &[b'x'; MAX_CHUNK_LINE], b"\r\nx\r\n0\r\n\r\n"].concat();
-        assert_eq!(chunked(&long, 100), Err(Reason::Invalid));
+        assert_eq!(chunked(&long, 100), Err(Error::Invalid));
         // Extensions bigger than the data they carry.
         let ext = [&b"1;"[..], &[b'x'; 4000], b"\r\nx\r\n"].concat().repeat(5);
-        assert_eq!(chunked(&ext, 100), Err(Reason::Invalid));
+        assert_eq!(chunked(&ext, 100), Err(Error::Invalid));
         // At the limit: a malformed next size line already received fails,
         // one not yet complete does not, nor does anything mid-chunk.
-        assert_eq!(chunked(b"2\r\nok\r\nzz\r\n", 2), Err(Reason::Invalid));
+        assert_eq!(chunked(b"2\r\nok\r\nzz\r\n", 2), Err(Error::Invalid));
         assert_eq!(chunked(b"2\r\nok\r\nzz", 2), done);
         assert_eq!(chunked(b"4\r\nokok\r\nzz\r\n", 2), done);
         assert_eq!(chunked(b"2\r\nok\r\n5\r\n", 2), done);
@@ -778,11 +804,11 @@ mod tests {
     fn lengths_and_eof() {
         let mut b = BodyReader::new(Framing::Length(10), 4);
         assert_eq!(b.feed(b"abc"), Ok(Progress::More));
-        assert_eq!(b.eof(), Err(Reason::BodyCut));
+        assert_eq!(b.eof(), Err(Error::BodyCut));
         assert_eq!(b.feed(b"d"), Ok(Progress::Done));
         let mut b = BodyReader::new(Framing::UntilEof, 4);
         assert_eq!(b.feed(b"ab"), Ok(Progress::More));
         assert_eq!(b.eof(), Ok(()));
-        assert_eq!(BodyReader::new(Framing::Chunked, 4).eof(), Err(Reason::BodyCut));
+        assert_eq!(BodyReader::new(Framing::Chunked, 4).eof(), Err(Error::BodyCut));
     }
 }
