@@ -5,7 +5,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::probe::Action;
+use super::action::Action;
 use crate::verdict::{GrpcReason, HttpReason, Reason, Verdict};
 pub use crate::wire::grpc::Request;
 use crate::wire::grpc::{is_grpc_content, parse_number, push_timeout, shown, MAX_SHOWN};

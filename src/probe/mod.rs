@@ -1,416 +1,214 @@
-//! The outbound state machine of one probe: connect (trying each address),
-//! send the request, read the status and a bounded body, reach a verdict.
-//! It does no I/O and reads no clock: the engine feeds it events and bytes,
-//! so its transitions are unit-tested without sockets.
+//! The outbound probe of one check, as a sans-IO machine: the connection
+//! layer (addresses tried in order) under one machine per probe kind (tcp,
+//! http, grpc), all answering with one [`Action`]. It does no I/O and reads
+//! no clock: the engine feeds it events and bytes, so its transitions are
+//! unit-tested without sockets. A new kind is a file here and an arm in
+//! [`Machine`]'s matches.
+
+pub mod action;
+pub mod conn;
+pub mod grpc;
+pub mod http;
+pub mod tcp;
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use action::Action;
+pub use http::{passes, MAX_BODY, MAX_HEAD, MAX_REDIRECTS};
+
 use crate::check::{Check, Kind};
-use crate::verdict::{HttpReason, Reason, Verdict};
-pub mod grpc;
-use crate::wire::response::{BodyReader, Framing, Head, HeadReader, Progress};
-use crate::wire::url;
+use crate::verdict::{Reason, Verdict};
+use conn::Conn;
 
-/// Longest response head line kept (see [`crate::wire::response::MAX_LINE`]).
-pub const MAX_HEAD: usize = crate::wire::response::MAX_LINE;
-/// Body bytes read at most, as kubelet does, then the socket is closed.
-pub const MAX_BODY: usize = 10 * 1024;
-/// Requests made at most, as kubelet's redirect checker allows: the first
-/// and 9 redirects; a tenth redirect fails.
-pub const MAX_REDIRECTS: u8 = 10;
-/// Before following a redirect Go reads this much of its body, when the
-/// body's length is unknown or no larger.
-const REDIRECT_DRAIN: usize = 2 << 10;
-
-/// What the engine must do next for this probe.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Open a new connection to this address (closing any current one).
-    Connect(SocketAddr),
-    /// Write [`Probe::output`] to the connection.
-    Send,
-    /// Read from the connection and pass the bytes to [`Probe::received`].
-    Receive,
-    /// Close the connection: the probe has its verdict.
-    Done(Verdict),
-}
-
-#[derive(Debug, Default)]
-enum State {
+/// Where the probe's connection stands.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Link {
     #[default]
     Connecting,
-    Sending,
-    Head,
-    /// Reading a body: for the verdict, or (`follow`) before a redirect.
-    Body {
-        reader: BodyReader,
-        follow: bool,
-    },
-    /// A `grpc://` check's call, which owns the connection from here on.
-    Grpc,
+    /// Connected: the kind's machine has the connection.
+    Open,
+    /// The verdict is in.
     Done,
 }
 
-/// The request of a redirect hop.
+/// The machine of the check's kind, kept across rounds (with its buffers).
 #[derive(Debug)]
-struct Hop {
-    url: url::Url,
-    port: u16,
-    request: Vec<u8>,
-    /// The `Host` sent, when the user's one was kept.
-    host: Option<Vec<u8>>,
+enum Machine {
+    Tcp(tcp::Tcp),
+    Http(Box<http::Exchange>),
+    Grpc(Box<grpc::Call>),
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Machine::Tcp(tcp::Tcp)
+    }
+}
+
+impl Machine {
+    fn of(kind: Kind) -> Machine {
+        match kind {
+            Kind::Tcp => Machine::Tcp(tcp::Tcp),
+            Kind::Http | Kind::Post => Machine::Http(Box::default()),
+            Kind::Grpc => Machine::Grpc(Box::default()),
+        }
+    }
+
+    fn is(&self, kind: Kind) -> bool {
+        matches!(
+            (self, kind),
+            (Machine::Tcp(_), Kind::Tcp) | (Machine::Http(_), Kind::Http | Kind::Post) | (Machine::Grpc(_), Kind::Grpc)
+        )
+    }
+
+    /// Resets for a round whose probe must end by `deadline`.
+    fn start(&mut self, deadline: Instant) {
+        match self {
+            Machine::Tcp(_) => {}
+            Machine::Http(exchange) => exchange.reset(),
+            Machine::Grpc(call) => call.start(deadline),
+        }
+    }
 }
 
 /// One probe of one check, for one round.
 #[derive(Debug, Default)]
 pub struct Probe {
-    state: State,
-    /// Where to connect, tried in order: given by the engine each round
-    /// (the check's own addresses, or what its name resolved to).
-    addrs: Vec<SocketAddr>,
-    /// Index of the next address to try.
-    next_addr: usize,
-    /// The first connect error: for `localhost` the IPv4 refusal says more
-    /// than the IPv6 "address not available" that may follow it.
-    first_error: Option<Reason>,
-    /// The current hop once a redirect was followed.
-    redirect: Option<Hop>,
-    /// What follows once the redirect's body is drained: the next hop, or
-    /// the failure Go reports only after draining.
-    next: Option<Result<Hop, Reason>>,
-    /// Requests made so far in this probe.
-    requests: u8,
-    /// Cleared by a 301/302/303: the user's body fields are then dropped.
-    body_fields: bool,
-    sent: usize,
-    head: HeadReader,
-    status: u16,
-    grpc: grpc::Call,
+    link: Link,
+    conn: Conn,
+    machine: Machine,
+    deadline: Option<Instant>,
 }
 
 impl Probe {
     /// The first step: connect to the first of `addrs`. The probe must
     /// reach its verdict by `deadline`.
     pub fn start(&mut self, addrs: &[SocketAddr], deadline: Instant) -> Action {
-        // Reset field by field, keeping the buffers: building a whole new
-        // probe (over a kilobyte with the gRPC call and the redirect hops)
-        // and dropping the old one cost every check more than its parsing.
-        // The pattern names every field, so a new one cannot be missed.
-        let Probe {
-            state,
-            addrs: kept,
-            next_addr,
-            first_error,
-            redirect,
-            next,
-            requests,
-            body_fields,
-            sent,
-            head,
-            status,
-            grpc,
-        } = self;
-        *state = State::default();
-        kept.clear();
-        kept.extend_from_slice(addrs);
-        *next_addr = 0;
-        *first_error = None;
-        *redirect = None;
-        *next = None;
-        *requests = 0;
-        *body_fields = true;
-        *sent = 0;
-        head.reset();
-        *status = 0;
-        grpc.start(deadline);
-        self.next_connect()
+        self.deadline = Some(deadline);
+        self.conn.start(addrs);
+        self.machine.start(deadline);
+        let action = self.conn.next_connect();
+        self.step(action)
     }
 
-    /// The step to retry when the connection reports readiness.
-    pub fn resume(&self) -> Option<Action> {
-        match self.state {
-            State::Connecting => None,
-            State::Sending => Some(Action::Send),
-            State::Head | State::Body { .. } => Some(Action::Receive),
-            State::Grpc if self.grpc.sending() => Some(Action::Send),
-            State::Grpc => Some(Action::Receive),
-            State::Done => None,
-        }
-    }
-
-    pub fn is_connecting(&self) -> bool {
-        matches!(self.state, State::Connecting)
-    }
-
-    fn next_connect(&mut self) -> Action {
-        let Some(addr) = self.addrs.get(self.next_addr) else {
-            let reason = self.first_error.take().unwrap_or(Reason::Refused);
-            return self.finish(Verdict::Fail(reason));
-        };
-        self.next_addr += 1;
-        self.state = State::Connecting;
-        let mut addr = *addr;
-        if let Some(hop) = &self.redirect {
-            addr.set_port(hop.port);
-        }
-        Action::Connect(addr)
-    }
-
-    /// The connect failed, at once or as an event: try the next address.
-    pub fn connect_failed(&mut self, err: &io::Error) -> Action {
-        self.first_error.get_or_insert_with(|| Reason::from_io(err, true));
-        self.next_connect()
-    }
-
-    /// The connection is established at `now`.
-    pub fn connected(&mut self, check: &Check, now: Instant) -> Action {
-        match check.kind {
-            Kind::Tcp => return self.finish(Verdict::Pass),
-            Kind::Grpc => {
-                self.state = State::Grpc;
-                return self.grpc.connected(&check.grpc, now);
-            }
-            Kind::Http | Kind::Post => {}
-        }
-        self.state = State::Sending;
-        self.sent = 0;
-        self.requests = self.requests.saturating_add(1);
-        Action::Send
-    }
-
-    /// The request bytes still to write.
-    pub fn output<'a>(&'a self, check: &'a Check) -> &'a [u8] {
-        if matches!(self.state, State::Grpc) {
-            return self.grpc.output();
-        }
-        let request = match &self.redirect {
-            Some(hop) => &hop.request,
-            None => &check.request,
-        };
-        &request[self.sent.min(request.len())..]
-    }
-
-    pub fn wrote(&mut self, check: &Check, n: usize) -> Action {
-        if matches!(self.state, State::Grpc) {
-            let action = self.grpc.wrote(n);
-            return self.grpc_step(action);
-        }
-        self.sent += n;
-        if self.output(check).is_empty() {
-            self.state = State::Head;
-            self.head.reset();
-            Action::Receive
-        } else {
-            Action::Send
-        }
-    }
-
-    /// Bytes arrived (never empty: end of stream is [`Probe::eof`]).
-    pub fn received(&mut self, check: &Check, data: &[u8]) -> Action {
-        match self.state {
-            State::Head => match self.head.feed(data) {
-                Ok(None) => Action::Receive,
-                Ok(Some((head, used))) => self.on_head(check, head, &data[used..]),
-                Err(e) => self.finish(Verdict::Fail(e.into())),
-            },
-            State::Body { .. } => self.on_body(data),
-            State::Grpc => {
-                let action = self.grpc.received(data);
-                self.grpc_step(action)
-            }
-            _ => Action::Receive,
-        }
-    }
-
-    /// Notes the end of a gRPC call.
-    fn grpc_step(&mut self, action: Action) -> Action {
-        if matches!(action, Action::Done(_)) {
-            self.state = State::Done;
+    /// Notes where the connection stands after `action`.
+    fn step(&mut self, action: Action) -> Action {
+        match action {
+            Action::Connect(_) => self.link = Link::Connecting,
+            Action::Done(_) => self.link = Link::Done,
+            Action::Send | Action::Receive => {}
         }
         action
     }
 
+    /// The step to retry when the connection reports readiness.
+    pub fn resume(&self) -> Option<Action> {
+        if self.link != Link::Open {
+            return None;
+        }
+        match &self.machine {
+            Machine::Tcp(_) => None,
+            Machine::Http(exchange) => exchange.resume(),
+            Machine::Grpc(call) if call.sending() => Some(Action::Send),
+            Machine::Grpc(_) => Some(Action::Receive),
+        }
+    }
+
+    pub fn is_connecting(&self) -> bool {
+        self.link == Link::Connecting
+    }
+
+    /// The connect failed, at once or as an event: try the next address.
+    pub fn connect_failed(&mut self, err: &io::Error) -> Action {
+        let action = self.conn.connect_failed(err);
+        self.step(action)
+    }
+
+    /// The connection is established at `now`.
+    pub fn connected(&mut self, check: &Check, now: Instant) -> Action {
+        if !self.machine.is(check.kind) {
+            self.machine = Machine::of(check.kind);
+            self.machine.start(self.deadline.unwrap_or(now));
+        }
+        self.link = Link::Open;
+        let action = match &mut self.machine {
+            Machine::Tcp(tcp) => tcp.connected(),
+            Machine::Http(exchange) => exchange.connected(),
+            Machine::Grpc(call) => call.connected(&check.grpc, now),
+        };
+        self.step(action)
+    }
+
+    /// The request bytes still to write.
+    pub fn output<'a>(&'a self, check: &'a Check) -> &'a [u8] {
+        match &self.machine {
+            Machine::Tcp(_) => &[],
+            Machine::Http(exchange) => exchange.output(check),
+            Machine::Grpc(call) => call.output(),
+        }
+    }
+
+    pub fn wrote(&mut self, check: &Check, n: usize) -> Action {
+        let action = match &mut self.machine {
+            Machine::Tcp(_) => Action::Receive,
+            Machine::Http(exchange) => exchange.wrote(check, n),
+            Machine::Grpc(call) => call.wrote(n),
+        };
+        self.step(action)
+    }
+
+    /// Bytes arrived (never empty: end of stream is [`Probe::eof`]).
+    pub fn received(&mut self, check: &Check, data: &[u8]) -> Action {
+        if self.link != Link::Open {
+            return Action::Receive;
+        }
+        let action = match &mut self.machine {
+            Machine::Tcp(_) => Action::Receive,
+            Machine::Http(exchange) => exchange.received(check, &mut self.conn, data),
+            Machine::Grpc(call) => call.received(data),
+        };
+        self.step(action)
+    }
+
     /// The peer closed its side.
     pub fn eof(&mut self) -> Action {
-        match &self.state {
-            State::Body { follow: true, .. } => self.follow(),
-            State::Body { reader, .. } => match reader.eof() {
-                Ok(()) => self.body_done(),
-                Err(e) => self.fail_after_status(e.into()),
-            },
-            State::Done => Action::Receive,
-            State::Grpc => {
-                let action = self.grpc.eof();
-                self.grpc_step(action)
-            }
-            _ => self.finish(Verdict::Fail(Reason::Closed)),
-        }
+        let action = match (self.link, &mut self.machine) {
+            (Link::Done, _) => return Action::Receive,
+            (Link::Connecting, _) | (Link::Open, Machine::Tcp(_)) => Action::Done(Verdict::Fail(Reason::Closed)),
+            (Link::Open, Machine::Http(exchange)) => exchange.eof(&mut self.conn),
+            (Link::Open, Machine::Grpc(call)) => call.eof(),
+        };
+        self.step(action)
     }
 
     /// A read or write failed.
     pub fn io_failed(&mut self, err: &io::Error) -> Action {
-        if matches!(self.state, State::Grpc) {
-            let action = self.grpc.io_failed(err);
-            return self.grpc_step(action);
-        }
-        // Go ignores errors while draining a redirect's body.
-        if matches!(self.state, State::Body { follow: true, .. }) {
-            return self.follow();
-        }
-        self.fail_after_status(Reason::from_io(err, false))
+        let action = match (self.link, &mut self.machine) {
+            (Link::Open, Machine::Http(exchange)) => exchange.io_failed(&mut self.conn, err),
+            (Link::Open, Machine::Grpc(call)) => call.io_failed(err),
+            _ => Action::Done(Verdict::Fail(Reason::from_io(err, false))),
+        };
+        self.step(action)
     }
 
     /// The round's deadline passed before a verdict.
     pub fn timed_out(&mut self, after: Duration) -> Verdict {
-        if matches!(self.state, State::Grpc) {
-            self.state = State::Done;
-            return self.grpc.timed_out(after);
-        }
-        match self.fail_after_status(Reason::Timeout(after)) {
-            Action::Done(verdict) => verdict,
-            _ => unreachable!("fail_after_status always finishes"),
+        let link = std::mem::replace(&mut self.link, Link::Done);
+        match (link, &mut self.machine) {
+            (Link::Open, Machine::Http(exchange)) => exchange.timed_out(after),
+            (Link::Open, Machine::Grpc(call)) => call.timed_out(after),
+            _ => Verdict::Fail(Reason::Timeout(after)),
         }
     }
-
-    /// Fails, but a failing status already read is the better reason.
-    fn fail_after_status(&mut self, reason: Reason) -> Action {
-        if self.status != 0 && !passes(self.status) {
-            return self.finish(Verdict::Fail(Reason::Http(HttpReason::Status(self.status))));
-        }
-        self.finish(Verdict::Fail(reason))
-    }
-
-    fn finish(&mut self, verdict: Verdict) -> Action {
-        self.state = State::Done;
-        Action::Done(verdict)
-    }
-
-    /// A final head arrived; `rest` is what followed it in the same read.
-    fn on_head(&mut self, check: &Check, head: Head, rest: &[u8]) -> Action {
-        self.status = head.status;
-        // Go follows a 3xx only with a non-empty Location.
-        if check.kind == Kind::Http && is_redirect(head.status) && !head.location.is_empty() {
-            match self.plan_redirect(check, &head) {
-                Ok(None) => {}
-                Ok(Some(next)) => {
-                    self.next = Some(next);
-                    let drain = match head.framing {
-                        Some(Framing::Length(n)) if n > REDIRECT_DRAIN as u64 => None,
-                        framing => framing,
-                    };
-                    let Some(framing) = drain else { return self.follow() };
-                    self.state = State::Body { reader: BodyReader::new(framing, REDIRECT_DRAIN), follow: true };
-                    return if rest.is_empty() { Action::Receive } else { self.on_body(rest) };
-                }
-                Err(reason) => return self.finish(Verdict::Fail(reason)),
-            }
-        }
-        let Some(framing) = head.framing else { return self.body_done() };
-        self.state = State::Body { reader: BodyReader::new(framing, MAX_BODY), follow: false };
-        if rest.is_empty() {
-            Action::Receive
-        } else {
-            self.on_body(rest)
-        }
-    }
-
-    /// The next hop of a redirect, as kubelet's client decides it: None
-    /// when the 3xx itself is the answer (another host); Err to fail at
-    /// once (a Location that does not parse); Some(Err) to fail after
-    /// draining the body, as Go does for the limit and a scheme or port it
-    /// cannot connect to.
-    fn plan_redirect(&mut self, check: &Check, head: &Head) -> Result<Option<Result<Hop, Reason>>, Reason> {
-        let reference = url::Url::parse(&head.location).map_err(|_| Reason::Http(HttpReason::InvalidLocation))?;
-        Ok(self.next_hop(check, head, &reference))
-    }
-
-    fn next_hop(&mut self, check: &Check, head: &Head, reference: &url::Url) -> Option<Result<Hop, Reason>> {
-        let base = self.redirect.as_ref().map_or(&check.target, |hop| &hop.url);
-        let url = base.join(reference);
-        // kubelet follows only the same host name as written, any port.
-        if url.hostname() != check.target.hostname() {
-            return None;
-        }
-        if self.requests >= MAX_REDIRECTS {
-            return Some(Err(Reason::Http(HttpReason::RedirectLimit)));
-        }
-        match &url.scheme[..] {
-            b"http" => {}
-            b"https" => return Some(Err(Reason::Http(HttpReason::HttpsRedirect))),
-            _ => return Some(Err(Reason::Http(HttpReason::UnsupportedScheme))),
-        }
-        let port = match url.port() {
-            b"" => 80,
-            digits => match std::str::from_utf8(digits).ok().and_then(|p| p.parse().ok()) {
-                Some(port) => port,
-                None => return Some(Err(Reason::Http(HttpReason::InvalidLocation))),
-            },
-        };
-        if matches!(head.status, 301..=303) {
-            self.body_fields = false;
-        }
-        // A given Host is kept through relative redirects only, as Go does.
-        let current_host = match &self.redirect {
-            Some(hop) => hop.host.clone(),
-            None => check.host_override().filter(|h| *h != &check.target.host[..]).map(<[u8]>::to_vec),
-        };
-        let host = current_host.filter(|_| !reference.is_absolute());
-        let referer = base.to_text();
-        let request = check.request_to(&url, host.as_deref(), Some(&referer), self.body_fields);
-        Some(Ok(Hop { url, port, request, host }))
-    }
-
-    /// Follows the planned redirect on a new connection.
-    fn follow(&mut self) -> Action {
-        let hop = match self.next.take() {
-            None => return self.body_done(),
-            Some(Err(reason)) => return self.finish(Verdict::Fail(reason)),
-            Some(Ok(hop)) => hop,
-        };
-        self.redirect = Some(hop);
-        self.next_addr = 0;
-        self.first_error = None;
-        self.status = 0;
-        self.next_connect()
-    }
-
-    fn on_body(&mut self, data: &[u8]) -> Action {
-        let State::Body { reader, follow } = &mut self.state else { return Action::Receive };
-        let follow = *follow;
-        match reader.feed(data) {
-            Ok(Progress::More) => Action::Receive,
-            Ok(Progress::Done) if follow => self.follow(),
-            Ok(Progress::Done) => self.body_done(),
-            Err(_) if follow => self.follow(),
-            Err(e) => self.fail_after_status(e.into()),
-        }
-    }
-
-    fn body_done(&mut self) -> Action {
-        let verdict = if passes(self.status) {
-            Verdict::Pass
-        } else {
-            Verdict::Fail(Reason::Http(HttpReason::Status(self.status)))
-        };
-        self.finish(verdict)
-    }
-}
-
-/// kubelet's rule: 200 <= status < 400 passes.
-pub fn passes(status: u16) -> bool {
-    (200..400).contains(&status)
-}
-
-/// The status codes Go's client follows.
-fn is_redirect(status: u16) -> bool {
-    matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::http::REDIRECT_DRAIN;
+    use crate::verdict::HttpReason;
     use crate::wire::response;
 
     fn check(url: &str) -> Check {

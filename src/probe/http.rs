@@ -1,0 +1,319 @@
+//! The http probe, kubelet's httpGet (and the `POST` of a completion
+//! callback): send the request, read the status and a bounded body, follow
+//! same-host redirects over the connection layer, reach a verdict.
+
+use std::io;
+use std::time::Duration;
+
+use super::action::Action;
+use super::conn::Conn;
+use crate::check::{Check, Kind};
+use crate::verdict::{HttpReason, Reason, Verdict};
+use crate::wire::response::{self, BodyReader, Framing, Head, HeadReader, Progress};
+use crate::wire::url;
+
+/// Longest response head line kept (see [`response::MAX_LINE`]).
+pub const MAX_HEAD: usize = response::MAX_LINE;
+/// Body bytes read at most, as kubelet does, then the socket is closed.
+pub const MAX_BODY: usize = 10 * 1024;
+/// Requests made at most, as kubelet's redirect checker allows: the first
+/// and 9 redirects; a tenth redirect fails.
+pub const MAX_REDIRECTS: u8 = 10;
+/// Before following a redirect Go reads this much of its body, when the
+/// body's length is unknown or no larger.
+pub(crate) const REDIRECT_DRAIN: usize = 2 << 10;
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Sending,
+    Head,
+    /// Reading a body: for the verdict, or (`follow`) before a redirect.
+    Body {
+        reader: BodyReader,
+        follow: bool,
+    },
+    Done,
+}
+
+/// The request of a redirect hop.
+#[derive(Debug)]
+struct Hop {
+    url: url::Url,
+    port: u16,
+    request: Vec<u8>,
+    /// The `Host` sent, when the user's one was kept.
+    host: Option<Vec<u8>>,
+}
+
+/// What a 3xx leads to, as kubelet's client decides it.
+#[derive(Debug, Default)]
+enum Redirect {
+    /// The 3xx itself is the answer (another host, or none planned).
+    #[default]
+    Answer,
+    /// The next request, once the body is drained.
+    Follow(Hop),
+    /// A failure Go reports only after draining the body.
+    Fail(Reason),
+}
+
+/// One HTTP exchange (and its redirects) for one round.
+#[derive(Debug)]
+pub struct Exchange {
+    state: State,
+    /// The current hop once a redirect was followed.
+    redirect: Option<Hop>,
+    /// What follows once the redirect's body is drained.
+    next: Redirect,
+    /// Requests made so far in this probe.
+    requests: u8,
+    /// Cleared by a 301/302/303: the user's body fields are then dropped.
+    body_fields: bool,
+    sent: usize,
+    head: HeadReader,
+    status: u16,
+}
+
+impl Default for Exchange {
+    fn default() -> Self {
+        Exchange {
+            state: State::default(),
+            redirect: None,
+            next: Redirect::Answer,
+            requests: 0,
+            body_fields: true,
+            sent: 0,
+            head: HeadReader::default(),
+            status: 0,
+        }
+    }
+}
+
+impl Exchange {
+    /// Resets for a new round, keeping the buffers: building a whole new
+    /// probe and dropping the old one cost every check more than its
+    /// parsing. The pattern names every field, so a new one cannot be missed.
+    pub fn reset(&mut self) {
+        let Exchange { state, redirect, next, requests, body_fields, sent, head, status } = self;
+        *state = State::default();
+        *redirect = None;
+        *next = Redirect::Answer;
+        *requests = 0;
+        *body_fields = true;
+        *sent = 0;
+        head.reset();
+        *status = 0;
+    }
+
+    /// The step to retry when the connection reports readiness.
+    pub fn resume(&self) -> Option<Action> {
+        match self.state {
+            State::Sending => Some(Action::Send),
+            State::Head | State::Body { .. } => Some(Action::Receive),
+            State::Done => None,
+        }
+    }
+
+    /// The connection is established: send the (next) request.
+    pub fn connected(&mut self) -> Action {
+        self.state = State::Sending;
+        self.sent = 0;
+        self.requests = self.requests.saturating_add(1);
+        Action::Send
+    }
+
+    /// The request bytes still to write.
+    pub fn output<'a>(&'a self, check: &'a Check) -> &'a [u8] {
+        let request = match &self.redirect {
+            Some(hop) => &hop.request,
+            None => &check.request,
+        };
+        &request[self.sent.min(request.len())..]
+    }
+
+    pub fn wrote(&mut self, check: &Check, n: usize) -> Action {
+        self.sent += n;
+        if self.output(check).is_empty() {
+            self.state = State::Head;
+            self.head.reset();
+            Action::Receive
+        } else {
+            Action::Send
+        }
+    }
+
+    /// Bytes arrived (never empty: end of stream is [`Exchange::eof`]).
+    pub fn received(&mut self, check: &Check, conn: &mut Conn, data: &[u8]) -> Action {
+        match self.state {
+            State::Head => match self.head.feed(data) {
+                Ok(None) => Action::Receive,
+                Ok(Some((head, used))) => self.on_head(check, conn, head, &data[used..]),
+                Err(e) => self.finish(Verdict::Fail(e.into())),
+            },
+            State::Body { .. } => self.on_body(conn, data),
+            _ => Action::Receive,
+        }
+    }
+
+    /// The peer closed its side.
+    pub fn eof(&mut self, conn: &mut Conn) -> Action {
+        match &self.state {
+            State::Body { follow: true, .. } => self.follow(conn),
+            State::Body { reader, .. } => match reader.eof() {
+                Ok(()) => self.body_done(),
+                Err(e) => self.fail_after_status(e.into()),
+            },
+            State::Done => Action::Receive,
+            _ => self.finish(Verdict::Fail(Reason::Closed)),
+        }
+    }
+
+    /// A read or write failed.
+    pub fn io_failed(&mut self, conn: &mut Conn, err: &io::Error) -> Action {
+        // Go ignores errors while draining a redirect's body.
+        if matches!(self.state, State::Body { follow: true, .. }) {
+            return self.follow(conn);
+        }
+        self.fail_after_status(Reason::from_io(err, false))
+    }
+
+    /// The round's deadline passed before a verdict.
+    pub fn timed_out(&mut self, after: Duration) -> Verdict {
+        match self.fail_after_status(Reason::Timeout(after)) {
+            Action::Done(verdict) => verdict,
+            _ => unreachable!("fail_after_status always finishes"),
+        }
+    }
+
+    /// Fails, but a failing status already read is the better reason.
+    fn fail_after_status(&mut self, reason: Reason) -> Action {
+        if self.status != 0 && !passes(self.status) {
+            return self.finish(Verdict::Fail(Reason::Http(HttpReason::Status(self.status))));
+        }
+        self.finish(Verdict::Fail(reason))
+    }
+
+    fn finish(&mut self, verdict: Verdict) -> Action {
+        self.state = State::Done;
+        Action::Done(verdict)
+    }
+
+    /// A final head arrived; `rest` is what followed it in the same read.
+    fn on_head(&mut self, check: &Check, conn: &mut Conn, head: Head, rest: &[u8]) -> Action {
+        self.status = head.status;
+        // Go follows a 3xx only with a non-empty Location.
+        if check.kind == Kind::Http && is_redirect(head.status) && !head.location.is_empty() {
+            match self.plan_redirect(check, &head) {
+                Ok(Redirect::Answer) => {}
+                Ok(next) => {
+                    self.next = next;
+                    let drain = match head.framing {
+                        Some(Framing::Length(n)) if n > REDIRECT_DRAIN as u64 => None,
+                        framing => framing,
+                    };
+                    let Some(framing) = drain else { return self.follow(conn) };
+                    self.state = State::Body { reader: BodyReader::new(framing, REDIRECT_DRAIN), follow: true };
+                    return if rest.is_empty() { Action::Receive } else { self.on_body(conn, rest) };
+                }
+                Err(reason) => return self.finish(Verdict::Fail(reason)),
+            }
+        }
+        let Some(framing) = head.framing else { return self.body_done() };
+        self.state = State::Body { reader: BodyReader::new(framing, MAX_BODY), follow: false };
+        if rest.is_empty() {
+            Action::Receive
+        } else {
+            self.on_body(conn, rest)
+        }
+    }
+
+    /// What a redirect leads to; Err to fail at once (a Location that does
+    /// not parse).
+    fn plan_redirect(&mut self, check: &Check, head: &Head) -> Result<Redirect, Reason> {
+        let reference = url::Url::parse(&head.location).map_err(|_| Reason::Http(HttpReason::InvalidLocation))?;
+        Ok(self.next_hop(check, head, &reference))
+    }
+
+    /// The next hop: the answer itself for another host; a failure after
+    /// draining for the limit and a scheme or port Go cannot connect to.
+    fn next_hop(&mut self, check: &Check, head: &Head, reference: &url::Url) -> Redirect {
+        let base = self.redirect.as_ref().map_or(&check.target, |hop| &hop.url);
+        let url = base.join(reference);
+        // kubelet follows only the same host name as written, any port.
+        if url.hostname() != check.target.hostname() {
+            return Redirect::Answer;
+        }
+        if self.requests >= MAX_REDIRECTS {
+            return Redirect::Fail(Reason::Http(HttpReason::RedirectLimit));
+        }
+        match &url.scheme[..] {
+            b"http" => {}
+            b"https" => return Redirect::Fail(Reason::Http(HttpReason::HttpsRedirect)),
+            _ => return Redirect::Fail(Reason::Http(HttpReason::UnsupportedScheme)),
+        }
+        let port = match url.port() {
+            b"" => 80,
+            digits => match std::str::from_utf8(digits).ok().and_then(|p| p.parse().ok()) {
+                Some(port) => port,
+                None => return Redirect::Fail(Reason::Http(HttpReason::InvalidLocation)),
+            },
+        };
+        if matches!(head.status, 301..=303) {
+            self.body_fields = false;
+        }
+        // A given Host is kept through relative redirects only, as Go does.
+        let current_host = match &self.redirect {
+            Some(hop) => hop.host.clone(),
+            None => check.host_override().filter(|h| *h != &check.target.host[..]).map(<[u8]>::to_vec),
+        };
+        let host = current_host.filter(|_| !reference.is_absolute());
+        let referer = base.to_text();
+        let request = check.request_to(&url, host.as_deref(), Some(&referer), self.body_fields);
+        Redirect::Follow(Hop { url, port, request, host })
+    }
+
+    /// Follows the planned redirect on a new connection.
+    fn follow(&mut self, conn: &mut Conn) -> Action {
+        let hop = match std::mem::take(&mut self.next) {
+            Redirect::Answer => return self.body_done(),
+            Redirect::Fail(reason) => return self.finish(Verdict::Fail(reason)),
+            Redirect::Follow(hop) => hop,
+        };
+        let port = hop.port;
+        self.redirect = Some(hop);
+        self.status = 0;
+        conn.reconnect(port)
+    }
+
+    fn on_body(&mut self, conn: &mut Conn, data: &[u8]) -> Action {
+        let State::Body { reader, follow } = &mut self.state else { return Action::Receive };
+        let follow = *follow;
+        match reader.feed(data) {
+            Ok(Progress::More) => Action::Receive,
+            Ok(Progress::Done) if follow => self.follow(conn),
+            Ok(Progress::Done) => self.body_done(),
+            Err(_) if follow => self.follow(conn),
+            Err(e) => self.fail_after_status(e.into()),
+        }
+    }
+
+    fn body_done(&mut self) -> Action {
+        let verdict = if passes(self.status) {
+            Verdict::Pass
+        } else {
+            Verdict::Fail(Reason::Http(HttpReason::Status(self.status)))
+        };
+        self.finish(verdict)
+    }
+}
+
+/// kubelet's rule: 200 <= status < 400 passes.
+pub fn passes(status: u16) -> bool {
+    (200..400).contains(&status)
+}
+
+/// The status codes Go's client follows.
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
