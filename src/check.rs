@@ -8,7 +8,7 @@ use crate::verdict::Verdict;
 use crate::wire::grpc;
 use crate::wire::text::Shown;
 use crate::wire::url;
-use crate::VERSION;
+use crate::wire::USER_AGENT;
 
 /// Longest check name: a DNS label, so names fit wherever Kubernetes names do.
 const MAX_NAME: usize = 63;
@@ -180,7 +180,7 @@ impl Check {
         // kubelet: a given User-Agent or Accept replaces the default one;
         // given empty, none is sent.
         match given("user-agent") {
-            None => line("User-Agent", format!("healthcheck/{VERSION}").as_bytes()),
+            None => line("User-Agent", USER_AGENT.as_bytes()),
             Some(v) if !v.is_empty() => line("User-Agent", v.as_bytes()),
             Some(_) => {}
         }
@@ -441,6 +441,7 @@ pub fn write_report<'a>(
 mod tests {
     use super::*;
     use crate::verdict::{HttpReason, Reason};
+    use crate::wire::VERSION;
 
     #[test]
     fn parses_checks() {

@@ -1,6 +1,9 @@
 //! healthcheck: aggregated readiness for Kubernetes pods, on one mio loop.
-//! The parsers are public so the benches, fuzz targets and property tests
-//! reach them; the binary is `src/main.rs`.
+//! The modules are layers, bottom up: `wire` (bytes), `verdict` and
+//! `check` (the model), `probe` and `resolver` (sans-IO machines),
+//! `runtime` (mio), `front` and `serve` (the modes); a layer never imports
+//! one above it (tests/layers.rs checks it, ARCHITECTURE.md draws it).
+//! The binary is `src/main.rs`.
 
 #![deny(rust_2018_idioms)]
 
@@ -12,54 +15,3 @@ pub mod runtime;
 pub mod serve;
 pub mod verdict;
 pub mod wire;
-
-/// The version in `--version`, logs and the probes' `User-Agent`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-use std::fmt;
-use std::io;
-use std::net::SocketAddr;
-
-/// A setup error: it ends the program (per-connection errors never do).
-#[derive(Debug)]
-pub enum Error {
-    Usage(front::cli::UsageError),
-    Listen(SocketAddr, io::Error),
-    Poll(io::Error),
-    Signals(io::Error),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(e) => write!(f, "{e}"),
-            Error::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
-            Error::Poll(e) => write!(f, "event loop: {e}"),
-            Error::Signals(e) => write!(f, "signal handling: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Usage(_) => None,
-            Error::Listen(_, e) | Error::Poll(e) | Error::Signals(e) => Some(e),
-        }
-    }
-}
-
-impl From<runtime::Error> for Error {
-    fn from(e: runtime::Error) -> Self {
-        match e {
-            runtime::Error::Poll(e) => Error::Poll(e),
-            runtime::Error::Signals(e) => Error::Signals(e),
-        }
-    }
-}
-
-impl From<front::cli::UsageError> for Error {
-    fn from(e: front::cli::UsageError) -> Self {
-        Error::Usage(e)
-    }
-}

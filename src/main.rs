@@ -4,8 +4,10 @@
 use std::process::ExitCode;
 
 use healthcheck::front::cli::{self, Command};
+use healthcheck::front::error::Error;
 use healthcheck::front::{check, log, run};
-use healthcheck::{serve, Error, VERSION};
+use healthcheck::serve;
+use healthcheck::wire::VERSION;
 
 /// Exit codes from sysexits.h (EX_USAGE, EX_OSERR), as linkerd-await and
 /// other wrappers use them.

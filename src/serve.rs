@@ -13,6 +13,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::check::{self, Check};
 use crate::front::cli::ServeConfig;
+use crate::front::error::Error;
 use crate::front::json;
 use crate::front::log;
 use crate::front::metrics::{self, Handler, Metrics};
@@ -21,7 +22,6 @@ use crate::runtime::signals::{self, Signals};
 use crate::verdict::Verdict;
 use crate::wire::http::{self, Connection, Method, Parse, Route};
 use crate::wire::text::DisplayDuration;
-use crate::Error;
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);

@@ -5,9 +5,9 @@ use std::io::{self, Write as _};
 
 use crate::check;
 use crate::front::cli::{CheckConfig, Output};
+use crate::front::error::Error;
 use crate::front::json;
 use crate::runtime::waiter::Driver;
-use crate::Error;
 
 /// `healthcheck check`: one round; the report on stdout unless quiet.
 /// Ok(true) when every check passed. A signal ends it as failed.

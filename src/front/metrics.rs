@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::check::Check;
 use crate::verdict::{ReasonClass, Verdict};
 use crate::wire::digits::{nanos, push_decimal, push_seconds, put};
-use crate::VERSION;
+use crate::wire::VERSION;
 
 /// The `Content-Type` of a scrape.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

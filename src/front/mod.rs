@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod error;
 pub mod json;
 pub mod log;
 pub mod metrics;

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use crate::check::Check;
 use crate::front::cli::{RunConfig, When};
+use crate::front::error::Error;
 use crate::front::log;
 use crate::runtime::signals;
 use crate::runtime::waiter::Driver;
 use crate::verdict::Verdict;
 use crate::wire::text::DisplayDuration;
-use crate::Error;
 
 /// sysexits.h EX_UNAVAILABLE: the checks never passed.
 pub const EX_UNAVAILABLE: u8 = 69;

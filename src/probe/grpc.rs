@@ -383,7 +383,7 @@ fn setting(id: u16, value: u32) -> [u8; 6] {
 mod tests {
     use super::*;
     use crate::wire::grpc::*;
-    use crate::VERSION;
+    use crate::wire::VERSION;
 
     /// A server's side of the conversation, frame by frame.
     #[derive(Default)]

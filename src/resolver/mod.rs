@@ -12,51 +12,9 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use conf::{Hosts, ResolvConf};
-pub use lookup::{Action, Lookup};
+pub use lookup::{Action, Found, Lookup, Rng};
 
 use crate::verdict::DnsReason;
-
-/// The addresses of a name, IPv4 first, and how long they may be reused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    pub addrs: Vec<IpAddr>,
-    pub ttl: Duration,
-}
-
-/// A small PRNG (splitmix64) for query IDs, seeded from the kernel. Query
-/// IDs must be unpredictable to an off-path spoofer, not cryptographic.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// Seeded by `getrandom`, or by the clock and pid if it fails.
-    pub fn from_os() -> Rng {
-        let mut seed = [0u8; 8];
-        // SAFETY: the buffer is valid for 8 bytes; GRND_NONBLOCK never waits.
-        let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), libc::GRND_NONBLOCK) };
-        if n != 8 {
-            let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
-            seed = ((nanos as u64) ^ (u64::from(std::process::id()) << 32)).to_le_bytes();
-        }
-        Rng(u64::from_le_bytes(seed))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn next_u16(&mut self) -> u16 {
-        (self.next_u64() >> 48) as u16
-    }
-}
 
 /// Answers are reused at most this long, whatever their TTL says, so a
 /// changed address is followed within minutes even behind a careless zone.

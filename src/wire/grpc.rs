@@ -5,15 +5,13 @@
 use std::time::Duration;
 
 use crate::wire::digits::push_decimal;
-use crate::wire::{h2, hpack, proto};
+use crate::wire::{h2, hpack, proto, USER_AGENT};
 
 /// The method every health check calls.
 pub const PATH: &str = "/grpc.health.v1.Health/Check";
 /// Largest request header block: it must fit one HEADERS frame, with room
 /// for the `grpc-timeout` field added when the call starts.
 const MAX_REQUEST_BLOCK: usize = h2::MAX_FRAME - 64;
-/// Ours, as the HTTP probe's.
-const USER_AGENT: &str = concat!("healthcheck/", env!("CARGO_PKG_VERSION"));
 /// `grpc-message` octets kept to show (escaped) in a reason.
 pub(crate) const MAX_SHOWN: usize = 80;
 

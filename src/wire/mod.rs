@@ -1,6 +1,11 @@
 //! Layer 1, the wire: pure parsers and writers of bytes. Nothing here does
 //! I/O, reads a clock or knows what a check or a verdict is.
 
+/// The version in `--version`, logs and the probes' `User-Agent`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The `User-Agent` of HTTP and gRPC probes, unless a check gives its own.
+pub const USER_AGENT: &str = concat!("healthcheck/", env!("CARGO_PKG_VERSION"));
+
 pub mod digits;
 pub mod dns;
 pub mod grpc;
