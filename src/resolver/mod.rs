@@ -4,6 +4,7 @@
 
 pub mod conf;
 pub mod lookup;
+pub mod schedule;
 
 use std::fs;
 use std::io::Read as _;

@@ -3,18 +3,20 @@
 //! names the checks use are looked up first, within it), and tells which
 //! checks have their verdict (and since when) as they land.
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpStream, UdpSocket};
-use mio::{Interest, Registry, Token};
+use mio::{Registry, Token};
+
+use super::driver::{self, Endpoint, Socket, Step};
 
 use crate::check::Check;
 use crate::probe::{Action, Probe};
+use crate::resolver::schedule::Schedule;
 use crate::resolver::{self, Found, Lookup, Resolver};
 use crate::verdict::{DnsReason, Reason, Verdict};
+use crate::wire::dns::EDNS_UDP_SIZE;
 
 /// Hands out tokens from a counter that only goes up, so an event that
 /// arrives late for a closed socket can never reach a newer one.
@@ -41,55 +43,41 @@ impl Tokens {
     }
 }
 
+/// Where one check stands in the round.
+#[derive(Debug, Default)]
+enum Stage {
+    /// Not probed yet (before the first round).
+    #[default]
+    Idle,
+    /// Waiting for its name: the probe starts when the lookup ends.
+    Resolving,
+    /// The probe runs, on this socket once it has one.
+    Probing(Option<Socket>),
+    /// The verdict, and when it landed.
+    Settled(Verdict, Instant),
+}
+
+/// One check's probe, kept across rounds to reuse its buffers.
 #[derive(Debug, Default)]
 struct Slot {
     probe: Probe,
-    stream: Option<TcpStream>,
-    verdict: Option<Verdict>,
-    /// When `verdict` landed.
-    settled: Option<Instant>,
-    /// Waiting for its name: the probe starts when the lookup ends.
-    resolving: bool,
-    /// The first check of the round that names the same host (itself when
-    /// none before it does): the one whose lookup it shares.
-    same_name: usize,
-    /// The lookup this check began this round.
-    lookup: Option<usize>,
+    stage: Stage,
 }
 
-/// Lookups under way at once, each with its two queries outstanding; the
-/// others wait their turn within the same deadline, so a round with a
-/// thousand names does not throw two thousand datagrams at the DNS server
-/// in one burst (the load bench saw a server drop them).
-const MAX_LOOKUPS: usize = 64;
-
-/// A lookup of one name for this round, shared by every check naming it.
-#[derive(Debug)]
-struct NameLookup {
-    name: String,
-    /// None while it waits for its turn.
-    lookup: Option<Box<Lookup>>,
-    socket: Option<DnsSocket>,
-    /// The checks waiting for it.
-    waiters: Vec<usize>,
-    /// How it ended, for the checks that name it later in the round.
-    outcome: Option<Result<Vec<IpAddr>, DnsReason>>,
-    /// Ended, or cut off by the round's deadline.
-    done: bool,
-}
-
-#[derive(Debug)]
-enum DnsSocket {
-    Udp(UdpSocket),
-    Tcp(TcpStream),
+/// Whose socket a token is in the running round. Each round takes a block
+/// of tokens: one per check for its probe, then one per check for at most a
+/// lookup each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Probe(usize),
+    Lookup(usize),
 }
 
 /// Runs rounds: every check probed once, concurrently.
 #[derive(Debug)]
 pub struct Engine {
-    /// One slot per check; kept across rounds to reuse their buffers.
     slots: Vec<Slot>,
-    /// Token of slot 0 in the running round.
+    /// The first token of the running round's block.
     base: usize,
     started: Instant,
     deadline: Option<Instant>,
@@ -97,17 +85,9 @@ pub struct Engine {
     pending: usize,
     scratch: Box<[u8]>,
     resolver: Resolver,
-    /// This round's lookups; lookup `j` has token `base + slots + j`.
-    lookups: Vec<NameLookup>,
-    /// The checks with a name to resolve, in name order: each name is asked
-    /// once per round.
-    by_name: Vec<usize>,
-    /// Lookups waiting for their turn, and how many are under way.
-    queued: VecDeque<usize>,
-    in_flight: usize,
-    /// No lookup needs a timer before this (it may be earlier than needed:
-    /// then the lookups are scanned once for nothing).
-    dns_wake: Option<Instant>,
+    /// This round's lookups; their sockets are `dns_sockets`, by index.
+    schedule: Schedule,
+    dns_sockets: Vec<Option<Socket>>,
 }
 
 /// Read buffer: a probe response head fits at once most of the time.
@@ -130,11 +110,24 @@ impl Engine {
             pending: 0,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             resolver: Resolver::default(),
-            lookups: Vec::new(),
-            by_name: Vec::new(),
-            queued: VecDeque::new(),
-            in_flight: 0,
-            dns_wake: None,
+            schedule: Schedule::default(),
+            dns_sockets: Vec::new(),
+        }
+    }
+
+    fn token(&self, owner: Owner) -> Token {
+        match owner {
+            Owner::Probe(i) => Token(self.base + i),
+            Owner::Lookup(j) => Token(self.base + self.slots.len() + j),
+        }
+    }
+
+    fn owner(&self, token: Token) -> Option<Owner> {
+        let n = self.slots.len();
+        match token.0.checked_sub(self.base)? {
+            i if i < n => Some(Owner::Probe(i)),
+            j if j < 2 * n => Some(Owner::Lookup(j - n)),
+            _ => None,
         }
     }
 
@@ -146,7 +139,7 @@ impl Engine {
     /// or a lookup's retry before it. For the poll timeout.
     pub fn deadline(&self) -> Option<Instant> {
         let deadline = self.deadline?;
-        Some(self.dns_wake.map_or(deadline, |wake| wake.min(deadline)))
+        Some(self.schedule.wake().map_or(deadline, |wake| wake.min(deadline)))
     }
 
     /// Starts a round: one probe per check, all at once, each after its
@@ -161,106 +154,70 @@ impl Engine {
         tokens: &mut Tokens,
     ) {
         debug_assert!(!self.is_running(), "one round at a time");
-        // Tokens for a probe per check, then for at most a lookup per check.
         self.base = tokens.block(2 * checks.len()).0;
         self.started = now;
         self.timeout = timeout;
         self.deadline = Some(now + timeout);
         self.pending = checks.len();
         self.slots.resize_with(checks.len(), Slot::default);
-        self.lookups.clear();
-        self.queued.clear();
-        self.in_flight = 0;
-        self.dns_wake = None;
-        self.by_name.clear();
-        self.by_name.extend((0..checks.len()).filter(|&i| checks[i].dns_name().is_some()));
-        if !self.by_name.is_empty() {
+        if checks.iter().any(|c| c.dns_name().is_some()) {
             self.resolver.refresh();
         }
-        // Each name's checks in check order: the first leads.
-        self.by_name.sort_unstable_by_key(|&i| (checks[i].dns_name(), i));
-        for (k, &i) in self.by_name.iter().enumerate() {
-            let same = k > 0 && checks[self.by_name[k - 1]].dns_name() == checks[i].dns_name();
-            self.slots[i].same_name = if same { self.slots[self.by_name[k - 1]].same_name } else { i };
-        }
+        self.schedule.start(checks);
+        self.dns_sockets.clear();
         let mut addrs = Vec::new();
         for (i, check) in checks.iter().enumerate() {
-            self.slots[i].verdict = None;
-            self.slots[i].settled = None;
-            self.slots[i].resolving = false;
-            self.slots[i].lookup = None;
+            self.slots[i].stage = Stage::Idle;
             let Some(name) = check.dns_name() else {
                 self.start_probe(i, check, &check.addrs, registry, now);
                 continue;
             };
-            // A name already asked this round: its outcome, or a wait for it.
-            let known = match self.slots[self.slots[i].same_name].lookup.map(|j| &mut self.lookups[j]) {
-                Some(entry) => match &entry.outcome {
-                    None => {
-                        entry.waiters.push(i);
-                        self.slots[i].resolving = true;
-                        continue;
-                    }
-                    Some(outcome) => outcome.clone(),
-                },
-                None => match self.resolver.known(name, now) {
-                    Some(known) => known,
-                    None => {
-                        let j = self.lookups.len();
-                        self.slots[i].lookup = Some(j);
-                        self.lookups.push(NameLookup {
-                            name: name.to_string(),
-                            lookup: None,
-                            socket: None,
-                            waiters: vec![i],
-                            outcome: None,
-                            done: false,
-                        });
-                        self.queued.push_back(j);
-                        self.slots[i].resolving = true;
-                        continue;
-                    }
-                },
-            };
-            match known {
-                Ok(ips) => {
+            match self.schedule.ask(i, name, &self.resolver, now) {
+                None => self.slots[i].stage = Stage::Resolving,
+                Some(Ok(ips)) => {
                     with_port(&mut addrs, &ips, check);
                     self.start_probe(i, check, &addrs, registry, now);
                 }
-                Err(failure) => self.settle(i, Verdict::Fail(Reason::Dns(failure)), now),
+                Some(Err(reason)) => self.settle(i, Verdict::Fail(Reason::Dns(reason)), now),
             }
         }
         self.begin_lookups(checks, registry, now);
     }
 
-    /// Begins queued lookups while fewer than [`MAX_LOOKUPS`] are under way.
+    /// Begins queued lookups while the schedule allows.
     fn begin_lookups(&mut self, checks: &[Check], registry: &Registry, now: Instant) {
-        while self.in_flight < MAX_LOOKUPS {
-            let Some(j) = self.queued.pop_front() else { break };
-            let (lookup, action) = self.resolver.lookup(&self.lookups[j].name, now);
-            self.lookups[j].lookup = Some(lookup);
-            self.in_flight += 1;
+        while let Some((j, action)) = self.schedule.begin(&mut self.resolver, now) {
+            if self.dns_sockets.len() <= j {
+                self.dns_sockets.resize_with(j + 1, || None);
+            }
             self.drive_lookup(j, action, checks, registry, now);
         }
     }
 
     /// Starts the probe of check `i` on `addrs`.
     fn start_probe(&mut self, i: usize, check: &Check, addrs: &[SocketAddr], registry: &Registry, now: Instant) {
+        let action = self.slots[i].probe.start(addrs, self.deadline.unwrap_or(now));
+        self.slots[i].stage = Stage::Probing(None);
+        self.drive_probe(i, check, action, registry, now);
+    }
+
+    /// Carries out probe `i`'s actions until one has to wait; settles its
+    /// verdict when it ends.
+    fn drive_probe(&mut self, i: usize, check: &Check, action: Action, registry: &Registry, now: Instant) {
+        let token = self.token(Owner::Probe(i));
         let slot = &mut self.slots[i];
-        slot.resolving = false;
-        let action = slot.probe.start(addrs, self.deadline.unwrap_or(now));
-        if drive(slot, check, action, registry, Token(self.base + i), &mut self.scratch, now) {
+        let Stage::Probing(socket) = &mut slot.stage else { unreachable!("driving a probe that runs") };
+        let mut machine = ProbeIo { probe: &mut slot.probe, check };
+        let step = machine.step(action);
+        if let Some(verdict) = driver::drive(&mut machine, socket, step, registry, token, &mut self.scratch) {
+            slot.stage = Stage::Settled(verdict, now);
             self.pending -= 1;
         }
     }
 
     /// Gives check `i` its verdict without a probe.
     fn settle(&mut self, i: usize, verdict: Verdict, now: Instant) {
-        let slot = &mut self.slots[i];
-        slot.resolving = false;
-        close(slot);
-        slot.verdict = Some(verdict);
-        slot.settled = Some(now);
+        self.slots[i].stage = Stage::Settled(verdict, now);
         self.pending -= 1;
     }
 
@@ -274,30 +231,28 @@ impl Engine {
         registry: &Registry,
         now: Instant,
     ) {
-        let token = Token(self.base + self.slots.len() + j);
-        let entry = &mut self.lookups[j];
-        let Some(result) = drive_dns(entry, action, registry, token, &mut self.scratch, now) else {
-            if let Some(wake) = entry.lookup.as_ref().and_then(|l| l.wake()) {
-                self.dns_wake = Some(self.dns_wake.map_or(wake, |w| w.min(wake)));
-            }
+        let token = self.token(Owner::Lookup(j));
+        let Some(lookup) = self.schedule.running(j) else { unreachable!("driving a lookup that runs") };
+        let mut machine = LookupIo { lookup, now };
+        let step = machine.step(action);
+        let Some(result) =
+            driver::drive(&mut machine, &mut self.dns_sockets[j], step, registry, token, &mut self.scratch)
+        else {
+            self.schedule.waiting(j);
             return;
         };
-        entry.done = true;
-        self.in_flight -= 1;
-        entry.outcome = Some(result.as_ref().map(|found| found.addrs.clone()).map_err(|f| *f));
-        let waiters = std::mem::take(&mut entry.waiters);
-        match result {
-            Ok(found) => {
-                self.resolver.store(&entry.name, &found, now);
+        let (waiters, outcome) = self.schedule.ended(j, result, &mut self.resolver, now);
+        match outcome {
+            Ok(ips) => {
                 let mut addrs = Vec::new();
                 for &i in &waiters {
-                    with_port(&mut addrs, &found.addrs, &checks[i]);
+                    with_port(&mut addrs, &ips, &checks[i]);
                     self.start_probe(i, &checks[i], &addrs, registry, now);
                 }
             }
-            Err(failure) => {
+            Err(reason) => {
                 for &i in &waiters {
-                    self.settle(i, Verdict::Fail(Reason::Dns(failure)), now);
+                    self.settle(i, Verdict::Fail(Reason::Dns(reason)), now);
                 }
             }
         }
@@ -306,23 +261,26 @@ impl Engine {
     /// Handles readiness of `token` at `now`; false when the token is not a
     /// probe's or a lookup's (the caller then looks elsewhere).
     pub fn ready(&mut self, token: Token, checks: &[Check], registry: &Registry, now: Instant) -> bool {
-        let Some(i) = token.0.checked_sub(self.base).filter(|&i| i < 2 * self.slots.len()) else {
+        let Some(owner) = self.owner(token) else {
             return false;
         };
         if !self.is_running() {
             return true; // a late event for a finished round: nothing to do
         }
-        if i >= self.slots.len() {
-            self.lookup_ready(i - self.slots.len(), checks, registry, now);
-            return true;
-        }
+        let i = match owner {
+            Owner::Probe(i) => i,
+            Owner::Lookup(j) => {
+                self.lookup_ready(j, checks, registry, now);
+                return true;
+            }
+        };
         let slot = &mut self.slots[i];
         let check = &checks[i];
-        let Some(stream) = &slot.stream else {
+        let Stage::Probing(Some(Socket::Tcp(stream))) = &slot.stage else {
             return true;
         };
         let action = if slot.probe.is_connecting() {
-            match connect_result(stream) {
+            match driver::connect_result(stream) {
                 None => return true, // spurious: still connecting
                 Some(Ok(())) => slot.probe.connected(check, now),
                 Some(Err(e)) => slot.probe.connect_failed(&e),
@@ -333,28 +291,25 @@ impl Engine {
                 None => return true,
             }
         };
-        if drive(slot, check, action, registry, token, &mut self.scratch, now) {
-            self.pending -= 1;
-        }
+        self.drive_probe(i, check, action, registry, now);
         true
     }
 
     fn lookup_ready(&mut self, j: usize, checks: &[Check], registry: &Registry, now: Instant) {
-        let Some(entry) = self.lookups.get_mut(j).filter(|e| !e.done) else {
+        let Some(lookup) = self.schedule.running(j) else {
             return; // a late event for a lookup that ended
         };
-        let Some(lookup) = entry.lookup.as_mut() else { return };
-        let action = match &entry.socket {
-            Some(DnsSocket::Tcp(stream)) if lookup.is_connecting() => match connect_result(stream) {
+        let action = match self.dns_sockets.get(j) {
+            Some(Some(Socket::Tcp(stream))) if lookup.is_connecting() => match driver::connect_result(stream) {
                 None => return, // spurious: still connecting
                 Some(Ok(())) => lookup.connected(),
                 Some(Err(_)) => lookup.io_failed(now),
             },
-            Some(_) => match lookup.resume() {
+            Some(Some(_)) => match lookup.resume() {
                 Some(action) => action,
                 None => return,
             },
-            None => return,
+            _ => return,
         };
         self.drive_lookup(j, action, checks, registry, now);
         self.begin_lookups(checks, registry, now);
@@ -365,56 +320,44 @@ impl Engine {
     /// when it is still waiting for its name.
     pub fn expire(&mut self, now: Instant, checks: &[Check], registry: &Registry) {
         if self.deadline.is_none_or(|d| now < d) {
-            if self.dns_wake.is_some_and(|w| now >= w) {
+            if self.schedule.is_due(now) {
                 self.retry_lookups(now, checks, registry);
             }
             return;
         }
-        for slot in self.slots.iter_mut().filter(|s| s.verdict.is_none()) {
-            let verdict = if slot.resolving {
-                Verdict::Fail(Reason::Dns(DnsReason::Timeout))
-            } else {
-                slot.probe.timed_out(self.timeout)
+        for slot in &mut self.slots {
+            let verdict = match &slot.stage {
+                Stage::Settled(..) | Stage::Idle => continue,
+                Stage::Resolving => Verdict::Fail(Reason::Dns(DnsReason::Timeout)),
+                Stage::Probing(_) => slot.probe.timed_out(self.timeout),
             };
-            close(slot);
-            slot.verdict = Some(verdict);
-            slot.settled = Some(now);
+            slot.stage = Stage::Settled(verdict, now);
         }
         self.close_lookups();
         self.pending = 0;
     }
 
     fn retry_lookups(&mut self, now: Instant, checks: &[Check], registry: &Registry) {
-        self.dns_wake = None;
-        for j in 0..self.lookups.len() {
-            let entry = &mut self.lookups[j];
-            let Some(lookup) = entry.lookup.as_mut().filter(|_| !entry.done) else { continue };
-            match lookup.wake() {
-                Some(wake) if now >= wake => {
-                    let action = lookup.timed_out(now);
-                    self.drive_lookup(j, action, checks, registry, now);
-                }
-                Some(wake) => self.dns_wake = Some(self.dns_wake.map_or(wake, |w| w.min(wake))),
-                None => {}
+        self.schedule.clear_wake();
+        for j in 0..self.schedule.count() {
+            if let Some(action) = self.schedule.due(j, now) {
+                self.drive_lookup(j, action, checks, registry, now);
             }
         }
         self.begin_lookups(checks, registry, now);
     }
 
     fn close_lookups(&mut self) {
-        for entry in &mut self.lookups {
-            entry.socket = None;
-            entry.done = true;
-        }
-        self.queued.clear();
-        self.in_flight = 0;
-        self.dns_wake = None;
+        self.schedule.close();
+        self.dns_sockets.clear();
     }
 
     /// Drops the running round (its sockets close); its verdicts are lost.
     pub fn abort(&mut self) {
         for slot in &mut self.slots {
-            close(slot);
+            if let Stage::Probing(socket) = &mut slot.stage {
+                *socket = None;
+            }
         }
         self.close_lookups();
         self.deadline = None;
@@ -424,12 +367,18 @@ impl Engine {
     /// Check `i`'s verdict in the running round (None while its probe
     /// runs), or in the last round until the next one starts.
     pub fn verdict(&self, i: usize) -> Option<&Verdict> {
-        self.slots.get(i)?.verdict.as_ref()
+        match &self.slots.get(i)?.stage {
+            Stage::Settled(verdict, _) => Some(verdict),
+            _ => None,
+        }
     }
 
     /// When check `i`'s verdict landed (see [`Engine::verdict`]).
     pub fn settled_at(&self, i: usize) -> Option<Instant> {
-        self.slots.get(i)?.settled
+        match self.slots.get(i)?.stage {
+            Stage::Settled(_, at) => Some(at),
+            _ => None,
+        }
     }
 
     /// When the running (or last) round started.
@@ -448,7 +397,7 @@ impl Engine {
             return None;
         }
         self.deadline = None;
-        Some(Finished { slots: &self.slots, started: self.started, lookups: self.lookups.len() })
+        Some(Finished { slots: &self.slots, started: self.started, lookups: self.schedule.count() })
     }
 }
 
@@ -464,26 +413,19 @@ pub struct Finished<'a> {
 impl<'a> Finished<'a> {
     pub fn verdicts(&self) -> impl ExactSizeIterator<Item = &'a Verdict> + 'a {
         let slots: &'a [Slot] = self.slots;
-        slots.iter().map(|s| s.verdict.as_ref().expect("a finished round has every verdict"))
+        slots.iter().map(|s| match &s.stage {
+            Stage::Settled(verdict, _) => verdict,
+            _ => unreachable!("a finished round has every verdict"),
+        })
     }
 
     /// How long after the round's start each verdict came, in check order.
     pub fn durations(&self) -> impl ExactSizeIterator<Item = Duration> + 'a {
         let (slots, started): (&'a [Slot], Instant) = (self.slots, self.started);
-        slots.iter().map(move |s| s.settled.map_or(Duration::ZERO, |t| t.saturating_duration_since(started)))
-    }
-}
-
-/// Whether a non-blocking connect has completed: None while in progress.
-fn connect_result(stream: &TcpStream) -> Option<io::Result<()>> {
-    match stream.take_error() {
-        Ok(Some(e)) | Err(e) => return Some(Err(e)),
-        Ok(None) => {}
-    }
-    match stream.peer_addr() {
-        Ok(_) => Some(Ok(())),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
-        Err(e) => Some(Err(e)),
+        slots.iter().map(move |s| match s.stage {
+            Stage::Settled(_, at) => at.saturating_duration_since(started),
+            _ => Duration::ZERO,
+        })
     }
 }
 
@@ -493,153 +435,110 @@ fn with_port(out: &mut Vec<SocketAddr>, ips: &[IpAddr], check: &Check) {
     out.extend(ips.iter().map(|&ip| SocketAddr::new(ip, check.port)));
 }
 
-/// Carries out a lookup's actions until one has to wait for readiness;
-/// Some(result) when the lookup ended (its socket is closed then).
-fn drive_dns(
-    entry: &mut NameLookup,
-    mut action: resolver::Action,
-    registry: &Registry,
-    token: Token,
-    scratch: &mut [u8],
-    now: Instant,
-) -> Option<Result<Found, DnsReason>> {
-    use resolver::Action as A;
-    let Some(lookup) = entry.lookup.as_mut() else { unreachable!("driving a lookup that has begun") };
-    loop {
-        action = match action {
-            A::Udp(server) => {
-                entry.socket = None;
-                match open_udp(server, lookup.datagrams(), registry, token) {
-                    Ok(socket) => {
-                        entry.socket = Some(DnsSocket::Udp(socket));
-                        A::Receive
-                    }
-                    Err(_) => lookup.io_failed(now),
-                }
-            }
-            A::Tcp(server) => {
-                entry.socket = None;
-                let opened = TcpStream::connect(server).and_then(|mut stream| {
-                    registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-                    Ok(stream)
-                });
-                match opened {
-                    Ok(stream) => {
-                        entry.socket = Some(DnsSocket::Tcp(stream));
-                        return None;
-                    }
-                    Err(_) => lookup.io_failed(now),
-                }
-            }
-            A::Send => {
-                let Some(DnsSocket::Tcp(stream)) = entry.socket.as_mut() else { unreachable!("sending needs TCP") };
-                match stream.write(lookup.output()) {
-                    Ok(n) => lookup.wrote(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => A::Send,
-                    Err(_) => lookup.io_failed(now),
-                }
-            }
-            A::Receive => {
-                // One byte more than a UDP answer may have, to see an oversized one.
-                let read = match entry.socket.as_mut() {
-                    Some(DnsSocket::Udp(socket)) => {
-                        socket.recv(&mut scratch[..=usize::from(crate::wire::dns::EDNS_UDP_SIZE)])
-                    }
-                    Some(DnsSocket::Tcp(stream)) => stream.read(scratch),
-                    None => unreachable!("receiving needs a socket"),
-                };
-                match read {
-                    Ok(0) if matches!(entry.socket, Some(DnsSocket::Tcp(_))) => lookup.eof(now),
-                    Ok(n) => lookup.received(&scratch[..n], now),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => A::Receive,
-                    Err(_) => lookup.io_failed(now),
-                }
-            }
-            A::Done(result) => {
-                entry.socket = None;
-                return Some(result);
-            }
-        };
+/// A probe as the I/O driver sees it.
+struct ProbeIo<'a> {
+    probe: &'a mut Probe,
+    check: &'a Check,
+}
+
+impl ProbeIo<'_> {
+    fn step(&mut self, action: Action) -> Step<Verdict> {
+        match action {
+            Action::Connect(addr) => Step::Connect(addr),
+            Action::Send => Step::Send,
+            Action::Receive => Step::Receive,
+            Action::Done(verdict) => Step::Done(verdict),
+        }
     }
 }
 
-/// A UDP socket on a random port, connected to `server` (so the kernel
-/// drops datagrams from any other source), with both queries sent.
-fn open_udp(server: SocketAddr, datagrams: [&[u8]; 2], registry: &Registry, token: Token) -> io::Result<UdpSocket> {
-    let any = match server {
-        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-    };
-    let mut socket = UdpSocket::bind(any)?;
-    socket.connect(server)?;
-    for datagram in datagrams {
-        socket.send(datagram)?;
+impl Endpoint for ProbeIo<'_> {
+    type Outcome = Verdict;
+
+    fn output(&self) -> &[u8] {
+        self.probe.output(self.check)
     }
-    registry.register(&mut socket, token, Interest::READABLE)?;
-    Ok(socket)
+
+    fn wrote(&mut self, n: usize) -> Step<Verdict> {
+        let action = self.probe.wrote(self.check, n);
+        self.step(action)
+    }
+
+    fn received(&mut self, data: &[u8]) -> Step<Verdict> {
+        let action = self.probe.received(self.check, data);
+        self.step(action)
+    }
+
+    fn eof(&mut self) -> Step<Verdict> {
+        let action = self.probe.eof();
+        self.step(action)
+    }
+
+    fn open_failed(&mut self, err: &io::Error) -> Step<Verdict> {
+        let action = self.probe.connect_failed(err);
+        self.step(action)
+    }
+
+    fn io_failed(&mut self, err: &io::Error) -> Step<Verdict> {
+        let action = self.probe.io_failed(err);
+        self.step(action)
+    }
 }
 
-/// Closes the probe's socket. Closing removes it from the poll too: an
-/// explicit deregister would cost one more syscall per probe for nothing.
-fn close(slot: &mut Slot) {
-    slot.stream = None;
-}
-
-/// Carries out actions until one has to wait for readiness. Returns true
-/// when the probe reached its verdict.
-fn drive(
-    slot: &mut Slot,
-    check: &Check,
-    mut action: Action,
-    registry: &Registry,
-    token: Token,
-    scratch: &mut [u8],
+/// A DNS lookup as the I/O driver sees it.
+struct LookupIo<'a> {
+    lookup: &'a mut Lookup,
     now: Instant,
-) -> bool {
-    loop {
-        action = match action {
-            Action::Connect(addr) => {
-                close(slot);
-                match TcpStream::connect(addr) {
-                    Ok(mut stream) => {
-                        match registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
-                            Ok(()) => {
-                                slot.stream = Some(stream);
-                                return false;
-                            }
-                            Err(e) => slot.probe.connect_failed(&e),
-                        }
-                    }
-                    Err(e) => slot.probe.connect_failed(&e),
-                }
-            }
-            Action::Send => {
-                let Some(stream) = slot.stream.as_mut() else { unreachable!("sending needs a connection") };
-                match stream.write(slot.probe.output(check)) {
-                    Ok(n) => slot.probe.wrote(check, n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => Action::Send,
-                    Err(e) => slot.probe.io_failed(&e),
-                }
-            }
-            Action::Receive => {
-                let Some(stream) = slot.stream.as_mut() else { unreachable!("receiving needs a connection") };
-                match stream.read(scratch) {
-                    Ok(0) => slot.probe.eof(),
-                    Ok(n) => slot.probe.received(check, &scratch[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => Action::Receive,
-                    Err(e) => slot.probe.io_failed(&e),
-                }
-            }
-            Action::Done(verdict) => {
-                close(slot);
-                slot.verdict = Some(verdict);
-                slot.settled = Some(now);
-                return true;
-            }
-        };
+}
+
+impl LookupIo<'_> {
+    fn step(&mut self, action: resolver::Action) -> Step<Result<Found, DnsReason>> {
+        use resolver::Action as A;
+        match action {
+            A::Udp(server) => Step::Datagrams(server),
+            A::Tcp(server) => Step::Connect(server),
+            A::Send => Step::Send,
+            A::Receive => Step::Receive,
+            A::Done(result) => Step::Done(result),
+        }
+    }
+}
+
+impl Endpoint for LookupIo<'_> {
+    type Outcome = Result<Found, DnsReason>;
+    /// One byte more than a UDP answer may have, to see an oversized one.
+    const MAX_DATAGRAM: usize = EDNS_UDP_SIZE as usize + 1;
+
+    fn output(&self) -> &[u8] {
+        self.lookup.output()
+    }
+
+    fn datagrams(&self) -> [&[u8]; 2] {
+        self.lookup.datagrams()
+    }
+
+    fn wrote(&mut self, n: usize) -> Step<Self::Outcome> {
+        let action = self.lookup.wrote(n);
+        self.step(action)
+    }
+
+    fn received(&mut self, data: &[u8]) -> Step<Self::Outcome> {
+        let action = self.lookup.received(data, self.now);
+        self.step(action)
+    }
+
+    fn eof(&mut self) -> Step<Self::Outcome> {
+        let action = self.lookup.eof(self.now);
+        self.step(action)
+    }
+
+    fn open_failed(&mut self, _: &io::Error) -> Step<Self::Outcome> {
+        let action = self.lookup.io_failed(self.now);
+        self.step(action)
+    }
+
+    fn io_failed(&mut self, _: &io::Error) -> Step<Self::Outcome> {
+        let action = self.lookup.io_failed(self.now);
+        self.step(action)
     }
 }

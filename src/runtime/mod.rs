@@ -2,6 +2,7 @@
 //! probes on a poll, the waiter is the poll loop of the one-shot modes,
 //! signals arrive as a poll source.
 
+pub mod driver;
 pub mod engine;
 pub mod signals;
 pub mod waiter;
