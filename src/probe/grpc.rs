@@ -20,12 +20,49 @@ pub const MAX_MESSAGE: usize = 4096;
 /// SETTINGS_MAX_HEADER_LIST_SIZE announces to the server.
 pub const MAX_BLOCK: usize = 16 * 1024;
 
+/// The call, h2's stream states narrowed to one client stream:
+///
+/// ```text
+///  Idle --connected--> Open { Preface, Headers } --SETTINGS--> Open { Ready, .. }
+///  Open { .., Headers } --response headers--> Open { .., Message }
+///  Open { .., Message } --trailers--> Done;  any failure --> Done
+/// ```
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum State {
     #[default]
     Idle,
-    Open,
+    /// The request is out (or going out); the answer is being read.
+    Open(Open),
     Done,
+}
+
+/// What an open call has read so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Open {
+    peer: Peer,
+    phase: Phase,
+    /// A HEADERS frame came without END_HEADERS, so CONTINUATION must
+    /// follow: Some(whether that HEADERS frame ended the stream).
+    continuation: Option<bool>,
+}
+
+/// The server's side of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    /// Its preface (a SETTINGS frame) has not arrived yet.
+    Preface,
+    Ready,
+    /// A graceful GOAWAY that still lets our stream finish.
+    GoingAway,
+}
+
+/// Where our stream's answer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the response headers.
+    Headers,
+    /// The response headers are read: the message, then the trailers.
+    Message,
 }
 
 /// One call on one connection, for one round.
@@ -41,30 +78,19 @@ pub struct Call {
     hpack: hpack::Decoder,
     /// The header block being read, at most [`MAX_BLOCK`].
     block: Vec<u8>,
-    /// The HEADERS frame that opened `block` ended the stream.
-    block_ends_stream: bool,
-    /// A HEADERS frame came without END_HEADERS: CONTINUATION must follow.
-    continuing: bool,
-    /// The server's preface (a SETTINGS frame) has arrived.
-    settings: bool,
-    /// Header blocks read on our stream: the response headers, the trailers.
-    blocks: u8,
     http_status: u16,
     grpc_content: bool,
     grpc_status: Option<u32>,
     grpc_message: Vec<u8>,
     /// The response message with its 5-octet prefix.
     message: Vec<u8>,
-    /// A graceful GOAWAY that still lets our stream finish.
-    goaway: bool,
 }
 
 impl Call {
     /// Resets for a new round whose probe must end by `deadline`; keeps
     /// the buffers' allocations.
     pub fn start(&mut self, deadline: Instant) {
-        // Field by field (every field named): an HTTP check's probe starts
-        // this too, every round.
+        // Field by field (every field named), keeping the buffers.
         let Call {
             state,
             deadline: until,
@@ -73,16 +99,11 @@ impl Call {
             partial,
             hpack,
             block,
-            block_ends_stream,
-            continuing,
-            settings,
-            blocks,
             http_status,
             grpc_content,
             grpc_status,
             grpc_message,
             message,
-            goaway,
         } = self;
         *state = State::default();
         *until = Some(deadline);
@@ -91,8 +112,7 @@ impl Call {
         for buf in [out, partial, block, grpc_message, message] {
             buf.clear();
         }
-        (*block_ends_stream, *continuing, *settings, *grpc_content, *goaway) = (false, false, false, false, false);
-        *blocks = 0;
+        *grpc_content = false;
         *http_status = 0;
         *grpc_status = None;
     }
@@ -100,7 +120,7 @@ impl Call {
     /// The connection is open: the preface, our SETTINGS and the whole
     /// request go out at once, as gRPC clients do.
     pub fn connected(&mut self, request: &Request, now: Instant) -> Action {
-        self.state = State::Open;
+        self.state = State::Open(Open { peer: Peer::Preface, phase: Phase::Headers, continuation: None });
         let out = &mut self.out;
         out.extend_from_slice(h2::PREFACE);
         let mut settings = [0u8; 12];
@@ -146,7 +166,7 @@ impl Call {
 
     /// Bytes arrived (never empty: end of stream is [`Call::eof`]).
     pub fn received(&mut self, mut data: &[u8]) -> Action {
-        while self.state == State::Open && !data.is_empty() {
+        while matches!(self.state, State::Open(_)) && !data.is_empty() {
             let step = if self.partial.is_empty() {
                 match h2::parse(data) {
                     Ok(h2::Status::Complete(frame, used)) => {
@@ -202,13 +222,22 @@ impl Call {
     }
 
     fn on_frame(&mut self, frame: h2::Frame<'_>) -> Result<Option<Verdict>, Reason> {
+        let State::Open(mut open) = self.state else { return Ok(None) };
+        let step = self.frame_in(&mut open, frame);
+        if let State::Open(now) = &mut self.state {
+            *now = open;
+        }
+        step
+    }
+
+    fn frame_in(&mut self, open: &mut Open, frame: h2::Frame<'_>) -> Result<Option<Verdict>, Reason> {
         frame.validate().map_err(|_| Reason::Grpc(GrpcReason::Invalid))?;
         // The server's preface is a SETTINGS frame (RFC 9113 3.4); anything
         // else (an HTTP/1.1 answer, say) is not an HTTP/2 server.
-        if !self.settings && (frame.kind != h2::SETTINGS || frame.flags & h2::ACK != 0) {
+        if open.peer == Peer::Preface && (frame.kind != h2::SETTINGS || frame.flags & h2::ACK != 0) {
             return Err(Reason::Grpc(GrpcReason::Invalid));
         }
-        if self.continuing && frame.kind != h2::CONTINUATION {
+        if open.continuation.is_some() && frame.kind != h2::CONTINUATION {
             return Err(Reason::Grpc(GrpcReason::Invalid));
         }
         match frame.kind {
@@ -216,7 +245,9 @@ impl Call {
                 for setting in frame.settings() {
                     setting.map_err(|_| Reason::Grpc(GrpcReason::Invalid))?;
                 }
-                self.settings = true;
+                if open.peer == Peer::Preface {
+                    open.peer = Peer::Ready;
+                }
                 h2::write_frame(&mut self.out, h2::SETTINGS, h2::ACK, 0, &[]);
             }
             h2::PING if frame.flags & h2::ACK == 0 => {
@@ -230,7 +261,7 @@ impl Call {
                 if last & 0x7fff_ffff < STREAM || code != 0 {
                     return Err(Reason::Grpc(GrpcReason::GoAway));
                 }
-                self.goaway = true;
+                open.peer = Peer::GoingAway;
             }
             h2::RST_STREAM if frame.stream == STREAM => return Err(Reason::Grpc(GrpcReason::StreamReset)),
             h2::PUSH_PROMISE => return Err(Reason::Grpc(GrpcReason::Invalid)), // push is disabled
@@ -241,27 +272,28 @@ impl Call {
                 let content = frame.content().map_err(|_| Reason::Grpc(GrpcReason::Invalid))?;
                 self.block.clear();
                 self.block.extend_from_slice(content);
-                self.block_ends_stream = frame.flags & h2::END_STREAM != 0;
+                let ends_stream = frame.flags & h2::END_STREAM != 0;
                 if frame.flags & h2::END_HEADERS != 0 {
-                    return self.end_block();
+                    return self.end_block(open, ends_stream);
                 }
-                self.continuing = true;
+                open.continuation = Some(ends_stream);
             }
             h2::CONTINUATION => {
-                if !self.continuing || self.block.len() + frame.payload.len() > MAX_BLOCK {
+                let Some(ends_stream) = open.continuation else { return Err(Reason::Grpc(GrpcReason::Invalid)) };
+                if self.block.len() + frame.payload.len() > MAX_BLOCK {
                     return Err(Reason::Grpc(GrpcReason::Invalid));
                 }
                 self.block.extend_from_slice(frame.payload);
                 if frame.flags & h2::END_HEADERS != 0 {
-                    self.continuing = false;
-                    return self.end_block();
+                    open.continuation = None;
+                    return self.end_block(open, ends_stream);
                 }
             }
             h2::DATA => {
                 let content = frame.content().map_err(|_| Reason::Grpc(GrpcReason::Invalid))?;
                 // Data before the response headers, after the trailers, past
                 // the bound, or ending the stream without trailers.
-                if self.blocks != 1
+                if open.phase != Phase::Message
                     || self.message.len() + content.len() > 5 + MAX_MESSAGE
                     || frame.flags & h2::END_STREAM != 0
                 {
@@ -278,12 +310,13 @@ impl Call {
     }
 
     /// A header block is complete: the response headers, or the trailers.
-    fn end_block(&mut self) -> Result<Option<Verdict>, Reason> {
-        self.blocks += 1;
-        let first = self.blocks == 1;
-        if self.blocks > 2 || (!first && !self.block_ends_stream) {
+    /// The trailers always end the call: a block after them cannot come.
+    fn end_block(&mut self, open: &mut Open, ends_stream: bool) -> Result<Option<Verdict>, Reason> {
+        let first = open.phase == Phase::Headers;
+        if !first && !ends_stream {
             return Err(Reason::Grpc(GrpcReason::Invalid));
         }
+        open.phase = Phase::Message;
         let mut valid = true;
         let (mut status, mut content, mut grpc_status) = (self.http_status, self.grpc_content, self.grpc_status);
         let message = &mut self.grpc_message;
@@ -308,7 +341,7 @@ impl Call {
         }
         // Response headers that cannot begin a gRPC answer end the call
         // now, as gRPC clients do; otherwise the trailers decide.
-        if self.block_ends_stream || self.http_status != 200 || !self.grpc_content {
+        if ends_stream || self.http_status != 200 || !self.grpc_content {
             return Ok(Some(self.verdict()));
         }
         Ok(None)
@@ -351,7 +384,9 @@ impl Call {
     pub fn eof(&mut self) -> Action {
         match self.state {
             State::Done => Action::Receive,
-            _ if self.goaway => self.finish(Verdict::Fail(Reason::Grpc(GrpcReason::GoAway))),
+            State::Open(Open { peer: Peer::GoingAway, .. }) => {
+                self.finish(Verdict::Fail(Reason::Grpc(GrpcReason::GoAway)))
+            }
             _ => self.finish(Verdict::Fail(Reason::Closed)),
         }
     }
