@@ -14,6 +14,7 @@ use mio::{Interest, Registry, Token};
 use crate::check::{Check, Reason, Verdict};
 use crate::dns::{self, Failure, Found, Lookup, Resolver};
 use crate::probe::{Action, Probe};
+use crate::sockopt;
 
 /// Hands out tokens from a counter that only goes up, so an event that
 /// arrives late for a closed socket can never reach a newer one.
@@ -368,7 +369,7 @@ impl Engine {
             } else {
                 slot.probe.timed_out(self.timeout)
             };
-            close(slot);
+            reset(slot);
             slot.verdict = Some(verdict);
             slot.settled = Some(now);
         }
@@ -406,7 +407,7 @@ impl Engine {
     /// Drops the running round (its sockets close); its verdicts are lost.
     pub fn abort(&mut self) {
         for slot in &mut self.slots {
-            close(slot);
+            reset(slot);
         }
         self.close_lookups();
         self.deadline = None;
@@ -573,10 +574,26 @@ fn open_udp(server: SocketAddr, datagrams: [&[u8]; 2], registry: &Registry, toke
     Ok(socket)
 }
 
+/// kubelet's probe dialer sets SO_LINGER on, 1 s, on every probe socket, so
+/// that probes do not pile up sockets in TIME-WAIT; every probe socket here
+/// gets the same. A close then waits, at most that long, for the peer to
+/// acknowledge what was sent, which on a probe that reached its verdict is
+/// the peer's own stack answering at once.
+const PROBE_LINGER_SECS: libc::c_int = 1;
+
 /// Closes the probe's socket. Closing removes it from the poll too: an
 /// explicit deregister would cost one more syscall per probe for nothing.
 fn close(slot: &mut Slot) {
     slot.stream = None;
+}
+
+/// Closes the socket of a probe cut short (its deadline passed, the round
+/// was dropped) with a reset: a peer that stopped answering would make a
+/// lingering close wait in the loop, and nothing more is wanted from it.
+fn reset(slot: &mut Slot) {
+    if let Some(stream) = slot.stream.take() {
+        sockopt::set_linger(&stream, 0);
+    }
 }
 
 /// Carries out actions until one has to wait for readiness. Returns true
@@ -596,6 +613,7 @@ fn drive(
                 close(slot);
                 match TcpStream::connect(addr) {
                     Ok(mut stream) => {
+                        sockopt::set_linger(&stream, PROBE_LINGER_SECS);
                         match registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
                             Ok(()) => {
                                 slot.stream = Some(stream);

@@ -11,6 +11,7 @@ pub mod dns;
 pub mod engine;
 pub mod grpc;
 pub mod http;
+pub mod inbound;
 pub mod json;
 pub mod location;
 pub mod log;
@@ -21,6 +22,7 @@ pub mod response;
 pub mod run;
 pub mod serve;
 pub mod signals;
+pub mod sockopt;
 
 /// The version in `--version`, logs and the probes' `User-Agent`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
