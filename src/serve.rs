@@ -165,6 +165,7 @@ struct Requests<'a> {
     token: Token,
     /// Requests this connection may still have handled this turn.
     budget: &'a mut u32,
+    now: Instant,
 }
 
 impl inbound::Handler for Requests<'_> {
@@ -184,7 +185,7 @@ impl inbound::Handler for Requests<'_> {
                 Handled::Answered
             }
             Routed::Metrics => {
-                ctx.answer_metrics(out, answer);
+                ctx.answer_metrics(out, answer, self.now);
                 Handled::Answered
             }
         }
@@ -619,7 +620,7 @@ impl Client {
             if budget == 0 && self.conn.unsent().is_empty() {
                 return Turn::Again;
             }
-            let next = self.conn.poll(now, &mut Requests { ctx: &mut *ctx, token, budget: &mut budget });
+            let next = self.conn.poll(now, &mut Requests { ctx: &mut *ctx, token, budget: &mut budget, now });
             match next {
                 Next::Write => match write_nonblocking(&mut self.stream, self.conn.unsent()) {
                     Ok(n) => {
@@ -828,10 +829,10 @@ impl Ctx {
     }
 
     /// Stages the scrape; the body buffer is kept for the next one.
-    fn answer_metrics(&mut self, out: &mut Vec<u8>, answer: Answer) {
+    fn answer_metrics(&mut self, out: &mut Vec<u8>, answer: Answer, now: Instant) {
         self.metrics.request(Handler::Metrics, 200);
         self.body.clear();
-        self.metrics.write(&mut self.body, self.connections);
+        self.metrics.write(&mut self.body, self.connections, now);
         http::write_typed(out, 200, metrics::CONTENT_TYPE, &self.body, answer.head_only, answer.conn);
     }
 }
