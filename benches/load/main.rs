@@ -40,26 +40,37 @@ struct Options {
     wrk_repeats: usize,
     /// Only the named-checks section (`-- --names`).
     names_only: bool,
+    /// Only the instruction counts (`-- --instructions`).
+    instructions_only: bool,
 }
 
 impl Options {
     fn parse() -> Result<Options, String> {
-        let (mut quick, mut names_only) = (false, false);
+        let (mut quick, mut names_only, mut instructions_only) = (false, false, false);
         for arg in std::env::args().skip(1) {
             match arg.as_str() {
                 "--quick" => quick = true,
                 "--names" => names_only = true,
+                "--instructions" => instructions_only = true,
                 // cargo bench passes --bench to every bench binary.
                 "--bench" => {}
                 other => {
                     return Err(format!(
-                        "unknown argument {other:?}; usage: cargo bench --bench load [-- --quick] [--names]"
+                        "unknown argument {other:?}; usage: cargo bench --bench load [-- --quick] [--names] [--instructions]"
                     ))
                 }
             }
         }
         Ok(if quick {
-            Options { quick, idle: Duration::from_secs(10), rounds: 20_000, wrk_seconds: 2, wrk_repeats: 2, names_only }
+            Options {
+                quick,
+                idle: Duration::from_secs(10),
+                rounds: 20_000,
+                wrk_seconds: 2,
+                wrk_repeats: 2,
+                names_only,
+                instructions_only,
+            }
         } else {
             Options {
                 quick,
@@ -68,6 +79,7 @@ impl Options {
                 wrk_seconds: 5,
                 wrk_repeats: 3,
                 names_only,
+                instructions_only,
             }
         })
     }
@@ -167,6 +179,11 @@ fn run(options: &Options) -> io::Result<Table> {
 
     let stubs = Stubs::start(1000, 8, SLOW_DELAY)?;
     let fast8 = &stubs.fast[..8];
+    if options.instructions_only {
+        instructions(&mut table, &release, fast8, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(table);
+    }
     if options.names_only {
         names(&mut table, &daemon_bin, &release, &stubs, &dir, options);
         let _ = std::fs::remove_dir_all(&dir);
@@ -415,6 +432,11 @@ fn instructions(table: &mut Table, release: &Path, checks: &[u16], dir: &Path) {
     eprintln!("callgrind: {figure}");
     let measured = callgrind::instructions_per_round(release, checks, dir, 100, 1100)
         .map(|n| (format!("{:.0} k instructions", n / 1000.0), None));
+    table.result(figure, target, measured);
+    let figure = "instructions per keep-alive /self (callgrind)";
+    eprintln!("callgrind: {figure}");
+    let measured = callgrind::instructions_per_request(release, checks, "/self", dir, 1000, 11_000)
+        .map(|n| (format!("{n:.0} instructions"), None));
     table.result(figure, target, measured);
 }
 
