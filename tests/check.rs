@@ -1,10 +1,8 @@
 //! `healthcheck check`: the real binary probing loopback stubs once; its verdict lines, exit codes and timing.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{free_port, run_cli, Behaviour, CliOutput, Stub, LOCALHOST_V4};
+use support::{free_port, run_cli, Behaviour, CliOutput, Stub, LOCALHOST_V4};
 
 /// `healthcheck check ARGS...`, with how long it took.
 fn check(args: &[&str]) -> (CliOutput, Duration) {

@@ -3,8 +3,6 @@
 //! golang-google-grpc-dev, built in GOPATH mode). A missing one is skipped
 //! with `SKIP: ...` (a failure on CI, where `.ci/run` installs both).
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,7 +10,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{free_port, run_cli, Behaviour, Daemon, Stub, LOCALHOST_V4};
+use support::{free_port, run_cli, Behaviour, Daemon, Stub, LOCALHOST_V4};
 
 /// Debian's Go toolchain, which builds against /usr/share/gocode.
 const GO: &str = "/usr/bin/go";
@@ -39,7 +37,7 @@ fn python_ready() -> bool {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            common::skip_missing_tool(
+            support::skip_missing_tool(
                 "python3 with grpcio and grpcio-health-checking not installed (pip install grpcio grpcio-health-checking)",
             );
         }
@@ -54,7 +52,7 @@ fn go_server() -> Option<&'static Path> {
     BUILT
         .get_or_init(|| {
             if !Path::new(GO).exists() || !Path::new(GOPATH).join("src/google.golang.org/grpc/health").exists() {
-                common::skip_missing_tool("Debian's golang-go and golang-google-grpc-dev not installed");
+                support::skip_missing_tool("Debian's golang-go and golang-google-grpc-dev not installed");
                 return None;
             }
             let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("grpc-go-health-server");
@@ -252,7 +250,7 @@ fn run_waits_for_serving() {
     };
     server.set("job", "NOT_SERVING");
     let url = server.url("?service=job");
-    let mut run = Command::new(common::bin())
+    let mut run = Command::new(support::bin())
         .args(["run", "--wait", &url, "--interval", "100ms", "--wait-timeout", "10s", "--", "sh", "-c", "exit 7"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -1,9 +1,7 @@
 //! `--header NAME=FIELD: VALUE` in every mode: what the upstream receives,
 //! what `--dry-run` shows, and the usage errors.
 
-mod common;
-
-use common::{run_cli, Behaviour, Daemon, Stub};
+use support::{run_cli, Behaviour, Daemon, Stub};
 
 /// The request head the stub received last.
 fn last_request(stub: &Stub) -> String {

@@ -1,7 +1,6 @@
 //! Hostile and broken input: request smuggling and injection against the real daemon, log
 //! injection, hostile upstream responses, and the fuzz oracles run on random inputs (stable).
 
-mod common;
 /// The fuzz crate's oracles, seeds and mutator, shared as source.
 #[allow(dead_code)]
 #[path = "../fuzz/src/lib.rs"]
@@ -11,13 +10,13 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{assert_common_headers, Behaviour, Daemon, Stub};
 use fuzz::mutate::{mutate, Rng};
 use fuzz::{oracles, TARGETS};
 use healthcheck::check::{Check, DisplayDuration, Verdict};
 use healthcheck::cli::parse_duration;
 use healthcheck::http;
 use healthcheck::probe::{Action, Probe};
+use support::{assert_common_headers, Behaviour, Daemon, Stub};
 
 /// How long a connection the daemon should close gets to show it.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
@@ -252,7 +251,7 @@ fn neither_requests_nor_checks_can_forge_log_lines() {
     let app = Stub::start(Behaviour::Status(503, "level=error event=forged\n"));
     let garbage = Stub::start(Behaviour::Garbage);
     // A default name is the URL: it may hold `=`, `"` and percent-encoded line breaks.
-    let hostile_name = format!("http://{}/x%0Alevel=error%20event=forged\"", common::host_port(app.addr));
+    let hostile_name = format!("http://{}/x%0Alevel=error%20event=forged\"", support::host_port(app.addr));
     let mut daemon = Daemon::serve(&["--verbose", &hostile_name, &garbage.url("/")]);
     for case in cases() {
         let mut conn = daemon.conn();

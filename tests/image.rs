@@ -11,11 +11,8 @@
 //! and the musl target (or `HEALTHCHECK_STATIC_BIN`), and skip, saying why, only when root,
 //! the util-linux tools or the target are missing.
 
-mod common;
-mod dockerfile;
-
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -26,7 +23,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Behaviour, Stub, LOCALHOST_V4};
+use support::{find_program, note, wait_child, Behaviour, Collected, Stub, LOCALHOST_V4};
 
 /// The target the image's binary is built for on x86_64 hosts (the Dockerfile's amd64 case).
 const TARGET: &str = "x86_64-unknown-linux-musl";
@@ -43,21 +40,12 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 /// machine; the measured time is printed.
 const SIGTERM_EXIT_BOUND: Duration = Duration::from_secs(2);
 
-/// Prints past libtest's output capture, so a skip or a measurement is seen in a normal run.
-fn note(message: &str) {
-    let _ = writeln!(io::stderr(), "image: {message}");
-}
-
 /// The tools that stand in for the container runtime, or why these tests cannot run here.
 struct Tools {
     unshare: PathBuf,
     chroot: PathBuf,
     nsenter: PathBuf,
     ip: PathBuf,
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].iter().map(|dir| Path::new(dir).join(name)).find(|path| path.is_file())
 }
 
 fn tools() -> Result<Tools, String> {
@@ -90,9 +78,10 @@ fn no_static_binary() -> Option<String> {
     })
 }
 
-/// Prints that `test` is skipped and why.
+/// Prints that `test` is skipped and why (not a missing-tool failure on CI: the musl target
+/// may be out of reach even there, and .ci/run says so).
 fn skip(test: &str, why: &str) {
-    note(&format!("SKIPPED {test}: {why}"));
+    support::skip(&format!("image: {test}: {why}"));
 }
 
 /// The tools, or `None` after printing why the test is skipped.
@@ -146,7 +135,7 @@ fn build_static_binary() -> PathBuf {
         "building the static binary failed ({status}); is the target installed? \
          rustup target add {TARGET}"
     );
-    note(&format!("built the static binary in {:.0?}", started.elapsed()));
+    note(&format!("image: built the static binary in {:.0?}", started.elapsed()));
     target_dir.join(TARGET).join("release").join("healthcheck")
 }
 
@@ -247,37 +236,20 @@ impl Drop for Root {
 /// A running wrapper (unshare) and what it printed; killed, with its namespace, when dropped.
 struct Running {
     child: Child,
-    output: Option<(thread::JoinHandle<String>, thread::JoinHandle<String>)>,
-}
-
-fn read_all<R: Read + Send + 'static>(mut from: R) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = from.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
+    output: Option<(Collected, Collected)>,
 }
 
 impl Running {
     fn spawn(mut cmd: Command) -> Running {
         let mut child = cmd.spawn().expect("spawn unshare");
-        let stdout = read_all(child.stdout.take().unwrap());
-        let stderr = read_all(child.stderr.take().unwrap());
+        let stdout = Collected::start(child.stdout.take().unwrap());
+        let stderr = Collected::start(child.stderr.take().unwrap());
         Running { child, output: Some((stdout, stderr)) }
     }
 
     /// Waits up to `timeout` for the exit; `None` if still running.
     fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for unshare") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+        wait_child(&mut self.child, timeout)
     }
 
     /// Kills it if still running, then returns (status, stdout, stderr). Once only.
@@ -287,7 +259,7 @@ impl Running {
         }
         let status = self.child.wait().expect("wait for unshare");
         let (stdout, stderr) = self.output.take().expect("stopped twice");
-        (status, stdout.join().unwrap(), stderr.join().unwrap())
+        (status, stdout.join(), stderr.join())
     }
 
     /// Kills the namespace's PID 1 (and so everything in the namespace), then unshare.
@@ -349,10 +321,10 @@ fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// GET `path` on `addr`, retried until the server answers or STARTUP_TIMEOUT passes.
-fn get_when_up(addr: SocketAddr, path: &str, server: &mut Running) -> common::Response {
+fn get_when_up(addr: SocketAddr, path: &str, server: &mut Running) -> support::Response {
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
-        match common::try_request(addr, "GET", path, Duration::from_secs(5)) {
+        match support::try_request(addr, "GET", path, Duration::from_secs(5)) {
             Ok(response) => return response,
             Err(e) => {
                 if server.wait(Duration::ZERO).is_some() || Instant::now() >= deadline {
@@ -365,8 +337,8 @@ fn get_when_up(addr: SocketAddr, path: &str, server: &mut Running) -> common::Re
     }
 }
 
-fn get(addr: SocketAddr, path: &str) -> common::Response {
-    common::try_request(addr, "GET", path, Duration::from_secs(5)).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+fn get(addr: SocketAddr, path: &str) -> support::Response {
+    support::try_request(addr, "GET", path, Duration::from_secs(5)).unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
 /// Sends SIGTERM to the namespace's PID 1 from outside, as `docker stop` and kubelet do, and
@@ -380,7 +352,7 @@ fn assert_sigterm_exits_zero(mut server: Running, pid1: i32) {
     let elapsed = sent.elapsed();
     let (status, _, stderr) = server.stop();
     assert!(exited.is_some(), "PID 1 still running {SIGTERM_EXIT_BOUND:?} after SIGTERM; stderr: {stderr}");
-    note(&format!("SIGTERM to PID 1: exited {status} after {elapsed:.1?}"));
+    note(&format!("image: SIGTERM to PID 1: exited {status} after {elapsed:.1?}"));
     // unshare --fork exits with its child's status.
     assert_eq!(status.code(), Some(0), "{status:?} (signal {:?}); stderr: {stderr}", status.signal());
     assert!(stderr.contains("event=shutdown"), "no shutdown log line; stderr: {stderr}");
@@ -455,7 +427,7 @@ fn serve_answers_from_an_empty_root_as_pid_1() {
     };
     let root = Root::new();
     let upstream = Stub::start(Behaviour::Status(200, "ok"));
-    let port = common::free_port(LOCALHOST_V4);
+    let port = support::free_port(LOCALHOST_V4);
     let listen = format!("127.0.0.1:{port}");
     // `localhost`: there is no /etc/hosts in the root, so this also shows that it resolves
     // without one.
@@ -505,7 +477,7 @@ fn check_works_from_an_empty_root() {
     let (status, stdout, stderr) = run_to_end(root.command(&tools, &["check", "--timeout", "2s", &passing]));
     assert_eq!(status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
 
-    let closed = format!("tcp://127.0.0.1:{}", common::free_port(LOCALHOST_V4));
+    let closed = format!("tcp://127.0.0.1:{}", support::free_port(LOCALHOST_V4));
     let (status, stdout, stderr) = run_to_end(root.command(&tools, &["check", "--timeout", "2s", &passing, &closed]));
     assert_eq!(status.code(), Some(1), "stdout: {stdout}\nstderr: {stderr}");
 }
@@ -519,7 +491,7 @@ fn run_wraps_a_command_from_an_empty_root() {
     let upstream = Stub::start(Behaviour::Status(200, "ok"));
     let ready = format!("http://localhost:{}/ready", upstream.port());
     let quit = format!("http://localhost:{}/quitquitquit", upstream.port());
-    let closed = format!("tcp://127.0.0.1:{}", common::free_port(LOCALHOST_V4));
+    let closed = format!("tcp://127.0.0.1:{}", support::free_port(LOCALHOST_V4));
     // The only program in the root is the binary itself, so it is also the wrapped command:
     // its exit code (1, a failing check) must come back through the wrapper.
     let (status, stdout, stderr) = run_to_end(root.command(
@@ -544,7 +516,7 @@ fn dockerfile_default_command_and_healthcheck_work() {
     let Some(tools) = tools_or_skip("dockerfile_default_command_and_healthcheck_work") else {
         return;
     };
-    let image = dockerfile::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"));
+    let image = support::dockerfile::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"));
     assert_eq!(image.user.as_deref(), Some(IMAGE_USER), "Dockerfile USER");
     let default = image.default_argv();
     assert_eq!(default.first().map(String::as_str), Some(IMAGE_BINARY), "Dockerfile ENTRYPOINT");
@@ -602,7 +574,7 @@ fn dropping_the_guard_kills_the_namespace() {
         return;
     };
     let root = Root::new();
-    let listen = format!("127.0.0.1:{}", common::free_port(LOCALHOST_V4));
+    let listen = format!("127.0.0.1:{}", support::free_port(LOCALHOST_V4));
     let mut server = Running::spawn(root.command(&tools, &["serve", "--listen", &listen, "tcp://127.0.0.1:9"]));
     get_when_up(listen.parse().unwrap(), "/self", &mut server);
     let pid1 = server.pid1();

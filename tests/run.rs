@@ -1,14 +1,11 @@
 //! `healthcheck run`: the real binary waiting on loopback upstreams, running `sh -c` children, forwarding signals and calling back.
 
-mod common;
-mod run_util;
-
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use run_util::{eventually, field, send_signal, Finished, Recorder, Reply, TempDir, Wrapper, PATIENCE};
+use support::{eventually, field, refused_url, send_signal, Finished, Recorder, Reply, TempDir, Wrapper, PATIENCE};
 
 /// `healthcheck run OPTIONS... -- sh -c SCRIPT`.
 fn run_sh(options: &[&str], script: &str) -> Wrapper {
@@ -80,11 +77,6 @@ fn trapping_child(file: &str, signals: &[&str], last: &str) -> String {
     script
 }
 
-/// A URL on a loopback port nobody listens on (connection refused).
-fn refused_url() -> String {
-    format!("http://127.0.0.1:{}/ready", common::free_port(common::LOCALHOST_V4))
-}
-
 fn elapsed_ms(line: &str) -> u64 {
     field(line, "elapsed_ms").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no elapsed_ms in {line}"))
 }
@@ -146,7 +138,7 @@ fn wait_timeout_gives_up_with_69_and_calls_back() {
 fn wait_timeout_continue_starts_the_command_anyway() {
     let dir = TempDir::new();
     let callback = Recorder::start();
-    let (wait, done_url) = (refused_url(), callback.url("/done"));
+    let (wait, done_url) = (refused_url("/ready"), callback.url("/done"));
     let script = format!("touch {}; exit 3", dir.file("ran"));
     let opts = ["--wait", &wait, "--interval", "100ms", "--wait-timeout", "700ms", "--wait-timeout-continue"];
     let done = run_sh(&[&opts[..], &["--on-exit", &done_url]].concat(), &script).finish();
@@ -161,7 +153,7 @@ fn wait_timeout_continue_starts_the_command_anyway() {
 
 #[test]
 fn wait_logs_at_most_one_progress_line_per_10_seconds() {
-    let wait = format!("app={}", refused_url());
+    let wait = format!("app={}", refused_url("/ready"));
     let opts = ["--wait", &wait, "--interval", "100ms", "--wait-timeout", "11s"];
     let done = Wrapper::start(&run_args(&opts, "true")).finish_within(Duration::from_secs(20));
     assert_eq!(done.code(), 69, "{}", done.stderr);
@@ -179,7 +171,7 @@ fn a_signal_during_the_wait_ends_it_and_calls_back() {
     for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130), (libc::SIGUSR2, 140)] {
         let dir = TempDir::new();
         let callback = Recorder::start();
-        let (wait, done_url) = (refused_url(), callback.url("/done"));
+        let (wait, done_url) = (refused_url("/ready"), callback.url("/done"));
         let script = format!("touch {}", dir.file("ran"));
         let wrapper = run_sh(&["--wait", &wait, "--interval", "100ms", "--on-exit", &done_url], &script);
         wrapper.wait_for_event("waiting");
@@ -197,7 +189,7 @@ fn a_signal_during_the_wait_ends_it_and_calls_back() {
 #[test]
 fn noise_does_not_end_the_wait() {
     let callback = Recorder::start();
-    let (wait, done_url) = (refused_url(), callback.url("/done"));
+    let (wait, done_url) = (refused_url("/ready"), callback.url("/done"));
     let mut wrapper = run_sh(&["--wait", &wait, "--interval", "100ms", "--on-exit", &done_url], "true");
     wrapper.wait_for_event("waiting");
     for sig in [libc::SIGCHLD, libc::SIGURG, libc::SIGWINCH] {
@@ -384,7 +376,7 @@ fn without_a_callback_the_command_is_execed() {
 
 #[test]
 fn on_exit_when_picks_the_outcomes_that_call_back() {
-    let refused = refused_url();
+    let refused = refused_url("/ready");
     let gave_up = ["--wait", refused.as_str(), "--interval", "100ms", "--wait-timeout", "300ms"];
     let cases: [(&str, &[&str], &str, i32, bool); 8] = [
         ("always", &[], "exit 0", 0, true),
@@ -418,7 +410,7 @@ fn callbacks_run_concurrently_bounded_and_never_change_the_code() {
         [Recorder::with(Reply::Delay(Duration::from_secs(2))), Recorder::with(Reply::Delay(Duration::from_secs(2)))];
     let hanging = Recorder::with(Reply::Hang);
     let failing = Recorder::with(Reply::Status(500));
-    let urls = [slow[0].url("/a"), slow[1].url("/b"), hanging.url("/c"), failing.url("/d"), refused_url()];
+    let urls = [slow[0].url("/a"), slow[1].url("/b"), hanging.url("/c"), failing.url("/d"), refused_url("/ready")];
     let mut opts = vec!["--on-exit-timeout", "3s"];
     for url in &urls {
         opts.extend(["--on-exit", url]);
@@ -520,7 +512,7 @@ fn fixed_recorders<const N: usize>(ports: [u16; N]) -> Option<[Recorder; N]> {
         match Recorder::bind(&format!("127.0.0.1:{port}"), Reply::Ok) {
             Ok(r) => recorders.push(r),
             Err(e) => {
-                common::skip(&format!("cannot bind 127.0.0.1:{port} for the preset: {e}"));
+                support::skip(&format!("cannot bind 127.0.0.1:{port} for the preset: {e}"));
                 return None;
             }
         }
@@ -528,8 +520,8 @@ fn fixed_recorders<const N: usize>(ports: [u16; N]) -> Option<[Recorder; N]> {
     recorders.try_into().ok()
 }
 
-fn get(path: &str) -> run_util::Seen {
-    run_util::Seen { method: "GET".into(), path: path.into(), body_len: 0 }
+fn get(path: &str) -> support::Seen {
+    support::Seen { method: "GET".into(), path: path.into(), body_len: 0 }
 }
 
 #[test]
@@ -568,12 +560,12 @@ fn linkerd_preset_waits_on_and_shuts_down_4191() {
 fn unshare(options: &[&str]) -> Option<Command> {
     let unshare = "/usr/bin/unshare";
     if !std::path::Path::new(unshare).exists() {
-        common::skip_missing_tool(&format!("{unshare} not installed"));
+        support::skip_missing_tool(&format!("{unshare} not installed"));
         return None;
     }
     let probe = Command::new(unshare).args(options).arg("true").output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        common::skip(&format!("unshare {} does not work here: {probe:?}", options.join(" ")));
+        support::skip(&format!("unshare {} does not work here: {probe:?}", options.join(" ")));
         return None;
     }
     let mut command = Command::new(unshare);
@@ -589,7 +581,7 @@ fn as_pid_1_it_reaps_orphans() {
     // then counts zombies in its PID namespace.
     let script = "(sleep 0.2 &); (sleep 0.3 &); sleep 2; \
                   z=$(cat /proc/[0-9]*/stat 2>/dev/null | grep -c ') Z '); echo zombies=$z; exit $((10 + z))";
-    command.args([common::bin(), "run", "--on-exit", &callback.url("/done")]);
+    command.args([support::bin(), "run", "--on-exit", &callback.url("/done")]);
     command.args(["--", "sh", "-c", script]);
     let done = Wrapper::spawn(command, None).finish();
     assert_eq!(done.stdout, "zombies=0\n", "{}", done.stderr);
@@ -602,7 +594,7 @@ fn as_pid_1_it_reaps_orphans() {
 #[test]
 fn as_pid_1_it_supervises_without_a_callback() {
     let Some(mut command) = unshare(&["--pid", "--fork", "--kill-child"]) else { return };
-    command.args([common::bin(), "run", "--", "sleep", "30"]);
+    command.args([support::bin(), "run", "--", "sleep", "30"]);
     let wrapper = Wrapper::spawn(command, None);
     // unshare forks the namespace's PID 1, which runs the wrapper: find it as unshare's child.
     let children = format!("/proc/{0}/task/{0}/children", wrapper.pid());

@@ -1,11 +1,9 @@
 //! End-to-end tests of `healthcheck serve`: the real binary against loopback upstream stubs.
 
-mod common;
-
-use common::*;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::*;
 
 /// `NAME=URL` for a stub's root path.
 fn named(name: &str, stub: &Stub) -> String {
@@ -18,11 +16,6 @@ fn ok_stub() -> Stub {
 
 fn status_stub(code: u16) -> Stub {
     Stub::start(Behaviour::Status(code, "status body\n"))
-}
-
-/// A URL whose port nothing listens on.
-fn refused_url() -> String {
-    format!("http://127.0.0.1:{}/", free_port(LOCALHOST_V4))
 }
 
 /// Lines of a response body.
@@ -41,7 +34,7 @@ fn assert_has_line(resp: &Response, line: &str) {
 
 #[test]
 fn self_answers_ok() {
-    let d = Daemon::serve(&[&refused_url()]);
+    let d = Daemon::serve(&[&refused_url("/")]);
     let resp = d.get("/self");
     assert_eq!(resp.status, 200);
     assert_eq!(resp.text(), "ok\n");
@@ -304,7 +297,7 @@ fn broken_upstreams_fail_with_a_reason() {
         &named("on-accept", &on_accept),
         &named("short", &short),
         &named("chunked-short", &chunked_short),
-        &format!("refused={}", refused_url()),
+        &format!("refused={}", refused_url("/")),
     ]);
 
     let resp = d.get("/all?verbose");
@@ -372,7 +365,7 @@ fn tcp_checks() {
 #[test]
 fn ipv6_upstreams() {
     if !ipv6_available() {
-        common::skip("no IPv6 loopback");
+        support::skip("no IPv6 loopback");
         return;
     }
     let v6 = Stub::start_on(LOCALHOST_V6, Behaviour::Status(200, "ok\n"));
@@ -386,7 +379,7 @@ fn ipv6_upstreams() {
 #[test]
 fn localhost_tries_ipv4_then_ipv6() {
     if !ipv6_available() {
-        common::skip("no IPv6 loopback");
+        support::skip("no IPv6 loopback");
         return;
     }
     // Only [::1]:PORT listens: 127.0.0.1:PORT is refused, then ::1 must be tried.
@@ -401,7 +394,7 @@ fn localhost_tries_ipv4_then_ipv6() {
 #[test]
 fn daemon_listens_on_ipv6() {
     if !ipv6_available() {
-        common::skip("no IPv6 loopback");
+        support::skip("no IPv6 loopback");
         return;
     }
     let app = ok_stub();
@@ -458,7 +451,7 @@ fn concurrent_requests_join_one_round() {
 
 #[test]
 fn unknown_paths_are_404() {
-    let d = Daemon::serve(&[&refused_url()]);
+    let d = Daemon::serve(&[&refused_url("/")]);
     for path in ["/", "/nope", "/selfie", "/self/x", "/allx"] {
         let resp = d.get(path);
         assert_eq!(resp.status, 404, "{path}");
@@ -507,7 +500,7 @@ fn head_has_headers_but_no_body() {
 
 #[test]
 fn malformed_request_is_400_and_closes() {
-    let d = Daemon::serve(&[&refused_url()]);
+    let d = Daemon::serve(&[&refused_url("/")]);
     for bad in
         [&b"GARBAGE\r\n\r\n"[..], b"\x01\x02\x03 / HTTP/1.1\r\n\r\n", b"GET /self HTTP/1.1\r\nno colon here\r\n\r\n"]
     {
@@ -524,7 +517,7 @@ fn malformed_request_is_400_and_closes() {
 
 #[test]
 fn oversized_headers_are_431_and_close() {
-    let d = Daemon::serve(&[&refused_url()]);
+    let d = Daemon::serve(&[&refused_url("/")]);
     let mut conn = d.conn();
     let req = format!("GET /self HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(9 * 1024));
     conn.send(req.as_bytes());
@@ -564,7 +557,7 @@ fn pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn http10_closes_unless_keep_alive() {
-    let d = Daemon::serve(&[&refused_url()]);
+    let d = Daemon::serve(&[&refused_url("/")]);
     let mut conn = d.conn();
     conn.send(b"GET /self HTTP/1.0\r\n\r\n");
     let resp = conn.read_response(false);
@@ -596,7 +589,7 @@ fn http11_closes_when_asked() {
 
 #[test]
 fn oldest_idle_connections_are_dropped_at_the_limit() {
-    let d = Daemon::serve(&["--max-connections", "8", &refused_url()]);
+    let d = Daemon::serve(&["--max-connections", "8", &refused_url("/")]);
     // 20 keep-alive connections, each idle after one answered request.
     let mut idle: Vec<Conn> = (0..20)
         .map(|_| {

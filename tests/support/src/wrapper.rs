@@ -1,89 +1,15 @@
-//! Helpers for the `run` tests: the wrapper under test as a guarded process, a callback recorder, a late upstream, temp dirs.
-#![allow(dead_code)]
+//! The `run` wrapper under test as a guarded process group, its logfmt events, and the callback recorder (also a late upstream).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long any single wait in these tests may take before it counts as a failure.
-pub const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Poll `cond` every 20 ms until it holds; false when `timeout` ran out first.
-pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Send `sig` to `pid`; panics when the process does not exist.
-pub fn send_signal(pid: i32, sig: libc::c_int) {
-    // SAFETY: kill(2) only sends a signal.
-    let rc = unsafe { libc::kill(pid, sig) };
-    assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
-}
-
-// ---------------------------------------------------------------------------
-// Temporary directories
-// ---------------------------------------------------------------------------
-
-/// A fresh directory under the system temp dir, removed when dropped.
-pub struct TempDir {
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let path = std::env::temp_dir().join(format!("healthcheck-test-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create a temp dir");
-        TempDir { path }
-    }
-
-    /// The path of `name` inside the directory, as a string for shell scripts.
-    pub fn file(&self, name: &str) -> String {
-        self.path.join(name).to_str().expect("UTF-8 temp path").to_string()
-    }
-
-    /// The contents of `name`, empty when it does not exist (yet).
-    pub fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path.join(name)).unwrap_or_default()
-    }
-
-    pub fn exists(&self, name: &str) -> bool {
-        self.path.join(name).exists()
-    }
-
-    /// Wait (bounded) until `name` holds a line equal to `line`.
-    pub fn wait_for_line(&self, name: &str, line: &str) {
-        let found = eventually(PATIENCE, || self.read(name).lines().any(|l| l == line));
-        assert!(found, "no line {line:?} in {name} within {PATIENCE:?}; it holds {:?}", self.read(name));
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The wrapper under test
-// ---------------------------------------------------------------------------
+use crate::{bin, collect_into, eventually, free_port, send_signal, LOCALHOST_V4, PATIENCE};
 
 /// A running `healthcheck` (usually `run ...`) in its own process group: dropping it kills the
 /// whole group, so the wrapper's children die with it. Output is collected in the background.
@@ -138,7 +64,7 @@ impl Wrapper {
 
     /// `healthcheck ARGS...` with extra environment variables and optional stdin bytes.
     pub fn start_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Wrapper {
-        let mut command = Command::new(crate::common::bin());
+        let mut command = Command::new(bin());
         command.args(args).envs(env.iter().copied());
         Wrapper::spawn(command, stdin)
     }
@@ -157,8 +83,8 @@ impl Wrapper {
         }
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        collect(child.stdout.take().expect("piped stdout"), Arc::clone(&stdout));
-        collect(child.stderr.take().expect("piped stderr"), Arc::clone(&stderr));
+        collect_into(child.stdout.take().expect("piped stdout"), Arc::clone(&stdout));
+        collect_into(child.stderr.take().expect("piped stderr"), Arc::clone(&stderr));
         Wrapper { child, started: Instant::now(), stdout, stderr, status: None }
     }
 
@@ -228,19 +154,6 @@ impl Drop for Wrapper {
     }
 }
 
-/// Read `from` to EOF into `into`; the thread holds a clone of `into` until then.
-fn collect<R: Read + Send + 'static>(mut from: R, into: Arc<Mutex<String>>) {
-    thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-}
-
 // ---------------------------------------------------------------------------
 // The callback recorder (and late upstream)
 // ---------------------------------------------------------------------------
@@ -306,7 +219,7 @@ impl Recorder {
     /// A port that refuses connections for `delay`, then answers 200: an upstream that becomes
     /// ready late. Check [`Recorder::bind_failed`] afterwards (someone may have taken the port).
     pub fn late(delay: Duration) -> Recorder {
-        let port = crate::common::free_port(crate::common::LOCALHOST_V4);
+        let port = free_port(LOCALHOST_V4);
         Recorder::serve(SocketAddr::from(([127, 0, 0, 1], port)), Reply::Ok, None, delay)
     }
 

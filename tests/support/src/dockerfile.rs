@@ -1,5 +1,4 @@
 //! Reads what a Dockerfile's final stage runs (ENTRYPOINT, CMD, HEALTHCHECK), for the image and manifest tests.
-#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -134,6 +133,11 @@ USER 65532:65532
     assert_eq!(config.default_argv(), ["/app/healthcheck", "serve", "--port", "8081"]);
     assert_eq!(config.healthcheck, ["/app/healthcheck", "check", "http://127.0.0.1:8081/self"]);
     assert_eq!(config.user.as_deref(), Some("65532:65532"));
+}
+
+/// The image has no shell, so a shell-form command is an error, not a command that fails later.
+#[test]
+fn refuses_the_shell_form() {
     assert!(parse("FROM scratch\nCMD serve --port 8081\n").is_err());
     assert!(parse("FROM scratch\nHEALTHCHECK CMD-SHELL true\n").is_err());
 }
