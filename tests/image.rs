@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{find_program, note, wait_child, Behaviour, Collected, Stub, LOCALHOST_V4};
+use support::{dockerfile, find_program, note, wait_child, Behaviour, Collected, Stub, LOCALHOST_V4};
 
 /// The target the image's binary is built for on x86_64 hosts (the Dockerfile's amd64 case).
 const TARGET: &str = "x86_64-unknown-linux-musl";
@@ -396,6 +396,90 @@ fn static_binary_needs_no_loader() {
     }
 }
 
+/// Every build command a Dockerfile's comment documents (run from the repository root) has
+/// what the Dockerfile copies from the context: the ignore file that builder applies leaves
+/// none of its COPY or ADD sources out. (A source that is the user's own, like the job's
+/// program, need not exist here; it must only get through.)
+fn assert_documented_builds_keep_their_sources(dockerfile: &str) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = fs::read_to_string(repo.join(dockerfile)).unwrap_or_else(|e| panic!("read {dockerfile}: {e}"));
+    let builds = dockerfile::documented_builds(&text);
+    assert!(!builds.is_empty(), "{dockerfile} documents no `docker build` command");
+    let sources = dockerfile::context_sources(&text);
+    for build in &builds {
+        assert_eq!(build.file.as_deref().unwrap_or("Dockerfile"), dockerfile, "{build:?} builds another file");
+        let Some(ignore_file) = dockerfile::ignore_file(build, repo) else { continue };
+        let ignore = dockerfile::Ignore::read(&repo.join(&ignore_file));
+        let context = Path::new(&build.context);
+        for source in &sources {
+            let in_context = context.join(source);
+            let in_context = in_context.to_str().unwrap().trim_start_matches("./");
+            assert!(
+                !ignore.excludes(in_context),
+                "`{} build` of {dockerfile} as documented: {} leaves out {source}, which the Dockerfile copies",
+                build.tool,
+                ignore_file.display()
+            );
+        }
+    }
+}
+
+/// deploy/job-image.Dockerfile builds with the command its comment gives (issue 18): the
+/// root .dockerignore is an allow-list for the healthcheck image and would leave the job's
+/// program out.
+#[test]
+fn job_image_builds_as_its_comment_says() {
+    assert_documented_builds_keep_their_sources("deploy/job-image.Dockerfile");
+}
+
+/// The same for the healthcheck image, and cargo can load the workspace from what
+/// .dockerignore lets into the context (every member, every [[bench]] path) with the lock
+/// file as it is (`--locked`, as scripts/build-static builds).
+#[test]
+fn dockerfile_context_holds_what_it_copies_and_what_cargo_reads() {
+    assert_documented_builds_keep_their_sources("Dockerfile");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ignore = dockerfile::Ignore::read(&repo.join(".dockerignore"));
+    let context = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("docker-context-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&context);
+    copy_context(repo, repo, &context, &ignore);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Its own target directory (kept between runs), so as not to wait on the test build's.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("docker-context-target");
+    let out = Command::new(cargo)
+        .current_dir(&context)
+        .args(["check", "--locked", "--offline", "--bin", "healthcheck"])
+        .env("CARGO_TARGET_DIR", &target)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo");
+    let _ = fs::remove_dir_all(&context);
+    assert!(
+        out.status.success(),
+        "cargo cannot build from the Docker build context alone:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Copies the files under `dir` that `ignore` lets into the context (target/ and .git are
+/// skipped outright: large, and always left out).
+fn copy_context(repo: &Path, dir: &Path, to: &Path, ignore: &dockerfile::Ignore) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let relative = path.strip_prefix(repo).unwrap();
+        if relative == Path::new("target") || relative == Path::new(".git") {
+            continue;
+        }
+        if path.is_dir() {
+            copy_context(repo, &path, to, ignore);
+        } else if !ignore.excludes(relative.to_str().unwrap()) {
+            let dest = to.join(relative);
+            fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs::copy(&path, &dest).unwrap_or_else(|e| panic!("copy {path:?}: {e}"));
+        }
+    }
+}
+
 /// The Dockerfile builds with `scripts/build-static`, on the toolchain the script pins, and the
 /// build context lets the script in: a local build and the image's cannot drift apart.
 #[test]
@@ -516,7 +600,7 @@ fn dockerfile_default_command_and_healthcheck_work() {
     let Some(tools) = tools_or_skip("dockerfile_default_command_and_healthcheck_work") else {
         return;
     };
-    let image = support::dockerfile::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"));
+    let image = dockerfile::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"));
     assert_eq!(image.user.as_deref(), Some(IMAGE_USER), "Dockerfile USER");
     let default = image.default_argv();
     assert_eq!(default.first().map(String::as_str), Some(IMAGE_BINARY), "Dockerfile ENTRYPOINT");
