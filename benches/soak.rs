@@ -98,7 +98,7 @@ fn verdict(met: bool) -> &'static str {
 /// probes /self and /all every 100 ms: how many probes missed their 1 s.
 fn slowloris(s: &Settings) -> Figure {
     let run_for = s.pick(Duration::from_secs(30), Duration::from_secs(8));
-    let app = support::Stub::start(support::Behaviour::Status(200, "ok\n"));
+    let app = support::Stub::ok();
     let daemon = Daemon::serve(&[&format!("app={}", app.url("/ready"))]);
     let stop = Arc::new(AtomicBool::new(false));
     let slow = spawn_bounded(&stop, run_for, {
@@ -208,7 +208,7 @@ fn chaos(s: &Settings) -> Figure {
 /// (probes need descriptors too), and must answer as soon as the flood stops.
 fn fd_limit(s: &Settings) -> Figure {
     let flood_for = s.pick(Duration::from_secs(10), Duration::from_secs(4));
-    let app = support::Stub::start(support::Behaviour::Status(200, "ok\n"));
+    let app = support::Stub::ok();
     let port = support::free_port(support::LOCALHOST_V4);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     // Several checks: each round needs a descriptor per probe while the flood wants them all.

@@ -20,7 +20,7 @@ fn assert_sent(request: &str, fields: &[&str], absent: &[&str]) {
 
 #[test]
 fn check_sends_the_given_headers() {
-    let app = Stub::start(Behaviour::Status(200, "ok\n"));
+    let app = Stub::ok();
     let url = format!("app={}", app.url("/ready"));
     let out = run_cli(&[
         "check",

@@ -121,7 +121,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn smuggling_and_malformed_requests_get_deliberate_answers() {
-    let app = Stub::start(Behaviour::Status(200, "ok\n"));
+    let app = Stub::ok();
     let daemon = Daemon::serve(&[&format!("app={}", app.url("/health"))]);
     let mut failures = Vec::new();
     for case in cases() {
@@ -157,7 +157,7 @@ fn smuggling_and_malformed_requests_get_deliberate_answers() {
 
 #[test]
 fn requests_trickled_byte_by_byte_get_the_same_answers() {
-    let app = Stub::start(Behaviour::Status(200, "ok\n"));
+    let app = Stub::ok();
     let daemon = Daemon::serve(&[&format!("app={}", app.url("/health"))]);
     for case in cases().into_iter().filter(|c| c.request.len() < 512) {
         let mut conn = daemon.conn();
@@ -174,7 +174,7 @@ fn requests_trickled_byte_by_byte_get_the_same_answers() {
 
 #[test]
 fn exclude_names_are_echoed_escaped() {
-    let app = Stub::start(Behaviour::Status(200, "ok\n"));
+    let app = Stub::ok();
     let daemon = Daemon::serve(&[&format!("app={}", app.url("/"))]);
     let target = "/all?exclude=%3Cscript%3E%0D%0AX-Injected:%20yes&exclude=a%22b%5C&exclude=%ff%0a&exclude=app";
     let resp = daemon.get(target);

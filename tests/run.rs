@@ -1,11 +1,12 @@
 //! `healthcheck run`: the real binary waiting on loopback upstreams, running `sh -c` children, forwarding signals and calling back.
 
+use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use support::{eventually, field, refused_url, send_signal, Finished, Recorder, Reply, TempDir, Wrapper, PATIENCE};
+use support::{eventually, field, refused_url, send_signal, Behaviour, Finished, Stub, TempDir, Wrapper, PATIENCE};
 
 /// `healthcheck run OPTIONS... -- sh -c SCRIPT`.
 fn run_sh(options: &[&str], script: &str) -> Wrapper {
@@ -22,12 +23,12 @@ fn run_args<'a>(options: &[&'a str], script: &'a str) -> Vec<&'a str> {
 /// One of the two ways `run` starts COMMAND: without a callback it execs it; with one (a recorder
 /// taking `POST /done`) it spawns and supervises it.
 struct Mode {
-    callback: Option<Recorder>,
+    callback: Option<Stub>,
 }
 
 /// Both modes, each with a fresh recorder: a test that loops over them covers both code paths.
 fn modes() -> [Mode; 2] {
-    [Mode { callback: None }, Mode { callback: Some(Recorder::start()) }]
+    [Mode { callback: None }, Mode { callback: Some(Stub::ok()) }]
 }
 
 impl Mode {
@@ -88,7 +89,7 @@ fn elapsed_ms(line: &str) -> u64 {
 #[test]
 fn wait_succeeds_once_the_upstream_is_ready_late() {
     for _attempt in 0..3 {
-        let upstream = Recorder::late(Duration::from_millis(1500));
+        let upstream = Stub::late(Duration::from_millis(1500), Behaviour::Status(200, "ok\n"));
         let wait = format!("app={}", upstream.url("/ready"));
         let done = run_sh(&["--wait", &wait, "--interval", "100ms"], "echo child-ran >&2").finish();
         if upstream.bind_failed() {
@@ -113,8 +114,8 @@ fn wait_succeeds_once_the_upstream_is_ready_late() {
 #[test]
 fn wait_timeout_gives_up_with_69_and_calls_back() {
     let dir = TempDir::new();
-    let hanging = Recorder::with(Reply::Hang);
-    let callback = Recorder::start();
+    let hanging = Stub::start(Behaviour::Hang);
+    let callback = Stub::ok();
     let (wait, done_url) = (hanging.url("/ready"), callback.url("/done"));
     let script = format!("touch {}", dir.file("ran"));
     // An attempt may hang for 5 s; the wait timeout must still end the wait after 1 s.
@@ -137,7 +138,7 @@ fn wait_timeout_gives_up_with_69_and_calls_back() {
 #[test]
 fn wait_timeout_continue_starts_the_command_anyway() {
     let dir = TempDir::new();
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     let (wait, done_url) = (refused_url("/ready"), callback.url("/done"));
     let script = format!("touch {}; exit 3", dir.file("ran"));
     let opts = ["--wait", &wait, "--interval", "100ms", "--wait-timeout", "700ms", "--wait-timeout-continue"];
@@ -170,7 +171,7 @@ fn wait_logs_at_most_one_progress_line_per_10_seconds() {
 fn a_signal_during_the_wait_ends_it_and_calls_back() {
     for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130), (libc::SIGUSR2, 140)] {
         let dir = TempDir::new();
-        let callback = Recorder::start();
+        let callback = Stub::ok();
         let (wait, done_url) = (refused_url("/ready"), callback.url("/done"));
         let script = format!("touch {}", dir.file("ran"));
         let wrapper = run_sh(&["--wait", &wait, "--interval", "100ms", "--on-exit", &done_url], &script);
@@ -188,7 +189,7 @@ fn a_signal_during_the_wait_ends_it_and_calls_back() {
 
 #[test]
 fn noise_does_not_end_the_wait() {
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     let (wait, done_url) = (refused_url("/ready"), callback.url("/done"));
     let mut wrapper = run_sh(&["--wait", &wait, "--interval", "100ms", "--on-exit", &done_url], "true");
     wrapper.wait_for_event("waiting");
@@ -259,7 +260,7 @@ fn a_forwarded_sigterm_kills_a_child_without_a_handler() {
 #[test]
 fn child_killed_from_outside_is_128_plus_n() {
     let dir = TempDir::new();
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     let done_url = callback.url("/done");
     let script = format!("echo $$ > {}.tmp; mv {0}.tmp {0}; while :; do sleep 0.1; done", dir.file("pid"));
     let wrapper = run_sh(&["--on-exit", &done_url], &script);
@@ -389,7 +390,7 @@ fn on_exit_when_picks_the_outcomes_that_call_back() {
         ("failure", &gave_up, "exit 0", 69, true),
     ];
     for (when, extra, script, code, called) in cases {
-        let callback = Recorder::start();
+        let callback = Stub::ok();
         let done_url = callback.url("/done");
         let opts = [&["--on-exit", &done_url, "--on-exit-when", when], extra].concat();
         let done = run_sh(&opts, script).finish();
@@ -406,10 +407,12 @@ fn on_exit_when_picks_the_outcomes_that_call_back() {
 
 #[test]
 fn callbacks_run_concurrently_bounded_and_never_change_the_code() {
-    let slow =
-        [Recorder::with(Reply::Delay(Duration::from_secs(2))), Recorder::with(Reply::Delay(Duration::from_secs(2)))];
-    let hanging = Recorder::with(Reply::Hang);
-    let failing = Recorder::with(Reply::Status(500));
+    let slow = [
+        Stub::start(Behaviour::Delay(Duration::from_secs(2), 200)),
+        Stub::start(Behaviour::Delay(Duration::from_secs(2), 200)),
+    ];
+    let hanging = Stub::start(Behaviour::Hang);
+    let failing = Stub::start(Behaviour::Status(500, ""));
     let urls = [slow[0].url("/a"), slow[1].url("/b"), hanging.url("/c"), failing.url("/d"), refused_url("/ready")];
     let mut opts = vec!["--on-exit-timeout", "3s"];
     for url in &urls {
@@ -431,7 +434,7 @@ fn callbacks_run_concurrently_bounded_and_never_change_the_code() {
 
 #[test]
 fn environment_reaches_the_child_and_can_add_a_callback() {
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     let endpoint = callback.url("/quitquitquit");
     let script = "printf '%s|%s\\n' \"$HC_TEST_VAR\" $$";
     let env = [
@@ -445,7 +448,7 @@ fn environment_reaches_the_child_and_can_add_a_callback() {
     callback.assert_one_post("/quitquitquit");
 
     // The same URL given on the command line too: still one call.
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     let endpoint = callback.url("/quitquitquit");
     let env = [("ENABLE_COMPLETION_CALLBACK", "1"), ("COMPLETION_CALLBACK_ENDPOINT", endpoint.as_str())];
     let done = Wrapper::start_with(&run_args(&["--on-exit", &endpoint], "exit 4"), &env, None).finish();
@@ -505,11 +508,11 @@ fn the_child_shares_stdin_stdout_and_stderr() {
 // Presets (fixed ports: skipped when one is taken)
 // ---------------------------------------------------------------------------
 
-/// Recorders on fixed 127.0.0.1 ports, or None (after saying why) when one is taken.
-fn fixed_recorders<const N: usize>(ports: [u16; N]) -> Option<[Recorder; N]> {
+/// Stubs on fixed 127.0.0.1 ports, or None (after saying why) when one is taken.
+fn fixed_recorders<const N: usize>(ports: [u16; N]) -> Option<[Stub; N]> {
     let mut recorders = Vec::new();
     for port in ports {
-        match Recorder::bind(&format!("127.0.0.1:{port}"), Reply::Ok) {
+        match Stub::bind(SocketAddr::from(([127, 0, 0, 1], port)), Behaviour::Status(200, "ok\n")) {
             Ok(r) => recorders.push(r),
             Err(e) => {
                 support::skip(&format!("cannot bind 127.0.0.1:{port} for the preset: {e}"));
@@ -533,7 +536,7 @@ fn istio_preset_waits_on_15021_and_quits_15020() {
     quit.assert_one_post("/quitquitquit");
 
     // Explicit flags replace the preset's parts.
-    let mine = Recorder::start();
+    let mine = Stub::ok();
     let (wait, done_url) = (mine.url("/mine"), mine.url("/done"));
     let done = run_sh(&["--istio", "--wait", &wait, "--on-exit", &done_url], "exit 0").finish();
     assert_eq!(done.code(), 0, "{}", done.stderr);
@@ -576,7 +579,7 @@ fn unshare(options: &[&str]) -> Option<Command> {
 #[test]
 fn as_pid_1_it_reaps_orphans() {
     let Some(mut command) = unshare(&["--pid", "--fork", "--mount-proc"]) else { return };
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     // Two orphans re-parented to PID 1 (the wrapper) die while the child still runs; the child
     // then counts zombies in its PID namespace.
     let script = "(sleep 0.2 &); (sleep 0.3 &); sleep 2; \
@@ -619,7 +622,7 @@ fn as_pid_1_it_supervises_without_a_callback() {
 /// A death by signal is logged by the signal's name, SIGSEGV included.
 #[test]
 fn a_child_killed_by_sigsegv_is_logged_by_name() {
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     let done = run_sh(&["--on-exit", &callback.url("/done")], "kill -SEGV $$").finish();
     assert_eq!(done.code(), 128 + libc::SIGSEGV, "{}", done.stderr);
     let exited = done.events("child_exited");

@@ -10,10 +10,6 @@ fn named(name: &str, stub: &Stub) -> String {
     format!("{name}={}", stub.url("/"))
 }
 
-fn ok_stub() -> Stub {
-    Stub::start(Behaviour::Status(200, "ok\n"))
-}
-
 fn status_stub(code: u16) -> Stub {
     Stub::start(Behaviour::Status(code, "status body\n"))
 }
@@ -44,7 +40,7 @@ fn self_answers_ok() {
 
 #[test]
 fn all_is_ok_when_every_check_passes() {
-    let (a, b) = (ok_stub(), ok_stub());
+    let (a, b) = (Stub::ok(), Stub::ok());
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b)]);
     let resp = d.get("/all");
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -54,7 +50,7 @@ fn all_is_ok_when_every_check_passes() {
 
 #[test]
 fn all_lists_only_the_failing_checks() {
-    let (a, b, c) = (ok_stub(), status_stub(500), status_stub(503));
+    let (a, b, c) = (Stub::ok(), status_stub(500), status_stub(503));
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b), &named("c", &c)]);
     let resp = d.get("/all");
     assert_eq!(resp.status, 503);
@@ -64,7 +60,7 @@ fn all_lists_only_the_failing_checks() {
 
 #[test]
 fn verbose_lists_every_check() {
-    let (a, b) = (ok_stub(), status_stub(500));
+    let (a, b) = (Stub::ok(), status_stub(500));
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b)]);
     let resp = d.get("/all?verbose");
     assert_eq!(resp.status, 503);
@@ -100,7 +96,7 @@ fn status_classes_follow_kubelet() {
 
 #[test]
 fn a_check_by_name() {
-    let (a, b) = (ok_stub(), status_stub(500));
+    let (a, b) = (Stub::ok(), status_stub(500));
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b)]);
 
     let resp = d.get("/all/a");
@@ -118,7 +114,7 @@ fn a_check_by_name() {
 
 #[test]
 fn default_names_are_the_url_without_scheme() {
-    let (web, tcp) = (ok_stub(), ok_stub());
+    let (web, tcp) = (Stub::ok(), Stub::ok());
     let web_url = web.url("/health");
     let d = Daemon::serve(&["--timeout", "2s", &web_url, &tcp.tcp_url()]);
     let resp = d.get("/all?verbose");
@@ -129,7 +125,7 @@ fn default_names_are_the_url_without_scheme() {
 
 #[test]
 fn exclude_drops_checks_and_warns_about_unknown_names() {
-    let (a, b, c) = (ok_stub(), status_stub(500), status_stub(500));
+    let (a, b, c) = (Stub::ok(), status_stub(500), status_stub(500));
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b), &named("c", &c)]);
 
     let resp = d.get("/all?exclude=b");
@@ -169,7 +165,7 @@ fn exclude_drops_checks_and_warns_about_unknown_names() {
 
 #[test]
 fn probe_request_is_a_plain_get() {
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &format!("app={}", app.url("/health?x=1"))]);
     assert_eq!(d.get("/all").status, 200);
 
@@ -212,7 +208,7 @@ fn checks_of_a_round_run_concurrently() {
 fn hanging_and_dripping_upstreams_time_out() {
     let hang = Stub::start(Behaviour::Hang);
     let drip = Stub::start(Behaviour::Drip(Duration::from_millis(20)));
-    let ok = ok_stub();
+    let ok = Stub::ok();
     // The `--flag=value` form, on a running daemon.
     let d = Daemon::serve(&["--timeout=1s", &named("hang", &hang), &named("drip", &drip), &named("ok", &ok)]);
 
@@ -237,7 +233,7 @@ fn timeouts_in_milliseconds() {
 
 #[test]
 fn redirects() {
-    let final_ok = Stub::start(Behaviour::Status(200, "ok\n"));
+    let final_ok = Stub::ok();
     let final_500 = status_stub(500);
     let same_ok = Stub::start(Behaviour::Redirect(302, final_ok.url("/final")));
     let same_500 = Stub::start(Behaviour::Redirect(307, final_500.url("/")));
@@ -344,7 +340,7 @@ fn response_bodies_are_framed_and_bounded() {
 
 #[test]
 fn tcp_checks() {
-    let listening = ok_stub();
+    let listening = Stub::ok();
     let closed_port = free_port(LOCALHOST_V4);
     let d = Daemon::serve(&[
         "--timeout",
@@ -397,7 +393,7 @@ fn daemon_listens_on_ipv6() {
         support::skip("no IPv6 loopback");
         return;
     }
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve_on(LOCALHOST_V6, &["--timeout", "2s", &named("app", &app)]);
     assert!(d.addr.is_ipv6());
     assert_eq!(d.get("/self").text(), "ok\n");
@@ -410,7 +406,7 @@ fn daemon_listens_on_ipv6() {
 
 #[test]
 fn each_request_after_a_round_probes_again() {
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app)]);
     assert_eq!(d.get("/all").status, 200);
     assert_eq!(d.get("/all").status, 200);
@@ -462,7 +458,7 @@ fn unknown_paths_are_404() {
 
 #[test]
 fn other_methods_are_405() {
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app)]);
     for (method, path) in [("POST", "/self"), ("POST", "/all"), ("DELETE", "/all/app")] {
         let mut conn = d.conn();
@@ -530,7 +526,7 @@ fn oversized_headers_are_431_and_close() {
 
 #[test]
 fn keep_alive_serves_several_requests() {
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app)]);
     let mut conn = d.conn();
     for path in ["/self", "/all", "/self", "/all/app"] {
@@ -575,7 +571,7 @@ fn http10_closes_unless_keep_alive() {
 
 #[test]
 fn http11_closes_when_asked() {
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app)]);
     for path in ["/self", "/all"] {
         let mut conn = d.conn();
@@ -637,7 +633,7 @@ fn sigint_exits_cleanly() {
 
 #[test]
 fn startup_is_logged() {
-    let (a, b) = (ok_stub(), ok_stub());
+    let (a, b) = (Stub::ok(), Stub::ok());
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b)]);
     let line = d.wait_for_log_line(
         &["level=info", "event=listening", &format!("addr={}", d.host_port()), "timeout=2s", "checks=2"],
@@ -649,7 +645,7 @@ fn startup_is_logged() {
 #[test]
 fn verdict_changes_are_logged() {
     let app = Stub::start(Behaviour::Status(503, "down\n"));
-    let good = ok_stub();
+    let good = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app), &named("good", &good)]);
     let wait = Duration::from_secs(2);
 
@@ -672,7 +668,7 @@ fn verdict_changes_are_logged() {
 
 #[test]
 fn verbose_logs_each_round() {
-    let (a, b) = (ok_stub(), status_stub(500));
+    let (a, b) = (Stub::ok(), status_stub(500));
     let d = Daemon::serve(&["--verbose", "--timeout", "2s", &named("a", &a), &named("b", &b)]);
     assert_eq!(d.get("/all").status, 503);
     d.wait_for_log_line(&["event=round", "passed=1", "failed=1", "elapsed_ms="], Duration::from_secs(2));
@@ -682,7 +678,7 @@ fn verbose_logs_each_round() {
 /// `--timeout`, `/all/app` and `/all?exclude=slow` still answer within kubelet's 1 s default.
 #[test]
 fn an_answer_waits_only_for_its_own_checks() {
-    let (app, slow) = (ok_stub(), Stub::start(Behaviour::Hang));
+    let (app, slow) = (Stub::ok(), Stub::start(Behaviour::Hang));
     let d = Daemon::serve(&["--timeout", "3s", &named("app", &app), &named("slow", &slow)]);
     for path in ["/all/app", "/all?exclude=slow", "/all/app?verbose", "/all?exclude=slow&exclude=slow&verbose"] {
         let started = Instant::now();
@@ -702,7 +698,7 @@ fn an_answer_waits_only_for_its_own_checks() {
 /// (its URL's query) is addressed with `%3F`; `+` in a path stays a plus.
 #[test]
 fn check_names_in_the_path_are_percent_decoded() {
-    let (web, other) = (ok_stub(), status_stub(503));
+    let (web, other) = (Stub::ok(), status_stub(503));
     let url = web.url("/ready?full=1&x=a+b");
     let d = Daemon::serve(&["--timeout", "2s", &url, &named("my.app", &other)]);
     let name = format!("127.0.0.1:{}/ready%3Ffull=1&x=a+b", web.port());

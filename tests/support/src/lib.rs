@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 pub use client::{assert_common_headers, parse_response, try_request, Conn, Response};
 pub use process::{collect_into, run_cli, run_cli_under, wait_child, CliOutput, Collected, Daemon};
-pub use stub::{Behaviour, Stub};
-pub use wrapper::{events, field, Finished, Recorder, Reply, Seen, Wrapper};
+pub use stub::{Behaviour, Seen, Stub};
+pub use wrapper::{events, field, Finished, Wrapper};
 
 pub const LOCALHOST_V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const LOCALHOST_V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);

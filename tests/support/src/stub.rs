@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::client::find;
-use crate::{host_port, IO_TIMEOUT, LOCALHOST_V4};
+use crate::{free_port, host_port, IO_TIMEOUT, LOCALHOST_V4};
 
 /// How long a stub keeps a "hanging" connection open at most.
 const STUB_HANG_LIMIT: Duration = Duration::from_secs(30);
@@ -58,10 +58,31 @@ struct StubState {
     behaviour: Mutex<Behaviour>,
     connections: AtomicUsize,
     requests: Mutex<Vec<String>>,
+    seen: Mutex<Vec<Seen>>,
     stop: AtomicBool,
+    listening: Mutex<Listening>,
 }
 
-/// An upstream HTTP/TCP server on a loopback port, one thread per connection.
+/// Whether a stub's listener is bound: at once, or (see [`Stub::late`]) after a delay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listening {
+    NotYet,
+    Bound,
+    /// The late bind failed: someone took the port meanwhile.
+    Failed,
+}
+
+/// One complete request as a stub saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    /// The declared `Content-Length` (0 when absent); that many bytes were read.
+    pub body_len: usize,
+}
+
+/// An upstream HTTP/TCP server on a loopback port, one thread per connection. It records
+/// every request (and reads its body), so it also serves as a callback recorder.
 pub struct Stub {
     pub addr: SocketAddr,
     state: Arc<StubState>,
@@ -73,6 +94,11 @@ impl Stub {
         Stub::start_on(LOCALHOST_V4, behaviour)
     }
 
+    /// A stub on 127.0.0.1 answering `200 ok`.
+    pub fn ok() -> Stub {
+        Stub::start(Behaviour::Status(200, "ok\n"))
+    }
+
     pub fn start_on(ip: IpAddr, behaviour: Behaviour) -> Stub {
         Stub::bind(SocketAddr::new(ip, 0), behaviour).expect("bind a stub")
     }
@@ -81,14 +107,40 @@ impl Stub {
     pub fn bind(addr: SocketAddr, behaviour: Behaviour) -> io::Result<Stub> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
+        Ok(Stub::serve(addr, behaviour, Ok(listener)))
+    }
+
+    /// A 127.0.0.1 port that refuses connections for `delay`, then behaves as told: an
+    /// upstream that becomes ready late. Check [`Stub::bind_failed`] afterwards (someone may
+    /// have taken the port meanwhile).
+    pub fn late(delay: Duration, behaviour: Behaviour) -> Stub {
+        let addr = SocketAddr::new(LOCALHOST_V4, free_port(LOCALHOST_V4));
+        Stub::serve(addr, behaviour, Err(delay))
+    }
+
+    /// Serves on `listener`, or on `addr` bound after the delay.
+    fn serve(addr: SocketAddr, behaviour: Behaviour, listener: Result<TcpListener, Duration>) -> Stub {
         let state = Arc::new(StubState {
             behaviour: Mutex::new(behaviour),
             connections: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            listening: Mutex::new(if listener.is_ok() { Listening::Bound } else { Listening::NotYet }),
         });
         let accept_state = Arc::clone(&state);
         thread::spawn(move || {
+            let listener = match listener {
+                Ok(listener) => listener,
+                Err(delay) => {
+                    thread::sleep(delay);
+                    let bound = TcpListener::bind(addr);
+                    *accept_state.listening.lock().unwrap() =
+                        if bound.is_ok() { Listening::Bound } else { Listening::Failed };
+                    let Ok(listener) = bound else { return };
+                    listener
+                }
+            };
             for stream in listener.incoming() {
                 if accept_state.stop.load(Ordering::SeqCst) {
                     break;
@@ -100,7 +152,34 @@ impl Stub {
                 thread::spawn(move || serve_stub_conn(stream, addr, behaviour, &conn_state));
             }
         });
-        Ok(Stub { addr, state })
+        Stub { addr, state }
+    }
+
+    /// Whether the late bind failed (the port was taken meanwhile): the test should retry.
+    pub fn bind_failed(&self) -> bool {
+        *self.state.listening.lock().unwrap() == Listening::Failed
+    }
+
+    /// Every complete request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// The POSTs so far.
+    pub fn posts(&self) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.method == "POST").collect()
+    }
+
+    /// Asserts that the only POST so far is one to `path` with an empty body.
+    #[track_caller]
+    pub fn assert_one_post(&self, path: &str) {
+        let want = Seen { method: "POST".into(), path: path.into(), body_len: 0 };
+        assert_eq!(self.posts(), [want], "exactly one POST {path} with an empty body");
+    }
+
+    #[track_caller]
+    pub fn assert_no_post(&self) {
+        assert_eq!(self.posts(), [], "no POST expected");
     }
 
     pub fn port(&self) -> u16 {
@@ -162,9 +241,10 @@ fn serve_stub_conn(mut stream: TcpStream, me: SocketAddr, behaviour: Behaviour, 
     if let Behaviour::CloseOnAccept = behaviour {
         return;
     }
-    let head = read_request_head(&mut stream);
+    let (head, seen) = read_request(&mut stream);
     let path = head.split(' ').nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_string();
     state.requests.lock().unwrap().push(head);
+    state.seen.lock().unwrap().extend(seen);
     let mut behaviour = behaviour;
     if let Behaviour::ByPath(routes) = &behaviour {
         behaviour = routes
@@ -297,8 +377,10 @@ fn reset(stream: &TcpStream) {
     // The caller drops (closes) the stream right after this.
 }
 
-/// Read until the end of the request head (or EOF/timeout/64 KiB).
-fn read_request_head(stream: &mut TcpStream) -> String {
+/// Reads until the end of the request head (or EOF/timeout/64 KiB), then the body its
+/// `Content-Length` declares. The head as read (lossy UTF-8), and the request when the head
+/// was complete (a connection that sends nothing, like a TCP check's, is not a request).
+fn read_request(stream: &mut TcpStream) -> (String, Option<Seen>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while find(&buf, b"\r\n\r\n").is_none() && buf.len() < 64 * 1024 {
@@ -307,7 +389,25 @@ fn read_request_head(stream: &mut TcpStream) -> String {
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    String::from_utf8_lossy(&buf).into_owned()
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let Some(head_end) = find(&buf, b"\r\n\r\n") else { return (head, None) };
+    let mut words = head.split(' ');
+    let method = words.next().unwrap_or_default().to_string();
+    let path = words.next().unwrap_or_default().to_string();
+    let declared = String::from_utf8_lossy(&buf[..head_end])
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0usize);
+    let mut body_len = buf.len() - (head_end + 4);
+    while body_len < declared {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body_len += n,
+        }
+    }
+    (head, Some(Seen { method, path, body_len }))
 }
 
 fn reason_phrase(code: u16) -> &'static str {
