@@ -4,10 +4,6 @@
 //! Scenarios: `slowloris`, `chaos`, `fdlimit`, `restart`, `pid1`. Every loop is bounded in
 //! count and time, and every socket is on 127.0.0.1. Exits 1 when a target is missed.
 
-#[allow(dead_code)]
-#[path = "../fuzz/src/mutate.rs"]
-mod mutate;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
@@ -17,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mutate::Rng;
+use healthcheck_fuzz::mutate::Rng;
 use support::{try_request, wait_child, Conn, Daemon};
 
 /// A probe that takes longer than this missed (kubelet's default probe timeout).

@@ -1,21 +1,16 @@
 //! Hostile and broken input: request smuggling and injection against the real daemon, log
 //! injection, hostile upstream responses, and the fuzz oracles run on random inputs (stable).
 
-/// The fuzz crate's oracles, seeds and mutator, shared as source.
-#[allow(dead_code)]
-#[path = "../fuzz/src/lib.rs"]
-mod fuzz;
-
 use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fuzz::mutate::{mutate, Rng};
-use fuzz::{oracles, TARGETS};
 use healthcheck::check::{Check, DisplayDuration, Verdict};
 use healthcheck::cli::parse_duration;
 use healthcheck::http;
 use healthcheck::probe::{Action, Probe};
+use healthcheck_fuzz::mutate::{mutate, Rng};
+use healthcheck_fuzz::{oracles, TARGETS};
 use support::{assert_common_headers, Behaviour, Daemon, Stub};
 
 /// How long a connection the daemon should close gets to show it.
