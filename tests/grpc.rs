@@ -10,11 +10,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::{free_port, run_cli, Behaviour, Daemon, Stub, LOCALHOST_V4};
+use support::{free_port, grpc_go, run_cli, Behaviour, Daemon, Stub, LOCALHOST_V4};
 
 /// Debian's Go toolchain, which builds against /usr/share/gocode.
-const GO: &str = "/usr/bin/go";
-const GOPATH: &str = "/usr/share/gocode";
 
 #[derive(Clone, Copy, Debug)]
 enum Implementation {
@@ -51,22 +49,12 @@ fn go_server() -> Option<&'static Path> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            if !Path::new(GO).exists() || !Path::new(GOPATH).join("src/google.golang.org/grpc/health").exists() {
-                support::skip_missing_tool("Debian's golang-go and golang-google-grpc-dev not installed");
+            if let Some(why) = grpc_go::missing() {
+                support::skip_missing_tool(why);
                 return None;
             }
             let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("grpc-go-health-server");
-            let built = Command::new(GO)
-                .args(["build", "-o"])
-                .arg(&out)
-                .arg(dir().join("health_server.go"))
-                .env("GOPATH", GOPATH)
-                .env("GO111MODULE", "off")
-                .env("GOFLAGS", "")
-                .env("GOCACHE", std::env::temp_dir().join("healthcheck-go-cache"))
-                .output()
-                .expect("run go build");
-            assert!(built.status.success(), "go build: {}", String::from_utf8_lossy(&built.stderr));
+            grpc_go::build(&out).unwrap_or_else(|e| panic!("{e}"));
             Some(out)
         })
         .as_deref()

@@ -23,10 +23,10 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{dockerfile, find_program, note, wait_child, Behaviour, Collected, Stub, LOCALHOST_V4};
+use support::{binary, dockerfile, find_program, note, wait_child, Behaviour, Collected, Stub, LOCALHOST_V4};
 
 /// The target the image's binary is built for on x86_64 hosts (the Dockerfile's amd64 case).
-const TARGET: &str = "x86_64-unknown-linux-musl";
+const TARGET: &str = binary::MUSL;
 /// The distroless "nonroot" uid and gid the image runs as (`USER 65532:65532`).
 const IMAGE_USER: &str = "65532:65532";
 const IMAGE_UID: &str = "65532";
@@ -58,19 +58,9 @@ fn tools() -> Result<Tools, String> {
     Ok(Tools { unshare: find("unshare")?, chroot: find("chroot")?, nsenter: find("nsenter")?, ip: find("ip")? })
 }
 
-/// Whether rustc can build for TARGET here: rustup installs it, but only where its download
-/// server is reachable, so a machine without it cannot get it.
-fn target_installed() -> bool {
-    let Ok(out) = Command::new("rustc").args(["--print", "sysroot"]).output() else {
-        return false;
-    };
-    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Path::new(&sysroot).join("lib/rustlib").join(TARGET).join("lib").is_dir()
-}
-
 /// Why the static binary cannot be had here, if it cannot.
 fn no_static_binary() -> Option<String> {
-    let can_build = std::env::var_os("HEALTHCHECK_STATIC_BIN").is_some() || target_installed();
+    let can_build = std::env::var_os("HEALTHCHECK_STATIC_BIN").is_some() || binary::target_installed(TARGET);
     (!can_build).then(|| {
         format!(
             "the {TARGET} target is not installed (rustup target add {TARGET}), and HEALTHCHECK_STATIC_BIN is not set"
@@ -379,21 +369,15 @@ fn static_binary_needs_no_loader() {
     }
     let bytes = fs::read(static_binary()).unwrap();
     assert_eq!(&bytes[..4], b"\x7fELF", "not an ELF file");
-    // A PT_INTERP program header names the dynamic loader; a static (or static-pie) binary has
-    // none. ELF64 little-endian: e_phoff at 32, e_phentsize at 54, e_phnum at 56.
-    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
-    let phoff = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
-    let (phentsize, phnum) = (u16_at(54), u16_at(56));
-    const PT_INTERP: u32 = 3;
     // Position-independent (static-pie): the kernel loads it at a random address (ASLR). A
-    // fixed-address executable is ET_EXEC (2).
-    const ET_DYN: usize = 3;
-    assert_eq!(u16_at(16), ET_DYN, "not position-independent: the binary would load at a fixed address");
-    for i in 0..phnum {
-        let at = phoff + i * phentsize;
-        let p_type = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
-        assert_ne!(p_type, PT_INTERP, "the binary asks for a dynamic loader");
-    }
+    // fixed-address executable is ET_EXEC (2). e_type is at 16 (ELF64 little-endian).
+    const ET_DYN: u16 = 3;
+    assert_eq!(
+        u16::from_le_bytes([bytes[16], bytes[17]]),
+        ET_DYN,
+        "not position-independent: the binary would load at a fixed address"
+    );
+    assert!(binary::is_static(static_binary()).unwrap(), "the binary asks for a dynamic loader");
 }
 
 /// Every build command a Dockerfile's comment documents (run from the repository root) has

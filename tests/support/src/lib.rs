@@ -4,8 +4,10 @@
 //! without `#[path]` includes. Everything is re-exported at the root: `use support::*`.
 #![deny(rust_2018_idioms)]
 
+pub mod binary;
 pub mod client;
 pub mod dockerfile;
+pub mod grpc_go;
 pub mod process;
 pub mod stub;
 pub mod wrapper;
