@@ -4,12 +4,6 @@
 //! Scenarios: `slowloris`, `chaos`, `fdlimit`, `restart`, `pid1`. Every loop is bounded in
 //! count and time, and every socket is on 127.0.0.1. Exits 1 when a target is missed.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[allow(dead_code)]
-#[path = "../fuzz/src/mutate.rs"]
-mod mutate;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
@@ -19,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{try_request, Conn, Daemon};
-use mutate::Rng;
+use healthcheck_fuzz::mutate::Rng;
+use support::{try_request, wait_child, Conn, Daemon};
 
 /// A probe that takes longer than this missed (kubelet's default probe timeout).
 const PROBE_DEADLINE: Duration = Duration::from_secs(1);
@@ -100,7 +94,7 @@ fn verdict(met: bool) -> &'static str {
 /// probes /self and /all every 100 ms: how many probes missed their 1 s.
 fn slowloris(s: &Settings) -> Figure {
     let run_for = s.pick(Duration::from_secs(30), Duration::from_secs(8));
-    let app = common::Stub::start(common::Behaviour::Status(200, "ok\n"));
+    let app = support::Stub::ok();
     let daemon = Daemon::serve(&[&format!("app={}", app.url("/ready"))]);
     let stop = Arc::new(AtomicBool::new(false));
     let slow = spawn_bounded(&stop, run_for, {
@@ -210,8 +204,8 @@ fn chaos(s: &Settings) -> Figure {
 /// (probes need descriptors too), and must answer as soon as the flood stops.
 fn fd_limit(s: &Settings) -> Figure {
     let flood_for = s.pick(Duration::from_secs(10), Duration::from_secs(4));
-    let app = common::Stub::start(common::Behaviour::Status(200, "ok\n"));
-    let port = common::free_port(common::LOCALHOST_V4);
+    let app = support::Stub::ok();
+    let port = support::free_port(support::LOCALHOST_V4);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     // Several checks: each round needs a descriptor per probe while the flood wants them all.
     let checks: Vec<String> = (0..4).map(|i| format!("app{i}={}", app.url("/ready"))).collect();
@@ -310,7 +304,7 @@ fn pid1(s: &Settings) -> Figure {
     let mut slowest = Duration::ZERO;
     let mut failures = Vec::new();
     for run in 0..runs {
-        let addr = SocketAddr::from(([127, 0, 0, 1], common::free_port(common::LOCALHOST_V4)));
+        let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port(support::LOCALHOST_V4)));
         let mut unshare = spawn_daemon(&["serve", "--listen", &addr.to_string(), &check], Limits::Pid1);
         wait_ready(addr);
         let pid = namespace_init(unshare.id()).expect("the daemon under unshare");
@@ -329,7 +323,7 @@ fn pid1(s: &Settings) -> Figure {
         let sent = Instant::now();
         // SAFETY: kill(2) on the namespace's init, a descendant of this process.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let status = wait_timeout(&mut unshare, Duration::from_secs(5));
+        let status = wait_child(&mut unshare, Duration::from_secs(5));
         let took = sent.elapsed();
         stop.store(true, Ordering::SeqCst);
         load.into_iter().for_each(|l| l.join().unwrap());
@@ -791,10 +785,10 @@ fn spawn_daemon(args: &[&str], limits: Limits) -> Child {
     let mut command = match limits {
         Limits::Pid1 => {
             let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--kill-child", common::bin()]);
+            c.args(["--pid", "--fork", "--kill-child", support::bin()]);
             c
         }
-        Limits::Fds(_) => Command::new(common::bin()),
+        Limits::Fds(_) => Command::new(support::bin()),
     };
     command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     if let Limits::Fds(n) = limits {
@@ -816,21 +810,10 @@ fn spawn_daemon(args: &[&str], limits: Limits) -> Child {
 fn stop_child(child: &mut Child) {
     // SAFETY: kill(2) on our own child, not yet reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    if wait_timeout(child, Duration::from_secs(2)).is_none() {
+    if wait_child(child, Duration::from_secs(2)).is_none() {
         let _ = child.kill();
         let _ = child.wait();
     }
-}
-
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        thread::sleep(Duration::from_micros(500));
-    }
-    None
 }
 
 /// The host PID of the namespace's PID 1: the child of `unshare --fork`.

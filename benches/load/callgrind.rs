@@ -60,7 +60,7 @@ fn run(
     path: &str,
     rounds: u64,
 ) -> io::Result<u64> {
-    let port = daemon::free_port()?;
+    let port = support::free_port(support::LOCALHOST_V4);
     let out = dir.join(format!("callgrind.{rounds}.out"));
     let mut args: Vec<String> = wrapper.iter().skip(1).cloned().collect();
     if !wrapper.is_empty() {

@@ -25,6 +25,7 @@ use client::Client;
 use daemon::Process;
 use reference::Mode;
 use stubs::Stubs;
+use support::binary::{self, MUSL};
 
 /// Delay of the slow upstream endpoints.
 const SLOW_DELAY: Duration = Duration::from_millis(100);
@@ -169,7 +170,7 @@ fn run(options: &Options) -> io::Result<Table> {
     let shipped = std::env::var_os("HEALTHCHECK_STATIC_BIN").map(PathBuf::from);
     let musl = match &shipped {
         Some(path) => Some(path.clone()),
-        None if binaries::target_installed(binaries::MUSL) => Some(binaries::build(Some(binaries::MUSL))?),
+        None if binary::target_installed(MUSL) => Some(binaries::build(Some(MUSL))?),
         None => None,
     };
     binary_size(&mut table, musl.as_deref(), shipped.is_some());
@@ -192,7 +193,7 @@ fn run(options: &Options) -> io::Result<Table> {
 
     // One daemon stays idle while the other sections run on their own
     // daemons, then takes the load whose memory peak is measured.
-    let port = daemon::free_port()?;
+    let port = support::free_port(support::LOCALHOST_V4);
     let mut main = Process::start(
         &daemon_bin,
         &daemon::serve_args(port, "1s", fast8),
@@ -269,9 +270,9 @@ fn binary_size(table: &mut Table, musl: Option<&Path>, shipped: bool) {
     };
     let target = format!("<= {limit:.0} KiB");
     let Some(path) = musl else {
-        return table.skip(figure, &target, format!("install the target (rustup target add {})", binaries::MUSL));
+        return table.skip(figure, &target, format!("install the target (rustup target add {})", MUSL));
     };
-    let measured = binaries::is_static(path).and_then(|is_static| {
+    let measured = binary::is_static(path).and_then(|is_static| {
         let kib = std::fs::metadata(path)?.len() as f64 / KIB;
         let note = if is_static { "" } else { " (NOT static)" };
         Ok((format!("{kib:.1} KiB{note}"), Some(kib <= limit && is_static)))
@@ -313,7 +314,7 @@ fn throughput(table: &mut Table, daemon_bin: &Path, checks: &[u16], dir: &Path, 
     }
     let nginx_missing = !Path::new(reference::NGINX).exists();
     let measure = || -> io::Result<Vec<(Runs, Runs)>> {
-        let port = daemon::free_port()?;
+        let port = support::free_port(support::LOCALHOST_V4);
         let ours = Process::start(
             daemon_bin,
             &daemon::serve_args(port, "1s", checks),
@@ -372,7 +373,7 @@ fn latency(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path) {
     for (figure, target, checks, count, limit_ms) in cases {
         eprintln!("latency: {figure}");
         let measured = (|| {
-            let port = daemon::free_port()?;
+            let port = support::free_port(support::LOCALHOST_V4);
             let _daemon = Process::start(
                 daemon_bin,
                 &daemon::serve_args(port, "2s", checks),
@@ -475,7 +476,7 @@ fn grpc_rounds(table: &mut Table, daemon_bin: &Path, release: &Path, dir: &Path,
     let rounds = options.rounds / 5;
     eprintln!("{rounds} /all rounds of gRPC checks");
     let measured = (|| {
-        let port = daemon::free_port()?;
+        let port = support::free_port(support::LOCALHOST_V4);
         let daemon = Process::start(daemon_bin, &serve(port), port, &dir.join("grpc.log"), Duration::from_secs(5))?;
         let (us, done, rate) = cpu_per_round(&daemon, rounds)?;
         let versus = http.map_or(String::new(), |http| format!(" vs {http:.0} us HTTP = {:.2} x", us / http));
@@ -523,7 +524,7 @@ fn names(table: &mut Table, daemon_bin: &Path, release: &Path, stubs: &Stubs, di
     let why = names::unavailable();
     let skipped = |ttl: Option<u32>| ttl.and(why.clone());
     let start = |checks: &[u16], ttl: Option<u32>, timeout: &str| -> io::Result<(Process, Option<names::Responder>)> {
-        let port = daemon::free_port()?;
+        let port = support::free_port(support::LOCALHOST_V4);
         match ttl {
             None => {
                 let args = daemon::serve_args(port, timeout, checks);
