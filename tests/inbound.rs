@@ -1,84 +1,16 @@
 //! Inbound hardening, against the real daemon: an answer never reaches the
 //! wrong client, `/self` always gets a slot, pipelining is bounded.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use support::sockets::{reset, send_queued, set_receive_buffer, status_kib, unread};
+use support::*;
 
 fn named(name: &str, stub: &Stub) -> String {
     format!("{name}={}", stub.url("/"))
-}
-
-/// Closes `stream` with a reset (SO_LINGER on, 0 s), as a client that gives up does.
-fn reset(stream: TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: setsockopt reads one struct from a live local, on a socket this test owns.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    drop(stream);
-}
-
-fn set_receive_buffer(stream: &TcpStream, bytes: libc::c_int) {
-    // SAFETY: as in `reset`.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-/// Bytes received on `stream` that it has not read (FIONREAD).
-fn unread(stream: &TcpStream) -> usize {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int to a live local.
-    unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut n) };
-    n.max(0) as usize
-}
-
-/// Bytes queued to send, summed over the TCP sockets whose local port is
-/// `port` (the daemon's accepted sockets), from /proc/net/tcp{,6}.
-fn send_queued(port: u16) -> usize {
-    let mut total = 0;
-    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(queues), Some(state)) = (fields.get(1), fields.get(4), fields.get(3)) else {
-                continue;
-            };
-            let local_port = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
-            // 0A is LISTEN: its queue fields mean something else.
-            if local_port != Some(port) || *state == "0A" {
-                continue;
-            }
-            let tx = queues.split(':').next().and_then(|q| usize::from_str_radix(q, 16).ok()).unwrap_or(0);
-            total += tx;
-        }
-    }
-    total
-}
-
-fn vm_hwm_kib(pid: i32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read the daemon's status");
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM line");
-    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmHWM in kB")
 }
 
 /// A client asks `/all?exclude=slow&verbose`, whose answer is ready at once,
@@ -194,7 +126,7 @@ fn unread_pipelined_answers_are_bounded() {
     // buffer, each doubled by the kernel's accounting, and an answer in flight.
     let bound = CLIENTS * 512 * 1024;
     assert!(queued < bound, "{queued} bytes of answers queued in the kernel for {CLIENTS} clients");
-    let hwm = vm_hwm_kib(d.pid());
+    let hwm = status_kib(d.pid(), "VmHWM");
     assert!(hwm < 16 * 1024, "daemon VmHWM {hwm} KiB");
     // Reading drains them: the daemon answers every request eventually.
     let mut first = clients.into_iter().next().unwrap();

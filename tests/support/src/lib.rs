@@ -9,6 +9,7 @@ pub mod client;
 pub mod dockerfile;
 pub mod grpc_go;
 pub mod process;
+pub mod sockets;
 pub mod stub;
 pub mod wrapper;
 
