@@ -34,8 +34,9 @@ RUN case "$TARGETARCH" in \
     esac > /rust-target \
  && scripts/build-static --install-only "$(cat /rust-target)"
 # The context holds only what .dockerignore lets through: Cargo.toml,
-# Cargo.lock, src/, benches/ (cargo reads the [[bench]] targets' paths) and
-# scripts/build-static.
+# Cargo.lock, src/, benches/ (cargo reads the [[bench]] targets' paths),
+# tests/support/ (a workspace member), fuzz/Cargo.toml (a path
+# dev-dependency's manifest) and scripts/build-static.
 COPY . .
 # The same command builds the same binary outside Docker:
 # `scripts/build-static [TARGET]` (static-pie, stripped, --locked; the

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 use healthcheck::check::{self, Check};
-use healthcheck::front::metrics::Metrics;
+use healthcheck::front::metrics::{self, Metrics};
 use healthcheck::probe::grpc;
 use healthcheck::probe::{Action, Probe};
 use healthcheck::resolver::{self as dns, Lookup, ResolvConf};
@@ -139,8 +139,9 @@ fn resolution(c: &mut Criterion) {
     });
 }
 
-/// A whole scrape's text (its /proc reads included), every check run
-/// twice and one in seven failing once.
+/// A whole scrape's text, every check run twice and one in seven failing
+/// once: right after a round (the checks' families and the /proc figures
+/// written afresh), and repeated with nothing changed (both reused).
 fn exposition(c: &mut Criterion) {
     for n in [8, 1000] {
         let checks = checks(n);
@@ -152,10 +153,20 @@ fn exposition(c: &mut Criterion) {
             metrics.verdict(i, &second, Duration::from_micros(900), now);
         }
         let mut out = Vec::new();
-        c.bench_function(&format!("metrics/write {n} checks"), |b| {
+        let mut clock = Instant::now();
+        c.bench_function(&format!("metrics/write {n} checks after a round"), |b| {
+            b.iter(|| {
+                metrics.verdict(0, &Verdict::Pass, Duration::from_micros(900), now);
+                clock += metrics::PROCESS_REFRESH;
+                out.clear();
+                metrics.write(&mut out, black_box(3), clock);
+                out.len()
+            })
+        });
+        c.bench_function(&format!("metrics/write {n} checks repeated"), |b| {
             b.iter(|| {
                 out.clear();
-                metrics.write(&mut out, black_box(3));
+                metrics.write(&mut out, black_box(3), clock);
                 out.len()
             })
         });

@@ -1,14 +1,8 @@
 //! Soak and fault scenarios against the release binary on loopback, one figure each with its
 //! target: `cargo bench --bench soak [-- --quick] [SCENARIO...]` (see README "Reliability").
 //!
-//! Scenarios: `slowloris`, `chaos`, `fdlimit`, `restart`, `pid1`. Every loop is bounded in
+//! Scenarios: `slowloris`, `chaos`, `fdlimit`, `restart`, `pid1`, `stale`, `slots`, `pipeline`. Every loop is bounded in
 //! count and time, and every socket is on 127.0.0.1. Exits 1 when a target is missed.
-
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[allow(dead_code)]
-#[path = "../fuzz/src/mutate.rs"]
-mod mutate;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -19,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{try_request, Conn, Daemon};
-use mutate::Rng;
+use healthcheck_fuzz::mutate::Rng;
+use support::{sockets, try_request, wait_child, Conn, Daemon};
 
 /// A probe that takes longer than this missed (kubelet's default probe timeout).
 const PROBE_DEADLINE: Duration = Duration::from_secs(1);
@@ -60,6 +54,8 @@ fn main() {
     raise_fd_limit(16_384);
     let scenarios: [(&str, Scenario); 5] =
         [("slowloris", slowloris), ("chaos", chaos), ("fdlimit", fd_limit), ("restart", restart), ("pid1", pid1)];
+    let scenarios =
+        scenarios.into_iter().chain([("stale", stale as Scenario), ("slots", slots), ("pipeline", pipeline)]);
     let mut figures = Vec::new();
     for (name, run) in scenarios {
         if wanted.is_empty() || wanted.contains(&name) {
@@ -96,11 +92,155 @@ fn verdict(met: bool) -> &'static str {
 // Scenarios
 // ---------------------------------------------------------------------------
 
+/// A client asks for an answer that is ready at once and resets before it is written; another
+/// then asks `/self`. Any byte of the first answer reaching the second client is a wrong answer
+/// (a stale 200 from `/all` would pass a failing pod).
+fn stale(s: &Settings) -> Figure {
+    let tries = s.pick(2000, 300);
+    let app = support::Stub::ok();
+    let slow = support::Stub::start(support::Behaviour::Hang);
+    let daemon =
+        Daemon::serve(&["--timeout", "30s", &format!("app={}", app.url("/")), &format!("slow={}", slow.url("/"))]);
+    let mut wrong = 0;
+    for i in 0..tries {
+        let mut first = Conn::open(daemon.addr);
+        // Ready at once: a 200 (app passes, slow excluded) or a 404.
+        first.send_request("GET", if i % 2 == 0 { "/all?exclude=slow&verbose" } else { "/all/nosuch" });
+        sockets::reset(first.stream);
+        let mut second = Conn::open(daemon.addr);
+        second.send_request("GET", "/self");
+        let right = second.try_read_response(false).is_ok_and(|r| r.status == 200 && r.text() == "ok\n");
+        if !right || second.is_closed_by_peer(Duration::from_millis(1)) {
+            wrong += 1;
+        }
+    }
+    Figure {
+        name: "stale",
+        text: format!(
+            "{tries} answers abandoned by a reset, each followed by a /self: {wrong} wrong answers (target 0)"
+        ),
+        met: wrong == 0,
+    }
+}
+
+/// `--max-connections 64`, all 64 held by connections pipelining 100 `/all` behind a check that
+/// hangs, reconnecting whenever dropped, while a client probes `/self` every 100 ms.
+fn slots(s: &Settings) -> Figure {
+    let run_for = s.pick(Duration::from_secs(20), Duration::from_secs(5));
+    let hang = support::Stub::start(support::Behaviour::Hang);
+    let daemon = Daemon::serve(&["--max-connections", "64", "--timeout", "10s", &format!("hang={}", hang.url("/"))]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let holders = spawn_bounded(&stop, run_for, {
+        let addr = daemon.addr;
+        move |stop| {
+            let pipelined: Vec<u8> = (0..100).flat_map(|_| b"GET /all HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()).collect();
+            let mut held: Vec<TcpStream> = Vec::new();
+            let mut opened = 0;
+            while !stop.load(Ordering::SeqCst) {
+                // Keep 64 open: replace the ones the daemon dropped.
+                held.retain(|c| {
+                    let mut b = [0u8; 1];
+                    c.set_nonblocking(true).is_ok()
+                        && matches!((&*c).read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock)
+                });
+                while held.len() < 64 {
+                    let Ok(mut c) = TcpStream::connect(addr) else { break };
+                    let _ = c.write_all(&pipelined);
+                    held.push(c);
+                    opened += 1;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            opened
+        }
+    });
+    thread::sleep(Duration::from_millis(500)); // every slot taken
+    let mut probes = Probes { total: 0, missed: 0, slowest: Duration::ZERO };
+    let start = Instant::now();
+    while start.elapsed() < run_for - Duration::from_millis(500) {
+        let sent = Instant::now();
+        let ok = try_request(daemon.addr, "GET", "/self", PROBE_DEADLINE).is_ok_and(|r| r.status == 200);
+        let took = sent.elapsed();
+        probes.total += 1;
+        probes.slowest = probes.slowest.max(took);
+        if !ok || took > PROBE_DEADLINE {
+            probes.missed += 1;
+        }
+        thread::sleep(PROBE_EVERY.saturating_sub(took));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let opened = holders.join().unwrap();
+    Figure {
+        name: "slots",
+        text: format!(
+            "64 of 64 slots held by connections pipelining /all behind a hanging check ({opened} opened): {} probes of \
+             /self, {} refused, late (> 1s) or failed (target 0), slowest {} ms",
+            probes.total,
+            probes.missed,
+            probes.slowest.as_millis()
+        ),
+        met: probes.missed == 0,
+    }
+}
+
+/// 100 clients each pipelining 2,000 `/metrics` and never reading, while a client probes
+/// `/self`: its worst latency, the unread answers queued in the kernel, the daemon's VmHWM.
+fn pipeline(s: &Settings) -> Figure {
+    const CLIENTS: usize = 100;
+    const REQUESTS: usize = 2000;
+    let run_for = s.pick(Duration::from_secs(10), Duration::from_secs(4));
+    let daemon = Daemon::serve(&["self=tcp://127.0.0.1:1"]);
+    let pipelined: Arc<Vec<u8>> =
+        Arc::new((0..REQUESTS).flat_map(|_| b"GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()).collect());
+    let clients: Vec<TcpStream> = (0..CLIENTS).filter_map(|_| TcpStream::connect(daemon.addr).ok()).collect();
+    let writers: Vec<_> = clients
+        .iter()
+        .filter_map(|c| c.try_clone().ok())
+        .map(|mut c| {
+            let pipelined = Arc::clone(&pipelined);
+            let _ = c.set_write_timeout(Some(run_for));
+            // The daemon stops reading what it cannot answer: the rest may never be taken.
+            thread::spawn(move || drop(c.write_all(&pipelined)))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+    let mut worst = Duration::ZERO;
+    let mut failed = 0;
+    let start = Instant::now();
+    while start.elapsed() < run_for {
+        let sent = Instant::now();
+        if !try_request(daemon.addr, "GET", "/self", PROBE_DEADLINE).is_ok_and(|r| r.status == 200) {
+            failed += 1;
+        }
+        worst = worst.max(sent.elapsed());
+        thread::sleep(PROBE_EVERY.saturating_sub(sent.elapsed()));
+    }
+    let queued = sockets::send_queued(daemon.addr.port()) + clients.iter().map(sockets::unread).sum::<usize>();
+    let hwm = sockets::status_kib(daemon.pid(), "VmHWM");
+    drop(clients);
+    for w in writers {
+        let _ = w.join();
+    }
+    let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+    let met = failed == 0 && worst <= Duration::from_millis(250) && queued < 32 << 20 && hwm < 16 * 1024;
+    Figure {
+        name: "pipeline",
+        text: format!(
+            "{CLIENTS} clients pipelining {REQUESTS} /metrics each, never reading: /self worst {} ms, {failed} \
+             failed (target <= 250 ms, 0); unread answers queued in the kernel {:.1} MiB (target < 32 MiB); daemon \
+             VmHWM {hwm} KiB (target < 16 MiB)",
+            worst.as_millis(),
+            mib(queued)
+        ),
+        met,
+    }
+}
+
 /// 5,000 connections trickling a header byte by byte, plus garbage senders, while a client
 /// probes /self and /all every 100 ms: how many probes missed their 1 s.
 fn slowloris(s: &Settings) -> Figure {
     let run_for = s.pick(Duration::from_secs(30), Duration::from_secs(8));
-    let app = common::Stub::start(common::Behaviour::Status(200, "ok\n"));
+    let app = support::Stub::ok();
     let daemon = Daemon::serve(&[&format!("app={}", app.url("/ready"))]);
     let stop = Arc::new(AtomicBool::new(false));
     let slow = spawn_bounded(&stop, run_for, {
@@ -210,8 +350,8 @@ fn chaos(s: &Settings) -> Figure {
 /// (probes need descriptors too), and must answer as soon as the flood stops.
 fn fd_limit(s: &Settings) -> Figure {
     let flood_for = s.pick(Duration::from_secs(10), Duration::from_secs(4));
-    let app = common::Stub::start(common::Behaviour::Status(200, "ok\n"));
-    let port = common::free_port(common::LOCALHOST_V4);
+    let app = support::Stub::ok();
+    let port = support::free_port(support::LOCALHOST_V4);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     // Several checks: each round needs a descriptor per probe while the flood wants them all.
     let checks: Vec<String> = (0..4).map(|i| format!("app{i}={}", app.url("/ready"))).collect();
@@ -310,7 +450,7 @@ fn pid1(s: &Settings) -> Figure {
     let mut slowest = Duration::ZERO;
     let mut failures = Vec::new();
     for run in 0..runs {
-        let addr = SocketAddr::from(([127, 0, 0, 1], common::free_port(common::LOCALHOST_V4)));
+        let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port(support::LOCALHOST_V4)));
         let mut unshare = spawn_daemon(&["serve", "--listen", &addr.to_string(), &check], Limits::Pid1);
         wait_ready(addr);
         let pid = namespace_init(unshare.id()).expect("the daemon under unshare");
@@ -329,7 +469,7 @@ fn pid1(s: &Settings) -> Figure {
         let sent = Instant::now();
         // SAFETY: kill(2) on the namespace's init, a descendant of this process.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let status = wait_timeout(&mut unshare, Duration::from_secs(5));
+        let status = wait_child(&mut unshare, Duration::from_secs(5));
         let took = sent.elapsed();
         stop.store(true, Ordering::SeqCst);
         load.into_iter().for_each(|l| l.join().unwrap());
@@ -791,10 +931,10 @@ fn spawn_daemon(args: &[&str], limits: Limits) -> Child {
     let mut command = match limits {
         Limits::Pid1 => {
             let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--kill-child", common::bin()]);
+            c.args(["--pid", "--fork", "--kill-child", support::bin()]);
             c
         }
-        Limits::Fds(_) => Command::new(common::bin()),
+        Limits::Fds(_) => Command::new(support::bin()),
     };
     command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     if let Limits::Fds(n) = limits {
@@ -816,21 +956,10 @@ fn spawn_daemon(args: &[&str], limits: Limits) -> Child {
 fn stop_child(child: &mut Child) {
     // SAFETY: kill(2) on our own child, not yet reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    if wait_timeout(child, Duration::from_secs(2)).is_none() {
+    if wait_child(child, Duration::from_secs(2)).is_none() {
         let _ = child.kill();
         let _ = child.wait();
     }
-}
-
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        thread::sleep(Duration::from_micros(500));
-    }
-    None
 }
 
 /// The host PID of the namespace's PID 1: the child of `unshare --fork`.

@@ -3,7 +3,15 @@
 # binary is copied in from the healthcheck image: one static file, no shell,
 # no libc, so any base works, scratch and distroless included.
 #
+# Built from the directory that holds the job's program, db-migration-runner
+# (this repository's root, as written here). The context's own .dockerignore
+# does not apply: job-image.Dockerfile.dockerignore beside this file lets the
+# program, and only it, in (Docker reads it by its name; Podman needs
+# --ignorefile).
+#
 #   docker build -f deploy/job-image.Dockerfile -t myrepo/db-migration-runner:0.1.0 .
+#   podman build --ignorefile deploy/job-image.Dockerfile.dockerignore \
+#     -f deploy/job-image.Dockerfile -t myrepo/db-migration-runner:0.1.0 .
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=myrepo/healthcheck:0.1.0 /app/healthcheck /app/healthcheck
 COPY db-migration-runner /app/db-migration-runner

@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod front;
+pub mod inbound;
 pub mod probe;
 pub mod resolver;
 pub mod runtime;

@@ -5,7 +5,6 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::{TcpListener, TcpStream};
@@ -17,27 +16,20 @@ use crate::front::error::Error;
 use crate::front::json;
 use crate::front::log;
 use crate::front::metrics::{self, Handler, Metrics};
+use crate::inbound::{self, Answer, Conn, Handled, Next};
 use crate::runtime::engine::{Engine, Tokens};
 use crate::runtime::signals::{self, Signals};
+use crate::runtime::sockopt;
 use crate::verdict::Verdict;
-use crate::wire::http::{self, Connection, Method, Parse, Route};
+use crate::wire::http::{self, Route};
 use crate::wire::text::DisplayDuration;
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const FIRST_TOKEN: usize = 2;
 
-/// A request must arrive whole this soon after the connection opens (or
-/// after the previous answer, for a partial pipelined one). Slow clients
-/// are dropped; kubelet sends its probe at once.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// An idle keep-alive connection is closed after this.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// After answering 400/431 the rest of the request is read and dropped for
-/// this long before closing, so the client sees the answer, not a reset.
-const LINGER: Duration = Duration::from_secs(2);
 /// How long accepting pauses when the process runs out of descriptors and
-/// no idle connection can be dropped to make room.
+/// no connection can be dropped to make room.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Connections accepted per wake-up before the other events get a turn.
 const ACCEPT_BATCH: usize = 256;
@@ -56,19 +48,20 @@ const MAX_SHOWN_NAME: usize = 64;
 const DEFER_ACCEPT_SECS: libc::c_int = 1;
 /// Events handled per poll call.
 const EVENTS: usize = 1024;
-/// Answers staged for one connection before its pipelined requests wait
-/// for the socket to take them: a burst of `/metrics` requests must not
-/// grow a scrape-sized buffer per request.
-const MAX_STAGED: usize = 64 * 1024;
+/// Requests handled and reads done for one connection per loop turn
+/// before the others get theirs: a connection pipelining requests as fast
+/// as it reads answers cannot hold the loop.
+const TURN_BUDGET: u32 = 16;
+/// The send buffer asked for on the listener, which accepted sockets
+/// inherit (the kernel doubles it for its bookkeeping): what a client that
+/// never reads its answers can leave queued in the kernel per connection,
+/// instead of an autotuned buffer of up to 4 MiB.
+const SEND_BUFFER: libc::c_int = 64 * 1024;
+/// Slack beyond the longest a request can wait for its round before its
+/// connection is dropped (see [`wait_timeout`]).
+const WAIT_SLACK: Duration = Duration::from_secs(1);
 
-/// An `/all` request waiting for its checks' verdicts.
-#[derive(Debug)]
-struct Pending {
-    want: Want,
-    head_only: bool,
-    conn: Connection,
-}
-
+/// What a request waiting for verdicts reports on, and how.
 #[derive(Debug)]
 enum Want {
     All { verbose: bool, json: bool, excluded: Vec<usize>, unknown: Vec<Vec<u8>> },
@@ -100,34 +93,26 @@ impl Want {
     }
 }
 
-struct Conn {
+/// An inbound connection: its socket and its protocol machine.
+struct Client {
     stream: TcpStream,
-    /// A partial request (or pipelined requests not yet parsed).
-    inbuf: Vec<u8>,
-    /// Response bytes the socket has not taken yet: `out[sent..]`.
-    out: Vec<u8>,
-    /// What the socket took of `out`: an offset rather than draining, which
-    /// would move the rest of a large answer (a scrape) at every write.
-    sent: usize,
+    conn: Conn<Want>,
     /// Registered for WRITABLE too: only once a write found the socket full.
     /// From the start, the event of a fresh socket being writable would
     /// cost a read that finds nothing, once per connection.
     writable_interest: bool,
-    pending: Option<Pending>,
-    /// Close once `out` is written (HTTP/1.0, `Connection: close`, errors).
-    close_after: bool,
-    /// `inbuf` holds requests that arrived while waiting for a round.
-    unparsed: bool,
-    /// Unread request bytes may remain when it closes: read and discard
-    /// them first (see [`LINGER`]).
-    linger: bool,
-    lingering: bool,
-    deadline: Instant,
     /// Time of this connection's entry in the deadline heap.
     queued: Instant,
-    /// Start of the current request cycle: the oldest is dropped first
-    /// when the connection limit is reached.
-    since: Instant,
+}
+
+/// What became of a connection driven for a turn.
+#[derive(PartialEq, Eq)]
+enum Turn {
+    /// It waits for an event (readable, writable) or for verdicts.
+    Idle,
+    /// Its budget ran out with work left: drive it again next turn.
+    Again,
+    Close,
 }
 
 /// Hashes tokens with one multiply (Fibonacci hashing). Tokens come from a
@@ -171,14 +156,52 @@ struct Ctx {
     metrics: Metrics,
     /// Inbound connections open now, for the metrics.
     connections: usize,
-    /// Staging for the responses of the connection being driven.
-    out: Vec<u8>,
+    /// Scratch for an answer's body, cleared at each use; the answer itself
+    /// goes to the connection's own buffer.
     body: Vec<u8>,
+}
+
+/// The handler a connection's machine asks, for the connection `token`.
+struct Requests<'a> {
+    ctx: &'a mut Ctx,
+    token: Token,
+    /// Requests this connection may still have handled this turn.
+    budget: &'a mut u32,
+    now: Instant,
+}
+
+impl inbound::Handler for Requests<'_> {
+    type Want = Want;
+
+    fn request(&mut self, request: &http::Request<'_>, answer: Answer, out: &mut Vec<u8>) -> Handled<Want> {
+        *self.budget = self.budget.saturating_sub(1);
+        let ctx = &mut *self.ctx;
+        match ctx.route(request) {
+            Routed::Wait(want) => {
+                ctx.join_round(self.token);
+                Handled::Wait(want)
+            }
+            Routed::Now(handler, status) => {
+                ctx.metrics.request(handler, status);
+                http::write_response(out, status, http::status_body(status), answer.head_only, answer.conn);
+                Handled::Answered
+            }
+            Routed::Metrics => {
+                ctx.answer_metrics(out, answer, self.now);
+                Handled::Answered
+            }
+        }
+    }
+
+    fn rejected(&mut self, status: u16) {
+        *self.budget = self.budget.saturating_sub(1);
+        self.ctx.metrics.request(Handler::Other, status);
+    }
 }
 
 struct Server {
     ctx: Ctx,
-    conns: HashMap<Token, Conn, BuildHasherDefault<TokenHasher>>,
+    conns: HashMap<Token, Client, BuildHasherDefault<TokenHasher>>,
     timers: BinaryHeap<Reverse<(Instant, Token)>>,
     listener: TcpListener,
     signals: Signals,
@@ -188,6 +211,16 @@ struct Server {
     accept_paused_until: Option<Instant>,
     /// Accepting failed for lack of descriptors and has not succeeded since.
     fds_exhausted: bool,
+    /// Connections whose turn budget ran out with work left.
+    again: Vec<Token>,
+    /// How long a request may wait for its verdicts.
+    wait_timeout: Duration,
+    /// `--min-interval`: rounds start at least this far apart.
+    min_interval: Duration,
+    /// When the last round started.
+    last_round: Option<Instant>,
+    /// When the next round may start, while requests wait for it.
+    round_due: Option<Instant>,
     scratch: Box<[u8]>,
 }
 
@@ -200,6 +233,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     let signals = Signals::new(&[libc::SIGTERM, libc::SIGINT]).map_err(Error::Signals)?;
     let listener = TcpListener::bind(config.listen).map_err(|e| Error::Listen(config.listen, e))?;
     defer_accept(&listener);
+    limit_send_buffer(&listener);
     let poll = Poll::new().map_err(Error::Poll)?;
     let mut server = Server {
         ctx: Ctx {
@@ -214,7 +248,6 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
             verbose: config.verbose,
             waiting: Vec::new(),
             next: Vec::new(),
-            out: Vec::with_capacity(4096),
             body: Vec::with_capacity(1024),
         },
         conns: HashMap::default(),
@@ -224,6 +257,11 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         max_connections,
         accept_paused_until: None,
         fds_exhausted: false,
+        again: Vec::new(),
+        wait_timeout: wait_timeout(config.timeout, config.min_interval),
+        min_interval: config.min_interval,
+        last_round: None,
+        round_due: None,
         scratch: vec![0; SCRATCH].into_boxed_slice(),
     };
     let registry = server.ctx.poll.registry();
@@ -252,25 +290,32 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
 /// and then gets [`REQUEST_TIMEOUT`] like any other. Best effort: without
 /// it connections are accepted at once, as before.
 fn defer_accept(listener: &TcpListener) {
-    let secs = DEFER_ACCEPT_SECS;
-    // SAFETY: setsockopt reads one c_int from a live local, on a socket
-    // this process owns.
-    unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&secs as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    sockopt::set_int(listener, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECS);
+}
+
+/// Fixes the send buffer of every accepted socket (they inherit the
+/// listener's), so that what a client leaves unread queued in the kernel
+/// is bounded too (see [`SEND_BUFFER`]). Best effort, as [`defer_accept`].
+fn limit_send_buffer(listener: &TcpListener) {
+    sockopt::set_int(listener, libc::SOL_SOCKET, libc::SO_SNDBUF, SEND_BUFFER);
+}
+
+/// The longest a request may wait for its verdicts: the rest of the round
+/// running when it came, the minimum interval, then its own round, and
+/// some slack.
+fn wait_timeout(timeout: Duration, min_interval: Duration) -> Duration {
+    timeout.saturating_mul(2).saturating_add(min_interval).saturating_add(WAIT_SLACK)
 }
 
 impl Server {
     fn run(&mut self) -> Result<(), Error> {
         let mut events = Events::with_capacity(EVENTS);
         loop {
-            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = if self.again.is_empty() {
+                self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO) // connections left work for this turn
+            };
             if let Err(e) = self.ctx.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -295,6 +340,9 @@ impl Server {
                     }
                 }
             }
+            for token in std::mem::take(&mut self.again) {
+                self.drive(token, now, false);
+            }
             let ctx = &mut self.ctx;
             ctx.engine.expire(now, &ctx.checks, ctx.poll.registry());
             self.settle(now);
@@ -307,10 +355,15 @@ impl Server {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [self.ctx.engine.deadline(), self.timers.peek().map(|Reverse((t, _))| *t), self.accept_paused_until]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.ctx.engine.deadline(),
+            self.timers.peek().map(|Reverse((t, _))| *t),
+            self.accept_paused_until,
+            self.round_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Accepts until the backlog is empty. At the connection limit the
@@ -360,32 +413,20 @@ impl Server {
         if self.ctx.poll.registry().register(&mut stream, token, Interest::READABLE).is_err() {
             return; // dropping the stream closes it
         }
-        let deadline = now + REQUEST_TIMEOUT;
-        let conn = Conn {
-            stream,
-            inbuf: Vec::new(),
-            out: Vec::new(),
-            sent: 0,
-            writable_interest: false,
-            pending: None,
-            close_after: false,
-            unparsed: false,
-            linger: false,
-            lingering: false,
-            deadline,
-            queued: deadline,
-            since: now,
-        };
-        self.conns.insert(token, conn);
+        let conn = Conn::new(now, self.wait_timeout);
+        let deadline = conn.deadline();
+        self.conns.insert(token, Client { stream, conn, writable_interest: false, queued: deadline });
         self.ctx.connections = self.conns.len();
         self.timers.push(Reverse((deadline, token)));
     }
 
-    /// Drops the idle connection whose request cycle started first; false
-    /// when every connection is waiting for a round.
+    /// Drops a connection to make room for a new one: the one whose request
+    /// cycle started first among those not waiting for verdicts, else the
+    /// oldest waiting one (its request goes unanswered). So a new
+    /// connection, kubelet's probe of `/self` or `/all`, always gets a slot,
+    /// whatever the others are doing. False only with no connection at all.
     fn evict_oldest(&mut self) -> bool {
-        let oldest =
-            self.conns.iter().filter(|(_, c)| c.pending.is_none()).min_by_key(|(_, c)| c.since).map(|(t, _)| *t);
+        let oldest = self.conns.iter().min_by_key(|(_, c)| (c.conn.is_waiting(), c.conn.since())).map(|(t, _)| *t);
         match oldest {
             Some(token) => {
                 self.close(token);
@@ -399,50 +440,55 @@ impl Server {
     /// Dropping the stream closes it, which also removes it from the poll:
     /// no deregister syscall per connection. (Sockets are close-on-exec and
     /// tokens are never reused, so even a late event would be harmless.)
+    /// Whatever the connection had staged is dropped with it.
     fn close(&mut self, token: Token) {
         self.conns.remove(&token);
         self.ctx.connections = self.conns.len();
     }
 
-    /// Drives a connection; `short_read_drains` as in [`Conn::drive`].
+    /// Drives a connection; `short_read_drains` as in [`Client::drive`].
     fn drive(&mut self, token: Token, now: Instant, short_read_drains: bool) {
         // An unknown token is a late event for a connection already closed
         // (tokens are never reused): nothing to do.
-        let Some(conn) = self.conns.get_mut(&token) else {
+        let Some(client) = self.conns.get_mut(&token) else {
             return;
         };
-        let keep = conn.drive(&mut self.ctx, token, &mut self.scratch, now, short_read_drains);
-        if !keep {
-            self.close(token);
-            return;
+        match client.drive(&mut self.ctx, token, &mut self.scratch, now, short_read_drains) {
+            Turn::Close => {
+                self.close(token);
+                return;
+            }
+            Turn::Again => self.again.push(token),
+            Turn::Idle => {}
         }
-        if conn.deadline < conn.queued {
-            conn.queued = conn.deadline;
-            self.timers.push(Reverse((conn.deadline, token)));
+        let deadline = client.conn.deadline();
+        if deadline < client.queued {
+            client.queued = deadline;
+            self.timers.push(Reverse((deadline, token)));
         }
     }
 
-    /// Closes connections whose deadline passed. Heap entries are lazy: a
-    /// connection whose deadline moved later is queued again at its pop.
+    /// Closes connections whose deadline passed: a request that did not
+    /// arrive whole, an idle keep-alive, a client that stopped reading, a
+    /// request that waited longer than any round takes. Heap entries are
+    /// lazy: a connection whose deadline moved later is queued again at its
+    /// pop.
     fn expire(&mut self, now: Instant) {
         while let Some(&Reverse((at, token))) = self.timers.peek() {
             if at > now {
                 break;
             }
             self.timers.pop();
-            let Some(conn) = self.conns.get_mut(&token) else {
+            let Some(client) = self.conns.get_mut(&token) else {
                 continue;
             };
-            if conn.queued != at {
+            if client.queued != at {
                 continue; // superseded by an earlier entry
             }
-            if conn.pending.is_some() {
-                // Waiting for a round, which has its own deadline.
-                conn.deadline = now + REQUEST_TIMEOUT;
-            }
-            if conn.deadline > now {
-                conn.queued = conn.deadline;
-                self.timers.push(Reverse((conn.deadline, token)));
+            let deadline = client.conn.deadline();
+            if deadline > now {
+                client.queued = deadline;
+                self.timers.push(Reverse((deadline, token)));
                 continue;
             }
             self.close(token);
@@ -470,6 +516,15 @@ impl Server {
             if ctx.next.is_empty() || ctx.engine.is_running() {
                 return;
             }
+            // With --min-interval, requests that come sooner wait for the
+            // next round: still answered from probes started after they
+            // came, never from older verdicts.
+            if let Some(due) = self.last_round.map(|t| t + self.min_interval).filter(|&due| now < due) {
+                self.round_due = Some(due);
+                return;
+            }
+            self.round_due = None;
+            self.last_round = Some(now);
             ctx.engine.start(&ctx.checks, ctx.timeout, now, ctx.poll.registry(), &mut ctx.tokens);
             ctx.waiting.append(&mut ctx.next);
         }
@@ -480,8 +535,8 @@ impl Server {
     fn answer_settled(&mut self, now: Instant) -> bool {
         let mut ready = Vec::new();
         let (conns, engine) = (&self.conns, &self.ctx.engine);
-        self.ctx.waiting.retain(|token| match conns.get(token).and_then(|c| c.pending.as_ref()) {
-            Some(pending) if pending.want.settled(engine) => {
+        self.ctx.waiting.retain(|token| match conns.get(token).and_then(|c| c.conn.want()) {
+            Some(want) if want.settled(engine) => {
                 ready.push(*token);
                 false
             }
@@ -489,12 +544,11 @@ impl Server {
             None => false, // closed meanwhile
         });
         for &token in &ready {
-            let Some(conn) = self.conns.get_mut(&token) else {
+            let Some(client) = self.conns.get_mut(&token) else {
                 continue;
             };
-            if let Some(pending) = conn.pending.take() {
-                conn.unparsed = !conn.inbuf.is_empty();
-                self.ctx.answer(&pending);
+            let ctx = &mut self.ctx;
+            if client.conn.answer(now, |want, answer, out| ctx.answer(want, answer, out)) {
                 self.drive(token, now, false);
             }
         }
@@ -543,9 +597,10 @@ impl Server {
     }
 }
 
-impl Conn {
-    /// Writes, parses and reads until the socket would block or the
-    /// connection waits for a round. False: close it now.
+impl Client {
+    /// Runs the connection's machine: writes its answers, reads requests,
+    /// until the socket would block, it waits for verdicts, or its turn's
+    /// budget ([`TURN_BUDGET`]) is spent.
     ///
     /// `short_read_drains`: driven for a readiness event whose peer has not
     /// closed. A read shorter than the buffer then took every byte there
@@ -560,185 +615,64 @@ impl Conn {
         scratch: &mut [u8],
         now: Instant,
         short_read_drains: bool,
-    ) -> bool {
-        if self.lingering {
-            return self.linger(scratch);
-        }
+    ) -> Turn {
         let mut drained = false;
+        let mut budget = TURN_BUDGET;
         loop {
-            match self.flush(&mut ctx.out) {
-                Err(_) => return false,
-                Ok(false) => {
-                    self.deadline = now + REQUEST_TIMEOUT; // a slow reader
-                    if !self.writable_interest {
-                        // Readiness is rechecked on modify: no wakeup is lost.
-                        let interest = Interest::READABLE | Interest::WRITABLE;
-                        if ctx.poll.registry().reregister(&mut self.stream, token, interest).is_err() {
-                            return false;
+            if budget == 0 && self.conn.unsent().is_empty() {
+                return Turn::Again;
+            }
+            let next = self.conn.poll(now, &mut Requests { ctx: &mut *ctx, token, budget: &mut budget, now });
+            match next {
+                Next::Write => match write_nonblocking(&mut self.stream, self.conn.unsent()) {
+                    Ok(n) => {
+                        self.conn.written(n, now);
+                        if !self.conn.unsent().is_empty() {
+                            return self.want_writable(ctx, token);
                         }
-                        self.writable_interest = true;
                     }
-                    return true;
-                }
-                Ok(true) => {}
-            }
-            if self.pending.is_some() {
-                return true; // answered when the round ends
-            }
-            if self.close_after {
-                // Without unread bytes a plain close loses nothing; with
-                // them the kernel would answer a reset.
-                return self.linger && self.start_linger(now, scratch);
-            }
-            // Requests that arrived while this connection waited for a round.
-            if self.unparsed {
-                self.unparsed = false;
-                let buf = std::mem::take(&mut self.inbuf);
-                self.consume(ctx, token, buf, now);
-                continue;
-            }
-            if drained {
-                return true;
-            }
-            match self.stream.read(scratch) {
-                // The peer is gone (a partial request cut short has no
-                // answer); what was answered has been written above.
-                Ok(0) => return false,
-                Ok(n) if self.inbuf.is_empty() => {
-                    drained = short_read_drains && n < scratch.len();
-                    // The common case: parse in place, keep only a remainder.
-                    let used = self.handle(ctx, token, &scratch[..n], now);
-                    self.inbuf.extend_from_slice(&scratch[used..n]);
-                    self.arm_partial(now);
-                }
-                Ok(n) => {
-                    drained = short_read_drains && n < scratch.len();
-                    let mut buf = std::mem::take(&mut self.inbuf);
-                    buf.extend_from_slice(&scratch[..n]);
-                    self.consume(ctx, token, buf, now);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
-            }
-        }
-    }
-
-    /// Handles buffered bytes and keeps what was not used.
-    fn consume(&mut self, ctx: &mut Ctx, token: Token, mut buf: Vec<u8>, now: Instant) {
-        let used = self.handle(ctx, token, &buf, now);
-        buf.drain(..used);
-        self.inbuf = buf;
-        self.arm_partial(now);
-    }
-
-    /// A partial request has [`REQUEST_TIMEOUT`] from its first bytes to
-    /// arrive whole (the deadline only moves earlier while it trickles).
-    fn arm_partial(&mut self, now: Instant) {
-        if !self.inbuf.is_empty() && self.pending.is_none() && !self.close_after {
-            self.deadline = self.deadline.min(now + REQUEST_TIMEOUT);
-        }
-    }
-
-    /// Parses and answers the requests in `data`; returns the bytes used.
-    /// Stops at a partial request, an `/all` (answered after its round) or
-    /// an error (answered, then the connection closes).
-    fn handle(&mut self, ctx: &mut Ctx, token: Token, data: &[u8], now: Instant) -> usize {
-        let mut used = 0;
-        while self.pending.is_none() && !self.close_after && used < data.len() {
-            if ctx.out.len() + self.out.len() - self.sent > MAX_STAGED {
-                // The rest waits until the socket has taken the answers.
-                self.unparsed = true;
-                break;
-            }
-            match http::parse(&data[used..]) {
-                Parse::Partial => break,
-                Parse::Reject(status) => {
-                    ctx.metrics.request(Handler::Other, status);
-                    http::write_response(&mut ctx.out, status, http::status_body(status), false, Connection::Close);
-                    self.close_after = true;
-                    self.linger = true;
-                    self.inbuf.clear();
-                    return data.len();
-                }
-                Parse::Complete(request, n) => {
-                    used += n;
-                    self.linger |= request.has_body || used < data.len();
-                    let conn = if !request.keep_alive {
-                        self.close_after = true;
-                        Connection::Close
-                    } else if request.http10 {
-                        Connection::KeepAlive10
-                    } else {
-                        Connection::KeepAlive
-                    };
-                    let head_only = request.method == Method::Head;
-                    match ctx.route(&request) {
-                        Routed::Wait(want) => {
-                            self.pending = Some(Pending { want, head_only, conn });
-                            ctx.join_round(token);
-                        }
-                        Routed::Now(handler, status) => {
-                            ctx.metrics.request(handler, status);
-                            http::write_response(&mut ctx.out, status, http::status_body(status), head_only, conn);
-                        }
-                        Routed::Metrics => ctx.answer_metrics(head_only, conn),
+                    Err(_) => return Turn::Close,
+                },
+                Next::Read => {
+                    if drained {
+                        return Turn::Idle;
                     }
-                    self.since = now;
-                    self.deadline = now + IDLE_TIMEOUT;
+                    match self.stream.read(scratch) {
+                        // The peer is gone (a partial request cut short has
+                        // no answer); what was answered has been written.
+                        Ok(0) => return Turn::Close,
+                        Ok(n) => {
+                            budget = budget.saturating_sub(1);
+                            drained = short_read_drains && n < scratch.len();
+                            self.conn.received(&scratch[..n], now);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Turn::Idle,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Turn::Close,
+                    }
                 }
+                Next::Wait => return Turn::Idle,
+                Next::Shutdown => {
+                    if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
+                        return Turn::Close;
+                    }
+                }
+                Next::Close => return Turn::Close,
             }
         }
-        used
     }
 
-    /// Writes the staged responses, then any backlog. Ok(true) when all is
-    /// written, Ok(false) when the socket is full.
-    fn flush(&mut self, staged: &mut Vec<u8>) -> io::Result<bool> {
-        if self.out.is_empty() && staged.is_empty() {
-            return Ok(true);
-        }
-        if self.out.is_empty() {
-            // The common case: write straight from the shared buffer and keep
-            // only what the socket did not take.
-            let n = write_all_nonblocking(&mut self.stream, staged)?;
-            self.out.extend_from_slice(&staged[n..]);
-            staged.clear();
-        } else {
-            self.out.append(staged);
-            self.sent += write_all_nonblocking(&mut self.stream, &self.out[self.sent..])?;
-        }
-        if self.sent == self.out.len() {
-            self.out = Vec::new(); // give back a backlog's memory
-            self.sent = 0;
-            Ok(true)
-        } else {
-            Ok(false)
-        }
-    }
-
-    /// Half-closes and reads until the peer closes, so the answer is not
-    /// lost to a reset caused by unread request bytes.
-    fn start_linger(&mut self, now: Instant, scratch: &mut [u8]) -> bool {
-        if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
-            return false;
-        }
-        self.lingering = true;
-        self.inbuf = Vec::new();
-        self.deadline = now + LINGER;
-        self.linger(scratch)
-    }
-
-    fn linger(&mut self, scratch: &mut [u8]) -> bool {
-        loop {
-            match self.stream.read(scratch) {
-                Ok(0) => return false,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
+    /// The socket is full: be told when it takes more. Readiness is
+    /// rechecked on modify, so no wake-up is lost.
+    fn want_writable(&mut self, ctx: &mut Ctx, token: Token) -> Turn {
+        if !self.writable_interest {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if ctx.poll.registry().reregister(&mut self.stream, token, interest).is_err() {
+                return Turn::Close;
             }
+            self.writable_interest = true;
         }
+        Turn::Idle
     }
 }
 
@@ -779,7 +713,7 @@ fn connection_limit(wanted: usize, nofile: Option<u64>, checks: usize) -> usize 
 }
 
 /// Writes as much as the socket takes; returns how much.
-fn write_all_nonblocking(stream: &mut TcpStream, mut buf: &[u8]) -> io::Result<usize> {
+fn write_nonblocking(stream: &mut TcpStream, mut buf: &[u8]) -> io::Result<usize> {
     let total = buf.len();
     while !buf.is_empty() {
         match stream.write(buf) {
@@ -853,8 +787,8 @@ impl Ctx {
     }
 
     /// Stages the answer to a request whose checks have their verdicts.
-    fn answer(&mut self, pending: &Pending) {
-        let Ctx { engine, checks, body, metrics, out, .. } = self;
+    fn answer(&mut self, want: &Want, answer: Answer, out: &mut Vec<u8>) {
+        let Ctx { engine, checks, body, metrics, .. } = self;
         let verdict = |i: usize| engine.verdict(i).expect("answered only once settled");
         let entry = |i: usize| json::Entry {
             name: &checks[i].name,
@@ -862,7 +796,7 @@ impl Ctx {
             duration: engine.settled_at(i).map_or(Duration::ZERO, |t| t.saturating_duration_since(engine.started())),
         };
         body.clear();
-        let (handler, passed, json) = match &pending.want {
+        let (handler, passed, json) = match want {
             Want::One { index, json: true, .. } => {
                 (Handler::Check, json::write_report(body, std::iter::once(entry(*index)), &[] as &[&str]), true)
             }
@@ -893,15 +827,15 @@ impl Ctx {
         let status = if passed { 200 } else { 503 };
         metrics.request(handler, status);
         let content_type = if json { json::CONTENT_TYPE } else { http::TEXT };
-        http::write_typed(out, status, content_type, body, pending.head_only, pending.conn);
+        http::write_typed(out, status, content_type, body, answer.head_only, answer.conn);
     }
 
     /// Stages the scrape; the body buffer is kept for the next one.
-    fn answer_metrics(&mut self, head_only: bool, conn: Connection) {
+    fn answer_metrics(&mut self, out: &mut Vec<u8>, answer: Answer, now: Instant) {
         self.metrics.request(Handler::Metrics, 200);
         self.body.clear();
-        self.metrics.write(&mut self.body, self.connections);
-        http::write_typed(&mut self.out, 200, metrics::CONTENT_TYPE, &self.body, head_only, conn);
+        self.metrics.write(&mut self.body, self.connections, now);
+        http::write_typed(out, 200, metrics::CONTENT_TYPE, &self.body, answer.head_only, answer.conn);
     }
 }
 

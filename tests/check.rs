@@ -1,10 +1,8 @@
 //! `healthcheck check`: the real binary probing loopback stubs once; its verdict lines, exit codes and timing.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{free_port, run_cli, Behaviour, CliOutput, Stub, LOCALHOST_V4};
+use support::{free_port, run_cli, Behaviour, CliOutput, Stub, LOCALHOST_V4};
 
 /// `healthcheck check ARGS...`, with how long it took.
 fn check(args: &[&str]) -> (CliOutput, Duration) {
@@ -21,7 +19,7 @@ fn assert_outcome(out: &CliOutput, code: i32, stdout: &str) {
 
 #[test]
 fn all_passing_prints_every_verdict_and_exits_0() {
-    let app = Stub::start(Behaviour::Status(200, "ok\n"));
+    let app = Stub::ok();
     let db = Stub::start(Behaviour::Status(200, ""));
     let (app_url, db_url) = (format!("app={}", app.url("/healthz?full=1")), format!("db={}", db.tcp_url()));
     let (out, _) = check(&[&app_url, &db_url]);

@@ -1,9 +1,7 @@
 //! Command-line tests: usage errors (exit 64), --help, --version, bind failures (exit 71) and --dry-run.
 
-mod common;
-
-use common::*;
 use std::net::TcpListener;
+use support::*;
 
 const HINT: &str = "Try 'healthcheck --help' for usage.";
 

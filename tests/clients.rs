@@ -2,18 +2,16 @@
 //! wget, Python's http.client and Go's net/http. A client that is not
 //! installed is skipped with a message (.ci/run installs them all).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Behaviour, Daemon, Stub};
+use support::{Behaviour, Daemon, Stub};
 
 fn have(tool: &str) -> bool {
     let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
         || Command::new(tool).arg("version").output().is_ok_and(|o| o.status.success());
     if !found {
-        common::skip_missing_tool(&format!("{tool} not installed"));
+        support::skip_missing_tool(&format!("{tool} not installed"));
     }
     found
 }
@@ -139,7 +137,7 @@ fn all_answers_before_closing() {
         "GET /all HTTP/1.0\r\n\r\n",
         "HEAD /all/good HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     ] {
-        let mut conn = common::Conn::open(addr);
+        let mut conn = support::Conn::open(addr);
         conn.send(request.as_bytes());
         let resp = conn.read_response(request.starts_with("HEAD"));
         let want = if request.contains("/all/good") { 200 } else { 503 };

@@ -2,29 +2,18 @@
 //! `/etc/resolv.conf` and `/etc/hosts` bind-mounted over the real ones) asking a DNS server
 //! this test runs on a loopback address of its own, port 53.
 
-mod common;
-
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
-
-/// Prints past libtest's output capture, so a skip is seen in a normal run.
-fn note(message: &str) {
-    let _ = writeln!(io::stderr(), "dns: {message}");
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].iter().map(|dir| Path::new(dir).join(name)).find(|path| path.is_file())
-}
+use support::*;
 
 /// Whether the binary can be run in a mount namespace of its own here; says why not when it
 /// cannot (then the test is skipped, loudly).
@@ -33,14 +22,14 @@ fn namespaces(test: &str) -> bool {
     let why = if unsafe { libc::geteuid() } != 0 {
         Some("not root: mount namespaces and port 53 need root".to_string())
     } else if let Some(tool) = ["unshare", "mount"].into_iter().find(|t| find_program(t).is_none()) {
-        common::skip_missing_tool(&format!("{test}: {tool} not installed (util-linux, mount)"));
+        support::skip_missing_tool(&format!("{test}: {tool} not installed (util-linux, mount)"));
         return false;
     } else {
         let probe = Command::new("unshare").args(["-m", "true"]).stderr(Stdio::null()).status();
         (!probe.is_ok_and(|s| s.success())).then(|| "unshare -m fails here (no mount namespaces)".to_string())
     };
     if let Some(why) = &why {
-        note(&format!("SKIP: {test}: {why}"));
+        skip(&format!("{test}: {why}"));
     }
     why.is_none()
 }

@@ -3,8 +3,6 @@
 //! golang-google-grpc-dev, built in GOPATH mode). A missing one is skipped
 //! with `SKIP: ...` (a failure on CI, where `.ci/run` installs both).
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,11 +10,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{free_port, run_cli, Behaviour, Daemon, Stub, LOCALHOST_V4};
+use support::{free_port, grpc_go, run_cli, Behaviour, Daemon, Stub, LOCALHOST_V4};
 
 /// Debian's Go toolchain, which builds against /usr/share/gocode.
-const GO: &str = "/usr/bin/go";
-const GOPATH: &str = "/usr/share/gocode";
 
 #[derive(Clone, Copy, Debug)]
 enum Implementation {
@@ -39,7 +35,7 @@ fn python_ready() -> bool {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            common::skip_missing_tool(
+            support::skip_missing_tool(
                 "python3 with grpcio and grpcio-health-checking not installed (pip install grpcio grpcio-health-checking)",
             );
         }
@@ -53,22 +49,12 @@ fn go_server() -> Option<&'static Path> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            if !Path::new(GO).exists() || !Path::new(GOPATH).join("src/google.golang.org/grpc/health").exists() {
-                common::skip_missing_tool("Debian's golang-go and golang-google-grpc-dev not installed");
+            if let Some(why) = grpc_go::missing() {
+                support::skip_missing_tool(why);
                 return None;
             }
             let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("grpc-go-health-server");
-            let built = Command::new(GO)
-                .args(["build", "-o"])
-                .arg(&out)
-                .arg(dir().join("health_server.go"))
-                .env("GOPATH", GOPATH)
-                .env("GO111MODULE", "off")
-                .env("GOFLAGS", "")
-                .env("GOCACHE", std::env::temp_dir().join("healthcheck-go-cache"))
-                .output()
-                .expect("run go build");
-            assert!(built.status.success(), "go build: {}", String::from_utf8_lossy(&built.stderr));
+            grpc_go::build(&out).unwrap_or_else(|e| panic!("{e}"));
             Some(out)
         })
         .as_deref()
@@ -252,7 +238,7 @@ fn run_waits_for_serving() {
     };
     server.set("job", "NOT_SERVING");
     let url = server.url("?service=job");
-    let mut run = Command::new(common::bin())
+    let mut run = Command::new(support::bin())
         .args(["run", "--wait", &url, "--interval", "100ms", "--wait-timeout", "10s", "--", "sh", "-c", "exit 7"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

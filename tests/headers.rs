@@ -1,9 +1,7 @@
 //! `--header NAME=FIELD: VALUE` in every mode: what the upstream receives,
 //! what `--dry-run` shows, and the usage errors.
 
-mod common;
-
-use common::{run_cli, Behaviour, Daemon, Stub};
+use support::{run_cli, Behaviour, Daemon, Stub};
 
 /// The request head the stub received last.
 fn last_request(stub: &Stub) -> String {
@@ -22,7 +20,7 @@ fn assert_sent(request: &str, fields: &[&str], absent: &[&str]) {
 
 #[test]
 fn check_sends_the_given_headers() {
-    let app = Stub::start(Behaviour::Status(200, "ok\n"));
+    let app = Stub::ok();
     let url = format!("app={}", app.url("/ready"));
     let out = run_cli(&[
         "check",

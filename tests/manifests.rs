@@ -1,15 +1,12 @@
 //! deploy/ and the Dockerfiles: every manifest parses, and every healthcheck command line in them is accepted by the binary (`--dry-run`).
 
-mod common;
-mod dockerfile;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use yaml_rust2::yaml::Hash;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use dockerfile::ImageConfig;
+use support::dockerfile::ImageConfig;
 
 /// Where the image puts the binary (and where `COPY --from` takes it from).
 const IMAGE_BINARY: &str = "/app/healthcheck";
@@ -26,7 +23,7 @@ fn repo() -> PathBuf {
 }
 
 fn image() -> ImageConfig {
-    dockerfile::read(&repo().join("Dockerfile"))
+    support::dockerfile::read(&repo().join("Dockerfile"))
 }
 
 /// The files under deploy/ whose name ends with one of `suffixes`, sorted.
@@ -213,7 +210,7 @@ fn all_command_lines() -> Vec<CommandLine> {
     dockerfiles.extend(deploy_files(&["Dockerfile"]));
     for path in dockerfiles {
         let origin = relative(&path);
-        let config = dockerfile::read(&path);
+        let config = support::dockerfile::read(&path);
         for (what, argv) in [("CMD", config.default_argv()), ("HEALTHCHECK", config.healthcheck)] {
             if runs_healthcheck(&argv) {
                 found.push(CommandLine { origin: format!("{origin}: {what}"), argv });
@@ -276,7 +273,7 @@ fn every_healthcheck_command_line_is_accepted_by_the_binary() {
     for line in &found {
         let dry = dry_run_args(&line.argv);
         let args: Vec<&str> = dry.iter().map(String::as_str).collect();
-        let out = common::run_cli(&args);
+        let out = support::run_cli(&args);
         let mode = args[0];
         println!("{}\n  $ healthcheck {}\n{}", line.origin, args.join(" "), out.stdout);
         if out.code() != Some(0) || !out.stdout.contains(mode) {
@@ -309,7 +306,7 @@ fn dry_run_still_rejects_bad_command_lines() {
         &["run", "--dry-run", "--on-exit-when", "sometimes", "--", "/bin/true"],
     ];
     for args in cases {
-        let out = common::run_cli(args);
+        let out = support::run_cli(args);
         assert_eq!(out.code(), Some(64), "healthcheck {}\nstderr: {}", args.join(" "), out.stderr);
     }
 }
@@ -589,7 +586,7 @@ fn serve_port(argv: &[String]) -> Option<u16> {
         return None;
     }
     let args: Vec<&str> = dry.iter().map(String::as_str).collect();
-    let out = common::run_cli(&args);
+    let out = support::run_cli(&args);
     let listen = out.stdout.lines().find_map(|l| l.strip_prefix("listen "))?;
     listen.rsplit_once(':')?.1.parse().ok()
 }

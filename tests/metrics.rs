@@ -1,25 +1,18 @@
 //! `/metrics` and the JSON verdicts, end to end: promtool and a real
 //! Prometheus server read the scrape, serde_json reads the verdicts.
 
-mod common;
-
 use std::fs;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::Value;
+use support::*;
 
 const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 fn named(name: &str, stub: &Stub) -> String {
     format!("{name}={}", stub.url("/"))
-}
-
-fn refused_url() -> String {
-    format!("http://127.0.0.1:{}/", free_port(LOCALHOST_V4))
 }
 
 /// The value of the sample written exactly as `series`.
@@ -37,28 +30,9 @@ fn scrape(d: &Daemon) -> String {
 fn have(tool: &str) -> bool {
     let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
-        common::skip_missing_tool(&format!("{tool} not installed (Debian: apt-get install prometheus)"));
+        support::skip_missing_tool(&format!("{tool} not installed (Debian: apt-get install prometheus)"));
     }
     found
-}
-
-/// A temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("healthcheck-{tag}-{}-{:?}", std::process::id(), thread::current().id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A daemon with a passing, a failing, a refused and an oddly named check
@@ -75,7 +49,7 @@ fn mixed() -> (Daemon, Vec<Stub>, String) {
         "2s",
         &named("good", &good),
         &named("bad", &bad),
-        &format!("refused={}", refused_url()),
+        &format!("refused={}", refused_url("/")),
         &odd_url,
     ]);
     // As the URL parser normalises it: `{`, `}`, `'` encoded, `\\` kept.
@@ -120,7 +94,7 @@ fn scrapes_report_past_rounds_and_never_start_one() {
 
 #[test]
 fn head_and_connections() {
-    let d = Daemon::serve(&[&refused_url()]);
+    let d = Daemon::serve(&[&refused_url("/")]);
     let head = d.request("HEAD", "/metrics");
     assert_eq!(head.status, 200);
     assert_eq!(head.header("Content-Type"), Some(METRICS_TYPE));
@@ -200,8 +174,8 @@ fn prometheus_scrapes_the_daemon() {
     let (good, bad) = (Stub::start(Behaviour::Status(200, "")), Stub::start(Behaviour::Status(503, "")));
     let d = Daemon::serve(&["--timeout", "2s", &named("good", &good), &named("bad", &bad)]);
     assert_eq!(d.get("/all").status, 503);
-    let dir = TempDir::new("prometheus");
-    let config = dir.0.join("prometheus.yml");
+    let dir = TempDir::new();
+    let config = dir.path.join("prometheus.yml");
     fs::write(
         &config,
         format!(
@@ -213,7 +187,7 @@ fn prometheus_scrapes_the_daemon() {
     let port = free_port(LOCALHOST_V4);
     let server = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.0.join("data").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path.join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--log.level=warn")
         .stdin(Stdio::null())
@@ -378,7 +352,7 @@ fn json_answers_each_check_as_it_settles() {
 /// Connections refused or evicted at `--max-connections` are counted.
 #[test]
 fn dropped_connections_are_counted() {
-    let d = Daemon::serve(&["--max-connections", "2", &refused_url()]);
+    let d = Daemon::serve(&["--max-connections", "2", &refused_url("/")]);
     // Half requests: accepted (TCP_DEFER_ACCEPT waits for data) and idle.
     let mut held = Vec::new();
     for _ in 0..5 {

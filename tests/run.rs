@@ -1,14 +1,12 @@
 //! `healthcheck run`: the real binary waiting on loopback upstreams, running `sh -c` children, forwarding signals and calling back.
 
-mod common;
-mod run_util;
-
+use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use run_util::{eventually, field, send_signal, Finished, Recorder, Reply, TempDir, Wrapper, PATIENCE};
+use support::{eventually, field, refused_url, send_signal, Behaviour, Finished, Stub, TempDir, Wrapper, PATIENCE};
 
 /// `healthcheck run OPTIONS... -- sh -c SCRIPT`.
 fn run_sh(options: &[&str], script: &str) -> Wrapper {
@@ -25,12 +23,12 @@ fn run_args<'a>(options: &[&'a str], script: &'a str) -> Vec<&'a str> {
 /// One of the two ways `run` starts COMMAND: without a callback it execs it; with one (a recorder
 /// taking `POST /done`) it spawns and supervises it.
 struct Mode {
-    callback: Option<Recorder>,
+    callback: Option<Stub>,
 }
 
 /// Both modes, each with a fresh recorder: a test that loops over them covers both code paths.
 fn modes() -> [Mode; 2] {
-    [Mode { callback: None }, Mode { callback: Some(Recorder::start()) }]
+    [Mode { callback: None }, Mode { callback: Some(Stub::ok()) }]
 }
 
 impl Mode {
@@ -80,11 +78,6 @@ fn trapping_child(file: &str, signals: &[&str], last: &str) -> String {
     script
 }
 
-/// A URL on a loopback port nobody listens on (connection refused).
-fn refused_url() -> String {
-    format!("http://127.0.0.1:{}/ready", common::free_port(common::LOCALHOST_V4))
-}
-
 fn elapsed_ms(line: &str) -> u64 {
     field(line, "elapsed_ms").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no elapsed_ms in {line}"))
 }
@@ -96,7 +89,7 @@ fn elapsed_ms(line: &str) -> u64 {
 #[test]
 fn wait_succeeds_once_the_upstream_is_ready_late() {
     for _attempt in 0..3 {
-        let upstream = Recorder::late(Duration::from_millis(1500));
+        let upstream = Stub::late(Duration::from_millis(1500), Behaviour::Status(200, "ok\n"));
         let wait = format!("app={}", upstream.url("/ready"));
         let done = run_sh(&["--wait", &wait, "--interval", "100ms"], "echo child-ran >&2").finish();
         if upstream.bind_failed() {
@@ -121,8 +114,8 @@ fn wait_succeeds_once_the_upstream_is_ready_late() {
 #[test]
 fn wait_timeout_gives_up_with_69_and_calls_back() {
     let dir = TempDir::new();
-    let hanging = Recorder::with(Reply::Hang);
-    let callback = Recorder::start();
+    let hanging = Stub::start(Behaviour::Hang);
+    let callback = Stub::ok();
     let (wait, done_url) = (hanging.url("/ready"), callback.url("/done"));
     let script = format!("touch {}", dir.file("ran"));
     // An attempt may hang for 5 s; the wait timeout must still end the wait after 1 s.
@@ -145,8 +138,8 @@ fn wait_timeout_gives_up_with_69_and_calls_back() {
 #[test]
 fn wait_timeout_continue_starts_the_command_anyway() {
     let dir = TempDir::new();
-    let callback = Recorder::start();
-    let (wait, done_url) = (refused_url(), callback.url("/done"));
+    let callback = Stub::ok();
+    let (wait, done_url) = (refused_url("/ready"), callback.url("/done"));
     let script = format!("touch {}; exit 3", dir.file("ran"));
     let opts = ["--wait", &wait, "--interval", "100ms", "--wait-timeout", "700ms", "--wait-timeout-continue"];
     let done = run_sh(&[&opts[..], &["--on-exit", &done_url]].concat(), &script).finish();
@@ -161,7 +154,7 @@ fn wait_timeout_continue_starts_the_command_anyway() {
 
 #[test]
 fn wait_logs_at_most_one_progress_line_per_10_seconds() {
-    let wait = format!("app={}", refused_url());
+    let wait = format!("app={}", refused_url("/ready"));
     let opts = ["--wait", &wait, "--interval", "100ms", "--wait-timeout", "11s"];
     let done = Wrapper::start(&run_args(&opts, "true")).finish_within(Duration::from_secs(20));
     assert_eq!(done.code(), 69, "{}", done.stderr);
@@ -178,8 +171,8 @@ fn wait_logs_at_most_one_progress_line_per_10_seconds() {
 fn a_signal_during_the_wait_ends_it_and_calls_back() {
     for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130), (libc::SIGUSR2, 140)] {
         let dir = TempDir::new();
-        let callback = Recorder::start();
-        let (wait, done_url) = (refused_url(), callback.url("/done"));
+        let callback = Stub::ok();
+        let (wait, done_url) = (refused_url("/ready"), callback.url("/done"));
         let script = format!("touch {}", dir.file("ran"));
         let wrapper = run_sh(&["--wait", &wait, "--interval", "100ms", "--on-exit", &done_url], &script);
         wrapper.wait_for_event("waiting");
@@ -196,8 +189,8 @@ fn a_signal_during_the_wait_ends_it_and_calls_back() {
 
 #[test]
 fn noise_does_not_end_the_wait() {
-    let callback = Recorder::start();
-    let (wait, done_url) = (refused_url(), callback.url("/done"));
+    let callback = Stub::ok();
+    let (wait, done_url) = (refused_url("/ready"), callback.url("/done"));
     let mut wrapper = run_sh(&["--wait", &wait, "--interval", "100ms", "--on-exit", &done_url], "true");
     wrapper.wait_for_event("waiting");
     for sig in [libc::SIGCHLD, libc::SIGURG, libc::SIGWINCH] {
@@ -267,7 +260,7 @@ fn a_forwarded_sigterm_kills_a_child_without_a_handler() {
 #[test]
 fn child_killed_from_outside_is_128_plus_n() {
     let dir = TempDir::new();
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     let done_url = callback.url("/done");
     let script = format!("echo $$ > {}.tmp; mv {0}.tmp {0}; while :; do sleep 0.1; done", dir.file("pid"));
     let wrapper = run_sh(&["--on-exit", &done_url], &script);
@@ -384,7 +377,7 @@ fn without_a_callback_the_command_is_execed() {
 
 #[test]
 fn on_exit_when_picks_the_outcomes_that_call_back() {
-    let refused = refused_url();
+    let refused = refused_url("/ready");
     let gave_up = ["--wait", refused.as_str(), "--interval", "100ms", "--wait-timeout", "300ms"];
     let cases: [(&str, &[&str], &str, i32, bool); 8] = [
         ("always", &[], "exit 0", 0, true),
@@ -397,7 +390,7 @@ fn on_exit_when_picks_the_outcomes_that_call_back() {
         ("failure", &gave_up, "exit 0", 69, true),
     ];
     for (when, extra, script, code, called) in cases {
-        let callback = Recorder::start();
+        let callback = Stub::ok();
         let done_url = callback.url("/done");
         let opts = [&["--on-exit", &done_url, "--on-exit-when", when], extra].concat();
         let done = run_sh(&opts, script).finish();
@@ -414,11 +407,13 @@ fn on_exit_when_picks_the_outcomes_that_call_back() {
 
 #[test]
 fn callbacks_run_concurrently_bounded_and_never_change_the_code() {
-    let slow =
-        [Recorder::with(Reply::Delay(Duration::from_secs(2))), Recorder::with(Reply::Delay(Duration::from_secs(2)))];
-    let hanging = Recorder::with(Reply::Hang);
-    let failing = Recorder::with(Reply::Status(500));
-    let urls = [slow[0].url("/a"), slow[1].url("/b"), hanging.url("/c"), failing.url("/d"), refused_url()];
+    let slow = [
+        Stub::start(Behaviour::Delay(Duration::from_secs(2), 200)),
+        Stub::start(Behaviour::Delay(Duration::from_secs(2), 200)),
+    ];
+    let hanging = Stub::start(Behaviour::Hang);
+    let failing = Stub::start(Behaviour::Status(500, ""));
+    let urls = [slow[0].url("/a"), slow[1].url("/b"), hanging.url("/c"), failing.url("/d"), refused_url("/ready")];
     let mut opts = vec!["--on-exit-timeout", "3s"];
     for url in &urls {
         opts.extend(["--on-exit", url]);
@@ -439,7 +434,7 @@ fn callbacks_run_concurrently_bounded_and_never_change_the_code() {
 
 #[test]
 fn environment_reaches_the_child_and_can_add_a_callback() {
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     let endpoint = callback.url("/quitquitquit");
     let script = "printf '%s|%s\\n' \"$HC_TEST_VAR\" $$";
     let env = [
@@ -453,7 +448,7 @@ fn environment_reaches_the_child_and_can_add_a_callback() {
     callback.assert_one_post("/quitquitquit");
 
     // The same URL given on the command line too: still one call.
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     let endpoint = callback.url("/quitquitquit");
     let env = [("ENABLE_COMPLETION_CALLBACK", "1"), ("COMPLETION_CALLBACK_ENDPOINT", endpoint.as_str())];
     let done = Wrapper::start_with(&run_args(&["--on-exit", &endpoint], "exit 4"), &env, None).finish();
@@ -513,14 +508,14 @@ fn the_child_shares_stdin_stdout_and_stderr() {
 // Presets (fixed ports: skipped when one is taken)
 // ---------------------------------------------------------------------------
 
-/// Recorders on fixed 127.0.0.1 ports, or None (after saying why) when one is taken.
-fn fixed_recorders<const N: usize>(ports: [u16; N]) -> Option<[Recorder; N]> {
+/// Stubs on fixed 127.0.0.1 ports, or None (after saying why) when one is taken.
+fn fixed_recorders<const N: usize>(ports: [u16; N]) -> Option<[Stub; N]> {
     let mut recorders = Vec::new();
     for port in ports {
-        match Recorder::bind(&format!("127.0.0.1:{port}"), Reply::Ok) {
+        match Stub::bind(SocketAddr::from(([127, 0, 0, 1], port)), Behaviour::Status(200, "ok\n")) {
             Ok(r) => recorders.push(r),
             Err(e) => {
-                common::skip(&format!("cannot bind 127.0.0.1:{port} for the preset: {e}"));
+                support::skip(&format!("cannot bind 127.0.0.1:{port} for the preset: {e}"));
                 return None;
             }
         }
@@ -528,8 +523,8 @@ fn fixed_recorders<const N: usize>(ports: [u16; N]) -> Option<[Recorder; N]> {
     recorders.try_into().ok()
 }
 
-fn get(path: &str) -> run_util::Seen {
-    run_util::Seen { method: "GET".into(), path: path.into(), body_len: 0 }
+fn get(path: &str) -> support::Seen {
+    support::Seen { method: "GET".into(), path: path.into(), body_len: 0 }
 }
 
 #[test]
@@ -541,7 +536,7 @@ fn istio_preset_waits_on_15021_and_quits_15020() {
     quit.assert_one_post("/quitquitquit");
 
     // Explicit flags replace the preset's parts.
-    let mine = Recorder::start();
+    let mine = Stub::ok();
     let (wait, done_url) = (mine.url("/mine"), mine.url("/done"));
     let done = run_sh(&["--istio", "--wait", &wait, "--on-exit", &done_url], "exit 0").finish();
     assert_eq!(done.code(), 0, "{}", done.stderr);
@@ -568,12 +563,12 @@ fn linkerd_preset_waits_on_and_shuts_down_4191() {
 fn unshare(options: &[&str]) -> Option<Command> {
     let unshare = "/usr/bin/unshare";
     if !std::path::Path::new(unshare).exists() {
-        common::skip_missing_tool(&format!("{unshare} not installed"));
+        support::skip_missing_tool(&format!("{unshare} not installed"));
         return None;
     }
     let probe = Command::new(unshare).args(options).arg("true").output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        common::skip(&format!("unshare {} does not work here: {probe:?}", options.join(" ")));
+        support::skip(&format!("unshare {} does not work here: {probe:?}", options.join(" ")));
         return None;
     }
     let mut command = Command::new(unshare);
@@ -584,12 +579,12 @@ fn unshare(options: &[&str]) -> Option<Command> {
 #[test]
 fn as_pid_1_it_reaps_orphans() {
     let Some(mut command) = unshare(&["--pid", "--fork", "--mount-proc"]) else { return };
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     // Two orphans re-parented to PID 1 (the wrapper) die while the child still runs; the child
     // then counts zombies in its PID namespace.
     let script = "(sleep 0.2 &); (sleep 0.3 &); sleep 2; \
                   z=$(cat /proc/[0-9]*/stat 2>/dev/null | grep -c ') Z '); echo zombies=$z; exit $((10 + z))";
-    command.args([common::bin(), "run", "--on-exit", &callback.url("/done")]);
+    command.args([support::bin(), "run", "--on-exit", &callback.url("/done")]);
     command.args(["--", "sh", "-c", script]);
     let done = Wrapper::spawn(command, None).finish();
     assert_eq!(done.stdout, "zombies=0\n", "{}", done.stderr);
@@ -602,7 +597,7 @@ fn as_pid_1_it_reaps_orphans() {
 #[test]
 fn as_pid_1_it_supervises_without_a_callback() {
     let Some(mut command) = unshare(&["--pid", "--fork", "--kill-child"]) else { return };
-    command.args([common::bin(), "run", "--", "sleep", "30"]);
+    command.args([support::bin(), "run", "--", "sleep", "30"]);
     let wrapper = Wrapper::spawn(command, None);
     // unshare forks the namespace's PID 1, which runs the wrapper: find it as unshare's child.
     let children = format!("/proc/{0}/task/{0}/children", wrapper.pid());
@@ -627,7 +622,7 @@ fn as_pid_1_it_supervises_without_a_callback() {
 /// A death by signal is logged by the signal's name, SIGSEGV included.
 #[test]
 fn a_child_killed_by_sigsegv_is_logged_by_name() {
-    let callback = Recorder::start();
+    let callback = Stub::ok();
     let done = run_sh(&["--on-exit", &callback.url("/done")], "kill -SEGV $$").finish();
     assert_eq!(done.code(), 128 + libc::SIGSEGV, "{}", done.stderr);
     let exited = done.events("child_exited");

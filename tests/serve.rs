@@ -1,28 +1,17 @@
 //! End-to-end tests of `healthcheck serve`: the real binary against loopback upstream stubs.
 
-mod common;
-
-use common::*;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::*;
 
 /// `NAME=URL` for a stub's root path.
 fn named(name: &str, stub: &Stub) -> String {
     format!("{name}={}", stub.url("/"))
 }
 
-fn ok_stub() -> Stub {
-    Stub::start(Behaviour::Status(200, "ok\n"))
-}
-
 fn status_stub(code: u16) -> Stub {
     Stub::start(Behaviour::Status(code, "status body\n"))
-}
-
-/// A URL whose port nothing listens on.
-fn refused_url() -> String {
-    format!("http://127.0.0.1:{}/", free_port(LOCALHOST_V4))
 }
 
 /// Lines of a response body.
@@ -41,7 +30,7 @@ fn assert_has_line(resp: &Response, line: &str) {
 
 #[test]
 fn self_answers_ok() {
-    let d = Daemon::serve(&[&refused_url()]);
+    let d = Daemon::serve(&[&refused_url("/")]);
     let resp = d.get("/self");
     assert_eq!(resp.status, 200);
     assert_eq!(resp.text(), "ok\n");
@@ -51,7 +40,7 @@ fn self_answers_ok() {
 
 #[test]
 fn all_is_ok_when_every_check_passes() {
-    let (a, b) = (ok_stub(), ok_stub());
+    let (a, b) = (Stub::ok(), Stub::ok());
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b)]);
     let resp = d.get("/all");
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -61,7 +50,7 @@ fn all_is_ok_when_every_check_passes() {
 
 #[test]
 fn all_lists_only_the_failing_checks() {
-    let (a, b, c) = (ok_stub(), status_stub(500), status_stub(503));
+    let (a, b, c) = (Stub::ok(), status_stub(500), status_stub(503));
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b), &named("c", &c)]);
     let resp = d.get("/all");
     assert_eq!(resp.status, 503);
@@ -71,7 +60,7 @@ fn all_lists_only_the_failing_checks() {
 
 #[test]
 fn verbose_lists_every_check() {
-    let (a, b) = (ok_stub(), status_stub(500));
+    let (a, b) = (Stub::ok(), status_stub(500));
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b)]);
     let resp = d.get("/all?verbose");
     assert_eq!(resp.status, 503);
@@ -107,7 +96,7 @@ fn status_classes_follow_kubelet() {
 
 #[test]
 fn a_check_by_name() {
-    let (a, b) = (ok_stub(), status_stub(500));
+    let (a, b) = (Stub::ok(), status_stub(500));
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b)]);
 
     let resp = d.get("/all/a");
@@ -125,7 +114,7 @@ fn a_check_by_name() {
 
 #[test]
 fn default_names_are_the_url_without_scheme() {
-    let (web, tcp) = (ok_stub(), ok_stub());
+    let (web, tcp) = (Stub::ok(), Stub::ok());
     let web_url = web.url("/health");
     let d = Daemon::serve(&["--timeout", "2s", &web_url, &tcp.tcp_url()]);
     let resp = d.get("/all?verbose");
@@ -136,7 +125,7 @@ fn default_names_are_the_url_without_scheme() {
 
 #[test]
 fn exclude_drops_checks_and_warns_about_unknown_names() {
-    let (a, b, c) = (ok_stub(), status_stub(500), status_stub(500));
+    let (a, b, c) = (Stub::ok(), status_stub(500), status_stub(500));
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b), &named("c", &c)]);
 
     let resp = d.get("/all?exclude=b");
@@ -176,7 +165,7 @@ fn exclude_drops_checks_and_warns_about_unknown_names() {
 
 #[test]
 fn probe_request_is_a_plain_get() {
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &format!("app={}", app.url("/health?x=1"))]);
     assert_eq!(d.get("/all").status, 200);
 
@@ -219,7 +208,7 @@ fn checks_of_a_round_run_concurrently() {
 fn hanging_and_dripping_upstreams_time_out() {
     let hang = Stub::start(Behaviour::Hang);
     let drip = Stub::start(Behaviour::Drip(Duration::from_millis(20)));
-    let ok = ok_stub();
+    let ok = Stub::ok();
     // The `--flag=value` form, on a running daemon.
     let d = Daemon::serve(&["--timeout=1s", &named("hang", &hang), &named("drip", &drip), &named("ok", &ok)]);
 
@@ -244,7 +233,7 @@ fn timeouts_in_milliseconds() {
 
 #[test]
 fn redirects() {
-    let final_ok = Stub::start(Behaviour::Status(200, "ok\n"));
+    let final_ok = Stub::ok();
     let final_500 = status_stub(500);
     let same_ok = Stub::start(Behaviour::Redirect(302, final_ok.url("/final")));
     let same_500 = Stub::start(Behaviour::Redirect(307, final_500.url("/")));
@@ -304,7 +293,7 @@ fn broken_upstreams_fail_with_a_reason() {
         &named("on-accept", &on_accept),
         &named("short", &short),
         &named("chunked-short", &chunked_short),
-        &format!("refused={}", refused_url()),
+        &format!("refused={}", refused_url("/")),
     ]);
 
     let resp = d.get("/all?verbose");
@@ -351,7 +340,7 @@ fn response_bodies_are_framed_and_bounded() {
 
 #[test]
 fn tcp_checks() {
-    let listening = ok_stub();
+    let listening = Stub::ok();
     let closed_port = free_port(LOCALHOST_V4);
     let d = Daemon::serve(&[
         "--timeout",
@@ -372,7 +361,7 @@ fn tcp_checks() {
 #[test]
 fn ipv6_upstreams() {
     if !ipv6_available() {
-        common::skip("no IPv6 loopback");
+        support::skip("no IPv6 loopback");
         return;
     }
     let v6 = Stub::start_on(LOCALHOST_V6, Behaviour::Status(200, "ok\n"));
@@ -386,7 +375,7 @@ fn ipv6_upstreams() {
 #[test]
 fn localhost_tries_ipv4_then_ipv6() {
     if !ipv6_available() {
-        common::skip("no IPv6 loopback");
+        support::skip("no IPv6 loopback");
         return;
     }
     // Only [::1]:PORT listens: 127.0.0.1:PORT is refused, then ::1 must be tried.
@@ -401,10 +390,10 @@ fn localhost_tries_ipv4_then_ipv6() {
 #[test]
 fn daemon_listens_on_ipv6() {
     if !ipv6_available() {
-        common::skip("no IPv6 loopback");
+        support::skip("no IPv6 loopback");
         return;
     }
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve_on(LOCALHOST_V6, &["--timeout", "2s", &named("app", &app)]);
     assert!(d.addr.is_ipv6());
     assert_eq!(d.get("/self").text(), "ok\n");
@@ -417,7 +406,7 @@ fn daemon_listens_on_ipv6() {
 
 #[test]
 fn each_request_after_a_round_probes_again() {
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app)]);
     assert_eq!(d.get("/all").status, 200);
     assert_eq!(d.get("/all").status, 200);
@@ -458,7 +447,7 @@ fn concurrent_requests_join_one_round() {
 
 #[test]
 fn unknown_paths_are_404() {
-    let d = Daemon::serve(&[&refused_url()]);
+    let d = Daemon::serve(&[&refused_url("/")]);
     for path in ["/", "/nope", "/selfie", "/self/x", "/allx"] {
         let resp = d.get(path);
         assert_eq!(resp.status, 404, "{path}");
@@ -469,7 +458,7 @@ fn unknown_paths_are_404() {
 
 #[test]
 fn other_methods_are_405() {
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app)]);
     for (method, path) in [("POST", "/self"), ("POST", "/all"), ("DELETE", "/all/app")] {
         let mut conn = d.conn();
@@ -507,7 +496,7 @@ fn head_has_headers_but_no_body() {
 
 #[test]
 fn malformed_request_is_400_and_closes() {
-    let d = Daemon::serve(&[&refused_url()]);
+    let d = Daemon::serve(&[&refused_url("/")]);
     for bad in
         [&b"GARBAGE\r\n\r\n"[..], b"\x01\x02\x03 / HTTP/1.1\r\n\r\n", b"GET /self HTTP/1.1\r\nno colon here\r\n\r\n"]
     {
@@ -524,7 +513,7 @@ fn malformed_request_is_400_and_closes() {
 
 #[test]
 fn oversized_headers_are_431_and_close() {
-    let d = Daemon::serve(&[&refused_url()]);
+    let d = Daemon::serve(&[&refused_url("/")]);
     let mut conn = d.conn();
     let req = format!("GET /self HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(9 * 1024));
     conn.send(req.as_bytes());
@@ -537,7 +526,7 @@ fn oversized_headers_are_431_and_close() {
 
 #[test]
 fn keep_alive_serves_several_requests() {
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app)]);
     let mut conn = d.conn();
     for path in ["/self", "/all", "/self", "/all/app"] {
@@ -564,7 +553,7 @@ fn pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn http10_closes_unless_keep_alive() {
-    let d = Daemon::serve(&[&refused_url()]);
+    let d = Daemon::serve(&[&refused_url("/")]);
     let mut conn = d.conn();
     conn.send(b"GET /self HTTP/1.0\r\n\r\n");
     let resp = conn.read_response(false);
@@ -582,7 +571,7 @@ fn http10_closes_unless_keep_alive() {
 
 #[test]
 fn http11_closes_when_asked() {
-    let app = ok_stub();
+    let app = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app)]);
     for path in ["/self", "/all"] {
         let mut conn = d.conn();
@@ -596,7 +585,7 @@ fn http11_closes_when_asked() {
 
 #[test]
 fn oldest_idle_connections_are_dropped_at_the_limit() {
-    let d = Daemon::serve(&["--max-connections", "8", &refused_url()]);
+    let d = Daemon::serve(&["--max-connections", "8", &refused_url("/")]);
     // 20 keep-alive connections, each idle after one answered request.
     let mut idle: Vec<Conn> = (0..20)
         .map(|_| {
@@ -644,7 +633,7 @@ fn sigint_exits_cleanly() {
 
 #[test]
 fn startup_is_logged() {
-    let (a, b) = (ok_stub(), ok_stub());
+    let (a, b) = (Stub::ok(), Stub::ok());
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b)]);
     let line = d.wait_for_log_line(
         &["level=info", "event=listening", &format!("addr={}", d.host_port()), "timeout=2s", "checks=2"],
@@ -656,7 +645,7 @@ fn startup_is_logged() {
 #[test]
 fn verdict_changes_are_logged() {
     let app = Stub::start(Behaviour::Status(503, "down\n"));
-    let good = ok_stub();
+    let good = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app), &named("good", &good)]);
     let wait = Duration::from_secs(2);
 
@@ -679,7 +668,7 @@ fn verdict_changes_are_logged() {
 
 #[test]
 fn verbose_logs_each_round() {
-    let (a, b) = (ok_stub(), status_stub(500));
+    let (a, b) = (Stub::ok(), status_stub(500));
     let d = Daemon::serve(&["--verbose", "--timeout", "2s", &named("a", &a), &named("b", &b)]);
     assert_eq!(d.get("/all").status, 503);
     d.wait_for_log_line(&["event=round", "passed=1", "failed=1", "elapsed_ms="], Duration::from_secs(2));
@@ -689,7 +678,7 @@ fn verbose_logs_each_round() {
 /// `--timeout`, `/all/app` and `/all?exclude=slow` still answer within kubelet's 1 s default.
 #[test]
 fn an_answer_waits_only_for_its_own_checks() {
-    let (app, slow) = (ok_stub(), Stub::start(Behaviour::Hang));
+    let (app, slow) = (Stub::ok(), Stub::start(Behaviour::Hang));
     let d = Daemon::serve(&["--timeout", "3s", &named("app", &app), &named("slow", &slow)]);
     for path in ["/all/app", "/all?exclude=slow", "/all/app?verbose", "/all?exclude=slow&exclude=slow&verbose"] {
         let started = Instant::now();
@@ -709,7 +698,7 @@ fn an_answer_waits_only_for_its_own_checks() {
 /// (its URL's query) is addressed with `%3F`; `+` in a path stays a plus.
 #[test]
 fn check_names_in_the_path_are_percent_decoded() {
-    let (web, other) = (ok_stub(), status_stub(503));
+    let (web, other) = (Stub::ok(), status_stub(503));
     let url = web.url("/ready?full=1&x=a+b");
     let d = Daemon::serve(&["--timeout", "2s", &url, &named("my.app", &other)]);
     let name = format!("127.0.0.1:{}/ready%3Ffull=1&x=a+b", web.port());

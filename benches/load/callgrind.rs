@@ -19,6 +19,22 @@ pub fn instructions_per_round(binary: &Path, checks: &[u16], dir: &Path, few: u6
     instructions_per_round_with(&[], binary, &serve, dir, few, many)
 }
 
+/// Instructions per keep-alive `GET path` answered at once (`/self`), from
+/// runs of `few` and `many` requests.
+pub fn instructions_per_request(
+    binary: &Path,
+    checks: &[u16],
+    path: &str,
+    dir: &Path,
+    few: u64,
+    many: u64,
+) -> io::Result<f64> {
+    let serve = |port| daemon::serve_args(port, "10s", checks);
+    let a = run(&[], binary, &serve, dir, path, few)?;
+    let b = run(&[], binary, &serve, dir, path, many)?;
+    Ok(b.saturating_sub(a) as f64 / (many - few) as f64)
+}
+
 /// The same, valgrind started by `wrapper` (a program and its arguments;
 /// empty: none) and the daemon given `serve(port)`.
 pub fn instructions_per_round_with(
@@ -29,20 +45,22 @@ pub fn instructions_per_round_with(
     few: u64,
     many: u64,
 ) -> io::Result<f64> {
-    let a = run(wrapper, binary, serve, dir, few)?;
-    let b = run(wrapper, binary, serve, dir, many)?;
+    let a = run(wrapper, binary, serve, dir, "/all", few)?;
+    let b = run(wrapper, binary, serve, dir, "/all", many)?;
     Ok(b.saturating_sub(a) as f64 / (many - few) as f64)
 }
 
-/// Total instructions of one daemon run that answered `rounds` `/all`.
+/// Total instructions of one daemon run that answered `rounds` `GET path`
+/// on one keep-alive connection.
 fn run(
     wrapper: &[String],
     binary: &Path,
     serve: &dyn Fn(u16) -> Vec<String>,
     dir: &Path,
+    path: &str,
     rounds: u64,
 ) -> io::Result<u64> {
-    let port = daemon::free_port()?;
+    let port = support::free_port(support::LOCALHOST_V4);
     let out = dir.join(format!("callgrind.{rounds}.out"));
     let mut args: Vec<String> = wrapper.iter().skip(1).cloned().collect();
     if !wrapper.is_empty() {
@@ -56,7 +74,7 @@ fn run(
     let mut valgrind = Process::start(Path::new(program), &args, port, &dir.join("valgrind.log"), READY_WITHIN)?;
     let mut client = Client::connect(port)?;
     for _ in 0..rounds {
-        client.get("/all")?;
+        client.get(path)?;
     }
     drop(client);
     if !valgrind.stop() {

@@ -10,9 +10,12 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longer than the first SYN retransmission (1 s), for a full backlog.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// One keep-alive connection, requests one at a time.
+/// One keep-alive connection, requests one at a time; connected again when
+/// the daemon ends it (it closes a connection after 1,000 requests).
 pub struct Client {
     stream: TcpStream,
+    port: u16,
+    closed: bool,
     buf: Vec<u8>,
 }
 
@@ -21,17 +24,22 @@ impl Client {
         let stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        Ok(Client { stream, buf: Vec::with_capacity(4096) })
+        Ok(Client { stream, port, closed: false, buf: Vec::with_capacity(4096) })
     }
 
     /// Sends `GET path` and reads the whole answer; returns its status.
     pub fn get(&mut self, path: &str) -> io::Result<u16> {
+        if self.closed {
+            *self = Client::connect(self.port)?;
+        }
         write!(self.stream, "GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n")?;
         self.buf.clear();
         let mut chunk = [0u8; 4096];
         loop {
             if let Some((status, head, length)) = parse_head(&self.buf) {
                 if self.buf.len() >= head + length {
+                    let head = &self.buf[..head];
+                    self.closed = head.windows(19).any(|w| w.eq_ignore_ascii_case(b"\r\nconnection: close"));
                     return Ok(status);
                 }
             }

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,11 +14,6 @@ const TICKS_PER_SEC: f64 = 100.0;
 pub struct Process {
     child: Child,
     pub port: u16,
-}
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// `serve` arguments for `checks` http checks on loopback ports.
@@ -33,7 +28,7 @@ impl Process {
     /// `daemon serve` on a free port with `checks` and a 2 s timeout, its
     /// stderr in `log`.
     pub fn serve(daemon: &Path, checks: &[u16], log: &Path) -> io::Result<Process> {
-        let port = free_port()?;
+        let port = support::free_port(support::LOCALHOST_V4);
         Process::start(daemon, &serve_args(port, "2s", checks), port, log, Duration::from_secs(5))
     }
 

@@ -5,10 +5,7 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::binaries::root;
-
-const GO: &str = "/usr/bin/go";
-const GOPATH: &str = "/usr/share/gocode";
+use support::grpc_go;
 
 pub struct Server {
     child: Child,
@@ -17,22 +14,11 @@ pub struct Server {
 
 /// Builds the server into `dir` and starts it; Err says what is missing.
 pub fn start(dir: &Path) -> io::Result<Server> {
-    if !Path::new(GO).exists() || !Path::new(GOPATH).join("src/google.golang.org/grpc/health").exists() {
-        return Err(io::Error::other("Debian's golang-go and golang-google-grpc-dev not installed"));
+    if let Some(why) = grpc_go::missing() {
+        return Err(io::Error::other(why));
     }
     let program = dir.join("grpc-health-server");
-    let built = Command::new(GO)
-        .args(["build", "-o"])
-        .arg(&program)
-        .arg(root().join("tests/grpc/health_server.go"))
-        .env("GOPATH", GOPATH)
-        .env("GO111MODULE", "off")
-        .env("GOFLAGS", "")
-        .env("GOCACHE", std::env::temp_dir().join("healthcheck-go-cache"))
-        .status()?;
-    if !built.success() {
-        return Err(io::Error::other(format!("go build of the gRPC server failed ({built})")));
-    }
+    grpc_go::build(&program).map_err(io::Error::other)?;
     let mut child = Command::new(&program).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?).read_line(&mut line)?;

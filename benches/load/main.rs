@@ -25,6 +25,7 @@ use client::Client;
 use daemon::Process;
 use reference::Mode;
 use stubs::Stubs;
+use support::binary::{self, MUSL};
 
 /// Delay of the slow upstream endpoints.
 const SLOW_DELAY: Duration = Duration::from_millis(100);
@@ -40,26 +41,37 @@ struct Options {
     wrk_repeats: usize,
     /// Only the named-checks section (`-- --names`).
     names_only: bool,
+    /// Only the instruction counts (`-- --instructions`).
+    instructions_only: bool,
 }
 
 impl Options {
     fn parse() -> Result<Options, String> {
-        let (mut quick, mut names_only) = (false, false);
+        let (mut quick, mut names_only, mut instructions_only) = (false, false, false);
         for arg in std::env::args().skip(1) {
             match arg.as_str() {
                 "--quick" => quick = true,
                 "--names" => names_only = true,
+                "--instructions" => instructions_only = true,
                 // cargo bench passes --bench to every bench binary.
                 "--bench" => {}
                 other => {
                     return Err(format!(
-                        "unknown argument {other:?}; usage: cargo bench --bench load [-- --quick] [--names]"
+                        "unknown argument {other:?}; usage: cargo bench --bench load [-- --quick] [--names] [--instructions]"
                     ))
                 }
             }
         }
         Ok(if quick {
-            Options { quick, idle: Duration::from_secs(10), rounds: 20_000, wrk_seconds: 2, wrk_repeats: 2, names_only }
+            Options {
+                quick,
+                idle: Duration::from_secs(10),
+                rounds: 20_000,
+                wrk_seconds: 2,
+                wrk_repeats: 2,
+                names_only,
+                instructions_only,
+            }
         } else {
             Options {
                 quick,
@@ -68,6 +80,7 @@ impl Options {
                 wrk_seconds: 5,
                 wrk_repeats: 3,
                 names_only,
+                instructions_only,
             }
         })
     }
@@ -157,7 +170,7 @@ fn run(options: &Options) -> io::Result<Table> {
     let shipped = std::env::var_os("HEALTHCHECK_STATIC_BIN").map(PathBuf::from);
     let musl = match &shipped {
         Some(path) => Some(path.clone()),
-        None if binaries::target_installed(binaries::MUSL) => Some(binaries::build(Some(binaries::MUSL))?),
+        None if binary::target_installed(MUSL) => Some(binaries::build(Some(MUSL))?),
         None => None,
     };
     binary_size(&mut table, musl.as_deref(), shipped.is_some());
@@ -167,6 +180,11 @@ fn run(options: &Options) -> io::Result<Table> {
 
     let stubs = Stubs::start(1000, 8, SLOW_DELAY)?;
     let fast8 = &stubs.fast[..8];
+    if options.instructions_only {
+        instructions(&mut table, &release, fast8, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(table);
+    }
     if options.names_only {
         names(&mut table, &daemon_bin, &release, &stubs, &dir, options);
         let _ = std::fs::remove_dir_all(&dir);
@@ -175,7 +193,7 @@ fn run(options: &Options) -> io::Result<Table> {
 
     // One daemon stays idle while the other sections run on their own
     // daemons, then takes the load whose memory peak is measured.
-    let port = daemon::free_port()?;
+    let port = support::free_port(support::LOCALHOST_V4);
     let mut main = Process::start(
         &daemon_bin,
         &daemon::serve_args(port, "1s", fast8),
@@ -252,9 +270,9 @@ fn binary_size(table: &mut Table, musl: Option<&Path>, shipped: bool) {
     };
     let target = format!("<= {limit:.0} KiB");
     let Some(path) = musl else {
-        return table.skip(figure, &target, format!("install the target (rustup target add {})", binaries::MUSL));
+        return table.skip(figure, &target, format!("install the target (rustup target add {})", MUSL));
     };
-    let measured = binaries::is_static(path).and_then(|is_static| {
+    let measured = binary::is_static(path).and_then(|is_static| {
         let kib = std::fs::metadata(path)?.len() as f64 / KIB;
         let note = if is_static { "" } else { " (NOT static)" };
         Ok((format!("{kib:.1} KiB{note}"), Some(kib <= limit && is_static)))
@@ -296,7 +314,7 @@ fn throughput(table: &mut Table, daemon_bin: &Path, checks: &[u16], dir: &Path, 
     }
     let nginx_missing = !Path::new(reference::NGINX).exists();
     let measure = || -> io::Result<Vec<(Runs, Runs)>> {
-        let port = daemon::free_port()?;
+        let port = support::free_port(support::LOCALHOST_V4);
         let ours = Process::start(
             daemon_bin,
             &daemon::serve_args(port, "1s", checks),
@@ -355,7 +373,7 @@ fn latency(table: &mut Table, daemon_bin: &Path, stubs: &Stubs, dir: &Path) {
     for (figure, target, checks, count, limit_ms) in cases {
         eprintln!("latency: {figure}");
         let measured = (|| {
-            let port = daemon::free_port()?;
+            let port = support::free_port(support::LOCALHOST_V4);
             let _daemon = Process::start(
                 daemon_bin,
                 &daemon::serve_args(port, "2s", checks),
@@ -416,6 +434,11 @@ fn instructions(table: &mut Table, release: &Path, checks: &[u16], dir: &Path) {
     let measured = callgrind::instructions_per_round(release, checks, dir, 100, 1100)
         .map(|n| (format!("{:.0} k instructions", n / 1000.0), None));
     table.result(figure, target, measured);
+    let figure = "instructions per keep-alive /self (callgrind)";
+    eprintln!("callgrind: {figure}");
+    let measured = callgrind::instructions_per_request(release, checks, "/self", dir, 1000, 11_000)
+        .map(|n| (format!("{n:.0} instructions"), None));
+    table.result(figure, target, measured);
 }
 
 /// CPU per round over many sequential `/all` rounds (one client, so one
@@ -453,7 +476,7 @@ fn grpc_rounds(table: &mut Table, daemon_bin: &Path, release: &Path, dir: &Path,
     let rounds = options.rounds / 5;
     eprintln!("{rounds} /all rounds of gRPC checks");
     let measured = (|| {
-        let port = daemon::free_port()?;
+        let port = support::free_port(support::LOCALHOST_V4);
         let daemon = Process::start(daemon_bin, &serve(port), port, &dir.join("grpc.log"), Duration::from_secs(5))?;
         let (us, done, rate) = cpu_per_round(&daemon, rounds)?;
         let versus = http.map_or(String::new(), |http| format!(" vs {http:.0} us HTTP = {:.2} x", us / http));
@@ -501,7 +524,7 @@ fn names(table: &mut Table, daemon_bin: &Path, release: &Path, stubs: &Stubs, di
     let why = names::unavailable();
     let skipped = |ttl: Option<u32>| ttl.and(why.clone());
     let start = |checks: &[u16], ttl: Option<u32>, timeout: &str| -> io::Result<(Process, Option<names::Responder>)> {
-        let port = daemon::free_port()?;
+        let port = support::free_port(support::LOCALHOST_V4);
         match ttl {
             None => {
                 let args = daemon::serve_args(port, timeout, checks);

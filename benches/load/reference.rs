@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::daemon::{self, Process};
+use crate::daemon::Process;
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 
@@ -17,7 +17,7 @@ pub fn which(program: &str) -> Option<PathBuf> {
 /// Starts nginx with one worker answering `200 ok` on a loopback port, its
 /// config, pid file and logs in `dir`.
 pub fn start_nginx(dir: &Path) -> io::Result<Process> {
-    let port = daemon::free_port()?;
+    let port = support::free_port(support::LOCALHOST_V4);
     let d = dir.display();
     // keepalive_requests is raised so both servers keep every connection
     // for the whole run: the comparison is of request handling only.

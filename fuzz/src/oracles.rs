@@ -127,7 +127,7 @@ fn scrape(target: &str) -> Vec<u8> {
     m.verdict(1, &Verdict::Fail(Reason::Http(HttpReason::Status(503))), std::time::Duration::from_secs(20), now);
     m.request(Handler::Metrics, 200);
     let mut body = Vec::new();
-    m.write(&mut body, 1);
+    m.write(&mut body, 1, Instant::now());
     let text = std::str::from_utf8(&body).expect("UTF-8 exposition");
     let mut names_seen = Vec::new();
     for line in text.lines() {

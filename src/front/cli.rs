@@ -33,6 +33,8 @@ serve options:
   --port PORT             same as --listen 0.0.0.0:PORT
   --timeout DUR           deadline of each probe, from the round's start [default: 1s]
   --max-connections N     inbound connections kept open [default: 1024]
+  --min-interval DUR      start a round at most once per DUR; requests in
+                          between wait for the next one [default: 0, off]
   --verbose               log every round
 
 check options:
@@ -92,6 +94,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub timeout: Duration,
     pub max_connections: usize,
+    /// Rounds start at least this far apart (zero: as soon as asked).
+    pub min_interval: Duration,
     pub verbose: bool,
     pub dry_run: bool,
     pub checks: Vec<Check>,
@@ -230,6 +234,7 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
         listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
         timeout,
         max_connections: DEFAULT_MAX_CONNECTIONS,
+        min_interval: Duration::ZERO,
         verbose: false,
         dry_run,
         checks,
@@ -241,6 +246,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     let mut port = None;
     let mut timeout = DEFAULT_TIMEOUT;
     let mut max_connections = DEFAULT_MAX_CONNECTIONS;
+    let mut min_interval = Duration::ZERO;
     let (mut verbose, mut dry_run) = (false, false);
     let mut checks = Vec::new();
     let mut headers = Vec::new();
@@ -266,6 +272,10 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
                     _ => return Err(usage(format!("invalid --max-connections '{}': use 1 to 1000000", Shown(&v)))),
                 };
             }
+            "--min-interval" => {
+                let v = args.value(flag, inline)?;
+                min_interval = parse_duration(&v).map_err(|e| usage(format!("invalid {flag} '{}': {e}", Shown(&v))))?;
+            }
             "--verbose" => verbose = switch(flag, inline)?,
             "--dry-run" => dry_run = switch(flag, inline)?,
             "-h" | "--help" => return Ok(Command::Help),
@@ -285,7 +295,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     };
     let mut checks = finish_checks(checks)?;
     apply_headers(&mut checks, &headers)?;
-    Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, verbose, dry_run, checks }))
+    Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, min_interval, verbose, dry_run, checks }))
 }
 
 fn parse_check(mut args: Args) -> Result<Command, UsageError> {
@@ -669,10 +679,11 @@ pub fn describe(cmd: &Command) -> String {
         Command::Serve(c) => {
             let _ = writeln!(
                 out,
-                "mode serve\nlisten {}\ntimeout {}\nmax-connections {}\nverbose {}",
+                "mode serve\nlisten {}\ntimeout {}\nmax-connections {}\nmin-interval {}\nverbose {}",
                 c.listen,
                 DisplayDuration(c.timeout),
                 c.max_connections,
+                DisplayDuration(c.min_interval),
                 c.verbose
             );
             checks(&mut out, "check", &c.checks);

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::Read as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::check::Check;
 use crate::verdict::{ReasonClass, Verdict};
@@ -148,7 +148,18 @@ pub struct Metrics {
     dropped: u64,
     /// Process start, Unix time in nanoseconds (None without /proc).
     start_time: Option<u64>,
+    /// The checks' families as last written: they change only with a
+    /// verdict, so a burst of scrapes between rounds copies them.
+    checks_text: Vec<u8>,
+    checks_stale: bool,
+    /// The process figures as last read, and when: read from /proc at most
+    /// once per [`PROCESS_REFRESH`], not once per scrape.
+    process_text: Vec<u8>,
+    process_read: Option<Instant>,
 }
+
+/// How long the process figures of a scrape are reused.
+pub const PROCESS_REFRESH: Duration = Duration::from_secs(1);
 
 impl Metrics {
     pub fn new(checks: &[Check]) -> Metrics {
@@ -173,6 +184,10 @@ impl Metrics {
             requests: [[0; CODES.len()]; Handler::ALL.len()],
             dropped: 0,
             start_time: process_start_time(),
+            checks_text: Vec::new(),
+            checks_stale: true,
+            process_text: Vec::new(),
+            process_read: None,
         }
     }
 
@@ -182,6 +197,7 @@ impl Metrics {
         let Some(m) = self.checks.get_mut(index) else {
             return;
         };
+        self.checks_stale = true;
         m.duration.observe(elapsed);
         if let Verdict::Fail(reason) = verdict {
             m.failures[ReasonClass::of(reason) as usize] += 1;
@@ -211,38 +227,27 @@ impl Metrics {
     }
 
     /// Appends the whole exposition; `connections` are those open now.
-    /// Process figures are read from /proc here, at scrape time.
-    pub fn write(&self, out: &mut Vec<u8>, connections: usize) {
-        family(out, "healthcheck_check_up", "gauge", "1 if the check passed in its last round, 0 if it failed.");
-        for m in &self.checks {
-            if let Some(up) = m.up {
-                sample(out, "healthcheck_check_up", "", &m.label, &[]);
-                put(out, if up { b"1\n" } else { b"0\n" });
-            }
+    /// Process figures are read from /proc at scrape time, at most once
+    /// per [`PROCESS_REFRESH`].
+    pub fn write(&mut self, out: &mut Vec<u8>, connections: usize, now: Instant) {
+        if self.checks_stale {
+            self.checks_text.clear();
+            write_checks(&mut self.checks_text, &self.checks);
+            self.checks_stale = false;
         }
-        let name = "healthcheck_check_duration_seconds";
-        family(out, name, "histogram", "Time from the start of a round to the check's verdict.");
-        for m in self.checks.iter().filter(|m| m.duration.count > 0) {
-            m.duration.write(out, name, &m.label);
+        out.extend_from_slice(&self.checks_text);
+        self.write_server(out, connections);
+        if self.process_read.is_none_or(|t| now.saturating_duration_since(t) >= PROCESS_REFRESH) {
+            self.process_text.clear();
+            write_process(&mut self.process_text, self.start_time);
+            self.process_read = Some(now);
         }
-        let name = "healthcheck_check_failures_total";
-        family(out, name, "counter", "Failed verdicts by reason class.");
-        for m in &self.checks {
-            for (class, &n) in ReasonClass::ALL.iter().zip(&m.failures) {
-                if n > 0 {
-                    sample(out, name, "", &m.label, &[("reason", class.as_str().as_bytes())]);
-                    push_decimal(out, n);
-                    out.push(b'\n');
-                }
-            }
-        }
-        let name = "healthcheck_check_last_change_timestamp_seconds";
-        family(out, name, "gauge", "When the check last changed state, in Unix time.");
-        for m in self.checks.iter().filter(|m| m.up.is_some()) {
-            sample(out, name, "", &m.label, &[]);
-            push_seconds(out, m.last_change);
-            out.push(b'\n');
-        }
+        out.extend_from_slice(&self.process_text);
+    }
+
+    /// The rounds, requests and connections: counters that move with every
+    /// request, written afresh.
+    fn write_server(&self, out: &mut Vec<u8>, connections: usize) {
         counter(out, "healthcheck_rounds_total", "Rounds of probes run.", self.rounds);
         let name = "healthcheck_round_duration_seconds";
         family(out, name, "histogram", "Time from the start of a round to its last verdict.");
@@ -268,7 +273,40 @@ impl Metrics {
         family(out, "healthcheck_build_info", "gauge", "Always 1; the version is a label.");
         sample(out, "healthcheck_build_info", "", b"", &[("version", VERSION.as_bytes())]);
         put(out, b"1\n");
-        write_process(out, self.start_time);
+    }
+}
+
+/// The checks' families: state, durations, failures, last change.
+fn write_checks(out: &mut Vec<u8>, checks: &[CheckMetrics]) {
+    family(out, "healthcheck_check_up", "gauge", "1 if the check passed in its last round, 0 if it failed.");
+    for m in checks {
+        if let Some(up) = m.up {
+            sample(out, "healthcheck_check_up", "", &m.label, &[]);
+            put(out, if up { b"1\n" } else { b"0\n" });
+        }
+    }
+    let name = "healthcheck_check_duration_seconds";
+    family(out, name, "histogram", "Time from the start of a round to the check's verdict.");
+    for m in checks.iter().filter(|m| m.duration.count > 0) {
+        m.duration.write(out, name, &m.label);
+    }
+    let name = "healthcheck_check_failures_total";
+    family(out, name, "counter", "Failed verdicts by reason class.");
+    for m in checks {
+        for (class, &n) in ReasonClass::ALL.iter().zip(&m.failures) {
+            if n > 0 {
+                sample(out, name, "", &m.label, &[("reason", class.as_str().as_bytes())]);
+                push_decimal(out, n);
+                out.push(b'\n');
+            }
+        }
+    }
+    let name = "healthcheck_check_last_change_timestamp_seconds";
+    family(out, name, "gauge", "When the check last changed state, in Unix time.");
+    for m in checks.iter().filter(|m| m.up.is_some()) {
+        sample(out, name, "", &m.label, &[]);
+        push_seconds(out, m.last_change);
+        out.push(b'\n');
     }
 }
 
@@ -479,9 +517,9 @@ mod tests {
         names.iter().map(|n| Check::parse(&format!("{n}=http://127.0.0.1:1/")).unwrap()).collect()
     }
 
-    fn scrape(m: &Metrics) -> String {
+    fn scrape(m: &mut Metrics) -> String {
         let mut out = Vec::new();
-        m.write(&mut out, 3);
+        m.write(&mut out, 3, Instant::now());
         String::from_utf8(out).unwrap()
     }
 
@@ -503,7 +541,7 @@ mod tests {
         m.checks[0].label.clear();
         push_label(&mut m.checks[0].label, "check", b"x\"}\n{y=\"1\\");
         m.verdict(0, &Verdict::Pass, Duration::from_millis(1), SystemTime::now());
-        let text = scrape(&m);
+        let text = scrape(&mut m);
         assert_eq!(value(&text, "healthcheck_check_up{check=\"x\\\"}\\n{y=\\\"1\\\\\"}"), Some("1".into()));
     }
 
@@ -563,7 +601,7 @@ mod tests {
         m.request(Handler::All, 503);
         m.request(Handler::Other, 400);
         m.dropped();
-        let text = scrape(&m);
+        let text = scrape(&mut m);
         assert_eq!(value(&text, "healthcheck_check_up{check=\"app\"}").unwrap(), "1");
         assert_eq!(value(&text, "healthcheck_check_up{check=\"db\"}").unwrap(), "0");
         assert!(!text.contains("check=\"never\""), "a check never run has no series:\n{text}");
@@ -592,7 +630,7 @@ mod tests {
 
     #[test]
     fn reads_this_process() {
-        let text = scrape(&Metrics::new(&[]));
+        let text = scrape(&mut Metrics::new(&[]));
         let cpu: f64 = value(&text, "process_cpu_seconds_total").unwrap().parse().unwrap();
         assert!(cpu >= 0.0);
         let rss: u64 = value(&text, "process_resident_memory_bytes").unwrap().parse().unwrap();

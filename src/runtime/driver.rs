@@ -9,6 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 
+use super::sockopt;
+
 /// A machine's socket.
 #[derive(Debug)]
 pub enum Socket {
@@ -38,6 +40,8 @@ pub trait Endpoint {
     type Outcome;
     /// The largest datagram read, plus one to see an oversized one.
     const MAX_DATAGRAM: usize = 0;
+    /// SO_LINGER for its TCP connections, in seconds (None: the default).
+    const LINGER_SECS: Option<libc::c_int> = None;
     /// The bytes still to write.
     fn output(&self) -> &[u8];
     /// The datagrams of a [`Step::Datagrams`].
@@ -73,6 +77,9 @@ pub fn drive<E: Endpoint>(
                 // deregister would cost one more syscall for nothing.
                 *socket = None;
                 let opened = TcpStream::connect(addr).and_then(|mut stream| {
+                    if let Some(secs) = E::LINGER_SECS {
+                        sockopt::set_linger(&stream, secs);
+                    }
                     registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
                     Ok(stream)
                 });

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use mio::{Registry, Token};
 
 use super::driver::{self, Endpoint, Socket, Step};
+use super::sockopt;
 
 use crate::check::Check;
 use crate::probe::{Action, Probe};
@@ -89,6 +90,13 @@ pub struct Engine {
     schedule: Schedule,
     dns_sockets: Vec<Option<Socket>>,
 }
+
+/// kubelet's probe dialer sets SO_LINGER on, 1 s, on every probe socket, so
+/// that probes do not pile up sockets in TIME-WAIT; every probe socket here
+/// gets the same. A close then waits, at most that long, for the peer to
+/// acknowledge what was sent, which on a probe that reached its verdict is
+/// the peer's own stack answering at once.
+const PROBE_LINGER_SECS: libc::c_int = 1;
 
 /// Read buffer: a probe response head fits at once most of the time.
 const SCRATCH: usize = 16 * 1024;
@@ -326,10 +334,13 @@ impl Engine {
             return;
         }
         for slot in &mut self.slots {
-            let verdict = match &slot.stage {
+            let verdict = match &mut slot.stage {
                 Stage::Settled(..) | Stage::Idle => continue,
                 Stage::Resolving => Verdict::Fail(Reason::Dns(DnsReason::Timeout)),
-                Stage::Probing(_) => slot.probe.timed_out(self.timeout),
+                Stage::Probing(socket) => {
+                    reset(socket);
+                    slot.probe.timed_out(self.timeout)
+                }
             };
             slot.stage = Stage::Settled(verdict, now);
         }
@@ -356,7 +367,7 @@ impl Engine {
     pub fn abort(&mut self) {
         for slot in &mut self.slots {
             if let Stage::Probing(socket) = &mut slot.stage {
-                *socket = None;
+                reset(socket);
             }
         }
         self.close_lookups();
@@ -429,6 +440,15 @@ impl<'a> Finished<'a> {
     }
 }
 
+/// Closes the socket of a probe cut short (its deadline passed, the round
+/// was dropped) with a reset: a peer that stopped answering would make a
+/// lingering close wait in the loop, and nothing more is wanted from it.
+fn reset(socket: &mut Option<Socket>) {
+    if let Some(Socket::Tcp(stream)) = socket.take() {
+        sockopt::set_linger(&stream, 0);
+    }
+}
+
 /// `ips` with the check's port, into `out`.
 fn with_port(out: &mut Vec<SocketAddr>, ips: &[IpAddr], check: &Check) {
     out.clear();
@@ -454,6 +474,7 @@ impl ProbeIo<'_> {
 
 impl Endpoint for ProbeIo<'_> {
     type Outcome = Verdict;
+    const LINGER_SECS: Option<libc::c_int> = Some(PROBE_LINGER_SECS);
 
     fn output(&self) -> &[u8] {
         self.probe.output(self.check)

@@ -5,6 +5,7 @@
 pub mod driver;
 pub mod engine;
 pub mod signals;
+pub mod sockopt;
 pub mod waiter;
 
 use std::fmt;
