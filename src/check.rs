@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::verdict::Verdict;
 use crate::wire::grpc;
+use crate::wire::http;
+use crate::wire::text;
 use crate::wire::text::Shown;
 use crate::wire::url;
 use crate::wire::USER_AGENT;
@@ -146,8 +148,7 @@ impl Check {
     /// A `Host` given with `--header`, which kubelet sends instead of the
     /// URL's host.
     pub fn host_override(&self) -> Option<&[u8]> {
-        let host = self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("host"))?;
-        Some(host.1.as_bytes()).filter(|h| !h.is_empty())
+        Some(http::field(&self.headers, "host")?.as_bytes()).filter(|h| !h.is_empty())
     }
 
     /// A request to `url` as kubelet's client writes it: its `Host` (or the
@@ -170,7 +171,7 @@ impl Check {
         out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         out.extend_from_slice(host.unwrap_or(&url.host));
         out.extend_from_slice(b"\r\n");
-        let given = |field: &str| self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(field)).map(|(_, v)| v);
+        let given = |name: &str| http::field(&self.headers, name);
         let mut line = |name: &str, value: &[u8]| {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
@@ -191,7 +192,7 @@ impl Check {
         // replaced by the previous URL, as Go's client sets it.
         let has_referer = given("referer").is_some_and(|v| !v.is_empty());
         let referer = referer.filter(|_| !has_referer);
-        let basic = url.basic_auth().filter(|_| given("authorization").is_none_or(String::is_empty));
+        let basic = url.basic_auth().filter(|_| given("authorization").is_none_or(str::is_empty));
         for (name, value) in &self.headers {
             let body_field = ["content-encoding", "content-language", "content-location", "content-type"]
                 .iter()
@@ -389,7 +390,7 @@ fn grpc_service(url: &url::Url) -> Result<Vec<u8>, &'static str> {
     if value.contains(&b'&') {
         return Err("grpc URL takes only ?service=NAME");
     }
-    grpc::percent_decode(value).filter(|v| std::str::from_utf8(v).is_ok()).ok_or("invalid service name in URL")
+    text::percent_decode(value, false).filter(|v| std::str::from_utf8(v).is_ok()).ok_or("invalid service name in URL")
 }
 
 /// Go's `CanonicalMIMEHeaderKey` for a valid field name: upper case at the

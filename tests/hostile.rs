@@ -6,11 +6,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use healthcheck::check::Check;
-use healthcheck::front::cli::parse_duration;
 use healthcheck::probe::{Action, Probe};
 use healthcheck::verdict::Verdict;
 use healthcheck::wire::http;
-use healthcheck::wire::text::DisplayDuration;
+use healthcheck::wire::text::{parse_duration, DisplayDuration};
 use healthcheck_fuzz::mutate::{mutate, Rng};
 use healthcheck_fuzz::{oracles, TARGETS};
 use support::{assert_common_headers, Behaviour, Daemon, Stub};

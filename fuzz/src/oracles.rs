@@ -16,7 +16,7 @@ use healthcheck::resolver::{self as dns, Hosts, Lookup, ResolvConf};
 use healthcheck::verdict::{HttpReason, Reason, Verdict};
 use healthcheck::wire::dns as message;
 use healthcheck::wire::http::{self, Connection, Method, Parse, Route};
-use healthcheck::wire::text::DisplayDuration;
+use healthcheck::wire::text::{parse_duration, DisplayDuration};
 use healthcheck::wire::{h2, hpack, proto};
 
 /// Checks the daemon in the request oracle is configured with.
@@ -439,9 +439,9 @@ pub fn cli(data: &[u8]) {
 
 /// A parsed duration prints back to itself.
 fn duration(s: &str) {
-    if let Ok(d) = cli::parse_duration(s) {
+    if let Ok(d) = parse_duration(s) {
         let shown = DisplayDuration(d).to_string();
-        assert_eq!(cli::parse_duration(&shown), Ok(d), "{s:?} shown as {shown:?}");
+        assert_eq!(parse_duration(&shown), Ok(d), "{s:?} shown as {shown:?}");
     }
 }
 

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::check::{Check, CheckError, Kind};
-use crate::wire::text::DisplayDuration;
 use crate::wire::text::Shown;
+use crate::wire::text::{parse_duration, DisplayDuration};
 
 pub const USAGE: &str = "\
 healthcheck: is every part of this pod ready?
@@ -244,16 +244,18 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
 fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     let mut listen = None;
     let mut port = None;
-    let mut timeout = DEFAULT_TIMEOUT;
+    let mut common = Common::default();
     let mut max_connections = DEFAULT_MAX_CONNECTIONS;
     let mut min_interval = Duration::ZERO;
-    let (mut verbose, mut dry_run) = (false, false);
-    let mut checks = Vec::new();
-    let mut headers = Vec::new();
+    let mut verbose = false;
     while let Some(arg) = args.next_str()? {
+        match common.take(&arg, &mut args)? {
+            Taken::Yes => continue,
+            Taken::Help => return Ok(Command::Help),
+            Taken::No => {}
+        }
         let (flag, inline) = split_flag(&arg);
         match flag {
-            "--header" => headers.push(args.value(flag, inline)?),
             "--listen" => {
                 let v = args.value(flag, inline)?;
                 listen = Some(v.parse::<SocketAddr>().map_err(|_| {
@@ -264,7 +266,6 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
                 }
             }
             "--port" => port = Some(parse_port(&args.value(flag, inline)?)?),
-            "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--max-connections" => {
                 let v = args.value(flag, inline)?;
                 max_connections = match v.parse::<usize>() {
@@ -277,15 +278,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
                 min_interval = parse_duration(&v).map_err(|e| usage(format!("invalid {flag} '{}': {e}", Shown(&v))))?;
             }
             "--verbose" => verbose = switch(flag, inline)?,
-            "--dry-run" => dry_run = switch(flag, inline)?,
-            "-h" | "--help" => return Ok(Command::Help),
-            "--" => {
-                while let Some(arg) = args.next_str()? {
-                    checks.push(Check::parse(&arg)?);
-                }
-            }
-            f if f.starts_with('-') => return Err(unknown_option("serve", &arg)),
-            _ => checks.push(Check::parse(&arg)?),
+            _ => return Err(unknown_option("serve", &arg)),
         }
     }
     let listen = match (listen, port) {
@@ -293,22 +286,23 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
         (Some(addr), None) => addr,
         (None, port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.unwrap_or(DEFAULT_PORT)),
     };
-    let mut checks = finish_checks(checks)?;
-    apply_headers(&mut checks, &headers)?;
+    let Common { timeout, dry_run, .. } = common;
+    let checks = common.checks()?;
     Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, min_interval, verbose, dry_run, checks }))
 }
 
 fn parse_check(mut args: Args) -> Result<Command, UsageError> {
-    let mut timeout = DEFAULT_TIMEOUT;
-    let (mut quiet, mut dry_run) = (false, false);
+    let mut common = Common::default();
+    let mut quiet = false;
     let mut output = Output::Text;
-    let mut checks = Vec::new();
-    let mut headers = Vec::new();
     while let Some(arg) = args.next_str()? {
+        match common.take(&arg, &mut args)? {
+            Taken::Yes => continue,
+            Taken::Help => return Ok(Command::Help),
+            Taken::No => {}
+        }
         let (flag, inline) = split_flag(&arg);
         match flag {
-            "--header" => headers.push(args.value(flag, inline)?),
-            "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--quiet" | "-q" => quiet = switch(flag, inline)?,
             "--output" => {
                 let v = args.value(flag, inline)?;
@@ -317,20 +311,63 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
                     .find(|o| o.as_str() == v)
                     .ok_or_else(|| usage(format!("invalid --output '{}': use text or json", Shown(&v))))?;
             }
-            "--dry-run" => dry_run = switch(flag, inline)?,
-            "-h" | "--help" => return Ok(Command::Help),
-            "--" => {
-                while let Some(arg) = args.next_str()? {
-                    checks.push(Check::parse(&arg)?);
-                }
-            }
-            f if f.starts_with('-') => return Err(unknown_option("check", &arg)),
-            _ => checks.push(Check::parse(&arg)?),
+            _ => return Err(unknown_option("check", &arg)),
         }
     }
-    let mut checks = finish_checks(checks)?;
-    apply_headers(&mut checks, &headers)?;
+    let Common { timeout, dry_run, .. } = common;
+    let checks = common.checks()?;
     Ok(Command::Check(CheckConfig { timeout, quiet, output, dry_run, checks }))
+}
+
+/// The options `serve` and `check` share, and their CHECKs.
+struct Common {
+    timeout: Duration,
+    dry_run: bool,
+    checks: Vec<Check>,
+    headers: Vec<String>,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Common { timeout: DEFAULT_TIMEOUT, dry_run: false, checks: Vec::new(), headers: Vec::new() }
+    }
+}
+
+/// Whether [`Common::take`] took an argument.
+enum Taken {
+    Yes,
+    Help,
+    /// An option of the mode's own (or an unknown one).
+    No,
+}
+
+impl Common {
+    /// Takes `arg` when it is a shared option, `--` and the CHECKs after
+    /// it, or a CHECK.
+    fn take(&mut self, arg: &str, args: &mut Args) -> Result<Taken, UsageError> {
+        let (flag, inline) = split_flag(arg);
+        match flag {
+            "--header" => self.headers.push(args.value(flag, inline)?),
+            "--timeout" => self.timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
+            "--dry-run" => self.dry_run = switch(flag, inline)?,
+            "-h" | "--help" => return Ok(Taken::Help),
+            "--" => {
+                while let Some(arg) = args.next_str()? {
+                    self.checks.push(Check::parse(&arg)?);
+                }
+            }
+            f if f.starts_with('-') => return Ok(Taken::No),
+            _ => self.checks.push(Check::parse(arg)?),
+        }
+        Ok(Taken::Yes)
+    }
+
+    /// The checks, validated, with the `--header` fields applied.
+    fn checks(self) -> Result<Vec<Check>, UsageError> {
+        let mut checks = finish_checks(self.checks)?;
+        apply_headers(&mut checks, &self.headers)?;
+        Ok(checks)
+    }
 }
 
 fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Command, UsageError> {
@@ -548,62 +585,6 @@ fn parse_timeout(what: &str, s: &str) -> Result<Duration, UsageError> {
     }
 }
 
-/// Nanoseconds per unit, Go's `time.ParseDuration` units.
-const UNITS: [(&str, u128); 8] = [
-    ("ns", 1),
-    ("us", 1_000),
-    ("\u{b5}s", 1_000),
-    ("\u{3bc}s", 1_000),
-    ("ms", 1_000_000),
-    ("s", 1_000_000_000),
-    ("m", 60_000_000_000),
-    ("h", 3_600_000_000_000),
-];
-
-/// Parses a bare whole number of seconds (the original form) or Go's
-/// duration syntax as Kubernetes users write it: `500ms`, `3s`, `1m30s`,
-/// `1.5s`, `2h45m`, units `ns`, `us`, `ms`, `s`, `m`, `h`. No sign. Checked
-/// arithmetic: anything beyond `Duration`'s range is "too large".
-pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
-    const HINT: &str = "use a number with a unit (ms, s, m or h), e.g. 500ms, 3s, 1.5s or 1m30s";
-    const TOO_LARGE: &str = "too large";
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        let secs: u64 = s.parse().map_err(|_| TOO_LARGE)?;
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut nanos: u128 = 0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(HINT);
-    }
-    while !rest.is_empty() {
-        let whole_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (whole, after) = rest.split_at(whole_len);
-        let (frac, after) = match after.strip_prefix('.') {
-            Some(after) => after.split_at(after.bytes().take_while(u8::is_ascii_digit).count()),
-            None => ("", after),
-        };
-        if whole.is_empty() && frac.is_empty() {
-            return Err(HINT);
-        }
-        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let per_unit = UNITS.iter().find(|(name, _)| *name == unit).ok_or(HINT)?.1;
-        // u128 holds u64::MAX hours in nanoseconds, so only the sum can overflow.
-        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse::<u64>().map_err(|_| TOO_LARGE)?.into() };
-        // Digits past the nanosecond are dropped, as Go does.
-        let frac = &frac[..frac.len().min(18)];
-        let frac_nanos = match frac {
-            "" => 0,
-            f => f.parse::<u128>().map_err(|_| HINT)? * per_unit / 10u128.pow(f.len() as u32),
-        };
-        nanos = nanos.checked_add(whole * per_unit + frac_nanos).ok_or(TOO_LARGE)?;
-        rest = after;
-    }
-    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| TOO_LARGE)?;
-    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
-}
-
 fn split_flag(arg: &str) -> (&str, Option<&str>) {
     match arg.split_once('=') {
         Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
@@ -749,71 +730,6 @@ mod tests {
         match parse(args(line), no_env) {
             Err(UsageError(msg)) => msg,
             Ok(cmd) => panic!("{line}: accepted as {cmd:?}"),
-        }
-    }
-
-    #[test]
-    fn durations() {
-        let ms = Duration::from_millis;
-        let ok = [
-            ("500ms", ms(500), "500ms"),
-            ("3s", ms(3000), "3s"),
-            ("3", ms(3000), "3s"),
-            ("90", ms(90_000), "1m30s"),
-            ("2m", ms(120_000), "2m"),
-            ("1h", ms(3_600_000), "1h"),
-            ("60m", ms(3_600_000), "1h"),
-            ("1m30s", ms(90_000), "1m30s"),
-            ("1.5s", ms(1500), "1.5s"),
-            ("1500ms", ms(1500), "1.5s"),
-            ("0.5s", ms(500), "500ms"),
-            (".5s", ms(500), "500ms"),
-            ("1.s", ms(1000), "1s"),
-            ("2h45m", ms(9_900_000), "2h45m"),
-            ("1h0m0s", ms(3_600_000), "1h"),
-            ("1m1.001s", ms(61_001), "1m1.001s"),
-            ("1.5ms", Duration::from_micros(1500), "1.5ms"),
-            ("300us", Duration::from_micros(300), "300us"),
-            ("300\u{b5}s", Duration::from_micros(300), "300us"),
-            ("1us", Duration::from_micros(1), "1us"),
-            ("1ns", Duration::from_nanos(1), "1ns"),
-            ("1.0000000001s", ms(1000), "1s"),
-            ("0", Duration::ZERO, "0s"),
-            ("0s", Duration::ZERO, "0s"),
-            ("18446744073709551615", Duration::from_secs(u64::MAX), "5124095576030431h15s"),
-            ("18446744073709551615s", Duration::from_secs(u64::MAX), "5124095576030431h15s"),
-            ("18446744073709551615ms", ms(u64::MAX), "5124095576030h25m51.615s"),
-            ("18446744073709551615ns", Duration::from_nanos(u64::MAX), "5124095h34m33.709551615s"),
-        ];
-        for (s, want, shown) in ok {
-            assert_eq!(parse_duration(s), Ok(want), "{s}");
-            assert_eq!(DisplayDuration(want).to_string(), shown, "{s}");
-            assert_eq!(parse_duration(shown), Ok(want), "{shown} parses back");
-        }
-        let bad = [
-            "",
-            "abc",
-            "-1",
-            "-1s",
-            "+3s",
-            "3 s",
-            "3sec",
-            "ms",
-            "s",
-            ".s",
-            "1..5s",
-            "1.5",
-            "3S",
-            "1d",
-            "1m30",
-            "18446744073709551616",
-            "18446744073709551616ms",
-            "18446744073709551615h",
-            "5124095576030431h16s",
-            "18446744073709551615s1s",
-        ];
-        for s in bad {
-            assert!(parse_duration(s).is_err(), "{s}");
         }
     }
 

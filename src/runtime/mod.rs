@@ -8,21 +8,12 @@ pub mod signals;
 pub mod sockopt;
 pub mod waiter;
 
-use std::fmt;
 use std::io;
 
-/// A setup error of the runtime: the program cannot go on.
+/// A setup error of the runtime: the program cannot go on. The front-ends
+/// turn it into their `Error`, which says it.
 #[derive(Debug)]
 pub enum Error {
     Poll(io::Error),
     Signals(io::Error),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Poll(e) => write!(f, "event loop: {e}"),
-            Error::Signals(e) => write!(f, "signal handling: {e}"),
-        }
-    }
 }

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use crate::wire::digits::push_decimal;
+use crate::wire::http;
+use crate::wire::text::percent_decode;
 use crate::wire::{h2, hpack, proto, USER_AGENT};
 
 /// The method every health check calls.
@@ -32,8 +34,7 @@ impl Request {
     /// [`reserved`] ones are the call's own and never sent. Err when the
     /// request cannot fit one frame.
     pub fn new(authority: &[u8], service: &[u8], headers: &[(String, String)]) -> Result<Request, String> {
-        let given =
-            |field: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(field)).map(|(_, v)| v.as_bytes());
+        let given = |name: &str| http::field(headers, name).map(str::as_bytes);
         let authority = given("host").filter(|h| !h.is_empty()).unwrap_or(authority);
         let user_agent = given("user-agent").unwrap_or(USER_AGENT.as_bytes());
         let mut block = Vec::new();
@@ -110,34 +111,13 @@ pub(crate) fn parse_number(value: &[u8]) -> Option<u32> {
     Some(value.iter().fold(0, |n, &d| n * 10 + u32::from(d - b'0')))
 }
 
-/// Percent-decodes `%XX` escapes (and nothing else: `+` stays `+`); None
-/// when an escape is malformed.
-pub fn percent_decode(raw: &[u8]) -> Option<Vec<u8>> {
-    let mut decoded = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())?;
-            decoded.push(u8::from_str_radix(hex, 16).ok().filter(|_| !hex.starts_with('+'))?);
-            i += 3;
-        } else {
-            decoded.push(raw[i]);
-            i += 1;
-        }
-    }
-    Some(decoded)
-}
-
 /// A `grpc-message` to show: percent-decoded (as gRPC encodes it; a
 /// malformed one is shown as it came), then escaped and cut short, so a
 /// server cannot forge log lines or markup.
 pub(crate) fn shown(raw: &[u8]) -> String {
-    let decoded = percent_decode(raw).unwrap_or_else(|| raw.to_vec());
+    let decoded = percent_decode(raw, false).unwrap_or_else(|| raw.to_vec());
     let mut out = Vec::new();
-    crate::wire::http::push_escaped(&mut out, &decoded[..decoded.len().min(MAX_SHOWN)]);
-    if decoded.len() > MAX_SHOWN {
-        out.extend_from_slice(b"...");
-    }
+    http::push_shown(&mut out, &decoded, MAX_SHOWN);
     String::from_utf8(out).unwrap_or_default()
 }
 

@@ -3,6 +3,7 @@
 use std::io::Write as _;
 
 use crate::wire::digits::push_decimal;
+use crate::wire::text;
 
 /// Request head bound: a larger head is answered 431 and the connection
 /// closed. Health probes send a few hundred bytes.
@@ -196,20 +197,7 @@ pub fn percent_decode_path(s: &str) -> Option<String> {
 }
 
 fn decode(s: &str, plus_is_space: bool) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        out.push(match b {
-            b'%' => {
-                let hi = (bytes.next()? as char).to_digit(16)?;
-                let lo = (bytes.next()? as char).to_digit(16)?;
-                (hi * 16 + lo) as u8
-            }
-            b'+' if plus_is_space => b' ',
-            b => b,
-        });
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(text::percent_decode(s.as_bytes(), plus_is_space)?).ok()
 }
 
 /// Appends `text` with everything but printable ASCII (and `"`, `\`) escaped,
@@ -227,6 +215,21 @@ pub fn push_escaped(out: &mut Vec<u8>, text: &[u8]) {
             }
         }
     }
+}
+
+/// Appends `text` escaped as [`push_escaped`] does, cut at `max` bytes
+/// with `...` marking a cut: a piece of untrusted text to show.
+pub fn push_shown(out: &mut Vec<u8>, text: &[u8], max: usize) {
+    push_escaped(out, &text[..text.len().min(max)]);
+    if text.len() > max {
+        out.extend_from_slice(b"...");
+    }
+}
+
+/// The value of the `--header` field `name` (case-insensitive), the first
+/// when given twice.
+pub fn field<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 fn reason_phrase(status: u16) -> &'static str {

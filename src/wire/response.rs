@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::wire::text::hex_value;
+
 /// Why a response cannot be read: the parser's own failures, which the
 /// verdict layer nests as `HttpReason::Response`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -609,11 +611,11 @@ impl BodyReader {
                         (_, b'\r') => SizePart::Cr,
                         (SizePart::Digits, b';') | (SizePart::Extension, _) => SizePart::Extension,
                         (SizePart::Digits | SizePart::Space, b' ' | b'\t') => SizePart::Space,
-                        (SizePart::Digits, _) if b.is_ascii_hexdigit() => {
+                        (SizePart::Digits, _) if hex_value(b).is_some() => {
                             if digits == 16 {
                                 return Err(Error::Invalid);
                             }
-                            let size = size << 4 | u64::from(unhex(b));
+                            let size = size << 4 | u64::from(hex_value(b).unwrap_or(0));
                             self.chunk = Chunk::Size { size, digits: digits + 1, len, part };
                             i += 1;
                             continue;
@@ -664,10 +666,6 @@ impl BodyReader {
         };
         Ok(if done { Progress::Done } else { Progress::More })
     }
-}
-
-fn unhex(b: u8) -> u8 {
-    (b as char).to_digit(16).unwrap_or(0) as u8
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! Hosts are kept as written, never normalised, because kubelet compares
 //! them that way when it decides whether to follow a redirect.
 
+use crate::wire::text::{hex_value, percent_decode};
+
 /// A parsed URL. Paths, queries and fragments are kept as the escaped text
 /// they were written in (Go keeps the same and derives the rest).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,44 +53,31 @@ fn should_escape(c: u8, mode: Mode) -> bool {
     !(c.is_ascii_alphanumeric() || unreserved(mode).contains(&c))
 }
 
-fn unhex(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'a'..=b'f' => c - b'a' + 10,
-        _ => c - b'A' + 10,
-    }
-}
-
 /// Decodes `%XX`, rejecting what Go's `unescape` rejects in each mode.
 fn unescape(s: &[u8], mode: Mode) -> Result<Vec<u8>, Invalid> {
-    let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
         let c = s[i];
         if c == b'%' {
             let (Some(&h), Some(&l)) = (s.get(i + 1), s.get(i + 2)) else { return Err(Invalid) };
-            if !h.is_ascii_hexdigit() || !l.is_ascii_hexdigit() {
-                return Err(Invalid);
-            }
-            let v = unhex(h) << 4 | unhex(l);
+            let (Some(hi), Some(lo)) = (hex_value(h), hex_value(l)) else { return Err(Invalid) };
+            let v = hi << 4 | lo;
             let is_25 = &s[i..i + 3] == b"%25";
-            if mode == Mode::Host && unhex(h) < 8 && !is_25 {
+            if mode == Mode::Host && hi < 8 && !is_25 {
                 return Err(Invalid);
             }
             if mode == Mode::Zone && !is_25 && v != b' ' && should_escape(v, Mode::Host) {
                 return Err(Invalid);
             }
-            out.push(v);
             i += 3;
         } else {
             if matches!(mode, Mode::Host | Mode::Zone) && c < 0x80 && should_escape(c, mode) {
                 return Err(Invalid);
             }
-            out.push(c);
             i += 1;
         }
     }
-    Ok(out)
+    percent_decode(s, false).ok_or(Invalid)
 }
 
 /// Appends `%XX`.
