@@ -36,18 +36,18 @@ pub struct Check {
     /// empty for a name, which is resolved each round (see [`Check::dns_name`]).
     pub addrs: Vec<SocketAddr>,
     /// The port connected to: the URL's, else 80.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The host in lower case, without brackets: the name resolved each round.
     host: String,
     /// The URL as written, the way kubelet's client reads it: the base of
     /// redirects and the source of the request line and `Host`.
-    pub target: url::Url,
+    pub(crate) target: url::Url,
     /// Request header fields given with `--header`, in order.
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// The request bytes, built once so a round formats nothing.
     pub request: Vec<u8>,
     /// The gRPC call of a `grpc://` check, built once too.
-    pub grpc: grpc::Request,
+    pub(crate) grpc: grpc::Request,
 }
 
 /// A command-line CHECK that could not be accepted.
@@ -118,7 +118,7 @@ impl Check {
     /// Adds a request header field (`--header`); the caller validated it.
     /// The name is sent in Go's canonical case (`x-token` as `X-Token`), as
     /// kubelet's `http.Header` sends a probe's `httpHeaders`.
-    pub fn add_header(&mut self, name: &str, value: &str) {
+    pub(crate) fn add_header(&mut self, name: &str, value: &str) {
         self.headers.push((canonical_field_name(name), value.trim_matches([' ', '\t']).to_string()));
         self.build_request();
     }
@@ -138,7 +138,7 @@ impl Check {
     /// The gRPC call of a `grpc://` check: the service its URL names and
     /// the `--header` fields as metadata; Err when the URL's query is not
     /// `service=NAME` or the request cannot fit one HTTP/2 frame.
-    pub fn grpc_request(&self) -> Result<grpc::Request, CheckError> {
+    pub(crate) fn grpc_request(&self) -> Result<grpc::Request, CheckError> {
         let shown = || String::from_utf8_lossy(&self.target.to_text()).into_owned();
         let service = grpc_service(&self.target).map_err(|why| CheckError(format!("{why}: '{}'", Shown(&shown()))))?;
         grpc::Request::new(&self.target.host, &service, &self.headers)
@@ -147,7 +147,7 @@ impl Check {
 
     /// A `Host` given with `--header`, which kubelet sends instead of the
     /// URL's host.
-    pub fn host_override(&self) -> Option<&[u8]> {
+    pub(crate) fn host_override(&self) -> Option<&[u8]> {
         Some(http::field(&self.headers, "host")?.as_bytes()).filter(|h| !h.is_empty())
     }
 
@@ -156,7 +156,7 @@ impl Check {
     /// `body_fields`), `Referer` on a redirect, basic authentication for a
     /// URL with userinfo unless a non-empty `Authorization` was given, and
     /// no keep-alive.
-    pub fn request_to(
+    pub(crate) fn request_to(
         &self,
         url: &url::Url,
         host: Option<&[u8]>,
@@ -222,20 +222,20 @@ impl Check {
 
     /// The host name to resolve each round; None for an IP literal or
     /// `localhost`, which never touch DNS.
-    pub fn dns_name(&self) -> Option<&str> {
+    pub(crate) fn dns_name(&self) -> Option<&str> {
         Some(self.host.as_str()).filter(|_| self.addrs.is_empty())
     }
 
     /// Whether the check is unnamed (named after its URL). An explicit name
     /// never looks like a default one: those hold a `/` or a `:`.
-    pub fn has_default_name(&self) -> bool {
+    pub(crate) fn has_default_name(&self) -> bool {
         self.kind != Kind::Post && self.name == self.default_name()
     }
 
     /// Whether two checks probe the same thing the same way: the same kind,
     /// request (HTTP or gRPC) and default name (host, port, path and query; not the
     /// fragment, which is never sent, nor a tcp URL's empty path).
-    pub fn same_target(&self, other: &Check) -> bool {
+    pub(crate) fn same_target(&self, other: &Check) -> bool {
         self.kind == other.kind
             && self.request == other.request
             && self.grpc == other.grpc
@@ -296,7 +296,7 @@ fn split_name(arg: &str) -> Result<(Option<&str>, &str), CheckError> {
     Ok((Some(name), rest))
 }
 
-pub fn validate_name(name: &str) -> Result<(), CheckError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), CheckError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
         && name.as_bytes()[0].is_ascii_alphanumeric()
@@ -407,7 +407,7 @@ fn canonical_field_name(name: &str) -> String {
 }
 
 /// `[+]NAME ok` or `[-]NAME failed: REASON`.
-pub fn write_line(out: &mut Vec<u8>, check: &Check, verdict: &Verdict) {
+pub(crate) fn write_line(out: &mut Vec<u8>, check: &Check, verdict: &Verdict) {
     use std::io::Write as _;
     let _ = match verdict {
         Verdict::Pass => writeln!(out, "[+]{} ok", check.name),

@@ -9,10 +9,10 @@
 
 pub mod check;
 pub mod front;
-pub mod inbound;
+pub(crate) mod inbound;
 pub mod probe;
 pub mod resolver;
-pub mod runtime;
+pub(crate) mod runtime;
 pub mod serve;
 pub mod verdict;
 pub mod wire;

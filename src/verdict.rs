@@ -18,7 +18,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         matches!(self, Verdict::Pass)
     }
 }
@@ -86,7 +86,7 @@ pub enum GrpcReason {
 
 impl Reason {
     /// The reason for an I/O error, naming the common ones plainly.
-    pub fn from_io(err: &io::Error, connecting: bool) -> Reason {
+    pub(crate) fn from_io(err: &io::Error, connecting: bool) -> Reason {
         match err.kind() {
             io::ErrorKind::ConnectionRefused => Reason::Refused,
             io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Reason::Reset,
@@ -195,7 +195,7 @@ impl fmt::Display for OsError {
 /// Why a check failed, coarsely: the `reason` label. A fixed set, so a
 /// reason's free text (an OS message, a status code) never becomes a series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReasonClass {
+pub(crate) enum ReasonClass {
     Status,
     Timeout,
     Refused,
@@ -209,7 +209,7 @@ pub enum ReasonClass {
 }
 
 impl ReasonClass {
-    pub const ALL: [ReasonClass; 10] = [
+    pub(crate) const ALL: [ReasonClass; 10] = [
         ReasonClass::Status,
         ReasonClass::Timeout,
         ReasonClass::Refused,
@@ -224,7 +224,7 @@ impl ReasonClass {
 
     /// The class of a reason. Exhaustive: a new reason does not compile
     /// until it is given a class here.
-    pub fn of(reason: &Reason) -> ReasonClass {
+    pub(crate) fn of(reason: &Reason) -> ReasonClass {
         match reason {
             Reason::Timeout(_) => ReasonClass::Timeout,
             Reason::Refused => ReasonClass::Refused,
@@ -255,7 +255,7 @@ impl ReasonClass {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReasonClass::Status => "status",
             ReasonClass::Timeout => "timeout",

@@ -91,28 +91,28 @@ pub enum Command {
 
 #[derive(Debug)]
 pub struct ServeConfig {
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     pub timeout: Duration,
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Rounds start at least this far apart (zero: as soon as asked).
-    pub min_interval: Duration,
-    pub verbose: bool,
+    pub(crate) min_interval: Duration,
+    pub(crate) verbose: bool,
     pub dry_run: bool,
     pub checks: Vec<Check>,
 }
 
 #[derive(Debug)]
 pub struct CheckConfig {
-    pub timeout: Duration,
-    pub quiet: bool,
-    pub output: Output,
+    pub(crate) timeout: Duration,
+    pub(crate) quiet: bool,
+    pub(crate) output: Output,
     pub dry_run: bool,
-    pub checks: Vec<Check>,
+    pub(crate) checks: Vec<Check>,
 }
 
 /// How `check` prints its verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
+pub(crate) enum Output {
     /// `[+]NAME ok` lines, as `/all?verbose`.
     Text,
     /// The object `/all?format=json` answers.
@@ -121,7 +121,7 @@ pub enum Output {
 
 impl Output {
     /// The word the command line takes.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Output::Text => "text",
             Output::Json => "json",
@@ -130,7 +130,7 @@ impl Output {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
+pub(crate) enum When {
     Always,
     Success,
     Failure,
@@ -138,7 +138,7 @@ pub enum When {
 
 impl When {
     /// The word the command line takes.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             When::Always => "always",
             When::Success => "success",
@@ -149,16 +149,16 @@ impl When {
 
 #[derive(Debug)]
 pub struct RunConfig {
-    pub wait: Vec<Check>,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub wait_timeout: Option<Duration>,
-    pub wait_timeout_continue: bool,
-    pub on_exit: Vec<Check>,
-    pub on_exit_timeout: Duration,
-    pub on_exit_when: When,
+    pub(crate) wait: Vec<Check>,
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) wait_timeout: Option<Duration>,
+    pub(crate) wait_timeout_continue: bool,
+    pub(crate) on_exit: Vec<Check>,
+    pub(crate) on_exit_timeout: Duration,
+    pub(crate) on_exit_when: When,
     pub dry_run: bool,
-    pub command: Vec<OsString>,
+    pub(crate) command: Vec<OsString>,
 }
 
 /// A command line that cannot be run: exit 64.

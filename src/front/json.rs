@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::verdict::Verdict;
 use crate::wire::digits::{nanos, push_seconds};
 
-pub const CONTENT_TYPE: &str = "application/json";
+pub(crate) const CONTENT_TYPE: &str = "application/json";
 
 /// One check in a report.
 #[derive(Clone, Copy, Debug)]

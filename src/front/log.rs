@@ -12,7 +12,7 @@ pub struct Line {
 }
 
 /// Starts a line with the timestamp, level and event name.
-pub fn line(level: &str, event: &str) -> Line {
+pub(crate) fn line(level: &str, event: &str) -> Line {
     let mut buf = String::with_capacity(128);
     buf.push_str("ts=");
     write_timestamp(&mut buf, SystemTime::now());
@@ -20,11 +20,11 @@ pub fn line(level: &str, event: &str) -> Line {
     Line { buf }
 }
 
-pub fn info(event: &str) -> Line {
+pub(crate) fn info(event: &str) -> Line {
     line("info", event)
 }
 
-pub fn warn(event: &str) -> Line {
+pub(crate) fn warn(event: &str) -> Line {
     line("warn", event)
 }
 
@@ -58,7 +58,7 @@ impl Drop for Line {
 
 /// Appends a logfmt value: bare when it is plain, quoted with escapes when it
 /// holds spaces, quotes, `=` or anything that is not printable ASCII.
-pub fn push_value(out: &mut String, raw: &str) {
+pub(crate) fn push_value(out: &mut String, raw: &str) {
     let plain = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\');
     if plain {
         out.push_str(raw);

@@ -11,7 +11,7 @@ use crate::wire::digits::{nanos, push_decimal, push_seconds, put};
 use crate::wire::VERSION;
 
 /// The `Content-Type` of a scrape.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Histogram upper bounds, in nanoseconds, and their `le` label as written
 /// (constants: nothing to escape): 1 ms to 10 s, about evenly spaced on a
@@ -77,7 +77,7 @@ fn code_index(status: u16) -> usize {
 /// A histogram over [`BUCKETS`]; counts per bucket, made cumulative when
 /// written.
 #[derive(Clone, Debug, Default)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     /// Observations per bucket, not cumulative; beyond the last: only `count`.
     buckets: [u64; BUCKETS.len()],
     count: u64,
@@ -85,7 +85,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    pub fn observe(&mut self, d: Duration) {
+    pub(crate) fn observe(&mut self, d: Duration) {
         let n = nanos(d);
         if let Some(i) = BUCKETS.iter().position(|&(bound, _)| n <= bound) {
             self.buckets[i] += 1;
@@ -211,7 +211,7 @@ impl Metrics {
     }
 
     /// Records a round that took `elapsed` from start to its last verdict.
-    pub fn round(&mut self, elapsed: Duration) {
+    pub(crate) fn round(&mut self, elapsed: Duration) {
         self.rounds += 1;
         self.round_duration.observe(elapsed);
     }
@@ -222,7 +222,7 @@ impl Metrics {
     }
 
     /// Records an inbound connection dropped without an answer.
-    pub fn dropped(&mut self) {
+    pub(crate) fn dropped(&mut self) {
         self.dropped += 1;
     }
 

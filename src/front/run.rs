@@ -19,10 +19,10 @@ use crate::verdict::Verdict;
 use crate::wire::text::DisplayDuration;
 
 /// sysexits.h EX_UNAVAILABLE: the checks never passed.
-pub const EX_UNAVAILABLE: u8 = 69;
+pub(crate) const EX_UNAVAILABLE: u8 = 69;
 /// POSIX shell conventions for a command that cannot be run.
-pub const EXIT_CANNOT_EXECUTE: u8 = 126;
-pub const EXIT_NOT_FOUND: u8 = 127;
+pub(crate) const EXIT_CANNOT_EXECUTE: u8 = 126;
+pub(crate) const EXIT_NOT_FOUND: u8 = 127;
 
 /// Signals passed on to the command. Nothing else is: SIGCHLD is ours, and
 /// runtime-internal signals (SIGURG, SIGPIPE, ...) are not for forwarding.

@@ -9,7 +9,7 @@ use super::action::Action;
 use crate::verdict::{Reason, Verdict};
 
 #[derive(Debug, Default)]
-pub struct Conn {
+pub(crate) struct Conn {
     /// Where to connect, tried in order: given by the engine each round
     /// (the check's own addresses, or what its name resolved to).
     addrs: Vec<SocketAddr>,
@@ -24,7 +24,7 @@ pub struct Conn {
 
 impl Conn {
     /// A new round on `addrs`, keeping the buffer.
-    pub fn start(&mut self, addrs: &[SocketAddr]) {
+    pub(crate) fn start(&mut self, addrs: &[SocketAddr]) {
         self.addrs.clear();
         self.addrs.extend_from_slice(addrs);
         self.next_addr = 0;
@@ -33,7 +33,7 @@ impl Conn {
     }
 
     /// Connects again from the first address, on `port` (a redirect).
-    pub fn reconnect(&mut self, port: u16) -> Action {
+    pub(crate) fn reconnect(&mut self, port: u16) -> Action {
         self.next_addr = 0;
         self.first_error = None;
         self.port = Some(port);
@@ -41,7 +41,7 @@ impl Conn {
     }
 
     /// The next address to try, or the verdict when none is left.
-    pub fn next_connect(&mut self) -> Action {
+    pub(crate) fn next_connect(&mut self) -> Action {
         let Some(addr) = self.addrs.get(self.next_addr) else {
             let reason = self.first_error.take().unwrap_or(Reason::Refused);
             return Action::Done(Verdict::Fail(reason));
@@ -55,7 +55,7 @@ impl Conn {
     }
 
     /// The connect failed, at once or as an event: try the next address.
-    pub fn connect_failed(&mut self, err: &io::Error) -> Action {
+    pub(crate) fn connect_failed(&mut self, err: &io::Error) -> Action {
         self.first_error.get_or_insert_with(|| Reason::from_io(err, true));
         self.next_connect()
     }

@@ -160,7 +160,7 @@ impl Call {
     }
 
     /// Whether a write is pending (after readiness, write before reading).
-    pub fn sending(&self) -> bool {
+    pub(crate) fn sending(&self) -> bool {
         self.sent < self.out.len()
     }
 
@@ -392,12 +392,12 @@ impl Call {
     }
 
     /// A read or write failed.
-    pub fn io_failed(&mut self, err: &io::Error) -> Action {
+    pub(crate) fn io_failed(&mut self, err: &io::Error) -> Action {
         self.finish(Verdict::Fail(Reason::from_io(err, false)))
     }
 
     /// The deadline passed before a verdict.
-    pub fn timed_out(&mut self, after: Duration) -> Verdict {
+    pub(crate) fn timed_out(&mut self, after: Duration) -> Verdict {
         self.state = State::Done;
         Verdict::Fail(Reason::Timeout(after))
     }

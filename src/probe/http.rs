@@ -60,7 +60,7 @@ enum Redirect {
 
 /// One HTTP exchange (and its redirects) for one round.
 #[derive(Debug)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     state: State,
     /// The current hop once a redirect was followed.
     redirect: Option<Hop>,
@@ -94,7 +94,7 @@ impl Exchange {
     /// Resets for a new round, keeping the buffers: building a whole new
     /// probe and dropping the old one cost every check more than its
     /// parsing. The pattern names every field, so a new one cannot be missed.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         let Exchange { state, redirect, next, requests, body_fields, sent, head, status } = self;
         *state = State::default();
         *redirect = None;
@@ -107,7 +107,7 @@ impl Exchange {
     }
 
     /// The step to retry when the connection reports readiness.
-    pub fn resume(&self) -> Option<Action> {
+    pub(crate) fn resume(&self) -> Option<Action> {
         match self.state {
             State::Sending => Some(Action::Send),
             State::Head | State::Body { .. } => Some(Action::Receive),
@@ -116,7 +116,7 @@ impl Exchange {
     }
 
     /// The connection is established: send the (next) request.
-    pub fn connected(&mut self) -> Action {
+    pub(crate) fn connected(&mut self) -> Action {
         self.state = State::Sending;
         self.sent = 0;
         self.requests = self.requests.saturating_add(1);
@@ -124,7 +124,7 @@ impl Exchange {
     }
 
     /// The request bytes still to write.
-    pub fn output<'a>(&'a self, check: &'a Check) -> &'a [u8] {
+    pub(crate) fn output<'a>(&'a self, check: &'a Check) -> &'a [u8] {
         let request = match &self.redirect {
             Some(hop) => &hop.request,
             None => &check.request,
@@ -132,7 +132,7 @@ impl Exchange {
         &request[self.sent.min(request.len())..]
     }
 
-    pub fn wrote(&mut self, check: &Check, n: usize) -> Action {
+    pub(crate) fn wrote(&mut self, check: &Check, n: usize) -> Action {
         self.sent += n;
         if self.output(check).is_empty() {
             self.state = State::Head;
@@ -144,7 +144,7 @@ impl Exchange {
     }
 
     /// Bytes arrived (never empty: end of stream is [`Exchange::eof`]).
-    pub fn received(&mut self, check: &Check, conn: &mut Conn, data: &[u8]) -> Action {
+    pub(crate) fn received(&mut self, check: &Check, conn: &mut Conn, data: &[u8]) -> Action {
         match self.state {
             State::Head => match self.head.feed(data) {
                 Ok(None) => Action::Receive,
@@ -157,7 +157,7 @@ impl Exchange {
     }
 
     /// The peer closed its side.
-    pub fn eof(&mut self, conn: &mut Conn) -> Action {
+    pub(crate) fn eof(&mut self, conn: &mut Conn) -> Action {
         match &self.state {
             State::Body { follow: true, .. } => self.follow(conn),
             State::Body { reader, .. } => match reader.eof() {
@@ -170,7 +170,7 @@ impl Exchange {
     }
 
     /// A read or write failed.
-    pub fn io_failed(&mut self, conn: &mut Conn, err: &io::Error) -> Action {
+    pub(crate) fn io_failed(&mut self, conn: &mut Conn, err: &io::Error) -> Action {
         // Go ignores errors while draining a redirect's body.
         if matches!(self.state, State::Body { follow: true, .. }) {
             return self.follow(conn);
@@ -179,7 +179,7 @@ impl Exchange {
     }
 
     /// The round's deadline passed before a verdict.
-    pub fn timed_out(&mut self, after: Duration) -> Verdict {
+    pub(crate) fn timed_out(&mut self, after: Duration) -> Verdict {
         match self.fail_after_status(Reason::Timeout(after)) {
             Action::Done(verdict) => verdict,
             _ => unreachable!("fail_after_status always finishes"),

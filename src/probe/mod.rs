@@ -5,11 +5,11 @@
 //! unit-tested without sockets. A new kind is a file here and an arm in
 //! [`Machine`]'s matches.
 
-pub mod action;
-pub mod conn;
+pub(crate) mod action;
+pub(crate) mod conn;
 pub mod grpc;
-pub mod http;
-pub mod tcp;
+pub(crate) mod http;
+pub(crate) mod tcp;
 
 use std::io;
 use std::net::SocketAddr;
@@ -104,7 +104,7 @@ impl Probe {
     }
 
     /// The step to retry when the connection reports readiness.
-    pub fn resume(&self) -> Option<Action> {
+    pub(crate) fn resume(&self) -> Option<Action> {
         if self.link != Link::Open {
             return None;
         }
@@ -116,12 +116,12 @@ impl Probe {
         }
     }
 
-    pub fn is_connecting(&self) -> bool {
+    pub(crate) fn is_connecting(&self) -> bool {
         self.link == Link::Connecting
     }
 
     /// The connect failed, at once or as an event: try the next address.
-    pub fn connect_failed(&mut self, err: &io::Error) -> Action {
+    pub(crate) fn connect_failed(&mut self, err: &io::Error) -> Action {
         let action = self.conn.connect_failed(err);
         self.step(action)
     }
@@ -184,7 +184,7 @@ impl Probe {
     }
 
     /// A read or write failed.
-    pub fn io_failed(&mut self, err: &io::Error) -> Action {
+    pub(crate) fn io_failed(&mut self, err: &io::Error) -> Action {
         let action = match (self.link, &mut self.machine) {
             (Link::Open, Machine::Http(exchange)) => exchange.io_failed(&mut self.conn, err),
             (Link::Open, Machine::Grpc(call)) => call.io_failed(err),
@@ -194,7 +194,7 @@ impl Probe {
     }
 
     /// The round's deadline passed before a verdict.
-    pub fn timed_out(&mut self, after: Duration) -> Verdict {
+    pub(crate) fn timed_out(&mut self, after: Duration) -> Verdict {
         let link = std::mem::replace(&mut self.link, Link::Done);
         match (link, &mut self.machine) {
             (Link::Open, Machine::Http(exchange)) => exchange.timed_out(after),

@@ -4,11 +4,11 @@ use super::action::Action;
 use crate::verdict::Verdict;
 
 #[derive(Debug, Default)]
-pub struct Tcp;
+pub(crate) struct Tcp;
 
 impl Tcp {
     /// The connection is established: nothing more to ask.
-    pub fn connected(&mut self) -> Action {
+    pub(crate) fn connected(&mut self) -> Action {
         Action::Done(Verdict::Pass)
     }
 }

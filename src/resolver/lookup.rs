@@ -14,7 +14,7 @@ use crate::wire::dns::{self as message, Invalid, Reply, EDNS_UDP_SIZE, TYPE_A, T
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub addrs: Vec<IpAddr>,
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
 }
 
 /// A small PRNG (splitmix64) for query IDs, seeded from the kernel. Query
@@ -28,7 +28,7 @@ impl Rng {
     }
 
     /// Seeded by `getrandom`, or by the clock and pid if it fails.
-    pub fn from_os() -> Rng {
+    pub(crate) fn from_os() -> Rng {
         let mut seed = [0u8; 8];
         // SAFETY: the buffer is valid for 8 bytes; GRND_NONBLOCK never waits.
         let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), libc::GRND_NONBLOCK) };
@@ -39,7 +39,7 @@ impl Rng {
         Rng(u64::from_le_bytes(seed))
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -47,13 +47,13 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    pub fn next_u16(&mut self) -> u16 {
+    pub(crate) fn next_u16(&mut self) -> u16 {
         (self.next_u64() >> 48) as u16
     }
 }
 
 /// A TCP answer larger than this fails the try: ours hold a few addresses.
-pub const MAX_TCP_ANSWER: usize = 16 * 1024;
+pub(crate) const MAX_TCP_ANSWER: usize = 16 * 1024;
 
 /// What the engine must do next for this lookup.
 #[derive(Debug, PartialEq, Eq)]
@@ -142,11 +142,11 @@ impl Lookup {
     }
 
     /// When the current try gives up: call [`Lookup::timed_out`] then.
-    pub fn wake(&self) -> Option<Instant> {
+    pub(crate) fn wake(&self) -> Option<Instant> {
         (!self.done).then_some(self.wake)
     }
 
-    pub fn is_connecting(&self) -> bool {
+    pub(crate) fn is_connecting(&self) -> bool {
         self.transport == Transport::Tcp && self.sent == 0 && !self.done
     }
 
@@ -161,11 +161,11 @@ impl Lookup {
     }
 
     /// The TCP connection is up: send both queries.
-    pub fn connected(&mut self) -> Action {
+    pub(crate) fn connected(&mut self) -> Action {
         Action::Send
     }
 
-    pub fn wrote(&mut self, n: usize) -> Action {
+    pub(crate) fn wrote(&mut self, n: usize) -> Action {
         self.sent += n;
         if self.output().is_empty() {
             Action::Receive
@@ -175,7 +175,7 @@ impl Lookup {
     }
 
     /// The step to retry when the socket reports readiness.
-    pub fn resume(&self) -> Option<Action> {
+    pub(crate) fn resume(&self) -> Option<Action> {
         match (self.done, self.transport) {
             (true, _) => None,
             (false, Transport::Tcp) if !self.output().is_empty() => Some(Action::Send),
@@ -226,17 +226,17 @@ impl Lookup {
     }
 
     /// The TCP peer closed before both answers came.
-    pub fn eof(&mut self, now: Instant) -> Action {
+    pub(crate) fn eof(&mut self, now: Instant) -> Action {
         self.try_failed(DnsReason::ServerFailure, now)
     }
 
     /// Sending, connecting or reading failed: this server is out for this try.
-    pub fn io_failed(&mut self, now: Instant) -> Action {
+    pub(crate) fn io_failed(&mut self, now: Instant) -> Action {
         self.try_failed(DnsReason::ServerFailure, now)
     }
 
     /// The try's time ran out (the engine calls this at [`Lookup::wake`]).
-    pub fn timed_out(&mut self, now: Instant) -> Action {
+    pub(crate) fn timed_out(&mut self, now: Instant) -> Action {
         if self.done || now < self.wake {
             return Action::Receive;
         }

@@ -2,9 +2,9 @@
 //! `/etc/resolv.conf`, with a cache bounded by each answer's TTL. The
 //! resolver and its parts are pure; the engine does the socket work.
 
-pub mod conf;
-pub mod lookup;
-pub mod schedule;
+pub(crate) mod conf;
+pub(crate) mod lookup;
+pub(crate) mod schedule;
 
 use std::fs;
 use std::io::Read as _;
@@ -28,7 +28,7 @@ const MAX_FILE: u64 = 64 * 1024;
 
 /// The resolver's lasting state: configuration, cache, randomness.
 #[derive(Debug)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     conf: ResolvConf,
     hosts: Hosts,
     /// Answers and until when they hold, sorted by name for a binary
@@ -49,14 +49,14 @@ impl Default for Resolver {
 }
 
 impl Resolver {
-    pub fn new(conf: ResolvConf, hosts: Hosts, rng: Rng) -> Resolver {
+    pub(crate) fn new(conf: ResolvConf, hosts: Hosts, rng: Rng) -> Resolver {
         Resolver { conf, hosts, cache: Vec::new(), rng, files: [None, None] }
     }
 
     /// Reads `/etc/resolv.conf` and `/etc/hosts` again if they changed
     /// (kubelet and operators rewrite them in place). Local files: a stat
     /// each, and a read only after a change.
-    pub fn refresh(&mut self) {
+    pub(crate) fn refresh(&mut self) {
         if let Some(text) = read_if_changed(Path::new("/etc/resolv.conf"), &mut self.files[0]) {
             self.conf = ResolvConf::parse(&text);
         }
@@ -68,7 +68,7 @@ impl Resolver {
     /// What is known of `name` (not an IP literal, not `localhost`)
     /// without asking a server: the hosts file first, then a cached answer
     /// still within its TTL. None: it must be looked up.
-    pub fn known(&self, name: &str, now: Instant) -> Option<Result<Vec<IpAddr>, DnsReason>> {
+    pub(crate) fn known(&self, name: &str, now: Instant) -> Option<Result<Vec<IpAddr>, DnsReason>> {
         // RFC 6761 6.4: `.invalid` names fail at once, without a query.
         let bare = name.strip_suffix('.').unwrap_or(name).as_bytes();
         let tld = bare.rsplit(|&b| b == b'.').next().unwrap_or_default();
@@ -92,14 +92,14 @@ impl Resolver {
 
     /// Begins a lookup of `name` with the servers and search list of now;
     /// carry out the action it returns.
-    pub fn lookup(&mut self, name: &str, now: Instant) -> (Box<Lookup>, Action) {
+    pub(crate) fn lookup(&mut self, name: &str, now: Instant) -> (Box<Lookup>, Action) {
         let rng = Rng::new(self.rng.next_u64());
         let (lookup, action) = Lookup::start(name, &self.conf, rng, now);
         (Box::new(lookup), action)
     }
 
     /// Keeps a lookup's answer for its TTL (capped); a TTL of 0 is not kept.
-    pub fn store(&mut self, name: &str, found: &Found, now: Instant) {
+    pub(crate) fn store(&mut self, name: &str, found: &Found, now: Instant) {
         let ttl = found.ttl.min(MAX_TTL);
         let at = self.cached(name);
         if ttl.is_zero() {

@@ -16,10 +16,10 @@ use crate::verdict::DnsReason;
 /// others wait their turn within the same deadline, so a round with a
 /// thousand names does not throw two thousand datagrams at the DNS server
 /// in one burst (the load bench saw a server drop them).
-pub const MAX_LOOKUPS: usize = 64;
+pub(crate) const MAX_LOOKUPS: usize = 64;
 
 /// What a name resolved to, for each check naming it.
-pub type Outcome = Result<Vec<IpAddr>, DnsReason>;
+pub(crate) type Outcome = Result<Vec<IpAddr>, DnsReason>;
 
 /// One name's lookup in this round, shared by every check naming it.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ enum NameLookup {
 
 /// The lookups of the running round.
 #[derive(Debug, Default)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     /// Lookup `j` of the round; its index names it to the runtime.
     lookups: Vec<NameLookup>,
     /// Per check, the first check of the round naming the same host
@@ -62,7 +62,7 @@ pub struct Schedule {
 
 impl Schedule {
     /// A new round for `checks`, in check order.
-    pub fn start(&mut self, checks: &[Check]) {
+    pub(crate) fn start(&mut self, checks: &[Check]) {
         self.lookups.clear();
         self.queued.clear();
         self.in_flight = 0;
@@ -86,7 +86,7 @@ impl Schedule {
     /// Check `i` names `name`: what is known of it already (an earlier
     /// check's lookup ended, the hosts file, the cache), or None when it
     /// waits for a lookup (queued, or joined).
-    pub fn ask(&mut self, i: usize, name: &str, resolver: &Resolver, now: Instant) -> Option<Outcome> {
+    pub(crate) fn ask(&mut self, i: usize, name: &str, resolver: &Resolver, now: Instant) -> Option<Outcome> {
         if let Some(j) = self.began[self.first_of[i]] {
             return match &mut self.lookups[j] {
                 NameLookup::Queued { waiters, .. } | NameLookup::Running { waiters, .. } => {
@@ -109,7 +109,7 @@ impl Schedule {
 
     /// The next queued lookup to begin while fewer than [`MAX_LOOKUPS`]
     /// run, with its first action.
-    pub fn begin(&mut self, resolver: &mut Resolver, now: Instant) -> Option<(usize, Action)> {
+    pub(crate) fn begin(&mut self, resolver: &mut Resolver, now: Instant) -> Option<(usize, Action)> {
         if self.in_flight >= MAX_LOOKUPS {
             return None;
         }
@@ -124,7 +124,7 @@ impl Schedule {
     }
 
     /// Lookup `j`'s machine while it runs.
-    pub fn running(&mut self, j: usize) -> Option<&mut Lookup> {
+    pub(crate) fn running(&mut self, j: usize) -> Option<&mut Lookup> {
         match self.lookups.get_mut(j) {
             Some(NameLookup::Running { lookup, .. }) => Some(lookup),
             _ => None,
@@ -132,7 +132,7 @@ impl Schedule {
     }
 
     /// Lookup `j` waits for its socket: its retry counts for [`Schedule::wake`].
-    pub fn waiting(&mut self, j: usize) {
+    pub(crate) fn waiting(&mut self, j: usize) {
         if let Some(wake) = self.running(j).and_then(|l| l.wake()) {
             self.wake = Some(self.wake.map_or(wake, |w| w.min(wake)));
         }
@@ -140,7 +140,7 @@ impl Schedule {
 
     /// Lookup `j` ended: an answer is kept in the resolver's cache. Returns
     /// the checks that waited for it and what they get.
-    pub fn ended(
+    pub(crate) fn ended(
         &mut self,
         j: usize,
         result: Result<Found, DnsReason>,
@@ -161,29 +161,29 @@ impl Schedule {
     }
 
     /// When a lookup's try may time out: call [`Schedule::due`] then.
-    pub fn wake(&self) -> Option<Instant> {
+    pub(crate) fn wake(&self) -> Option<Instant> {
         self.wake
     }
 
     /// Whether a retry may be due at `now`.
-    pub fn is_due(&self, now: Instant) -> bool {
+    pub(crate) fn is_due(&self, now: Instant) -> bool {
         self.wake.is_some_and(|w| now >= w)
     }
 
     /// The lookups of the round, by index, to scan with [`Schedule::due`].
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.lookups.len()
     }
 
     /// Forgets the wake-up before a scan with [`Schedule::due`], which
     /// notes the next ones.
-    pub fn clear_wake(&mut self) {
+    pub(crate) fn clear_wake(&mut self) {
         self.wake = None;
     }
 
     /// Lookup `j`'s timed-out try: the action to carry out, when its try's
     /// time is up at `now`.
-    pub fn due(&mut self, j: usize, now: Instant) -> Option<Action> {
+    pub(crate) fn due(&mut self, j: usize, now: Instant) -> Option<Action> {
         let lookup = self.running(j)?;
         match lookup.wake() {
             Some(wake) if now >= wake => Some(lookup.timed_out(now)),
@@ -197,7 +197,7 @@ impl Schedule {
 
     /// The round's deadline passed: every lookup still under way or
     /// queued is dropped.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         for entry in &mut self.lookups {
             if matches!(entry, NameLookup::Queued { .. } | NameLookup::Running { .. }) {
                 *entry = NameLookup::Closed;

@@ -13,14 +13,14 @@ use super::sockopt;
 
 /// A machine's socket.
 #[derive(Debug)]
-pub enum Socket {
+pub(crate) enum Socket {
     Tcp(TcpStream),
     Udp(UdpSocket),
 }
 
 /// What a machine asks of its socket next.
 #[derive(Debug)]
-pub enum Step<T> {
+pub(crate) enum Step<T> {
     /// Connect a TCP stream to this address, closing any current socket;
     /// then wait for the connect to complete.
     Connect(SocketAddr),
@@ -36,7 +36,7 @@ pub enum Step<T> {
 }
 
 /// A sans-IO machine as the driver sees it.
-pub trait Endpoint {
+pub(crate) trait Endpoint {
     type Outcome;
     /// The largest datagram read, plus one to see an oversized one.
     const MAX_DATAGRAM: usize = 0;
@@ -62,7 +62,7 @@ pub trait Endpoint {
 /// Carries out `step` and those that follow until one has to wait for
 /// readiness (None) or the machine is done (its outcome; the socket is
 /// closed then).
-pub fn drive<E: Endpoint>(
+pub(crate) fn drive<E: Endpoint>(
     machine: &mut E,
     socket: &mut Option<Socket>,
     mut step: Step<E::Outcome>,
@@ -140,7 +140,7 @@ pub fn drive<E: Endpoint>(
 }
 
 /// Whether a non-blocking connect has completed: None while in progress.
-pub fn connect_result(stream: &TcpStream) -> Option<io::Result<()>> {
+pub(crate) fn connect_result(stream: &TcpStream) -> Option<io::Result<()>> {
     match stream.take_error() {
         Ok(Some(e)) | Err(e) => return Some(Err(e)),
         Ok(None) => {}

@@ -22,22 +22,22 @@ use crate::wire::dns::EDNS_UDP_SIZE;
 /// Hands out tokens from a counter that only goes up, so an event that
 /// arrives late for a closed socket can never reach a newer one.
 #[derive(Debug)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     next: usize,
 }
 
 impl Tokens {
     /// Tokens below `first` are reserved for fixed sources.
-    pub fn new(first: usize) -> Tokens {
+    pub(crate) fn new(first: usize) -> Tokens {
         Tokens { next: first }
     }
 
-    pub fn next_token(&mut self) -> Token {
+    pub(crate) fn next_token(&mut self) -> Token {
         self.block(1)
     }
 
     /// `n` consecutive tokens; the first is returned.
-    pub fn block(&mut self, n: usize) -> Token {
+    pub(crate) fn block(&mut self, n: usize) -> Token {
         let first = self.next;
         self.next += n;
         Token(first)
@@ -76,7 +76,7 @@ enum Owner {
 
 /// Runs rounds: every check probed once, concurrently.
 #[derive(Debug)]
-pub struct Engine {
+pub(crate) struct Engine {
     slots: Vec<Slot>,
     /// The first token of the running round's block.
     base: usize,
@@ -108,7 +108,7 @@ impl Default for Engine {
 }
 
 impl Engine {
-    pub fn new() -> Engine {
+    pub(crate) fn new() -> Engine {
         Engine {
             slots: Vec::new(),
             base: 0,
@@ -139,13 +139,13 @@ impl Engine {
         }
     }
 
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.deadline.is_some()
     }
 
     /// When the engine next needs `expire`: the running round's deadline,
     /// or a lookup's retry before it. For the poll timeout.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         let deadline = self.deadline?;
         Some(self.schedule.wake().map_or(deadline, |wake| wake.min(deadline)))
     }
@@ -153,7 +153,7 @@ impl Engine {
     /// Starts a round: one probe per check, all at once, each after its
     /// name's lookup when it has one. Connections that fail at once settle
     /// their verdict here.
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         checks: &[Check],
         timeout: Duration,
@@ -268,7 +268,7 @@ impl Engine {
 
     /// Handles readiness of `token` at `now`; false when the token is not a
     /// probe's or a lookup's (the caller then looks elsewhere).
-    pub fn ready(&mut self, token: Token, checks: &[Check], registry: &Registry, now: Instant) -> bool {
+    pub(crate) fn ready(&mut self, token: Token, checks: &[Check], registry: &Registry, now: Instant) -> bool {
         let Some(owner) = self.owner(token) else {
             return false;
         };
@@ -326,7 +326,7 @@ impl Engine {
     /// Retries lookups whose try timed out; once the round's deadline has
     /// passed, fails every check still without a verdict: `dns: timeout`
     /// when it is still waiting for its name.
-    pub fn expire(&mut self, now: Instant, checks: &[Check], registry: &Registry) {
+    pub(crate) fn expire(&mut self, now: Instant, checks: &[Check], registry: &Registry) {
         if self.deadline.is_none_or(|d| now < d) {
             if self.schedule.is_due(now) {
                 self.retry_lookups(now, checks, registry);
@@ -364,7 +364,7 @@ impl Engine {
     }
 
     /// Drops the running round (its sockets close); its verdicts are lost.
-    pub fn abort(&mut self) {
+    pub(crate) fn abort(&mut self) {
         for slot in &mut self.slots {
             if let Stage::Probing(socket) = &mut slot.stage {
                 reset(socket);
@@ -377,7 +377,7 @@ impl Engine {
 
     /// Check `i`'s verdict in the running round (None while its probe
     /// runs), or in the last round until the next one starts.
-    pub fn verdict(&self, i: usize) -> Option<&Verdict> {
+    pub(crate) fn verdict(&self, i: usize) -> Option<&Verdict> {
         match &self.slots.get(i)?.stage {
             Stage::Settled(verdict, _) => Some(verdict),
             _ => None,
@@ -385,7 +385,7 @@ impl Engine {
     }
 
     /// When check `i`'s verdict landed (see [`Engine::verdict`]).
-    pub fn settled_at(&self, i: usize) -> Option<Instant> {
+    pub(crate) fn settled_at(&self, i: usize) -> Option<Instant> {
         match self.slots.get(i)?.stage {
             Stage::Settled(_, at) => Some(at),
             _ => None,
@@ -393,17 +393,17 @@ impl Engine {
     }
 
     /// When the running (or last) round started.
-    pub fn started(&self) -> Instant {
+    pub(crate) fn started(&self) -> Instant {
         self.started
     }
 
     /// How many checks of the running round still wait for their verdict.
-    pub fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.pending
     }
 
     /// The verdicts, once per round, when every probe has one.
-    pub fn finished(&mut self) -> Option<Finished<'_>> {
+    pub(crate) fn finished(&mut self) -> Option<Finished<'_>> {
         if !self.is_running() || self.pending > 0 {
             return None;
         }
@@ -413,16 +413,16 @@ impl Engine {
 }
 
 /// A finished round: its verdicts in check order.
-pub struct Finished<'a> {
+pub(crate) struct Finished<'a> {
     slots: &'a [Slot],
-    pub started: Instant,
+    pub(crate) started: Instant,
     /// Names looked up in the round (not those answered by the hosts
     /// file or the cache).
-    pub lookups: usize,
+    pub(crate) lookups: usize,
 }
 
 impl<'a> Finished<'a> {
-    pub fn verdicts(&self) -> impl ExactSizeIterator<Item = &'a Verdict> + 'a {
+    pub(crate) fn verdicts(&self) -> impl ExactSizeIterator<Item = &'a Verdict> + 'a {
         let slots: &'a [Slot] = self.slots;
         slots.iter().map(|s| match &s.stage {
             Stage::Settled(verdict, _) => verdict,
@@ -431,7 +431,7 @@ impl<'a> Finished<'a> {
     }
 
     /// How long after the round's start each verdict came, in check order.
-    pub fn durations(&self) -> impl ExactSizeIterator<Item = Duration> + 'a {
+    pub(crate) fn durations(&self) -> impl ExactSizeIterator<Item = Duration> + 'a {
         let (slots, started): (&'a [Slot], Instant) = (self.slots, self.started);
         slots.iter().map(move |s| match s.stage {
             Stage::Settled(_, at) => at.saturating_duration_since(started),

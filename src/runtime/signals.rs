@@ -12,7 +12,7 @@ use mio::event::Source;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-pub struct Signals {
+pub(crate) struct Signals {
     fd: OwnedFd,
     /// The mask before [`Signals::new`] blocked ours: what a child should
     /// start with (spawn and exec keep the caller's mask).
@@ -23,7 +23,7 @@ impl Signals {
     /// Blocks `signals` for this (single-threaded) process and opens a
     /// signalfd for them. Children inherit the blocked mask: give them
     /// [`Signals::original_mask`] before they exec.
-    pub fn new(signals: &[libc::c_int]) -> io::Result<Signals> {
+    pub(crate) fn new(signals: &[libc::c_int]) -> io::Result<Signals> {
         // SAFETY: sigset_t is plain data initialised by sigemptyset; the
         // calls only read and write it and the process's mask.
         unsafe {
@@ -47,12 +47,12 @@ impl Signals {
     }
 
     /// The signal mask this process had before [`Signals::new`].
-    pub fn original_mask(&self) -> libc::sigset_t {
+    pub(crate) fn original_mask(&self) -> libc::sigset_t {
         self.original
     }
 
     /// The next pending signal, or None when there is none.
-    pub fn pending(&mut self) -> io::Result<Option<libc::c_int>> {
+    pub(crate) fn pending(&mut self) -> io::Result<Option<libc::c_int>> {
         let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
         loop {
@@ -89,7 +89,7 @@ impl Source for Signals {
 
 /// The conventional name of a signal, for logs: every standard Linux
 /// signal by name, others (real-time ones) by number.
-pub fn name(sig: libc::c_int) -> String {
+pub(crate) fn name(sig: libc::c_int) -> String {
     const NAMES: [(libc::c_int, &str); 30] = [
         (libc::SIGHUP, "SIGHUP"),
         (libc::SIGINT, "SIGINT"),

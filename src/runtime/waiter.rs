@@ -15,7 +15,7 @@ use crate::verdict::Verdict;
 const SIGNALS: Token = Token(0);
 const FIRST_TOKEN: usize = 1;
 
-pub struct Driver {
+pub(crate) struct Driver {
     poll: Poll,
     events: Events,
     signals: Signals,
@@ -27,7 +27,7 @@ pub struct Driver {
 
 impl Driver {
     /// Blocks `signals` and delivers them through [`Driver`]'s waits.
-    pub fn new(signals: &[libc::c_int]) -> Result<Driver, Error> {
+    pub(crate) fn new(signals: &[libc::c_int]) -> Result<Driver, Error> {
         let mut signals = Signals::new(signals).map_err(Error::Signals)?;
         let poll = Poll::new().map_err(Error::Poll)?;
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE).map_err(Error::Poll)?;
@@ -42,14 +42,14 @@ impl Driver {
     }
 
     /// The signal mask from before [`Driver::new`] blocked its signals.
-    pub fn original_mask(&self) -> libc::sigset_t {
+    pub(crate) fn original_mask(&self) -> libc::sigset_t {
         self.signals.original_mask()
     }
 
     /// Probes every check once, concurrently, each bounded by `timeout`.
     /// A signal for which `stops` is true ends the round early,
     /// Err(signal); other signals are dropped.
-    pub fn round(
+    pub(crate) fn round(
         &mut self,
         checks: &[Check],
         timeout: Duration,
@@ -81,12 +81,12 @@ impl Driver {
     }
 
     /// Per check, how long the last finished round took to its verdict.
-    pub fn durations(&self) -> &[Duration] {
+    pub(crate) fn durations(&self) -> &[Duration] {
         &self.durations
     }
 
     /// Waits until `until` (or forever); Some(signal) if one came first.
-    pub fn pause(&mut self, until: Option<Instant>) -> Result<Option<libc::c_int>, Error> {
+    pub(crate) fn pause(&mut self, until: Option<Instant>) -> Result<Option<libc::c_int>, Error> {
         loop {
             if let Some(sig) = self.wait(until)? {
                 return Ok(Some(sig));

@@ -5,7 +5,7 @@
 /// with a call to `memcpy`: musl's (the static build's) starts every copy
 /// with `rep movsq`, which costs more than a metrics line's short pieces.
 #[inline]
-pub fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len());
     let mut words = bytes.chunks_exact(8);
     for word in &mut words {
@@ -20,7 +20,7 @@ pub fn put(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Appends `n` in decimal. Not `write!`: the formatting machinery was a
 /// fifth of the instructions spent on a `/self` request.
-pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20]; // u64::MAX has 20 digits
     let mut start = digits.len();
     loop {
@@ -42,7 +42,7 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// Appends `nanos` as seconds, exactly: `0.0021`, `3`, `1.5`. No exponent
 /// and no trailing zeros, so it is a valid Prometheus float and JSON number.
-pub fn push_seconds(out: &mut Vec<u8>, nanos: u64) {
+pub(crate) fn push_seconds(out: &mut Vec<u8>, nanos: u64) {
     push_decimal(out, nanos / NANOS_PER_SEC);
     let mut frac = nanos % NANOS_PER_SEC;
     if frac == 0 {
@@ -59,7 +59,7 @@ pub fn push_seconds(out: &mut Vec<u8>, nanos: u64) {
 }
 
 /// Nanoseconds in `d`, saturating (u64 nanoseconds last 584 years).
-pub fn nanos(d: std::time::Duration) -> u64 {
+pub(crate) fn nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 

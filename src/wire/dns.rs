@@ -12,9 +12,7 @@ const CLASS_IN: u16 = 1;
 
 /// The UDP payload size we advertise with EDNS0: the size the DNS flag day
 /// 2020 settled on, safe from IP fragmentation on any path.
-pub const EDNS_UDP_SIZE: u16 = 1232;
-/// A UDP answer without EDNS may be 512 bytes at most (RFC 1035 4.2.1).
-pub const PLAIN_UDP_SIZE: usize = 512;
+pub(crate) const EDNS_UDP_SIZE: u16 = 1232;
 /// Addresses kept from one answer; the rest are dropped. A probe tries them
 /// in turn within one deadline, so more would never be reached.
 pub const MAX_ADDRS: usize = 8;
@@ -33,9 +31,10 @@ const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const OPCODE_MASK: u16 = 0x7800;
 
-pub const RCODE_NOERROR: u8 = 0;
-pub const RCODE_SERVFAIL: u8 = 2;
-pub const RCODE_NXDOMAIN: u8 = 3;
+pub(crate) const RCODE_NOERROR: u8 = 0;
+#[cfg(test)]
+pub(crate) const RCODE_SERVFAIL: u8 = 2;
+pub(crate) const RCODE_NXDOMAIN: u8 = 3;
 
 /// Encodes `name` (dotted, without the root dot) as wire-form labels in
 /// lower case, or None when it is not a valid DNS name.
@@ -58,7 +57,7 @@ pub fn encode_name(name: &str) -> Option<Vec<u8>> {
 
 /// Appends a recursive query for `qname` (wire form) and `qtype`, with an
 /// EDNS0 OPT record so answers up to [`EDNS_UDP_SIZE`] come over UDP.
-pub fn write_query(out: &mut Vec<u8>, id: u16, qname: &[u8], qtype: u16) {
+pub(crate) fn write_query(out: &mut Vec<u8>, id: u16, qname: &[u8], qtype: u16) {
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&FLAG_RD.to_be_bytes());
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]); // 1 question, 1 additional

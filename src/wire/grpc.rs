@@ -10,7 +10,7 @@ use crate::wire::text::percent_decode;
 use crate::wire::{h2, hpack, proto, USER_AGENT};
 
 /// The method every health check calls.
-pub const PATH: &str = "/grpc.health.v1.Health/Check";
+pub(crate) const PATH: &str = "/grpc.health.v1.Health/Check";
 /// Largest request header block: it must fit one HEADERS frame, with room
 /// for the `grpc-timeout` field added when the call starts.
 const MAX_REQUEST_BLOCK: usize = h2::MAX_FRAME - 64;
@@ -74,7 +74,7 @@ impl Request {
 
 /// Header fields the call sets itself or HTTP/2 forbids (RFC 9113 8.2.2),
 /// and the `grpc-` names gRPC reserves: a `--header` may not name them.
-pub fn reserved(name: &str) -> bool {
+pub(crate) fn reserved(name: &str) -> bool {
     const OWN: [&str; 6] = ["content-type", "te", "connection", "keep-alive", "proxy-connection", "upgrade"];
     OWN.iter().any(|f| name.eq_ignore_ascii_case(f))
         || name.get(..5).is_some_and(|prefix| prefix.eq_ignore_ascii_case("grpc-"))
@@ -83,7 +83,7 @@ pub fn reserved(name: &str) -> bool {
 /// Appends a `grpc-timeout` value (gRPC over HTTP/2): at most 8 digits and
 /// a unit, the finest unit that fits, truncated, as grpc-go writes it. In
 /// 64-bit nanoseconds (584 years): 128-bit arithmetic would cost size.
-pub fn push_timeout(out: &mut Vec<u8>, remaining: Duration) {
+pub(crate) fn push_timeout(out: &mut Vec<u8>, remaining: Duration) {
     const MAX_VALUE: u64 = 99_999_999;
     let nanos = u64::try_from(remaining.as_nanos()).unwrap_or(u64::MAX);
     for (unit, per) in [(b'n', 1), (b'u', 1_000), (b'm', 1_000_000), (b'S', 1_000_000_000), (b'M', 60_000_000_000)] {
@@ -122,7 +122,7 @@ pub(crate) fn shown(raw: &[u8]) -> String {
 }
 
 /// The name of a gRPC status code.
-pub fn status_name(code: u32) -> Option<&'static str> {
+pub(crate) fn status_name(code: u32) -> Option<&'static str> {
     const NAMES: [&str; 17] = [
         "OK",
         "CANCELLED",
@@ -146,7 +146,7 @@ pub fn status_name(code: u32) -> Option<&'static str> {
 }
 
 /// The name of a `HealthCheckResponse.ServingStatus`.
-pub fn health_name(status: i32) -> Option<&'static str> {
+pub(crate) fn health_name(status: i32) -> Option<&'static str> {
     match status {
         proto::UNKNOWN => Some("UNKNOWN"),
         proto::SERVING => Some("SERVING"),

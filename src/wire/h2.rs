@@ -3,7 +3,7 @@
 //! frames a client must read, and the writer for the frames it sends.
 
 /// The client connection preface (3.4).
-pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Largest frame payload we accept: SETTINGS_MAX_FRAME_SIZE, which we
 /// leave at its default (4.2), so a larger frame is the peer's error.
@@ -12,41 +12,41 @@ pub const MAX_FRAME: usize = 16 * 1024;
 /// Octets in a frame header.
 pub const HEADER_LEN: usize = 9;
 
-pub const DATA: u8 = 0x0;
-pub const HEADERS: u8 = 0x1;
-pub const PRIORITY: u8 = 0x2;
-pub const RST_STREAM: u8 = 0x3;
-pub const SETTINGS: u8 = 0x4;
-pub const PUSH_PROMISE: u8 = 0x5;
-pub const PING: u8 = 0x6;
-pub const GOAWAY: u8 = 0x7;
-pub const WINDOW_UPDATE: u8 = 0x8;
-pub const CONTINUATION: u8 = 0x9;
+pub(crate) const DATA: u8 = 0x0;
+pub(crate) const HEADERS: u8 = 0x1;
+pub(crate) const PRIORITY: u8 = 0x2;
+pub(crate) const RST_STREAM: u8 = 0x3;
+pub(crate) const SETTINGS: u8 = 0x4;
+pub(crate) const PUSH_PROMISE: u8 = 0x5;
+pub(crate) const PING: u8 = 0x6;
+pub(crate) const GOAWAY: u8 = 0x7;
+pub(crate) const WINDOW_UPDATE: u8 = 0x8;
+pub(crate) const CONTINUATION: u8 = 0x9;
 
-pub const END_STREAM: u8 = 0x1;
-pub const ACK: u8 = 0x1;
-pub const END_HEADERS: u8 = 0x4;
-pub const PADDED: u8 = 0x8;
-pub const PRIORITY_FLAG: u8 = 0x20;
+pub(crate) const END_STREAM: u8 = 0x1;
+pub(crate) const ACK: u8 = 0x1;
+pub(crate) const END_HEADERS: u8 = 0x4;
+pub(crate) const PADDED: u8 = 0x8;
+pub(crate) const PRIORITY_FLAG: u8 = 0x20;
 
 /// SETTINGS identifiers (6.5.2) the client sends or checks.
-pub const SETTINGS_ENABLE_PUSH: u16 = 0x2;
-pub const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
-pub const SETTINGS_MAX_FRAME_SIZE: u16 = 0x5;
-pub const SETTINGS_MAX_HEADER_LIST_SIZE: u16 = 0x6;
+pub(crate) const SETTINGS_ENABLE_PUSH: u16 = 0x2;
+pub(crate) const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
+pub(crate) const SETTINGS_MAX_FRAME_SIZE: u16 = 0x5;
+pub(crate) const SETTINGS_MAX_HEADER_LIST_SIZE: u16 = 0x6;
 
 /// One frame, borrowed from the read buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame<'a> {
-    pub kind: u8,
-    pub flags: u8,
-    pub stream: u32,
-    pub payload: &'a [u8],
+pub(crate) struct Frame<'a> {
+    pub(crate) kind: u8,
+    pub(crate) flags: u8,
+    pub(crate) stream: u32,
+    pub(crate) payload: &'a [u8],
 }
 
 /// A frame the connection cannot go on after (a connection error, 5.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Error {
+pub(crate) enum Error {
     /// A payload over [`MAX_FRAME`], or the wrong length for its type.
     FrameSize,
     /// Anything else the RFC calls a PROTOCOL_ERROR.
@@ -55,14 +55,14 @@ pub enum Error {
 
 /// The result of [`parse`]: a frame and the octets it used, or a need for more.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Status<'a> {
+pub(crate) enum Status<'a> {
     Complete(Frame<'a>, usize),
     Partial,
 }
 
 /// The payload length a frame header announces, checked against the bound
 /// as soon as the header is there, before any payload is buffered.
-pub fn payload_len(header: &[u8; HEADER_LEN]) -> Result<usize, Error> {
+pub(crate) fn payload_len(header: &[u8; HEADER_LEN]) -> Result<usize, Error> {
     let len = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
     if len > MAX_FRAME {
         return Err(Error::FrameSize);
@@ -71,7 +71,7 @@ pub fn payload_len(header: &[u8; HEADER_LEN]) -> Result<usize, Error> {
 }
 
 /// Parses the frame at the start of `buf`.
-pub fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
+pub(crate) fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
     let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
         return Ok(Status::Partial);
     };
@@ -88,7 +88,7 @@ pub fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
 impl<'a> Frame<'a> {
     /// The payload of a DATA or HEADERS frame without its padding (6.1),
     /// and for HEADERS without the priority fields (6.2).
-    pub fn content(&self) -> Result<&'a [u8], Error> {
+    pub(crate) fn content(&self) -> Result<&'a [u8], Error> {
         let mut payload = self.payload;
         let mut pad = 0;
         if self.flags & PADDED != 0 {
@@ -104,15 +104,9 @@ impl<'a> Frame<'a> {
         Ok(&payload[..end])
     }
 
-    /// A 4-octet payload (RST_STREAM error code, WINDOW_UPDATE increment).
-    pub fn word(&self) -> Result<u32, Error> {
-        let bytes: [u8; 4] = self.payload.try_into().map_err(|_| Error::FrameSize)?;
-        Ok(u32::from_be_bytes(bytes))
-    }
-
     /// Checks the payload rules of the frame types a client reads (section
     /// 6); DATA, HEADERS and CONTINUATION are checked by their reader.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         let len = self.payload.len();
         let on_connection = self.stream == 0;
         match self.kind {
@@ -129,7 +123,7 @@ impl<'a> Frame<'a> {
     }
 
     /// The settings of a SETTINGS frame, checked against their ranges (6.5.2).
-    pub fn settings(&self) -> impl Iterator<Item = Result<(u16, u32), Error>> + 'a {
+    pub(crate) fn settings(&self) -> impl Iterator<Item = Result<(u16, u32), Error>> + 'a {
         self.payload.chunks_exact(6).map(|s| {
             let id = u16::from_be_bytes([s[0], s[1]]);
             let value = u32::from_be_bytes([s[2], s[3], s[4], s[5]]);
@@ -149,7 +143,7 @@ impl<'a> Frame<'a> {
 }
 
 /// Appends a frame header; the payload is the caller's to append.
-pub fn write_header(out: &mut Vec<u8>, len: usize, kind: u8, flags: u8, stream: u32) {
+pub(crate) fn write_header(out: &mut Vec<u8>, len: usize, kind: u8, flags: u8, stream: u32) {
     debug_assert!(len <= MAX_FRAME);
     out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
     out.push(kind);
@@ -158,7 +152,7 @@ pub fn write_header(out: &mut Vec<u8>, len: usize, kind: u8, flags: u8, stream: 
 }
 
 /// Appends a whole frame.
-pub fn write_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+pub(crate) fn write_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
     write_header(out, payload.len(), kind, flags, stream);
     out.extend_from_slice(payload);
 }

@@ -118,12 +118,12 @@ impl Decoder {
     }
 
     /// A decoder whose table starts at (and may never exceed) `max_size`.
-    pub fn with_size(max_size: usize) -> Decoder {
+    pub(crate) fn with_size(max_size: usize) -> Decoder {
         Decoder { table: VecDeque::new(), size: 0, max_size, name_buf: Vec::new(), value_buf: Vec::new() }
     }
 
     /// Forgets the table, for a new connection; keeps the allocations.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.table.clear();
         self.size = 0;
         self.max_size = TABLE_SIZE;
@@ -365,7 +365,7 @@ fn huffman_decode(data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
 
 /// Appends a field as a literal without indexing (6.2.2), naming it by its
 /// static-table index when it has one; strings are not Huffman-coded.
-pub fn encode(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+pub(crate) fn encode(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     match STATIC.iter().position(|(n, _)| n.as_bytes() == name) {
         Some(i) => encode_integer(out, 0x00, 4, i + 1),
         None => {

@@ -27,7 +27,7 @@ pub struct Request<'a> {
     /// Whether the connection may stay open after the answer.
     pub keep_alive: bool,
     /// HTTP/1.0 keep-alive must be confirmed in the answer.
-    pub http10: bool,
+    pub(crate) http10: bool,
     /// The request announced a body, which is never read.
     pub has_body: bool,
 }
@@ -162,7 +162,7 @@ pub fn route(method: Method, target: &str) -> Route<'_> {
 /// The query parameters `/all` understands.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Query<'a> {
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// `format=json`: the verdicts as JSON.
     pub json: bool,
     /// The raw (still percent-encoded) `exclude` values.
@@ -219,7 +219,7 @@ pub fn push_escaped(out: &mut Vec<u8>, text: &[u8]) {
 
 /// Appends `text` escaped as [`push_escaped`] does, cut at `max` bytes
 /// with `...` marking a cut: a piece of untrusted text to show.
-pub fn push_shown(out: &mut Vec<u8>, text: &[u8], max: usize) {
+pub(crate) fn push_shown(out: &mut Vec<u8>, text: &[u8], max: usize) {
     push_escaped(out, &text[..text.len().min(max)]);
     if text.len() > max {
         out.extend_from_slice(b"...");
@@ -228,7 +228,7 @@ pub fn push_shown(out: &mut Vec<u8>, text: &[u8], max: usize) {
 
 /// The value of the `--header` field `name` (case-insensitive), the first
 /// when given twice.
-pub fn field<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
@@ -254,7 +254,7 @@ pub enum Connection {
 }
 
 /// The `Content-Type` of every answer but JSON verdicts and metrics.
-pub const TEXT: &str = "text/plain; charset=utf-8";
+pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Appends a whole plain-text response. HEAD gets the same head without the body.
 pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], head_only: bool, conn: Connection) {
@@ -262,7 +262,14 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], head_only: bo
 }
 
 /// Appends a whole response of `content_type`.
-pub fn write_typed(out: &mut Vec<u8>, status: u16, content_type: &str, body: &[u8], head_only: bool, conn: Connection) {
+pub(crate) fn write_typed(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+    conn: Connection,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, status.into());
     out.push(b' ');

@@ -4,15 +4,15 @@
 /// The version in `--version`, logs and the probes' `User-Agent`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The `User-Agent` of HTTP and gRPC probes, unless a check gives its own.
-pub const USER_AGENT: &str = concat!("healthcheck/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("healthcheck/", env!("CARGO_PKG_VERSION"));
 
-pub mod digits;
+pub(crate) mod digits;
 pub mod dns;
-pub mod grpc;
+pub(crate) mod grpc;
 pub mod h2;
 pub mod hpack;
 pub mod http;
 pub mod proto;
-pub mod response;
+pub(crate) mod response;
 pub mod text;
 pub mod url;

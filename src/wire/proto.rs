@@ -3,17 +3,17 @@
 //! whatever its wire type.
 
 /// `HealthCheckResponse.ServingStatus` values.
-pub const UNKNOWN: i32 = 0;
-pub const SERVING: i32 = 1;
-pub const NOT_SERVING: i32 = 2;
-pub const SERVICE_UNKNOWN: i32 = 3;
+pub(crate) const UNKNOWN: i32 = 0;
+pub(crate) const SERVING: i32 = 1;
+pub(crate) const NOT_SERVING: i32 = 2;
+pub(crate) const SERVICE_UNKNOWN: i32 = 3;
 
 /// Nesting allowed for (deprecated) groups inside unknown fields.
 const MAX_GROUP_DEPTH: usize = 16;
 
 /// Appends `HealthCheckRequest{service}`: field 1, a string; an empty one
 /// is not written at all (proto3 defaults are implicit).
-pub fn write_request(out: &mut Vec<u8>, service: &[u8]) {
+pub(crate) fn write_request(out: &mut Vec<u8>, service: &[u8]) {
     if !service.is_empty() {
         out.push(1 << 3 | 2);
         write_varint(out, service.len() as u64);

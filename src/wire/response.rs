@@ -36,10 +36,10 @@ impl fmt::Display for Error {
 /// as it streams past without being kept, as long as it is no field whose
 /// value is needed; a longer status line or `Location`, `Content-Length` or
 /// `Transfer-Encoding` value fails (Go takes them up to its head limit).
-pub const MAX_LINE: usize = 16 * 1024;
+pub(crate) const MAX_LINE: usize = 16 * 1024;
 /// All response heads together (interim 1xx ones included), as Go's
 /// `MaxResponseHeaderBytes` default. Counted, never kept.
-pub const MAX_HEADS: u64 = 10 << 20;
+pub(crate) const MAX_HEADS: u64 = 10 << 20;
 /// Go reads a chunk-size line within its 4 KiB read buffer, CRLF included.
 const MAX_CHUNK_LINE: usize = 4096;
 /// Go's bound on chunk overhead beyond 16 bytes plus twice the data.
@@ -49,8 +49,7 @@ const MAX_TRAILER: usize = 4096;
 
 /// How a body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
-    None,
+pub(crate) enum Framing {
     Length(u64),
     Chunked,
     UntilEof,
@@ -58,11 +57,11 @@ pub enum Framing {
 
 /// A final response head: what a verdict or a redirect needs of it.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Head {
-    pub status: u16,
+pub(crate) struct Head {
+    pub(crate) status: u16,
     /// The first `Location` value, trimmed (empty when there is none).
-    pub location: Vec<u8>,
-    pub framing: Option<Framing>,
+    pub(crate) location: Vec<u8>,
+    pub(crate) framing: Option<Framing>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,7 +238,7 @@ impl Fields {
 
 /// The response head parser: feeds lines, skips interim 1xx responses.
 #[derive(Debug, Default)]
-pub struct HeadReader {
+pub(crate) struct HeadReader {
     /// The current line so far (bounded by [`MAX_LINE`]).
     line: Vec<u8>,
     /// Set while a line too long to keep streams past.
@@ -262,7 +261,7 @@ enum Long {
 
 impl HeadReader {
     /// Clears the state but keeps the buffers' allocations.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         let HeadReader { line, long, consumed, status, fields } = self;
         line.clear();
         *long = None;
@@ -272,7 +271,7 @@ impl HeadReader {
     }
 
     /// Consumes bytes; Ok(Some((head, used))) once a final head is read.
-    pub fn feed(&mut self, data: &[u8]) -> Result<Option<(Head, usize)>, Error> {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<Option<(Head, usize)>, Error> {
         let mut at = 0;
         while at < data.len() {
             let rest = &data[at..];
@@ -499,7 +498,7 @@ const SIZE_START: Chunk = Chunk::Size { size: 0, digits: 0, len: 0, part: SizePa
 
 /// A body being read up to a limit of data bytes.
 #[derive(Debug)]
-pub struct BodyReader {
+pub(crate) struct BodyReader {
     framing: Framing,
     left: u64,
     chunk: Chunk,
@@ -511,14 +510,14 @@ pub struct BodyReader {
 
 /// Where a body read stands.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Progress {
+pub(crate) enum Progress {
     More,
     /// The body ended, or the limit of data was read.
     Done,
 }
 
 impl BodyReader {
-    pub fn new(framing: Framing, limit: usize) -> BodyReader {
+    pub(crate) fn new(framing: Framing, limit: usize) -> BodyReader {
         let left = match framing {
             Framing::Length(n) => n,
             _ => 0,
@@ -526,9 +525,8 @@ impl BodyReader {
         BodyReader { framing, left, chunk: SIZE_START, excess: 0, wanted: limit, trailer: Vec::new() }
     }
 
-    pub fn feed(&mut self, data: &[u8]) -> Result<Progress, Error> {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<Progress, Error> {
         match self.framing {
-            Framing::None => Ok(Progress::Done),
             Framing::UntilEof => {
                 self.wanted = self.wanted.saturating_sub(data.len());
                 Ok(if self.wanted == 0 { Progress::Done } else { Progress::More })
@@ -544,9 +542,9 @@ impl BodyReader {
     }
 
     /// The peer closed: fine only where the body runs to the close.
-    pub fn eof(&self) -> Result<(), Error> {
+    pub(crate) fn eof(&self) -> Result<(), Error> {
         match (self.framing, self.chunk) {
-            (Framing::UntilEof | Framing::None, _) | (Framing::Chunked, Chunk::End) => Ok(()),
+            (Framing::UntilEof, _) | (Framing::Chunked, Chunk::End) => Ok(()),
             (Framing::Length(_), _) if self.left == 0 => Ok(()),
             _ => Err(Error::BodyCut),
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 /// and `\` escaped with a backslash, tab, CR and LF as `\t`, `\r`, `\n`,
 /// anything else outside printable ASCII as `\u{..}`. The one escaper of
 /// the text the program writes to stderr: log values and usage errors.
-pub fn write_escaped(out: &mut impl fmt::Write, raw: &str, quote: char) -> fmt::Result {
+pub(crate) fn write_escaped(out: &mut impl fmt::Write, raw: &str, quote: char) -> fmt::Result {
     for c in raw.chars() {
         match c {
             '\\' => out.write_str("\\\\")?,
@@ -25,7 +25,7 @@ pub fn write_escaped(out: &mut impl fmt::Write, raw: &str, quote: char) -> fmt::
 }
 
 /// An argument as a usage error shows it between single quotes, escaped.
-pub struct Shown<'a>(pub &'a str);
+pub(crate) struct Shown<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -131,7 +131,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
 
 /// Decodes `%XX` escapes, and `+` as a space when `plus_is_space` (as a
 /// query value has it); None when an escape is not two hex digits.
-pub fn percent_decode(raw: &[u8], plus_is_space: bool) -> Option<Vec<u8>> {
+pub(crate) fn percent_decode(raw: &[u8], plus_is_space: bool) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -151,7 +151,7 @@ pub fn percent_decode(raw: &[u8], plus_is_space: bool) -> Option<Vec<u8>> {
 }
 
 /// The value of a hex digit.
-pub fn hex_value(c: u8) -> Option<u8> {
+pub(crate) fn hex_value(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

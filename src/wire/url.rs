@@ -10,22 +10,22 @@ use crate::wire::text::{hex_value, percent_decode};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Url {
     /// Lower-cased, empty for a relative reference.
-    pub scheme: Vec<u8>,
+    pub(crate) scheme: Vec<u8>,
     /// What follows `scheme:` when no `/` does (`http:foo`).
-    pub opaque: Vec<u8>,
+    pub(crate) opaque: Vec<u8>,
     /// The `user[:password]` before `@`, as written.
-    pub userinfo: Option<Vec<u8>>,
+    pub(crate) userinfo: Option<Vec<u8>>,
     /// `host[:port]`, unescaped, as written.
-    pub host: Vec<u8>,
+    pub(crate) host: Vec<u8>,
     /// `scheme:/path`: a scheme and a path but no `//`.
-    pub omit_host: bool,
+    pub(crate) omit_host: bool,
     /// The path as written (escaped).
-    pub path: Vec<u8>,
+    pub(crate) path: Vec<u8>,
     /// A `?` with nothing after it.
-    pub force_query: bool,
-    pub query: Vec<u8>,
+    pub(crate) force_query: bool,
+    pub(crate) query: Vec<u8>,
     /// The fragment as written (escaped), without `#`.
-    pub fragment: Vec<u8>,
+    pub(crate) fragment: Vec<u8>,
 }
 
 /// A reference that Go's `url.Parse` rejects (kubelet's probe then fails).
@@ -206,18 +206,18 @@ impl Url {
     }
 
     /// The host without port and brackets, as written (Go's `Hostname`).
-    pub fn hostname(&self) -> &[u8] {
+    pub(crate) fn hostname(&self) -> &[u8] {
         split_host_port(&self.host).0
     }
 
     /// The port as written, empty when there is none.
-    pub fn port(&self) -> &[u8] {
+    pub(crate) fn port(&self) -> &[u8] {
         split_host_port(&self.host).1
     }
 
     /// `Basic <base64 of user:password>`, as Go's client sends for a URL
     /// with userinfo.
-    pub fn basic_auth(&self) -> Option<Vec<u8>> {
+    pub(crate) fn basic_auth(&self) -> Option<Vec<u8>> {
         let userinfo = self.userinfo.as_ref()?;
         let mut parts = userinfo.splitn(2, |&b| b == b':');
         let user = unescape(parts.next().unwrap_or_default(), Mode::Path).ok()?;
@@ -235,16 +235,16 @@ impl Url {
         Some(out)
     }
 
-    pub fn is_absolute(&self) -> bool {
+    pub(crate) fn is_absolute(&self) -> bool {
         !self.scheme.is_empty()
     }
 
-    pub fn escaped_path(&self) -> Vec<u8> {
+    pub(crate) fn escaped_path(&self) -> Vec<u8> {
         escaped(&self.path, Mode::Path)
     }
 
     /// The request target: escaped path (`/` when empty) and query.
-    pub fn request_target(&self) -> Vec<u8> {
+    pub(crate) fn request_target(&self) -> Vec<u8> {
         let mut out = if self.opaque.is_empty() {
             let path = self.escaped_path();
             if path.is_empty() {
@@ -398,7 +398,7 @@ fn split_host_port(host_port: &[u8]) -> (&[u8], &[u8]) {
 
 /// Merges a reference path into a base path and removes `.` and `..`
 /// segments (RFC 3986 section 5.2.3 and 5.2.4, as Go does them).
-pub fn remove_dots(base: &[u8], r: &[u8]) -> Vec<u8> {
+pub(crate) fn remove_dots(base: &[u8], r: &[u8]) -> Vec<u8> {
     let full = if r.is_empty() {
         base.to_vec()
     } else if r[0] != b'/' {
