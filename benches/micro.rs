@@ -9,6 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 use healthcheck::check::{self, Check};
 use healthcheck::front::metrics::{self, Metrics};
+use healthcheck::front::routes;
 use healthcheck::probe::grpc;
 use healthcheck::probe::{Action, Probe};
 use healthcheck::resolver::{self as dns, Lookup, ResolvConf};
@@ -37,8 +38,8 @@ fn inbound(c: &mut Criterion) {
         })
     });
     c.bench_function("http/route and query", |b| {
-        b.iter(|| match http::route(Method::Get, black_box("/all?verbose&exclude=app3")) {
-            http::Route::All(query) => http::parse_query(query).exclude.len(),
+        b.iter(|| match routes::route(Method::Get, black_box("/all?verbose&exclude=app3")) {
+            routes::Route::All(query) => routes::parse_query(query).exclude.len(),
             other => panic!("{other:?}"),
         })
     });

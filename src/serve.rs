@@ -16,12 +16,13 @@ use crate::front::error::Error;
 use crate::front::json;
 use crate::front::log;
 use crate::front::metrics::{self, Handler, Metrics};
+use crate::front::routes::{self, Route};
 use crate::inbound::{self, Answer, Conn, Handled, Next};
 use crate::runtime::engine::{Engine, Tokens};
 use crate::runtime::signals::{self, Signals};
 use crate::runtime::sockopt;
 use crate::verdict::Verdict;
-use crate::wire::http::{self, Route};
+use crate::wire::http;
 use crate::wire::text::DisplayDuration;
 
 const LISTENER: Token = Token(0);
@@ -731,28 +732,28 @@ impl Ctx {
     /// What a request wants: a round's verdicts, an answer right away (its
     /// handler and status), or the metrics.
     fn route(&mut self, request: &http::Request<'_>) -> Routed {
-        match http::route(request.method, request.target) {
+        match routes::route(request.method, request.target) {
             Route::SelfCheck => Routed::Now(Handler::SelfCheck, 200),
             Route::NotFound => Routed::Now(Handler::Other, 404),
             Route::MethodNotAllowed => Routed::Now(Handler::Other, 405),
             Route::Metrics => Routed::Metrics,
             Route::One(name, query) => {
                 let index =
-                    http::percent_decode_path(name).and_then(|name| self.checks.iter().position(|c| c.name == name));
+                    routes::percent_decode_path(name).and_then(|name| self.checks.iter().position(|c| c.name == name));
                 match index {
                     Some(index) => {
-                        let query = http::parse_query(query);
+                        let query = routes::parse_query(query);
                         Routed::Wait(Want::One { index, verbose: query.verbose, json: query.json })
                     }
                     None => Routed::Now(Handler::Check, 404),
                 }
             }
             Route::All(query) => {
-                let query = http::parse_query(query);
+                let query = routes::parse_query(query);
                 let mut excluded = Vec::new();
                 let mut unknown = Vec::new();
                 for raw in query.exclude {
-                    let decoded = http::percent_decode(raw);
+                    let decoded = routes::percent_decode(raw);
                     match decoded.as_deref().and_then(|n| self.checks.iter().position(|c| c.name == n)) {
                         // Once each: a request is settled when the unsettled
                         // checks are exactly its excluded ones.

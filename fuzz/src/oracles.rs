@@ -10,12 +10,13 @@ use healthcheck::check::{Check, Kind};
 use healthcheck::front::cli::{self, Command};
 use healthcheck::front::json;
 use healthcheck::front::metrics::{Handler, Metrics};
+use healthcheck::front::routes::{self, Route};
 use healthcheck::probe::grpc;
 use healthcheck::probe::{self, Action, Probe};
 use healthcheck::resolver::{self as dns, Hosts, Lookup, ResolvConf};
 use healthcheck::verdict::{HttpReason, Reason, Verdict};
 use healthcheck::wire::dns as message;
-use healthcheck::wire::http::{self, Connection, Method, Parse, Route};
+use healthcheck::wire::http::{self, Connection, Method, Parse};
 use healthcheck::wire::text::{parse_duration, DisplayDuration};
 use healthcheck::wire::{h2, hpack, proto};
 
@@ -47,16 +48,16 @@ pub fn request(data: &[u8]) {
 
 /// What the daemon answers, as `serve` builds it, with every check passing.
 fn answer(method: Method, target: &str) -> (u16, Vec<u8>) {
-    match http::route(method, target) {
+    match routes::route(method, target) {
         Route::SelfCheck => (200, b"ok\n".to_vec()),
         Route::NotFound => (404, http::status_body(404).to_vec()),
         Route::MethodNotAllowed => (405, http::status_body(405).to_vec()),
         Route::Metrics => (200, scrape(target)),
         Route::One(name, query)
-            if http::percent_decode_path(name).is_some_and(|n| CHECK_NAMES.contains(&n.as_str())) =>
+            if routes::percent_decode_path(name).is_some_and(|n| CHECK_NAMES.contains(&n.as_str())) =>
         {
-            if http::parse_query(query).json {
-                let name = http::percent_decode_path(name).unwrap_or_default();
+            if routes::parse_query(query).json {
+                let name = routes::percent_decode_path(name).unwrap_or_default();
                 (200, json_report(&[&name], &[]))
             } else {
                 (200, b"ok\n".to_vec())
@@ -64,12 +65,12 @@ fn answer(method: Method, target: &str) -> (u16, Vec<u8>) {
         }
         Route::One(..) => (404, http::status_body(404).to_vec()),
         Route::All(query) => {
-            let query = http::parse_query(query);
+            let query = routes::parse_query(query);
             let mut body = Vec::new();
             let mut warnings = Vec::new();
             let mut included: Vec<&str> = CHECK_NAMES.to_vec();
             for raw in query.exclude {
-                let decoded = http::percent_decode(raw);
+                let decoded = routes::percent_decode(raw);
                 let name = decoded.as_deref().unwrap_or(raw);
                 if CHECK_NAMES.contains(&name) {
                     included.retain(|n| *n != name);

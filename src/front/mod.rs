@@ -7,4 +7,5 @@ pub mod error;
 pub mod json;
 pub mod log;
 pub mod metrics;
+pub mod routes;
 pub mod run;
