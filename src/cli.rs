@@ -34,6 +34,8 @@ serve options:
   --max-connections N     inbound connections kept open [default: 1024]
   --min-interval DUR      start a round at most once per DUR; requests in
                           between wait for the next one [default: 0, off]
+  --interval DUR          also run a round every DUR in the background, so
+                          logs and metrics stay current [default: 0, off]
   --verbose               log every round
 
 check options:
@@ -95,6 +97,8 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Rounds start at least this far apart (zero: as soon as asked).
     pub min_interval: Duration,
+    /// A round every this long even when nothing asks (zero: never).
+    pub interval: Duration,
     pub verbose: bool,
     pub dry_run: bool,
     pub checks: Vec<Check>,
@@ -234,6 +238,7 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
         timeout,
         max_connections: DEFAULT_MAX_CONNECTIONS,
         min_interval: Duration::ZERO,
+        interval: Duration::ZERO,
         verbose: false,
         dry_run,
         checks,
@@ -246,6 +251,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     let mut timeout = DEFAULT_TIMEOUT;
     let mut max_connections = DEFAULT_MAX_CONNECTIONS;
     let mut min_interval = Duration::ZERO;
+    let mut interval = Duration::ZERO;
     let (mut verbose, mut dry_run) = (false, false);
     let mut checks = Vec::new();
     let mut headers = Vec::new();
@@ -271,10 +277,8 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
                     _ => return Err(usage(format!("invalid --max-connections '{}': use 1 to 1000000", Shown(&v)))),
                 };
             }
-            "--min-interval" => {
-                let v = args.value(flag, inline)?;
-                min_interval = parse_duration(&v).map_err(|e| usage(format!("invalid {flag} '{}': {e}", Shown(&v))))?;
-            }
+            "--min-interval" => min_interval = parse_optional_duration(flag, &args.value(flag, inline)?)?,
+            "--interval" => interval = parse_optional_duration(flag, &args.value(flag, inline)?)?,
             "--verbose" => verbose = switch(flag, inline)?,
             "--dry-run" => dry_run = switch(flag, inline)?,
             "-h" | "--help" => return Ok(Command::Help),
@@ -294,7 +298,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     };
     let mut checks = finish_checks(checks)?;
     apply_headers(&mut checks, &headers)?;
-    Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, min_interval, verbose, dry_run, checks }))
+    Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, min_interval, interval, verbose, dry_run, checks }))
 }
 
 fn parse_check(mut args: Args) -> Result<Command, UsageError> {
@@ -539,6 +543,11 @@ fn parse_port(s: &str) -> Result<u16, UsageError> {
     }
 }
 
+/// A duration where zero means "off".
+fn parse_optional_duration(what: &str, s: &str) -> Result<Duration, UsageError> {
+    parse_duration(s).map_err(|e| usage(format!("invalid {what} '{}': {e}", Shown(s))))
+}
+
 fn parse_timeout(what: &str, s: &str) -> Result<Duration, UsageError> {
     match parse_duration(s) {
         Ok(d) if d.is_zero() => Err(usage(format!("invalid {what} '{s}': must be more than zero"))),
@@ -678,11 +687,12 @@ pub fn describe(cmd: &Command) -> String {
         Command::Serve(c) => {
             let _ = writeln!(
                 out,
-                "mode serve\nlisten {}\ntimeout {}\nmax-connections {}\nmin-interval {}\nverbose {}",
+                "mode serve\nlisten {}\ntimeout {}\nmax-connections {}\nmin-interval {}\ninterval {}\nverbose {}",
                 c.listen,
                 DisplayDuration(c.timeout),
                 c.max_connections,
                 DisplayDuration(c.min_interval),
+                DisplayDuration(c.interval),
                 c.verbose
             );
             checks(&mut out, "check", &c.checks);

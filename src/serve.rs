@@ -151,6 +151,8 @@ struct Ctx {
     next: Vec<Token>,
     /// Last logged state of each check, to log changes only.
     states: Vec<Option<bool>>,
+    /// Rounds finished.
+    rounds: u64,
     metrics: Metrics,
     /// Inbound connections open now, for the metrics.
     connections: usize,
@@ -215,6 +217,9 @@ struct Server {
     wait_timeout: Duration,
     /// `--min-interval`: rounds start at least this far apart.
     min_interval: Duration,
+    /// `--interval`: a round this long after the last one started, asked
+    /// for or not (zero: only when asked).
+    interval: Duration,
     /// When the last round started.
     last_round: Option<Instant>,
     /// When the next round may start, while requests wait for it.
@@ -239,6 +244,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
             tokens: Tokens::new(FIRST_TOKEN),
             engine: Engine::new(),
             states: vec![None; config.checks.len()],
+            rounds: 0,
             metrics: Metrics::new(&config.checks),
             connections: 0,
             checks: config.checks,
@@ -258,6 +264,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         again: Vec::new(),
         wait_timeout: wait_timeout(config.timeout, config.min_interval),
         min_interval: config.min_interval,
+        interval: config.interval,
         last_round: None,
         round_due: None,
         scratch: vec![0; SCRATCH].into_boxed_slice(),
@@ -277,6 +284,10 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         .kv("timeout", DisplayDuration(config.timeout))
         .kv("checks", server.ctx.checks.len())
         .kv("names", names.join(","));
+    // A first round at once, so that the logs and /metrics say where the
+    // pod stands before anything asks; afterwards only requests (and
+    // --interval) start rounds.
+    server.start_round(Instant::now());
     server.run()
 }
 
@@ -358,6 +369,7 @@ impl Server {
             self.timers.peek().map(|Reverse((t, _))| *t),
             self.accept_paused_until,
             self.round_due,
+            self.background_due(),
         ]
         .into_iter()
         .flatten()
@@ -510,8 +522,13 @@ impl Server {
             if self.answer_settled(now) {
                 continue; // answered requests may have pipelined more
             }
-            let ctx = &mut self.ctx;
-            if ctx.next.is_empty() || ctx.engine.is_running() {
+            if self.ctx.engine.is_running() {
+                return;
+            }
+            if self.ctx.next.is_empty() {
+                if self.background_due().is_some_and(|due| now >= due) {
+                    self.start_round(now);
+                }
                 return;
             }
             // With --min-interval, requests that come sooner wait for the
@@ -521,11 +538,26 @@ impl Server {
                 self.round_due = Some(due);
                 return;
             }
-            self.round_due = None;
-            self.last_round = Some(now);
-            ctx.engine.start(&ctx.checks, ctx.timeout, now, ctx.poll.registry(), &mut ctx.tokens);
-            ctx.waiting.append(&mut ctx.next);
+            self.start_round(now);
         }
+    }
+
+    /// Starts a round; the requests that asked for one while none ran
+    /// wait for it.
+    fn start_round(&mut self, now: Instant) {
+        self.round_due = None;
+        self.last_round = Some(now);
+        let ctx = &mut self.ctx;
+        ctx.engine.start(&ctx.checks, ctx.timeout, now, ctx.poll.registry(), &mut ctx.tokens);
+        ctx.waiting.append(&mut ctx.next);
+    }
+
+    /// When `--interval` wants the next round, while none runs.
+    fn background_due(&self) -> Option<Instant> {
+        if self.interval.is_zero() || self.ctx.engine.is_running() {
+            return None;
+        }
+        Some(self.last_round.map_or(Instant::now(), |t| t + self.interval))
     }
 
     /// Answers the waiting requests whose checks all have verdicts; true
@@ -585,7 +617,9 @@ impl Server {
             }
         }
         ctx.metrics.round(last);
-        if ctx.verbose {
+        ctx.rounds += 1;
+        // The round at start is always logged: where the pod stands.
+        if ctx.verbose || ctx.rounds == 1 {
             log::info("round")
                 .kv("passed", passed)
                 .kv("failed", failed)

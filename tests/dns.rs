@@ -370,8 +370,11 @@ fn the_daemon_follows_a_changed_address() {
     dns.set("web.test", Answer::A(vec![v4("127.0.0.2")], 1));
     let url = format!("web=http://web.test:{}/", old.port());
     let daemon = etc.serve(&[&url]);
-    assert_eq!(daemon.get("/all").status, 200);
+    // The round the daemon runs at start, then one asked for.
+    daemon.wait_for_log_line(&["check_passing", "check=web"], Duration::from_secs(2));
     assert_eq!(old.connections(), 1);
+    assert_eq!(daemon.get("/all").status, 200);
+    assert!(old.connections() <= 2);
     // Reused within its TTL of 1 s: no new lookup.
     let asked = dns.asked("web.test").len();
     assert_eq!(daemon.get("/all").status, 200);
@@ -397,6 +400,8 @@ fn a_silent_server_fails_the_check_at_the_deadline_and_self_stays_quick() {
     let etc = Etc::new(&dns, "", "");
     dns.set("slow.test", Answer::Silent);
     let daemon = etc.serve(&["--timeout", "1500ms", "slow=http://slow.test:9/", "local=http://127.0.0.1:9/"]);
+    // The round at start ends at its deadline; the timed round is the next one.
+    daemon.wait_for_log_line(&["event=round"], Duration::from_secs(3));
     let addr = daemon.addr;
     let start = Instant::now();
     let all = thread::spawn(move || try_request(addr, "GET", "/all?verbose", Duration::from_secs(5)).unwrap());
@@ -525,12 +530,14 @@ fn serve_starts_with_a_name_that_does_not_resolve_and_asks_once_per_round() {
         &format!("b=http://shared.test:{port}/b"),
         "c=tcp://missing.test:1",
     ]);
+    // The round at start: A and AAAA once for two checks.
+    daemon.wait_for_log_line(&["check_failing", "reason=\"dns: no such host\""], Duration::from_secs(2));
+    assert_eq!(dns.asked("shared.test").len(), 2, "A and AAAA once for two checks");
     let resp = daemon.get("/all?verbose");
     assert_eq!(resp.status, 503);
     assert!(resp.text().contains("[-]a failed: dns: no such host"), "{}", resp.text());
     assert!(resp.text().contains("[-]c failed: dns: no such host"), "{}", resp.text());
-    assert_eq!(dns.asked("shared.test").len(), 2, "A and AAAA once for two checks");
-    daemon.wait_for_log_line(&["check_failing", "reason=\"dns: no such host\""], Duration::from_secs(2));
+    assert_eq!(dns.asked("shared.test").len(), 4, "A and AAAA once for two checks, in the next round too");
 
     dns.set("shared.test", Answer::A(vec![v4("127.0.0.1")], 0));
     dns.set("missing.test", Answer::A(vec![v4("127.0.0.1")], 0));
