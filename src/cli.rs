@@ -44,11 +44,11 @@ check options:
 run options:
   --wait CHECK            wait until this passes before starting COMMAND (repeatable)
   --interval DUR          time between wait attempts [default: 1s]
-  --timeout DUR           deadline of each wait attempt [default: 1s]
+  --timeout DUR           deadline of each wait attempt and --on-exit try [default: 1s]
   --wait-timeout DUR      give up waiting after DUR (exit 69) [default: wait forever]
   --wait-timeout-continue start COMMAND anyway when --wait-timeout runs out
   --on-exit URL           POST to URL after COMMAND ends (repeatable)
-  --on-exit-timeout DUR   deadline of the --on-exit requests [default: 5s]
+  --on-exit-timeout DUR   retry failed --on-exit requests until DUR [default: 5s]
   --on-exit-when WHEN     always, success or failure [default: always]
   --istio                 --wait http://localhost:15021/healthz/ready
                           --on-exit http://localhost:15020/quitquitquit

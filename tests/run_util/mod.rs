@@ -256,6 +256,8 @@ pub enum Reply {
     Delay(Duration),
     /// Nothing, until the client gives up or the recorder is dropped.
     Hang,
+    /// This status to the first N requests, then `200 OK`.
+    StatusFirst(u16, usize),
 }
 
 /// One request as the recorder saw it.
@@ -425,9 +427,15 @@ fn answer(mut stream: TcpStream, reply: Reply, state: &RecorderState) {
             Ok(n) => body += n,
         }
     }
-    state.seen.lock().unwrap().push(Seen { method, path, body_len: body });
+    let nth = {
+        let mut seen = state.seen.lock().unwrap();
+        seen.push(Seen { method, path, body_len: body });
+        seen.len()
+    };
     let status = match reply {
         Reply::Ok => 200,
+        Reply::StatusFirst(code, n) if nth <= n => code,
+        Reply::StatusFirst(..) => 200,
         Reply::Status(code) => code,
         Reply::Delay(delay) => {
             thread::sleep(delay);
