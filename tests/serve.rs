@@ -643,6 +643,24 @@ fn sigint_exits_cleanly() {
 }
 
 #[test]
+fn sighup_sigusr1_and_sigusr2_are_logged_and_ignored() {
+    let app = ok_stub();
+    let mut d = Daemon::serve(&[&named("app", &app)]);
+    for (signal, name) in [(libc::SIGHUP, "SIGHUP"), (libc::SIGUSR1, "SIGUSR1"), (libc::SIGUSR2, "SIGUSR2")] {
+        d.signal(signal);
+        d.wait_for_log_line(&["level=info", "event=signal_ignored", &format!("signal={name}")], Duration::from_secs(2));
+        assert_eq!(d.get("/self").status, 200, "after {name}");
+        assert_eq!(d.get("/all").status, 200, "after {name}");
+    }
+    // An ignored signal queued with a SIGTERM does not hide it.
+    d.signal(libc::SIGUSR1);
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(2)).expect("still running 2 s after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!d.log().contains("event=shutdown signal=SIGUSR1"), "{}", d.log());
+}
+
+#[test]
 fn startup_is_logged() {
     let (a, b) = (ok_stub(), ok_stub());
     let d = Daemon::serve(&["--timeout", "2s", &named("a", &a), &named("b", &b)]);
