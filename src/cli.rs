@@ -46,11 +46,11 @@ check options:
 run options:
   --wait CHECK            wait until this passes before starting COMMAND (repeatable)
   --interval DUR          time between wait attempts [default: 1s]
-  --timeout DUR           deadline of each wait attempt [default: 1s]
+  --timeout DUR           deadline of each wait attempt and --on-exit try [default: 1s]
   --wait-timeout DUR      give up waiting after DUR (exit 69) [default: wait forever]
   --wait-timeout-continue start COMMAND anyway when --wait-timeout runs out
   --on-exit URL           POST to URL after COMMAND ends (repeatable)
-  --on-exit-timeout DUR   deadline of the --on-exit requests [default: 5s]
+  --on-exit-timeout DUR   retry failed --on-exit requests until DUR [default: 5s]
   --on-exit-when WHEN     always, success or failure [default: always]
   --istio                 --wait http://localhost:15021/healthz/ready
                           --on-exit http://localhost:15020/quitquitquit
@@ -298,7 +298,16 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     };
     let mut checks = finish_checks(checks)?;
     apply_headers(&mut checks, &headers)?;
-    Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, min_interval, interval, verbose, dry_run, checks }))
+    Ok(Command::Serve(ServeConfig {
+        listen,
+        timeout,
+        max_connections,
+        min_interval,
+        interval,
+        verbose,
+        dry_run,
+        checks,
+    }))
 }
 
 fn parse_check(mut args: Args) -> Result<Command, UsageError> {

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use healthcheck::cli::{self, Command};
-use healthcheck::{log, oneshot, run, serve, Error, VERSION};
+use healthcheck::{oneshot, run, serve, Error, VERSION};
 
 /// Exit codes from sysexits.h (EX_USAGE, EX_OSERR), as linkerd-await and
 /// other wrappers use them.
@@ -45,8 +45,8 @@ fn execute(command: Command) -> Result<u8, Error> {
     Ok(0)
 }
 
-/// One plain line for the person at the terminal; a fatal OS error is also
-/// logged as an event for whoever reads the logs.
+/// One plain line, once: the person at the terminal and whoever reads the
+/// logs see the same line (a logfmt copy of it told them nothing more).
 fn fail(e: &Error) -> ExitCode {
     eprintln!("healthcheck: error: {e}");
     match e {
@@ -54,9 +54,6 @@ fn fail(e: &Error) -> ExitCode {
             eprintln!("Try 'healthcheck --help' for usage.");
             ExitCode::from(EX_USAGE)
         }
-        _ => {
-            log::error("fatal").kv("error", e);
-            ExitCode::from(EX_OSERR)
-        }
+        _ => ExitCode::from(EX_OSERR),
     }
 }

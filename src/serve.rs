@@ -227,13 +227,15 @@ struct Server {
     scratch: Box<[u8]>,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT. SIGHUP, SIGUSR1 and SIGUSR2
+/// are logged and ignored: their default action would end it silently.
 pub fn run(config: ServeConfig) -> Result<(), Error> {
     let max_connections = connection_limit(config.max_connections, raise_fd_limit(), config.checks.len());
     if max_connections < config.max_connections {
         log::warn("max_connections_lowered").kv("max_connections", max_connections).kv("reason", "fd limit");
     }
-    let signals = Signals::new(&[libc::SIGTERM, libc::SIGINT]).map_err(Error::Signals)?;
+    let signals = Signals::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2])
+        .map_err(Error::Signals)?;
     let listener = TcpListener::bind(config.listen).map_err(|e| Error::Listen(config.listen, e))?;
     defer_accept(&listener);
     limit_send_buffer(&listener);
@@ -335,8 +337,13 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
+                    // Every pending one: a SIGTERM may be queued behind an ignored signal.
                     SIGNALS => {
-                        if let Some(sig) = self.signals.pending().map_err(Error::Signals)? {
+                        while let Some(sig) = self.signals.pending().map_err(Error::Signals)? {
+                            if sig != libc::SIGTERM && sig != libc::SIGINT {
+                                log::info("signal_ignored").kv("signal", signals::name(sig));
+                                continue;
+                            }
                             log::info("shutdown").kv("signal", signals::name(sig));
                             return Ok(());
                         }

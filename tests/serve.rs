@@ -445,7 +445,8 @@ fn interval_is_checked() {
     let out = run_cli(&["serve", "--interval", "often", "self=http://127.0.0.1:1/"]);
     assert_eq!(out.code(), Some(64), "{}", out.stderr);
     assert!(out.stderr.contains("--interval"), "{}", out.stderr);
-    let out = run_cli(&["serve", "--dry-run", "--interval", "1m30s", "--min-interval", "2s", "self=http://127.0.0.1:1/"]);
+    let out =
+        run_cli(&["serve", "--dry-run", "--interval", "1m30s", "--min-interval", "2s", "self=http://127.0.0.1:1/"]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("\ninterval 1m30s\n"), "{}", out.stdout);
     assert!(out.stdout.contains("\nmin-interval 2s\n"), "{}", out.stdout);
@@ -677,6 +678,24 @@ fn sigterm_exits_cleanly() {
 #[test]
 fn sigint_exits_cleanly() {
     assert_clean_exit_on(libc::SIGINT, "SIGINT");
+}
+
+#[test]
+fn sighup_sigusr1_and_sigusr2_are_logged_and_ignored() {
+    let app = Stub::ok();
+    let mut d = Daemon::serve(&[&named("app", &app)]);
+    for (signal, name) in [(libc::SIGHUP, "SIGHUP"), (libc::SIGUSR1, "SIGUSR1"), (libc::SIGUSR2, "SIGUSR2")] {
+        d.signal(signal);
+        d.wait_for_log_line(&["level=info", "event=signal_ignored", &format!("signal={name}")], Duration::from_secs(2));
+        assert_eq!(d.get("/self").status, 200, "after {name}");
+        assert_eq!(d.get("/all").status, 200, "after {name}");
+    }
+    // An ignored signal queued with a SIGTERM does not hide it.
+    d.signal(libc::SIGUSR1);
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(2)).expect("still running 2 s after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!d.log().contains("event=shutdown signal=SIGUSR1"), "{}", d.log());
 }
 
 #[test]
