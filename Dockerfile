@@ -1,8 +1,15 @@
-# syntax=docker/dockerfile:1
+# syntax=docker.io/docker/dockerfile:1
 # The healthcheck image: one static binary on an empty (scratch) root.
 #
 #   docker build -t healthcheck:0.1.0 .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t healthcheck:0.1.0 .
+#   podman build --format docker -t healthcheck:0.1.0 .
+#
+# Images are named in full (docker.io/library/...): podman's short-name
+# policy refuses a bare `rust:` it cannot resolve without asking which
+# registry is meant. podman builds the OCI image format by default, which
+# has no HEALTHCHECK: podman drops it (with a warning) unless given
+# `--format docker`.
 #
 # What this image ships is proved without Docker by tests/image.rs (run by
 # .ci/run on the output of scripts/build-static, the command this file runs):
@@ -21,7 +28,7 @@
 # bytes). With the stable release they come from the very compiler the tests
 # run with, in this one base image, with no second toolchain to download;
 # the pin freezes them, as unstable flags may change from release to release.
-FROM --platform=$BUILDPLATFORM rust:1.95.0-slim-trixie AS build
+FROM --platform=$BUILDPLATFORM docker.io/library/rust:1.95.0-slim-trixie AS build
 ARG TARGETARCH
 WORKDIR /src
 # rust-src and the target's musl runtime, in a layer of their own so that a
@@ -48,6 +55,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D -m 0755 "$binary" /out/app/healthcheck
 
 # The image: nothing but the binary. No shell, no libc, no /etc, no /tmp.
+# (`scratch` names no image, only the empty root: it has no registry.)
 FROM scratch
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="healthcheck" \
@@ -70,6 +78,8 @@ CMD ["serve", "--port", "8081", "self=http://127.0.0.1:8081/self"]
 # Docker's own health status, with `check` since the image has no curl or
 # shell. It asks the sidecar's /self on the default port: override it (or
 # disable it with --no-healthcheck) when you move the listener elsewhere.
-# Kubernetes ignores HEALTHCHECK and uses the pod's probes instead.
+# Kubernetes ignores HEALTHCHECK and uses the pod's probes instead. podman
+# keeps it only when building with `--format docker` (the OCI image format
+# has no HEALTHCHECK).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=2s --retries=3 \
   CMD ["/app/healthcheck", "check", "--timeout", "2s", "http://127.0.0.1:8081/self"]

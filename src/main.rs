@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use healthcheck::front::cli::{self, Command};
 use healthcheck::front::error::Error;
-use healthcheck::front::{check, log, run};
+use healthcheck::front::{check, run};
 use healthcheck::serve;
 use healthcheck::wire::VERSION;
 
@@ -48,8 +48,8 @@ fn execute(command: Command) -> Result<u8, Error> {
     Ok(0)
 }
 
-/// One plain line for the person at the terminal; a fatal OS error is also
-/// logged as an event for whoever reads the logs.
+/// One plain line, once: the person at the terminal and whoever reads the
+/// logs see the same line (a logfmt copy of it told them nothing more).
 fn fail(e: &Error) -> ExitCode {
     eprintln!("healthcheck: error: {e}");
     match e {
@@ -57,9 +57,6 @@ fn fail(e: &Error) -> ExitCode {
             eprintln!("Try 'healthcheck --help' for usage.");
             ExitCode::from(EX_USAGE)
         }
-        _ => {
-            log::error("fatal").kv("error", e);
-            ExitCode::from(EX_OSERR)
-        }
+        _ => ExitCode::from(EX_OSERR),
     }
 }

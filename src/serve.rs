@@ -154,6 +154,8 @@ struct Ctx {
     next: Vec<Token>,
     /// Last logged state of each check, to log changes only.
     states: Vec<Option<bool>>,
+    /// Rounds finished.
+    rounds: u64,
     metrics: Metrics,
     /// Inbound connections open now, for the metrics.
     connections: usize,
@@ -218,6 +220,9 @@ struct Server {
     wait_timeout: Duration,
     /// `--min-interval`: rounds start at least this far apart.
     min_interval: Duration,
+    /// `--interval`: a round this long after the last one started, asked
+    /// for or not (zero: only when asked).
+    interval: Duration,
     /// When the last round started.
     last_round: Option<Instant>,
     /// When the next round may start, while requests wait for it.
@@ -225,13 +230,15 @@ struct Server {
     scratch: Box<[u8]>,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT. SIGHUP, SIGUSR1 and SIGUSR2
+/// are logged and ignored: their default action would end it silently.
 pub fn run(config: ServeConfig) -> Result<(), Error> {
     let max_connections = connection_limit(config.max_connections, raise_fd_limit(), config.checks.len());
     if max_connections < config.max_connections {
         log::warn("max_connections_lowered").kv("max_connections", max_connections).kv("reason", "fd limit");
     }
-    let signals = Signals::new(&[libc::SIGTERM, libc::SIGINT]).map_err(Error::Signals)?;
+    let signals = Signals::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2])
+        .map_err(Error::Signals)?;
     let listener = TcpListener::bind(config.listen).map_err(|e| Error::Listen(config.listen, e))?;
     defer_accept(&listener);
     limit_send_buffer(&listener);
@@ -242,6 +249,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
             tokens: Tokens::new(FIRST_TOKEN),
             engine: Engine::new(),
             states: vec![None; config.checks.len()],
+            rounds: 0,
             metrics: Metrics::new(&config.checks),
             connections: 0,
             checks: config.checks,
@@ -261,6 +269,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         again: Vec::new(),
         wait_timeout: wait_timeout(config.timeout, config.min_interval),
         min_interval: config.min_interval,
+        interval: config.interval,
         last_round: None,
         round_due: None,
         scratch: vec![0; SCRATCH].into_boxed_slice(),
@@ -280,6 +289,10 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         .kv("timeout", DisplayDuration(config.timeout))
         .kv("checks", server.ctx.checks.len())
         .kv("names", names.join(","));
+    // A first round at once, so that the logs and /metrics say where the
+    // pod stands before anything asks; afterwards only requests (and
+    // --interval) start rounds.
+    server.start_round(Instant::now());
     server.run()
 }
 
@@ -327,8 +340,13 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
+                    // Every pending one: a SIGTERM may be queued behind an ignored signal.
                     SIGNALS => {
-                        if let Some(sig) = self.signals.pending().map_err(Error::Signals)? {
+                        while let Some(sig) = self.signals.pending().map_err(Error::Signals)? {
+                            if sig != libc::SIGTERM && sig != libc::SIGINT {
+                                log::info("signal_ignored").kv("signal", signals::name(sig));
+                                continue;
+                            }
                             log::info("shutdown").kv("signal", signals::name(sig));
                             return Ok(());
                         }
@@ -361,6 +379,7 @@ impl Server {
             self.timers.peek().map(|Reverse((t, _))| *t),
             self.accept_paused_until,
             self.round_due,
+            self.background_due(),
         ]
         .into_iter()
         .flatten()
@@ -513,8 +532,13 @@ impl Server {
             if self.answer_settled(now) {
                 continue; // answered requests may have pipelined more
             }
-            let ctx = &mut self.ctx;
-            if ctx.next.is_empty() || ctx.engine.is_running() {
+            if self.ctx.engine.is_running() {
+                return;
+            }
+            if self.ctx.next.is_empty() {
+                if self.background_due().is_some_and(|due| now >= due) {
+                    self.start_round(now);
+                }
                 return;
             }
             // With --min-interval, requests that come sooner wait for the
@@ -524,11 +548,26 @@ impl Server {
                 self.round_due = Some(due);
                 return;
             }
-            self.round_due = None;
-            self.last_round = Some(now);
-            ctx.engine.start(&ctx.checks, ctx.timeout, now, ctx.poll.registry(), &mut ctx.tokens);
-            ctx.waiting.append(&mut ctx.next);
+            self.start_round(now);
         }
+    }
+
+    /// Starts a round; the requests that asked for one while none ran
+    /// wait for it.
+    fn start_round(&mut self, now: Instant) {
+        self.round_due = None;
+        self.last_round = Some(now);
+        let ctx = &mut self.ctx;
+        ctx.engine.start(&ctx.checks, ctx.timeout, now, ctx.poll.registry(), &mut ctx.tokens);
+        ctx.waiting.append(&mut ctx.next);
+    }
+
+    /// When `--interval` wants the next round, while none runs.
+    fn background_due(&self) -> Option<Instant> {
+        if self.interval.is_zero() || self.ctx.engine.is_running() {
+            return None;
+        }
+        Some(self.last_round.map_or(Instant::now(), |t| t + self.interval))
     }
 
     /// Answers the waiting requests whose checks all have verdicts; true
@@ -588,7 +627,9 @@ impl Server {
             }
         }
         ctx.metrics.round(last);
-        if ctx.verbose {
+        ctx.rounds += 1;
+        // The round at start is always logged: where the pod stands.
+        if ctx.verbose || ctx.rounds == 1 {
             log::info("round")
                 .kv("passed", passed)
                 .kv("failed", failed)

@@ -130,6 +130,17 @@ fn port_in_use_exits_71() {
 }
 
 #[test]
+fn a_startup_error_is_printed_once() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let out = run_cli(&["serve", "--listen", &listen, OK_URL]);
+    assert_eq!(out.code(), Some(71), "stderr {:?}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line, not a plain line and a log line: {:?}", out.stderr);
+    assert!(lines[0].starts_with(&format!("healthcheck: error: cannot listen on {listen}: ")), "{:?}", out.stderr);
+}
+
+#[test]
 fn dry_run_prints_the_configuration() {
     let out = run_cli(&[
         "serve",

@@ -55,6 +55,32 @@ enum Answer {
     /// These addresses (TTL 0), each real UDP answer to A preceded by forged ones pointing
     /// at [`SPOOFED`]: a wrong ID, a wrong question, and a garbled one with the right ID.
     Spoofed(Vec<Ipv4Addr>),
+    /// The A question answered as the first, the AAAA question as the second.
+    PerFamily(Family, Family),
+}
+
+/// What one address family's question gets in [`Answer::PerFamily`].
+#[derive(Clone, Debug)]
+enum Family {
+    /// These addresses (TTL 0); none is NODATA.
+    Addrs(Vec<IpAddr>),
+    /// This error code: 2 SERVFAIL, 5 REFUSED.
+    Rcode(u16),
+    /// These addresses, this long after the question (UDP).
+    Late(Duration, Vec<IpAddr>),
+    /// Never answer.
+    Silent,
+}
+
+impl Family {
+    /// The part of `answer` for the question of type `qtype`, when it is a [`Answer::PerFamily`].
+    fn of(answer: Option<&Answer>, qtype: u16) -> Option<&Family> {
+        match (answer, qtype) {
+            (Some(Answer::PerFamily(a, _)), 1) => Some(a),
+            (Some(Answer::PerFamily(_, aaaa)), 28) => Some(aaaa),
+            _ => None,
+        }
+    }
 }
 
 /// Where forged answers point: nothing listens there, so a check that believed one fails.
@@ -133,6 +159,20 @@ fn serve_udp(socket: UdpSocket, zone: &Mutex<Zone>, stop: &AtomicBool) {
             for forged in forgeries(&reply) {
                 let _ = socket.send_to(&forged, from);
             }
+        }
+        let late = question(&buf[..n]).and_then(|(name, qtype, _)| {
+            match Family::of(zone.lock().unwrap().names.get(&name), qtype) {
+                Some(Family::Late(delay, _)) => Some(*delay),
+                _ => None,
+            }
+        });
+        if let (Some(delay), Ok(socket)) = (late, socket.try_clone()) {
+            // Answered from its own thread, so the other question is answered meanwhile.
+            thread::spawn(move || {
+                thread::sleep(delay);
+                let _ = socket.send_to(&reply, from);
+            });
+            continue;
         }
         let _ = socket.send_to(&reply, from);
     }
@@ -232,6 +272,20 @@ fn answer(query: &[u8], zone: &Mutex<Zone>, tcp: bool) -> Option<Vec<u8>> {
             Some(Answer::A(ips, ttl)) if qtype == 1 => records.extend(addrs(ips, *ttl)),
             Some(Answer::Truncated(ips)) if qtype == 1 => records.extend(addrs(ips, 30)),
             Some(Answer::Spoofed(ips)) if qtype == 1 => records.extend(addrs(ips, 0)),
+            answer @ Some(Answer::PerFamily(..)) => match Family::of(answer, qtype) {
+                Some(Family::Silent) => return None,
+                Some(Family::Rcode(code)) => rcode = *code,
+                Some(Family::Addrs(ips) | Family::Late(_, ips)) => {
+                    for ip in ips {
+                        let (rtype, rdata) = match ip {
+                            IpAddr::V4(v4) => (1, v4.octets().to_vec()),
+                            IpAddr::V6(v6) => (28, v6.octets().to_vec()),
+                        };
+                        records.push((encode(&owner), rtype, 0, rdata));
+                    }
+                }
+                None => {} // another type: NODATA
+            },
             Some(_) => {} // NODATA: no record of this type
         }
         break;
@@ -370,8 +424,11 @@ fn the_daemon_follows_a_changed_address() {
     dns.set("web.test", Answer::A(vec![v4("127.0.0.2")], 1));
     let url = format!("web=http://web.test:{}/", old.port());
     let daemon = etc.serve(&[&url]);
-    assert_eq!(daemon.get("/all").status, 200);
+    // The round the daemon runs at start, then one asked for.
+    daemon.wait_for_log_line(&["check_passing", "check=web"], Duration::from_secs(2));
     assert_eq!(old.connections(), 1);
+    assert_eq!(daemon.get("/all").status, 200);
+    assert!(old.connections() <= 2);
     // Reused within its TTL of 1 s: no new lookup.
     let asked = dns.asked("web.test").len();
     assert_eq!(daemon.get("/all").status, 200);
@@ -397,6 +454,8 @@ fn a_silent_server_fails_the_check_at_the_deadline_and_self_stays_quick() {
     let etc = Etc::new(&dns, "", "");
     dns.set("slow.test", Answer::Silent);
     let daemon = etc.serve(&["--timeout", "1500ms", "slow=http://slow.test:9/", "local=http://127.0.0.1:9/"]);
+    // The round at start ends at its deadline; the timed round is the next one.
+    daemon.wait_for_log_line(&["event=round"], Duration::from_secs(3));
     let addr = daemon.addr;
     let start = Instant::now();
     let all = thread::spawn(move || try_request(addr, "GET", "/all?verbose", Duration::from_secs(5)).unwrap());
@@ -525,12 +584,14 @@ fn serve_starts_with_a_name_that_does_not_resolve_and_asks_once_per_round() {
         &format!("b=http://shared.test:{port}/b"),
         "c=tcp://missing.test:1",
     ]);
+    // The round at start: A and AAAA once for two checks.
+    daemon.wait_for_log_line(&["check_failing", "reason=\"dns: no such host\""], Duration::from_secs(2));
+    assert_eq!(dns.asked("shared.test").len(), 2, "A and AAAA once for two checks");
     let resp = daemon.get("/all?verbose");
     assert_eq!(resp.status, 503);
     assert!(resp.text().contains("[-]a failed: dns: no such host"), "{}", resp.text());
     assert!(resp.text().contains("[-]c failed: dns: no such host"), "{}", resp.text());
-    assert_eq!(dns.asked("shared.test").len(), 2, "A and AAAA once for two checks");
-    daemon.wait_for_log_line(&["check_failing", "reason=\"dns: no such host\""], Duration::from_secs(2));
+    assert_eq!(dns.asked("shared.test").len(), 4, "A and AAAA once for two checks, in the next round too");
 
     dns.set("shared.test", Answer::A(vec![v4("127.0.0.1")], 0));
     dns.set("missing.test", Answer::A(vec![v4("127.0.0.1")], 0));
@@ -636,4 +697,59 @@ fn verbose_rounds_count_the_lookups() {
     daemon.get("/all");
     // b's answer is reused for 60 s; a's TTL of 0 is asked again.
     daemon.wait_for_log_line(&["event=round", "lookups=1"], Duration::from_secs(2));
+}
+
+#[test]
+fn one_family_failing_does_not_throw_away_the_others_addresses() {
+    if !namespaces("one_family_failing_does_not_throw_away_the_others_addresses") {
+        return;
+    }
+    let dns = DnsServer::start();
+    let etc = Etc::new(&dns, "", "");
+    // Nothing listens on 127.0.0.1 at the IPv6 stub's port: only ::1 can pass.
+    let Some(v6) = stub_at("::1", 0, 200) else {
+        note("SKIP: one_family_failing_does_not_throw_away_the_others_addresses: no IPv6 loopback");
+        return;
+    };
+    let v4 = stub_at("127.0.0.1", 0, 200).expect("bind a stub");
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    use Family::{Addrs, Late, Rcode, Silent};
+    dns.set("servfail-a.test", Answer::PerFamily(Rcode(2), Addrs(vec![ip("::1")])));
+    dns.set("refused-a.test", Answer::PerFamily(Rcode(5), Addrs(vec![ip("::1")])));
+    dns.set("late-a.test", Answer::PerFamily(Late(Duration::from_millis(80), vec![ip("127.0.0.1")]), Rcode(2)));
+    // Held until AAAA's try times out (5 s), this one would fail at the check's 1 s timeout.
+    dns.set("silent-aaaa.test", Answer::PerFamily(Addrs(vec![ip("127.0.0.1")]), Silent));
+    let (code, stdout, stderr, _) = etc.run(&[
+        "check",
+        &format!("servfail=http://servfail-a.test:{}/", v6.port()),
+        &format!("refused=http://refused-a.test:{}/", v6.port()),
+        &format!("late=http://late-a.test:{}/", v4.port()),
+        &format!("silent=http://silent-aaaa.test:{}/", v4.port()),
+    ]);
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(v6.wait_connections(2, Duration::from_secs(1)), 2);
+}
+
+#[test]
+fn with_no_address_from_either_family_the_most_telling_reason() {
+    if !namespaces("with_no_address_from_either_family_the_most_telling_reason") {
+        return;
+    }
+    let dns = DnsServer::start();
+    let etc = Etc::new(&dns, "options attempts:1\n", "");
+    use Family::{Addrs, Rcode};
+    dns.set("both.test", Answer::PerFamily(Rcode(2), Rcode(5)));
+    dns.set("nodata-a.test", Answer::PerFamily(Addrs(vec![]), Rcode(2)));
+    dns.set("nodata.test", Answer::PerFamily(Addrs(vec![]), Addrs(vec![])));
+    let (code, stdout, stderr, _) =
+        etc.run(&["check", "both=tcp://both.test:1", "nodata-a=tcp://nodata-a.test:1", "nodata=tcp://nodata.test:1"]);
+    assert_eq!(code, Some(1), "stderr:\n{stderr}");
+    for line in [
+        "[-]both failed: dns: server failure",
+        // The AAAA error says more than A's NODATA: its addresses may exist.
+        "[-]nodata-a failed: dns: server failure",
+        "[-]nodata failed: dns: no address",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
+    }
 }

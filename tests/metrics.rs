@@ -60,11 +60,17 @@ fn mixed() -> (Daemon, Vec<Stub>, String) {
 #[test]
 fn scrapes_report_past_rounds_and_never_start_one() {
     let (d, stubs, _) = mixed();
+    // The round the daemon runs at start is in the first scrape, before anything asked /all.
     let before = scrape(&d);
-    assert!(!before.contains("healthcheck_check_up{"), "no verdict yet, no series:\n{before}");
-    assert_eq!(value(&before, "healthcheck_rounds_total").as_deref(), Some("0"));
+    assert_eq!(value(&before, "healthcheck_rounds_total").as_deref(), Some("1"));
+    assert_eq!(value(&before, "healthcheck_check_up{check=\"good\"}").as_deref(), Some("1"));
+    assert_eq!(value(&before, "healthcheck_check_up{check=\"bad\"}").as_deref(), Some("0"));
+    let probed = stubs[0].requests().len();
+    assert_eq!(probed, 1, "the round at start");
     thread::sleep(Duration::from_millis(200));
-    assert_eq!(stubs[0].requests().len(), 0, "a scrape never probes");
+    let again = scrape(&d);
+    assert_eq!(value(&again, "healthcheck_rounds_total").as_deref(), Some("1"));
+    assert_eq!(stubs[0].requests().len(), probed, "a scrape never probes");
 
     assert_eq!(d.get("/all").status, 503);
     let text = scrape(&d);
@@ -74,19 +80,19 @@ fn scrapes_report_past_rounds_and_never_start_one() {
     let failures = |check: &str, reason: &str| {
         value(&text, &format!("healthcheck_check_failures_total{{check=\"{check}\",reason=\"{reason}\"}}"))
     };
-    assert_eq!(failures("bad", "status").as_deref(), Some("1"));
-    assert_eq!(failures("refused", "refused").as_deref(), Some("1"));
+    assert_eq!(failures("bad", "status").as_deref(), Some("2"));
+    assert_eq!(failures("refused", "refused").as_deref(), Some("2"));
     assert_eq!(failures("good", "status"), None);
-    assert_eq!(value(&text, "healthcheck_rounds_total").as_deref(), Some("1"));
-    assert_eq!(value(&text, "healthcheck_check_duration_seconds_count{check=\"good\"}").as_deref(), Some("1"));
+    assert_eq!(value(&text, "healthcheck_rounds_total").as_deref(), Some("2"));
+    assert_eq!(value(&text, "healthcheck_check_duration_seconds_count{check=\"good\"}").as_deref(), Some("2"));
     let inf = value(&text, "healthcheck_check_duration_seconds_bucket{check=\"good\",le=\"+Inf\"}");
-    assert_eq!(inf.as_deref(), Some("1"));
+    assert_eq!(inf.as_deref(), Some("2"));
     let changed: f64 =
         value(&text, "healthcheck_check_last_change_timestamp_seconds{check=\"bad\"}").unwrap().parse().unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     assert!((now - changed).abs() < 60.0, "{changed} vs {now}");
     assert_eq!(value(&text, "healthcheck_http_requests_total{handler=\"all\",code=\"503\"}").as_deref(), Some("1"));
-    assert_eq!(value(&text, "healthcheck_http_requests_total{handler=\"metrics\",code=\"200\"}").as_deref(), Some("2"));
+    assert_eq!(value(&text, "healthcheck_http_requests_total{handler=\"metrics\",code=\"200\"}").as_deref(), Some("3"));
     let rss: u64 = value(&text, "process_resident_memory_bytes").unwrap().parse().unwrap();
     assert!(rss > 0 && rss < 64 << 20, "{rss}");
     assert!(value(&text, &format!("healthcheck_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))).is_some());

@@ -414,7 +414,8 @@ fn callbacks_run_concurrently_bounded_and_never_change_the_code() {
     let hanging = Stub::start(Behaviour::Hang);
     let failing = Stub::start(Behaviour::Status(500, ""));
     let urls = [slow[0].url("/a"), slow[1].url("/b"), hanging.url("/c"), failing.url("/d"), refused_url("/ready")];
-    let mut opts = vec!["--on-exit-timeout", "3s"];
+    // Each try within 2.5 s (the slow ones pass at the first), all of them within 3 s.
+    let mut opts = vec!["--timeout", "2500ms", "--on-exit-timeout", "3s"];
     for url in &urls {
         opts.extend(["--on-exit", url]);
     }
@@ -422,14 +423,79 @@ fn callbacks_run_concurrently_bounded_and_never_change_the_code() {
     assert_eq!(done.code(), 3, "{}", done.stderr);
     slow[0].assert_one_post("/a");
     slow[1].assert_one_post("/b");
-    hanging.assert_one_post("/c");
-    failing.assert_one_post("/d");
+    assert!(!hanging.posts().is_empty() && !failing.posts().is_empty());
     // In turn they would take 2 + 2 + 3 s; together, the longest: the 3 s timeout.
     assert!(done.elapsed >= Duration::from_millis(2900), "the hanging callback was not waited for: {:?}", done.elapsed);
     assert!(done.elapsed < Duration::from_secs(6), "callbacks in turn, or unbounded: {:?}", done.elapsed);
     let results: Vec<&str> = done.events("on_exit").iter().map(|l| l.split(" result=").nth(1).unwrap_or("")).collect();
-    let want = ["ok", "ok", "\"timeout after 3s\"", "\"status 500\"", "\"connection refused\""];
-    assert_eq!(results, want, "one logged result per callback, in order:\n{}", done.stderr);
+    assert_eq!(results.len(), 5, "one final line per callback:\n{}", done.stderr);
+    assert_eq!(results[..2], ["ok", "ok"], "{}", done.stderr);
+    assert!(results[2].starts_with("\"timeout after "), "{}", done.stderr);
+    assert_eq!(results[3..], ["\"status 500\"", "\"connection refused\""], "in order:\n{}", done.stderr);
+}
+
+#[test]
+fn on_exit_retries_a_callback_that_refuses_until_it_listens() {
+    for _attempt in 0..3 {
+        let callback = Stub::late(Duration::from_millis(700), Behaviour::Status(200, "ok\n"));
+        let done_url = callback.url("/done");
+        let done = run_sh(&["--on-exit", &done_url, "--on-exit-timeout", "8s"], "exit 3").finish();
+        if callback.bind_failed() {
+            continue; // the port was taken meanwhile: try another one
+        }
+        assert_eq!(done.code(), 3, "the command's code, whatever the callback did:\n{}", done.stderr);
+        callback.assert_one_post("/done");
+        let retries = done.events("on_exit_retry");
+        assert!(!retries.is_empty(), "no try logged:\n{}", done.stderr);
+        assert!(retries.iter().all(|l| l.contains("result=\"connection refused\"")), "{}", done.stderr);
+        let last = done.events("on_exit");
+        assert_eq!(last.len(), 1, "{}", done.stderr);
+        assert!(last[0].ends_with(" result=ok"), "{}", done.stderr);
+        assert_eq!(field(last[0], "attempts"), Some((retries.len() + 1).to_string().as_str()), "{}", done.stderr);
+        assert!(done.elapsed < Duration::from_secs(6), "{:?}", done.elapsed);
+        return;
+    }
+    panic!("the late callback could not bind its port in 3 attempts");
+}
+
+#[test]
+fn on_exit_retries_a_callback_that_answers_503() {
+    let callback = Stub::start(Behaviour::StatusFirst(503, 2));
+    let done = run_sh(&["--on-exit", &callback.url("/done")], "exit 0").finish();
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert_eq!(callback.posts().len(), 3, "two 503s, then the 200:\n{}", done.stderr);
+    let retries = done.events("on_exit_retry");
+    assert_eq!(retries.len(), 2, "{}", done.stderr);
+    assert!(retries.iter().all(|l| l.contains(" level=warn ") && l.ends_with(" result=\"status 503\"")), "{retries:?}");
+    assert_eq!([field(retries[0], "attempt"), field(retries[1], "attempt")], [Some("1"), Some("2")]);
+    // 100 ms, then twice as long.
+    assert_eq!([field(retries[0], "retry_in_ms"), field(retries[1], "retry_in_ms")], [Some("100"), Some("200")]);
+    let last = done.events("on_exit");
+    assert_eq!(last.len(), 1, "{}", done.stderr);
+    assert_eq!((field(last[0], "attempts"), field(last[0], "result")), (Some("3"), Some("ok")), "{}", done.stderr);
+}
+
+#[test]
+fn on_exit_gives_up_at_the_on_exit_timeout_with_the_commands_code() {
+    let failing = Stub::start(Behaviour::Status(500, ""));
+    let hanging = Stub::start(Behaviour::Hang);
+    let (failing_url, hanging_url) = (failing.url("/done"), hanging.url("/done"));
+    let opts = ["--timeout", "300ms", "--on-exit-timeout", "2s", "--on-exit", &failing_url, "--on-exit", &hanging_url];
+    let done = run_sh(&opts, "exit 7").finish();
+    assert_eq!(done.code(), 7, "{}", done.stderr);
+    assert!(done.elapsed >= Duration::from_millis(1800), "gave up early: {:?}\n{}", done.elapsed, done.stderr);
+    assert!(done.elapsed < Duration::from_secs(5), "{:?}\n{}", done.elapsed, done.stderr);
+    // Tried again, a timeout too, each try logged.
+    assert!(failing.posts().len() >= 3, "{:?}\n{}", failing.posts(), done.stderr);
+    assert!(hanging.posts().len() >= 3, "{:?}\n{}", hanging.posts(), done.stderr);
+    let retries = done.events("on_exit_retry");
+    assert_eq!(retries.len(), failing.posts().len() - 1 + hanging.posts().len() - 1, "{}", done.stderr);
+    let gave_up = done.events("on_exit");
+    assert_eq!(gave_up.len(), 2, "one line per callback:\n{}", done.stderr);
+    for (line, reason) in gave_up.iter().zip(["status 500", "timeout after"]) {
+        assert!(line.contains(" level=warn ") && line.contains(" then=\"give up\" "), "{line}");
+        assert!(line.split(" result=\"").nth(1).is_some_and(|r| r.starts_with(reason)), "{line}");
+    }
 }
 
 #[test]

@@ -169,8 +169,10 @@ fn probe_request_is_a_plain_get() {
     let d = Daemon::serve(&["--timeout", "2s", &format!("app={}", app.url("/health?x=1"))]);
     assert_eq!(d.get("/all").status, 200);
 
+    // The round the daemon runs at start, and the one asked for: the same request.
     let requests = app.requests();
-    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[0], requests[1]);
     let mut head = requests[0].split("\r\n");
     assert_eq!(head.next(), Some("GET /health?x=1 HTTP/1.1"));
     let headers: Vec<(String, String)> = head
@@ -192,6 +194,7 @@ fn checks_of_a_round_run_concurrently() {
     args.extend(stubs.iter().enumerate().map(|(i, s)| named(&format!("c{i}"), s)));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let d = Daemon::serve(&args);
+    let before: Vec<usize> = stubs.iter().map(Stub::connections).collect();
 
     let start = Instant::now();
     let resp = d.get("/all");
@@ -199,8 +202,8 @@ fn checks_of_a_round_run_concurrently() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     // Sequential probing would take 8 x 300 ms = 2.4 s.
     assert!(elapsed < Duration::from_secs(2), "/all took {elapsed:?}");
-    for s in &stubs {
-        assert_eq!(s.connections(), 1);
+    for (s, before) in stubs.iter().zip(before) {
+        assert_eq!(s.connections() - before, 1);
     }
 }
 
@@ -254,6 +257,8 @@ fn redirects() {
         &named("loop", &looping),
         &named("https", &https),
     ]);
+    // What the round at start asked.
+    let before = [&final_ok, &final_500, &relative, &looping].map(Stub::connections);
 
     let resp = d.get("/all?verbose");
     assert_eq!(resp.status, 503);
@@ -265,12 +270,12 @@ fn redirects() {
     assert_has_line(&resp, "[-]https failed: redirect to https not supported");
 
     // The same-host redirects were really followed, once each.
-    assert_eq!(final_ok.connections(), 1);
+    assert_eq!(final_ok.connections() - before[0], 1);
     assert!(final_ok.requests()[0].starts_with("GET /final HTTP/1.1\r\n"));
-    assert_eq!(final_500.connections(), 1);
-    assert_eq!(relative.connections(), 2);
+    assert_eq!(final_500.connections() - before[1], 1);
+    assert_eq!(relative.connections() - before[2], 2);
     // Ten requests in all, as kubelet: the first and 9 redirects.
-    let hops = looping.connections();
+    let hops = looping.connections() - before[3];
     assert_eq!(hops, 10, "loop stub saw {hops} requests");
 }
 
@@ -348,11 +353,12 @@ fn tcp_checks() {
         &format!("up={}", listening.tcp_url()),
         &format!("down=tcp://127.0.0.1:{closed_port}"),
     ]);
+    let before = listening.connections();
     let resp = d.get("/all?verbose");
     assert_eq!(resp.status, 503);
     assert_has_line(&resp, "[+]up ok");
     assert_has_line(&resp, "[-]down failed: connection refused");
-    assert_eq!(listening.wait_connections(1, Duration::from_secs(2)), 1);
+    assert_eq!(listening.wait_connections(before + 1, Duration::from_secs(2)), before + 1);
 
     let resp = d.get("/all/up");
     assert_eq!(resp.status, 200);
@@ -367,9 +373,10 @@ fn ipv6_upstreams() {
     let v6 = Stub::start_on(LOCALHOST_V6, Behaviour::Status(200, "ok\n"));
     let d = Daemon::serve(&["--timeout", "2s", &format!("web={}", v6.url("/")), &format!("tcp={}", v6.tcp_url())]);
     assert!(v6.url("/").starts_with("http://[::1]:"));
+    let before = v6.connections();
     let resp = d.get("/all?verbose");
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(v6.wait_connections(2, Duration::from_secs(2)), 2);
+    assert_eq!(v6.wait_connections(before + 2, Duration::from_secs(2)), before + 2);
 }
 
 #[test]
@@ -382,9 +389,10 @@ fn localhost_tries_ipv4_then_ipv6() {
     let v6 = Stub::start_on(LOCALHOST_V6, Behaviour::Status(200, "ok\n"));
     let url = format!("app=http://localhost:{}/", v6.port());
     let d = Daemon::serve(&["--timeout", "2s", &url]);
+    let before = v6.connections();
     let resp = d.get("/all?verbose");
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(v6.connections(), 1);
+    assert_eq!(v6.connections() - before, 1);
 }
 
 #[test]
@@ -404,13 +412,54 @@ fn daemon_listens_on_ipv6() {
 // Rounds
 // ---------------------------------------------------------------------------
 
+/// The daemon probes every check once when it starts, so the logs and /metrics say where the pod
+/// stands before anything asks; then it is idle until asked.
+#[test]
+fn one_round_runs_at_start_then_idle_is_idle() {
+    let app = Stub::ok();
+    let bad = status_stub(503);
+    let d = Daemon::serve(&["--timeout", "2s", &named("app", &app), &named("bad", &bad)]);
+    d.wait_for_log_line(&["event=check_passing", "check=app"], Duration::from_secs(2));
+    d.wait_for_log_line(&["event=check_failing", "check=bad", "reason=\"status 503\""], Duration::from_secs(2));
+    d.wait_for_log_line(&["event=round", "passed=1", "failed=1"], Duration::from_secs(2));
+    assert_eq!(app.connections(), 1);
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(app.connections(), 1, "probed again while nothing asked");
+}
+
+/// `--interval` runs rounds in the background: state changes are logged with nothing asking.
+#[test]
+fn interval_runs_rounds_in_the_background() {
+    let app = Stub::ok();
+    let d = Daemon::serve(&["--interval", "200ms", &named("app", &app)]);
+    d.wait_for_log_line(&["event=check_passing", "check=app"], Duration::from_secs(2));
+    assert!(eventually(Duration::from_secs(3), || app.connections() >= 4), "{} probes", app.connections());
+    app.set(Behaviour::Status(503, "down\n"));
+    d.wait_for_log_line(&["event=check_failing", "check=app"], Duration::from_secs(3));
+    // Requests still join or start rounds as before.
+    assert_eq!(d.get("/all").status, 503);
+}
+
+#[test]
+fn interval_is_checked() {
+    let out = run_cli(&["serve", "--interval", "often", "self=http://127.0.0.1:1/"]);
+    assert_eq!(out.code(), Some(64), "{}", out.stderr);
+    assert!(out.stderr.contains("--interval"), "{}", out.stderr);
+    let out =
+        run_cli(&["serve", "--dry-run", "--interval", "1m30s", "--min-interval", "2s", "self=http://127.0.0.1:1/"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("\ninterval 1m30s\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("\nmin-interval 2s\n"), "{}", out.stdout);
+}
+
 #[test]
 fn each_request_after_a_round_probes_again() {
     let app = Stub::ok();
     let d = Daemon::serve(&["--timeout", "2s", &named("app", &app)]);
+    let before = app.connections();
     assert_eq!(d.get("/all").status, 200);
     assert_eq!(d.get("/all").status, 200);
-    assert_eq!(app.connections(), 2);
+    assert_eq!(app.connections() - before, 2);
 }
 
 #[test]
@@ -629,6 +678,24 @@ fn sigterm_exits_cleanly() {
 #[test]
 fn sigint_exits_cleanly() {
     assert_clean_exit_on(libc::SIGINT, "SIGINT");
+}
+
+#[test]
+fn sighup_sigusr1_and_sigusr2_are_logged_and_ignored() {
+    let app = Stub::ok();
+    let mut d = Daemon::serve(&[&named("app", &app)]);
+    for (signal, name) in [(libc::SIGHUP, "SIGHUP"), (libc::SIGUSR1, "SIGUSR1"), (libc::SIGUSR2, "SIGUSR2")] {
+        d.signal(signal);
+        d.wait_for_log_line(&["level=info", "event=signal_ignored", &format!("signal={name}")], Duration::from_secs(2));
+        assert_eq!(d.get("/self").status, 200, "after {name}");
+        assert_eq!(d.get("/all").status, 200, "after {name}");
+    }
+    // An ignored signal queued with a SIGTERM does not hide it.
+    d.signal(libc::SIGUSR1);
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(2)).expect("still running 2 s after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!d.log().contains("event=shutdown signal=SIGUSR1"), "{}", d.log());
 }
 
 #[test]

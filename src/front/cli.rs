@@ -35,6 +35,8 @@ serve options:
   --max-connections N     inbound connections kept open [default: 1024]
   --min-interval DUR      start a round at most once per DUR; requests in
                           between wait for the next one [default: 0, off]
+  --interval DUR          also run a round every DUR in the background, so
+                          logs and metrics stay current [default: 0, off]
   --verbose               log every round
 
 check options:
@@ -45,11 +47,11 @@ check options:
 run options:
   --wait CHECK            wait until this passes before starting COMMAND (repeatable)
   --interval DUR          time between wait attempts [default: 1s]
-  --timeout DUR           deadline of each wait attempt [default: 1s]
+  --timeout DUR           deadline of each wait attempt and --on-exit try [default: 1s]
   --wait-timeout DUR      give up waiting after DUR (exit 69) [default: wait forever]
   --wait-timeout-continue start COMMAND anyway when --wait-timeout runs out
   --on-exit URL           POST to URL after COMMAND ends (repeatable)
-  --on-exit-timeout DUR   deadline of the --on-exit requests [default: 5s]
+  --on-exit-timeout DUR   retry failed --on-exit requests until DUR [default: 5s]
   --on-exit-when WHEN     always, success or failure [default: always]
   --istio                 --wait http://localhost:15021/healthz/ready
                           --on-exit http://localhost:15020/quitquitquit
@@ -96,6 +98,8 @@ pub struct ServeConfig {
     pub(crate) max_connections: usize,
     /// Rounds start at least this far apart (zero: as soon as asked).
     pub(crate) min_interval: Duration,
+    /// A round every this long even when nothing asks (zero: never).
+    pub(crate) interval: Duration,
     pub(crate) verbose: bool,
     pub dry_run: bool,
     pub checks: Vec<Check>,
@@ -235,6 +239,7 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
         timeout,
         max_connections: DEFAULT_MAX_CONNECTIONS,
         min_interval: Duration::ZERO,
+        interval: Duration::ZERO,
         verbose: false,
         dry_run,
         checks,
@@ -247,6 +252,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     let mut common = Common::default();
     let mut max_connections = DEFAULT_MAX_CONNECTIONS;
     let mut min_interval = Duration::ZERO;
+    let mut interval = Duration::ZERO;
     let mut verbose = false;
     while let Some(arg) = args.next_str()? {
         match common.take(&arg, &mut args)? {
@@ -273,10 +279,8 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
                     _ => return Err(usage(format!("invalid --max-connections '{}': use 1 to 1000000", Shown(&v)))),
                 };
             }
-            "--min-interval" => {
-                let v = args.value(flag, inline)?;
-                min_interval = parse_duration(&v).map_err(|e| usage(format!("invalid {flag} '{}': {e}", Shown(&v))))?;
-            }
+            "--min-interval" => min_interval = parse_optional_duration(flag, &args.value(flag, inline)?)?,
+            "--interval" => interval = parse_optional_duration(flag, &args.value(flag, inline)?)?,
             "--verbose" => verbose = switch(flag, inline)?,
             _ => return Err(unknown_option("serve", &arg)),
         }
@@ -288,7 +292,16 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     };
     let Common { timeout, dry_run, .. } = common;
     let checks = common.checks()?;
-    Ok(Command::Serve(ServeConfig { listen, timeout, max_connections, min_interval, verbose, dry_run, checks }))
+    Ok(Command::Serve(ServeConfig {
+        listen,
+        timeout,
+        max_connections,
+        min_interval,
+        interval,
+        verbose,
+        dry_run,
+        checks,
+    }))
 }
 
 fn parse_check(mut args: Args) -> Result<Command, UsageError> {
@@ -577,6 +590,11 @@ fn parse_port(s: &str) -> Result<u16, UsageError> {
     }
 }
 
+/// A duration where zero means "off".
+fn parse_optional_duration(what: &str, s: &str) -> Result<Duration, UsageError> {
+    parse_duration(s).map_err(|e| usage(format!("invalid {what} '{}': {e}", Shown(s))))
+}
+
 fn parse_timeout(what: &str, s: &str) -> Result<Duration, UsageError> {
     match parse_duration(s) {
         Ok(d) if d.is_zero() => Err(usage(format!("invalid {what} '{s}': must be more than zero"))),
@@ -660,11 +678,12 @@ pub fn describe(cmd: &Command) -> String {
         Command::Serve(c) => {
             let _ = writeln!(
                 out,
-                "mode serve\nlisten {}\ntimeout {}\nmax-connections {}\nmin-interval {}\nverbose {}",
+                "mode serve\nlisten {}\ntimeout {}\nmax-connections {}\nmin-interval {}\ninterval {}\nverbose {}",
                 c.listen,
                 DisplayDuration(c.timeout),
                 c.max_connections,
                 DisplayDuration(c.min_interval),
+                DisplayDuration(c.interval),
                 c.verbose
             );
             checks(&mut out, "check", &c.checks);

@@ -30,6 +30,12 @@ const FORWARDED: [libc::c_int; 6] =
     [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
 /// While waiting, at most one progress line per this interval.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// A failed `--on-exit` try is tried again after this pause, doubled after
+/// each try up to [`ON_EXIT_BACKOFF_MAX`]: a proxy's admin port that blinks
+/// is back within a few hundred milliseconds, and a few tries a second
+/// cannot load it.
+const ON_EXIT_BACKOFF: Duration = Duration::from_millis(100);
+const ON_EXIT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 enum Waited {
     Ready,
@@ -331,22 +337,65 @@ fn finish(driver: &mut Driver, config: &RunConfig, code: u8) -> Result<u8, Error
         log::info("on_exit_skipped").kv("exit_code", code).kv("when", config.on_exit_when.as_str());
         return Ok(code);
     }
-    // Signals now would only cut the callbacks short; they are bounded by
-    // --on-exit-timeout anyway.
-    let Ok(verdicts) = driver.round(&config.on_exit, config.on_exit_timeout, |_| false)? else {
-        unreachable!("an uninterruptible round always ends with verdicts");
-    };
-    for (check, verdict) in config.on_exit.iter().zip(&verdicts) {
-        log_callback(check, verdict);
-    }
+    call_back(driver, config)?;
     Ok(code)
 }
 
-fn log_callback(check: &Check, verdict: &Verdict) {
-    let url = String::from_utf8_lossy(&check.target.to_text()).into_owned();
-    match verdict {
-        Verdict::Pass => drop(log::info("on_exit").kv("url", &url).kv("result", "ok")),
-        Verdict::Fail(reason) => drop(log::warn("on_exit").kv("url", &url).kv("result", reason)),
+/// Calls every callback, concurrently, until each has succeeded or
+/// `--on-exit-timeout` has run out: a failed try (refused, reset, timed
+/// out, not 2xx) is tried again after a backoff. Each try is bounded by
+/// `--timeout`, as a wait attempt is, and by what is left. Signals are not
+/// handled: they would only cut the callbacks short, which are bounded
+/// anyway.
+fn call_back(driver: &mut Driver, config: &RunConfig) -> Result<(), Error> {
+    let start = Instant::now();
+    let give_up_at = start + config.on_exit_timeout;
+    let mut pending: Vec<Check> = config.on_exit.clone();
+    let mut backoff = ON_EXIT_BACKOFF;
+    let mut attempt = 1u32;
+    loop {
+        let left = give_up_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        let timeout = left.min(config.timeout);
+        let Ok(verdicts) = driver.round(&pending, timeout, |_| false)? else {
+            unreachable!("an uninterruptible round always ends with verdicts");
+        };
+        let now = Instant::now();
+        // The last try starts early enough to have a moment of its own.
+        let retry_at = (now + backoff).min(give_up_at.checked_sub(ON_EXIT_BACKOFF).unwrap_or(give_up_at));
+        let last = retry_at <= now;
+        let mut failed = Vec::new();
+        for (check, verdict) in pending.into_iter().zip(verdicts) {
+            let url = String::from_utf8_lossy(&check.target.to_text()).into_owned();
+            match verdict {
+                Verdict::Pass => drop(log::info("on_exit").kv("url", &url).kv("attempts", attempt).kv("result", "ok")),
+                Verdict::Fail(reason) if last => drop(
+                    log::warn("on_exit")
+                        .kv("url", &url)
+                        .kv("attempts", attempt)
+                        .kv("elapsed_ms", now.duration_since(start).as_millis())
+                        .kv("then", "give up")
+                        .kv("result", reason),
+                ),
+                Verdict::Fail(reason) => {
+                    log::warn("on_exit_retry")
+                        .kv("url", &url)
+                        .kv("attempt", attempt)
+                        .kv("retry_in_ms", retry_at.duration_since(now).as_millis())
+                        .kv("result", reason);
+                    failed.push(check);
+                }
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        pending = failed;
+        // A signal ends the pause early: pause again until the retry is due.
+        while driver.pause(Some(retry_at))?.is_some() {
+            reap_strays();
+        }
+        backoff = (backoff * 2).min(ON_EXIT_BACKOFF_MAX);
+        attempt += 1;
     }
 }
 

@@ -55,6 +55,11 @@ impl Rng {
 /// A TCP answer larger than this fails the try: ours hold a few addresses.
 pub(crate) const MAX_TCP_ANSWER: usize = 16 * 1024;
 
+/// How long the other address family is waited for once one has answered
+/// with addresses (RFC 8305's resolution delay): a slow or silent family
+/// must not hold a probe that can already connect.
+pub(crate) const RESOLUTION_DELAY: Duration = Duration::from_millis(50);
+
 /// What the engine must do next for this lookup.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
@@ -100,7 +105,8 @@ pub struct Lookup {
     sent: usize,
     /// TCP bytes not yet framed into an answer.
     inbuf: Vec<u8>,
-    /// When the current try gives up.
+    /// When the current try gives up, or earlier: when the resolution delay
+    /// for the second family ends.
     wake: Instant,
     /// The first failure other than "no such host", reported when no
     /// candidate resolves.
@@ -141,7 +147,8 @@ impl Lookup {
         (lookup, action)
     }
 
-    /// When the current try gives up: call [`Lookup::timed_out`] then.
+    /// When the current try gives up, or stops waiting for the second
+    /// family's answer: call [`Lookup::timed_out`] then.
     pub(crate) fn wake(&self) -> Option<Instant> {
         (!self.done).then_some(self.wake)
     }
@@ -240,7 +247,9 @@ impl Lookup {
         if self.done || now < self.wake {
             return Action::Receive;
         }
-        self.try_failed(DnsReason::Timeout, now)
+        // An error answer for one type says more than the other's silence.
+        let failure = if self.server_failed() { DnsReason::ServerFailure } else { DnsReason::Timeout };
+        self.try_failed(failure, now)
     }
 
     /// Handles one answer; Ok(None) when more are awaited.
@@ -258,20 +267,36 @@ impl Lookup {
             }
         }
         let reply = parsed?;
-        Ok(Some(match reply {
-            Reply::Truncated if self.transport == Transport::Udp => self.begin_try(Transport::Tcp, now),
-            Reply::Truncated | Reply::ServerFailure(_) => self.try_failed(DnsReason::ServerFailure, now),
-            // The other type's addresses, if they came, still count.
-            Reply::NoSuchName if self.has_addresses() => self.candidate_done(now),
-            Reply::NoSuchName => self.candidate_failed(DnsReason::NoSuchHost, now),
-            Reply::Addrs { .. } => {
-                self.replies[which] = Some(reply);
-                if self.replies.iter().any(Option::is_none) {
-                    return Ok(None);
-                }
-                self.candidate_done(now)
+        match reply {
+            // Asking both again over TCP would drop the other type's addresses in hand: with
+            // them, this type counts as failed, as when it is truncated over TCP (broken).
+            Reply::Truncated if self.transport == Transport::Udp && !self.has_addresses() => {
+                return Ok(Some(self.begin_try(Transport::Tcp, now)))
             }
-        }))
+            Reply::Truncated => self.replies[which] = Some(Reply::ServerFailure(message::RCODE_SERVFAIL)),
+            // NXDOMAIN is about the name, whatever the type; addresses of the other type, if
+            // they came, still count.
+            Reply::NoSuchName if self.has_addresses() => return Ok(Some(self.candidate_done(now))),
+            Reply::NoSuchName => return Ok(Some(self.candidate_failed(DnsReason::NoSuchHost, now))),
+            // An error for one type says nothing of the other: kept until both answered.
+            Reply::ServerFailure(_) | Reply::Addrs { .. } => self.replies[which] = Some(reply),
+        }
+        if self.replies.iter().any(Option::is_none) {
+            if self.has_addresses() {
+                // Addresses in hand: the other type gets the resolution delay, no more.
+                self.wake = self.wake.min(now + RESOLUTION_DELAY);
+            }
+            return Ok(None);
+        }
+        if self.has_addresses() || !self.server_failed() {
+            return Ok(Some(self.candidate_done(now)));
+        }
+        Ok(Some(self.try_failed(DnsReason::ServerFailure, now)))
+    }
+
+    /// Whether a server answered this try with an error for either type.
+    fn server_failed(&self) -> bool {
+        self.replies.iter().flatten().any(|r| matches!(r, Reply::ServerFailure(_)))
     }
 
     /// Both answers are in (or the try ended with one in hand).
@@ -502,10 +527,13 @@ mod tests {
     fn server_failure_moves_to_the_next_server() {
         let now = Instant::now();
         let (mut l, _) = start("db.", "nameserver 10.0.0.1\nnameserver 10.0.0.2\noptions attempts:1\n", now);
-        let [a, _] = both(&l);
-        assert_eq!(l.received(&answer(&a, RCODE_SERVFAIL as u16, &[], 0), now), Action::Udp(addr(S2)));
-        let [_, aaaa] = both(&l);
-        assert_eq!(l.received(&answer(&aaaa, 5, &[], 0), now), Action::Done(Err(DnsReason::ServerFailure)));
+        let [a, aaaa] = both(&l);
+        // The AAAA question may still bring addresses: waited for.
+        assert_eq!(l.received(&answer(&a, RCODE_SERVFAIL as u16, &[], 0), now), Action::Receive);
+        assert_eq!(l.received(&answer(&aaaa, 0, &[], 0), now), Action::Udp(addr(S2)));
+        let [a, aaaa] = both(&l);
+        assert_eq!(l.received(&answer(&aaaa, 5, &[], 0), now), Action::Receive);
+        assert_eq!(l.received(&answer(&a, 5, &[], 0), now), Action::Done(Err(DnsReason::ServerFailure)));
         // An I/O error (ICMP refused on a connected UDP socket) too.
         let (mut l, _) = start("db.", "nameserver 10.0.0.1\nnameserver 10.0.0.2\noptions attempts:1\n", now);
         assert_eq!(l.io_failed(now), Action::Udp(addr(S2)));
@@ -519,6 +547,99 @@ mod tests {
         assert_eq!(l.received(&answer(&a, 0, &[&[10, 1, 1, 1]], 7), t0), Action::Receive);
         let Action::Done(Ok(found)) = l.timed_out(t0 + Duration::from_secs(1)) else { panic!() };
         assert_eq!((found.addrs, found.ttl), (vec![IpAddr::from([10, 1, 1, 1])], Duration::from_secs(7)));
+    }
+
+    /// Answers the A and AAAA queries of `l` in the order given, each at its instant; the
+    /// action after the last.
+    fn feed(l: &mut Lookup, replies: &[(usize, u16, &[&[u8]], Instant)]) -> Action {
+        let queries = both(l);
+        let mut last = Action::Receive;
+        for &(i, rcode, addrs, at) in replies {
+            last = l.received(&answer(&queries[i], rcode, addrs, 30), at);
+        }
+        last
+    }
+
+    const REFUSED: u16 = 5;
+    const LOOPBACK_V6: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+    #[test]
+    fn one_family_failing_does_not_lose_the_others_addresses() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let servers = "nameserver 10.0.0.1\nnameserver 10.0.0.2\n";
+        let v6 = || Ok(Found { addrs: vec![IpAddr::from(LOOPBACK_V6)], ttl: Duration::from_secs(30) });
+        let v4 = || Ok(Found { addrs: vec![IpAddr::from([127, 0, 0, 1])], ttl: Duration::from_secs(30) });
+        // (A, AAAA) in the order they arrive: whatever A's error, AAAA's address is used.
+        for rcode in [RCODE_SERVFAIL as u16, REFUSED] {
+            let (mut l, _) = start("web.", servers, t0);
+            assert_eq!(feed(&mut l, &[(0, rcode, &[], t0), (1, 0, &[&LOOPBACK_V6], ms(1))]), Action::Done(v6()));
+            let (mut l, _) = start("web.", servers, t0);
+            // AAAA first: A has the resolution delay to answer, and its error changes nothing.
+            assert_eq!(feed(&mut l, &[(1, 0, &[&LOOPBACK_V6], t0)]), Action::Receive);
+            assert_eq!(l.wake(), Some(t0 + RESOLUTION_DELAY));
+            assert_eq!(feed(&mut l, &[(0, rcode, &[], ms(10))]), Action::Done(v6()));
+        }
+        // AAAA fails at once, A answers 80 ms later: A's address, not the next server.
+        let (mut l, _) = start("web.", servers, t0);
+        assert_eq!(feed(&mut l, &[(1, RCODE_SERVFAIL as u16, &[], t0)]), Action::Receive);
+        assert_eq!(l.wake(), Some(t0 + Duration::from_secs(5)), "no address yet: the try's own timeout");
+        assert_eq!(feed(&mut l, &[(0, 0, &[&[127, 0, 0, 1]], ms(80))]), Action::Done(v4()));
+        // NODATA for one, an address for the other.
+        let (mut l, _) = start("web.", servers, t0);
+        assert_eq!(feed(&mut l, &[(0, 0, &[], t0), (1, 0, &[&LOOPBACK_V6], ms(1))]), Action::Done(v6()));
+    }
+
+    #[test]
+    fn a_silent_family_is_waited_for_the_resolution_delay_only() {
+        let t0 = Instant::now();
+        let v4: &[u8] = &[127, 0, 0, 1];
+        for (family, addr, ip) in [(0, v4, IpAddr::from([127, 0, 0, 1])), (1, &LOOPBACK_V6, IpAddr::from(LOOPBACK_V6))]
+        {
+            let (mut l, _) = start("web.", "nameserver 10.0.0.1\n", t0);
+            let at = t0 + Duration::from_millis(20);
+            assert_eq!(feed(&mut l, &[(family, 0, &[addr], at)]), Action::Receive);
+            let wake = at + RESOLUTION_DELAY;
+            assert_eq!(l.wake(), Some(wake));
+            assert_eq!(l.timed_out(wake - Duration::from_millis(1)), Action::Receive, "early: nothing");
+            let Action::Done(Ok(found)) = l.timed_out(wake) else { panic!("family {family}: not done") };
+            assert_eq!(found.addrs, [ip]);
+        }
+    }
+
+    #[test]
+    fn with_no_address_from_either_family_the_most_telling_reason_wins() {
+        let t0 = Instant::now();
+        let conf = "nameserver 10.0.0.1\noptions attempts:1 timeout:1\n";
+        let fail = |f| Action::Done(Err(f));
+        let cases: [(&[(usize, u16)], Action); 5] = [
+            (&[(0, RCODE_SERVFAIL as u16), (1, REFUSED)], fail(DnsReason::ServerFailure)),
+            (&[(1, RCODE_SERVFAIL as u16), (0, 0)], fail(DnsReason::ServerFailure)),
+            (&[(0, 0), (1, REFUSED)], fail(DnsReason::ServerFailure)),
+            (&[(0, 0), (1, 0)], fail(DnsReason::NoAddress)),
+            (&[(1, RCODE_SERVFAIL as u16), (0, RCODE_NXDOMAIN as u16)], fail(DnsReason::NoSuchHost)),
+        ];
+        for (replies, want) in cases {
+            let (mut l, _) = start("web.", conf, t0);
+            let replies: Vec<_> = replies.iter().map(|&(i, rcode)| (i, rcode, &[][..], t0)).collect();
+            assert_eq!(feed(&mut l, &replies), want, "{replies:?}");
+        }
+        // An error for one family and silence from the other: the error is told, at the timeout.
+        let (mut l, _) = start("web.", conf, t0);
+        assert_eq!(feed(&mut l, &[(0, RCODE_SERVFAIL as u16, &[], t0)]), Action::Receive);
+        assert_eq!(l.timed_out(t0 + Duration::from_secs(1)), fail(DnsReason::ServerFailure));
+    }
+
+    #[test]
+    fn a_truncated_family_does_not_drop_the_others_addresses() {
+        let t0 = Instant::now();
+        let (mut l, _) = start("web.", "nameserver 10.0.0.1\n", t0);
+        let [a, aaaa] = both(&l);
+        assert_eq!(l.received(&answer(&a, 0, &[&[127, 0, 0, 1]], 30), t0), Action::Receive);
+        let mut tc = answer(&aaaa, 0, &[], 0);
+        tc[2] |= 0x02;
+        let Action::Done(Ok(found)) = l.received(&tc, t0) else { panic!("asked again, dropping A") };
+        assert_eq!(found.addrs, [IpAddr::from([127, 0, 0, 1])]);
     }
 
     #[test]

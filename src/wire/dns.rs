@@ -32,7 +32,6 @@ const FLAG_RD: u16 = 0x0100;
 const OPCODE_MASK: u16 = 0x7800;
 
 pub(crate) const RCODE_NOERROR: u8 = 0;
-#[cfg(test)]
 pub(crate) const RCODE_SERVFAIL: u8 = 2;
 pub(crate) const RCODE_NXDOMAIN: u8 = 3;
 

@@ -12,6 +12,9 @@ use crate::{bin, free_port, host_port, try_request, Conn, Response, LOCALHOST_V4
 
 /// How long the daemon gets to answer `/self` after it was started.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new daemon is given to finish the round it runs at start (fast checks take a
+/// few milliseconds).
+const FIRST_ROUND_WAIT: Duration = Duration::from_millis(500);
 
 /// A running `healthcheck serve`, killed when dropped. Its stderr is collected in the background.
 pub struct Daemon {
@@ -42,7 +45,10 @@ impl Daemon {
             full.extend_from_slice(args);
             let mut daemon = Daemon::spawn(wrapper, &full, addr);
             match daemon.wait_ready() {
-                Ok(()) => return daemon,
+                Ok(()) => {
+                    daemon.wait_first_round();
+                    return daemon;
+                }
                 Err(Some(status)) if status.code() == Some(71) => continue,
                 Err(status) => {
                     panic!("daemon {full:?} did not become ready (exit: {status:?}); stderr:\n{}", daemon.log())
@@ -128,6 +134,16 @@ impl Daemon {
                 panic!("no stderr line containing all of {needles:?} within {timeout:?}; stderr:\n{log}");
             }
             thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits a little for the round the daemon runs at start to end (its `event=round` line),
+    /// so that a test counting probes or rounds starts from a quiet daemon. A round that
+    /// takes longer (a hanging check) is left running: requests join it.
+    fn wait_first_round(&self) {
+        let deadline = Instant::now() + FIRST_ROUND_WAIT;
+        while Instant::now() < deadline && !self.log().lines().any(|l| l.contains("event=round")) {
+            thread::sleep(Duration::from_millis(5));
         }
     }
 

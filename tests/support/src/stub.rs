@@ -21,6 +21,8 @@ pub enum Behaviour {
     Status(u16, &'static str),
     /// Read the request, wait, then answer like `Status(code, "")`.
     Delay(Duration, u16),
+    /// Answer `code` to the first N requests, then `200 ok`.
+    StatusFirst(u16, usize),
     /// Read the request and never answer (until the stub is dropped or 30 s pass).
     Hang,
     /// Answer `code` with this `Location`; `{self}` is replaced by the stub's own `host:port`.
@@ -243,9 +245,16 @@ fn serve_stub_conn(mut stream: TcpStream, me: SocketAddr, behaviour: Behaviour, 
     }
     let (head, seen) = read_request(&mut stream);
     let path = head.split(' ').nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_string();
-    state.requests.lock().unwrap().push(head);
+    let nth = {
+        let mut requests = state.requests.lock().unwrap();
+        requests.push(head);
+        requests.len()
+    };
     state.seen.lock().unwrap().extend(seen);
     let mut behaviour = behaviour;
+    if let Behaviour::StatusFirst(code, n) = behaviour {
+        behaviour = Behaviour::Status(if nth <= n { code } else { 200 }, "ok\n");
+    }
     if let Behaviour::ByPath(routes) = &behaviour {
         behaviour = routes
             .iter()
@@ -271,7 +280,7 @@ fn act(stream: &mut TcpStream, me: SocketAddr, behaviour: &Behaviour, state: &St
             let location = location.replace("{self}", &host_port(me));
             w(stream, &response_bytes(*code, &[("Location", &location)], b""));
         }
-        Behaviour::CloseOnAccept | Behaviour::CloseAfterRequest => {}
+        Behaviour::CloseOnAccept | Behaviour::CloseAfterRequest | Behaviour::StatusFirst(..) => {}
         Behaviour::Reset => {
             // No shutdown: that would send FIN before the RST.
             reset(stream);
