@@ -7,8 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use healthcheck::check::{self, Check};
+use healthcheck::check::Check;
 use healthcheck::front::metrics::{self, Metrics};
+use healthcheck::front::report;
 use healthcheck::front::routes;
 use healthcheck::probe::grpc;
 use healthcheck::probe::{Action, Probe};
@@ -94,14 +95,14 @@ fn aggregation(c: &mut Criterion) {
     c.bench_function("check/write_report 8 passing", |b| {
         b.iter(|| {
             out.clear();
-            check::write_report(&mut out, checks.iter().zip(black_box(&verdicts)), false)
+            report::write_report(&mut out, checks.iter().zip(black_box(&verdicts)), false)
         })
     });
     verdicts[5] = Verdict::Fail(Reason::Http(HttpReason::Status(503)));
     c.bench_function("check/write_report 8 verbose, one failing", |b| {
         b.iter(|| {
             out.clear();
-            check::write_report(&mut out, checks.iter().zip(black_box(&verdicts)), true)
+            report::write_report(&mut out, checks.iter().zip(black_box(&verdicts)), true)
         })
     });
 }

@@ -1,10 +1,10 @@
 //! A check: a name and a target (an http URL, a tcp host:port or a gRPC
-//! health service), and the verdict a probe of it reaches.
+//! health service), parsed from the command line, with the request its
+//! probes send built once.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::verdict::Verdict;
 use crate::wire::grpc;
 use crate::wire::http;
 use crate::wire::text;
@@ -406,42 +406,9 @@ fn canonical_field_name(name: &str) -> String {
         .collect()
 }
 
-/// `[+]NAME ok` or `[-]NAME failed: REASON`.
-pub(crate) fn write_line(out: &mut Vec<u8>, check: &Check, verdict: &Verdict) {
-    use std::io::Write as _;
-    let _ = match verdict {
-        Verdict::Pass => writeln!(out, "[+]{} ok", check.name),
-        Verdict::Fail(reason) => writeln!(out, "[-]{} failed: {reason}", check.name),
-    };
-}
-
-/// Writes the apiserver-style lines, `[+]NAME ok` / `[-]NAME failed:
-/// REASON` (passing ones only when `verbose`), for the checks reported on,
-/// then the summary line. Returns whether every one of them passed.
-pub fn write_report<'a>(
-    out: &mut Vec<u8>,
-    results: impl Iterator<Item = (&'a Check, &'a Verdict)>,
-    verbose: bool,
-) -> bool {
-    let mut all_passed = true;
-    for (check, verdict) in results {
-        all_passed &= verdict.passed();
-        if verbose || !verdict.passed() {
-            write_line(out, check, verdict);
-        }
-    }
-    out.extend_from_slice(match (all_passed, verbose) {
-        (false, _) => b"some checks failed\n".as_slice(),
-        (true, true) => b"all checks passed\n",
-        (true, false) => b"ok\n",
-    });
-    all_passed
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::{HttpReason, Reason};
     use crate::wire::VERSION;
 
     #[test]
@@ -562,22 +529,6 @@ mod tests {
         assert_eq!((c.dns_name(), &c.addrs[..]), (None, &["[::1]:5432".parse().unwrap()][..]));
         let c = Check::parse("http://DB.Example.:8080/").unwrap();
         assert_eq!((c.dns_name(), c.addrs.len()), (Some("db.example."), 0));
-    }
-
-    #[test]
-    fn reports() {
-        let checks = [Check::parse("a=http://x/").unwrap(), Check::parse("b=http://x/").unwrap()];
-        let verdicts = [Verdict::Pass, Verdict::Fail(Reason::Http(HttpReason::Status(503)))];
-        let report = |verbose, excluded: &[usize]| {
-            let mut out = Vec::new();
-            let included = checks.iter().zip(&verdicts).enumerate().filter(|(i, _)| !excluded.contains(i));
-            let ok = write_report(&mut out, included.map(|(_, r)| r), verbose);
-            (ok, String::from_utf8(out).unwrap())
-        };
-        assert_eq!(report(false, &[]), (false, "[-]b failed: status 503\nsome checks failed\n".into()));
-        assert_eq!(report(true, &[]), (false, "[+]a ok\n[-]b failed: status 503\nsome checks failed\n".into()));
-        assert_eq!(report(false, &[1]), (true, "ok\n".into()));
-        assert_eq!(report(true, &[1]), (true, "[+]a ok\nall checks passed\n".into()));
     }
 
     #[test]

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::check::{self, Check};
+use crate::check::Check;
 use crate::front::cli::ServeConfig;
 use crate::front::error::Error;
 use crate::front::json;
 use crate::front::log;
 use crate::front::metrics::{self, Handler, Metrics};
+use crate::front::report;
 use crate::front::routes::{self, Route};
 use crate::inbound::{self, Answer, Conn, Handled, Next};
 use crate::runtime::engine::{Engine, Tokens};
@@ -845,7 +846,7 @@ impl Ctx {
             Want::One { index, verbose, json: false } => {
                 let verdict = verdict(*index);
                 if *verbose || !verdict.passed() {
-                    check::write_line(body, &checks[*index], verdict);
+                    report::write_line(body, &checks[*index], verdict);
                 } else {
                     body.extend_from_slice(b"ok\n");
                 }
@@ -863,7 +864,7 @@ impl Ctx {
                     body.push(b'\n');
                 }
                 let included = checks.iter().enumerate().filter(|(i, _)| !excluded.contains(i));
-                (Handler::All, check::write_report(body, included.map(|(i, c)| (c, verdict(i))), *verbose), false)
+                (Handler::All, report::write_report(body, included.map(|(i, c)| (c, verdict(i))), *verbose), false)
             }
         };
         let status = if passed { 200 } else { 503 };

@@ -3,22 +3,22 @@
 
 use std::io::{self, Write as _};
 
-use crate::check;
 use crate::front::cli::{CheckConfig, Output};
 use crate::front::error::Error;
 use crate::front::json;
-use crate::runtime::waiter::Driver;
+use crate::front::report;
+use crate::runtime::waiter::Waiter;
 
 /// `healthcheck check`: one round; the report on stdout unless quiet.
 /// Ok(true) when every check passed. A signal ends it as failed.
 pub fn check(config: &CheckConfig) -> Result<bool, Error> {
-    let mut driver = Driver::new(&[libc::SIGTERM, libc::SIGINT])?;
+    let mut driver = Waiter::new(&[libc::SIGTERM, libc::SIGINT])?;
     let Ok(verdicts) = driver.round(&config.checks, config.timeout, |_| true)? else {
         return Ok(false);
     };
     let mut out = Vec::new();
     let passed = match config.output {
-        Output::Text => check::write_report(&mut out, config.checks.iter().zip(&verdicts), true),
+        Output::Text => report::write_report(&mut out, config.checks.iter().zip(&verdicts), true),
         Output::Json => {
             let entries = config.checks.iter().zip(&verdicts).zip(driver.durations()).map(|((c, v), d)| json::Entry {
                 name: &c.name,

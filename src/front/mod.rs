@@ -7,5 +7,6 @@ pub mod error;
 pub mod json;
 pub mod log;
 pub mod metrics;
+pub mod report;
 pub mod routes;
 pub mod run;

@@ -14,7 +14,7 @@ use crate::front::cli::{RunConfig, When};
 use crate::front::error::Error;
 use crate::front::log;
 use crate::runtime::signals;
-use crate::runtime::waiter::Driver;
+use crate::runtime::waiter::Waiter;
 use crate::verdict::Verdict;
 use crate::wire::text::DisplayDuration;
 
@@ -48,7 +48,7 @@ enum Waited {
 pub fn run(config: &RunConfig) -> Result<u8, Error> {
     let mut signals = FORWARDED.to_vec();
     signals.push(libc::SIGCHLD);
-    let mut driver = Driver::new(&signals)?;
+    let mut driver = Waiter::new(&signals)?;
     let start = Instant::now();
     let waited = wait(&mut driver, config)?;
     // Every end of the wait says how long it took (wait_done does in wait).
@@ -192,7 +192,7 @@ fn os_result(code: libc::c_int) -> io::Result<()> {
 
 /// Probes the wait checks every interval until they all pass, the wait
 /// times out, or a signal arrives.
-fn wait(driver: &mut Driver, config: &RunConfig) -> Result<Waited, Error> {
+fn wait(driver: &mut Waiter, config: &RunConfig) -> Result<Waited, Error> {
     if config.wait.is_empty() {
         return Ok(Waited::Ready);
     }
@@ -288,7 +288,7 @@ fn reap_strays() {
 /// Forwards signals to the child until it exits; reaps every child (as
 /// PID 1, orphans are re-parented to us). Returns the child's exit code,
 /// 128+N when signal N killed it.
-fn supervise(driver: &mut Driver, pid: libc::pid_t) -> Result<u8, Error> {
+fn supervise(driver: &mut Waiter, pid: libc::pid_t) -> Result<u8, Error> {
     loop {
         let Some(sig) = driver.pause(None)? else { continue };
         if sig != libc::SIGCHLD {
@@ -324,7 +324,7 @@ fn supervise(driver: &mut Driver, pid: libc::pid_t) -> Result<u8, Error> {
 
 /// Calls the completion callbacks (if `--on-exit-when` says so for this
 /// code) and returns the code: their outcome never changes it.
-fn finish(driver: &mut Driver, config: &RunConfig, code: u8) -> Result<u8, Error> {
+fn finish(driver: &mut Waiter, config: &RunConfig, code: u8) -> Result<u8, Error> {
     let wanted = match config.on_exit_when {
         When::Always => true,
         When::Success => code == 0,
@@ -347,7 +347,7 @@ fn finish(driver: &mut Driver, config: &RunConfig, code: u8) -> Result<u8, Error
 /// `--timeout`, as a wait attempt is, and by what is left. Signals are not
 /// handled: they would only cut the callbacks short, which are bounded
 /// anyway.
-fn call_back(driver: &mut Driver, config: &RunConfig) -> Result<(), Error> {
+fn call_back(driver: &mut Waiter, config: &RunConfig) -> Result<(), Error> {
     let start = Instant::now();
     let give_up_at = start + config.on_exit_timeout;
     let mut pending: Vec<Check> = config.on_exit.clone();

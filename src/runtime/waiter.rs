@@ -15,7 +15,7 @@ use crate::verdict::Verdict;
 const SIGNALS: Token = Token(0);
 const FIRST_TOKEN: usize = 1;
 
-pub(crate) struct Driver {
+pub(crate) struct Waiter {
     poll: Poll,
     events: Events,
     signals: Signals,
@@ -25,13 +25,13 @@ pub(crate) struct Driver {
     durations: Vec<Duration>,
 }
 
-impl Driver {
-    /// Blocks `signals` and delivers them through [`Driver`]'s waits.
-    pub(crate) fn new(signals: &[libc::c_int]) -> Result<Driver, Error> {
+impl Waiter {
+    /// Blocks `signals` and delivers them through [`Waiter`]'s waits.
+    pub(crate) fn new(signals: &[libc::c_int]) -> Result<Waiter, Error> {
         let mut signals = Signals::new(signals).map_err(Error::Signals)?;
         let poll = Poll::new().map_err(Error::Poll)?;
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE).map_err(Error::Poll)?;
-        Ok(Driver {
+        Ok(Waiter {
             poll,
             events: Events::with_capacity(256),
             signals,
@@ -41,7 +41,7 @@ impl Driver {
         })
     }
 
-    /// The signal mask from before [`Driver::new`] blocked its signals.
+    /// The signal mask from before [`Waiter::new`] blocked its signals.
     pub(crate) fn original_mask(&self) -> libc::sigset_t {
         self.signals.original_mask()
     }
