@@ -254,13 +254,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     let mut min_interval = Duration::ZERO;
     let mut interval = Duration::ZERO;
     let mut verbose = false;
-    while let Some(arg) = args.next_str()? {
-        match common.take(&arg, &mut args)? {
-            Taken::Yes => continue,
-            Taken::Help => return Ok(Command::Help),
-            Taken::No => {}
-        }
-        let (flag, inline) = split_flag(&arg);
+    let help = common.options(&mut args, "serve", |flag, inline, args| {
         match flag {
             "--listen" => {
                 let v = args.value(flag, inline)?;
@@ -282,8 +276,12 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
             "--min-interval" => min_interval = parse_optional_duration(flag, &args.value(flag, inline)?)?,
             "--interval" => interval = parse_optional_duration(flag, &args.value(flag, inline)?)?,
             "--verbose" => verbose = switch(flag, inline)?,
-            _ => return Err(unknown_option("serve", &arg)),
+            _ => return Ok(false),
         }
+        Ok(true)
+    })?;
+    if help {
+        return Ok(Command::Help);
     }
     let listen = match (listen, port) {
         (Some(_), Some(_)) => return Err(usage("--listen and --port are exclusive")),
@@ -308,13 +306,7 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
     let mut common = Common::default();
     let mut quiet = false;
     let mut output = Output::Text;
-    while let Some(arg) = args.next_str()? {
-        match common.take(&arg, &mut args)? {
-            Taken::Yes => continue,
-            Taken::Help => return Ok(Command::Help),
-            Taken::No => {}
-        }
-        let (flag, inline) = split_flag(&arg);
+    let help = common.options(&mut args, "check", |flag, inline, args| {
         match flag {
             "--quiet" | "-q" => quiet = switch(flag, inline)?,
             "--output" => {
@@ -324,8 +316,12 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
                     .find(|o| o.as_str() == v)
                     .ok_or_else(|| usage(format!("invalid --output '{}': use text or json", Shown(&v))))?;
             }
-            _ => return Err(unknown_option("check", &arg)),
+            _ => return Ok(false),
         }
+        Ok(true)
+    })?;
+    if help {
+        return Ok(Command::Help);
     }
     let Common { timeout, dry_run, .. } = common;
     let checks = common.checks()?;
@@ -355,6 +351,29 @@ enum Taken {
 }
 
 impl Common {
+    /// Reads the options of `mode`: the shared ones here, the others by
+    /// `own(flag, inline value, args)`, which says whether it knew the flag.
+    /// Ok(true) when help was asked for.
+    fn options(
+        &mut self,
+        args: &mut Args,
+        mode: &str,
+        mut own: impl FnMut(&str, Option<&str>, &mut Args) -> Result<bool, UsageError>,
+    ) -> Result<bool, UsageError> {
+        while let Some(arg) = args.next_str()? {
+            match self.take(&arg, args)? {
+                Taken::Yes => continue,
+                Taken::Help => return Ok(true),
+                Taken::No => {}
+            }
+            let (flag, inline) = split_flag(&arg);
+            if !own(flag, inline, args)? {
+                return Err(unknown_option(mode, &arg));
+            }
+        }
+        Ok(false)
+    }
+
     /// Takes `arg` when it is a shared option, `--` and the CHECKs after
     /// it, or a CHECK.
     fn take(&mut self, arg: &str, args: &mut Args) -> Result<Taken, UsageError> {
