@@ -175,7 +175,6 @@ impl Engine {
         self.dns_sockets.clear();
         let mut addrs = Vec::new();
         for (i, check) in checks.iter().enumerate() {
-            self.slots[i].stage = Stage::Idle;
             let Some(name) = check.dns_name() else {
                 self.start_probe(i, check, &check.addrs, registry, now);
                 continue;
