@@ -20,6 +20,15 @@ pub(crate) struct Conn {
     first_error: Option<Reason>,
     /// The port of a redirect's hop, replacing the addresses' own.
     port: Option<u16>,
+    link: Link,
+}
+
+/// Where the connection stands: the kind's machine has it once open.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    #[default]
+    Connecting,
+    Open,
 }
 
 impl Conn {
@@ -30,6 +39,7 @@ impl Conn {
         self.next_addr = 0;
         self.first_error = None;
         self.port = None;
+        self.link = Link::Connecting;
     }
 
     /// Connects again from the first address, on `port` (a redirect).
@@ -47,11 +57,22 @@ impl Conn {
             return Action::Done(Verdict::Fail(reason));
         };
         self.next_addr += 1;
+        self.link = Link::Connecting;
         let mut addr = *addr;
         if let Some(port) = self.port {
             addr.set_port(port);
         }
         Action::Connect(addr)
+    }
+
+    /// Whether a connect is under way (the kind's machine waits).
+    pub fn is_connecting(&self) -> bool {
+        self.link == Link::Connecting
+    }
+
+    /// The connect completed.
+    pub fn opened(&mut self) {
+        self.link = Link::Open;
     }
 
     /// The connect failed, at once or as an event: try the next address.

@@ -159,6 +159,15 @@ impl Call {
         self.partial.len() + self.block.len() + self.message.len() + self.grpc_message.len()
     }
 
+    /// The step to retry when the connection reports readiness.
+    pub(crate) fn resume(&self) -> Option<Action> {
+        match self.state {
+            State::Done => None,
+            _ if self.sending() => Some(Action::Send),
+            _ => Some(Action::Receive),
+        }
+    }
+
     /// Whether a write is pending (after readiness, write before reading).
     pub(crate) fn sending(&self) -> bool {
         self.sent < self.out.len()

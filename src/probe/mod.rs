@@ -22,17 +22,6 @@ use crate::check::{Check, Kind};
 use crate::verdict::{Reason, Verdict};
 use conn::Conn;
 
-/// Where the probe's connection stands.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum Link {
-    #[default]
-    Connecting,
-    /// Connected: the kind's machine has the connection.
-    Open,
-    /// The verdict is in.
-    Done,
-}
-
 /// The machine of the check's kind, kept across rounds (with its buffers).
 #[derive(Debug)]
 enum Machine {
@@ -76,7 +65,6 @@ impl Machine {
 /// One probe of one check, for one round.
 #[derive(Debug, Default)]
 pub struct Probe {
-    link: Link,
     conn: Conn,
     machine: Machine,
     deadline: Option<Instant>,
@@ -89,56 +77,42 @@ impl Probe {
         self.deadline = Some(deadline);
         self.conn.start(addrs);
         self.machine.start(deadline);
-        let action = self.conn.next_connect();
-        self.step(action)
-    }
-
-    /// Notes where the connection stands after `action`.
-    fn step(&mut self, action: Action) -> Action {
-        match action {
-            Action::Connect(_) => self.link = Link::Connecting,
-            Action::Done(_) => self.link = Link::Done,
-            Action::Send | Action::Receive => {}
-        }
-        action
+        self.conn.next_connect()
     }
 
     /// The step to retry when the connection reports readiness.
     pub(crate) fn resume(&self) -> Option<Action> {
-        if self.link != Link::Open {
+        if self.conn.is_connecting() {
             return None;
         }
         match &self.machine {
             Machine::Tcp(_) => None,
             Machine::Http(exchange) => exchange.resume(),
-            Machine::Grpc(call) if call.sending() => Some(Action::Send),
-            Machine::Grpc(_) => Some(Action::Receive),
+            Machine::Grpc(call) => call.resume(),
         }
     }
 
     pub(crate) fn is_connecting(&self) -> bool {
-        self.link == Link::Connecting
+        self.conn.is_connecting()
     }
 
     /// The connect failed, at once or as an event: try the next address.
     pub(crate) fn connect_failed(&mut self, err: &io::Error) -> Action {
-        let action = self.conn.connect_failed(err);
-        self.step(action)
+        self.conn.connect_failed(err)
     }
 
-    /// The connection is established at `now`.
+    /// The connection is established at `now`: the check's kind takes it.
     pub fn connected(&mut self, check: &Check, now: Instant) -> Action {
         if !self.machine.is(check.kind) {
             self.machine = Machine::of(check.kind);
             self.machine.start(self.deadline.unwrap_or(now));
         }
-        self.link = Link::Open;
-        let action = match &mut self.machine {
+        self.conn.opened();
+        match &mut self.machine {
             Machine::Tcp(tcp) => tcp.connected(),
             Machine::Http(exchange) => exchange.connected(),
             Machine::Grpc(call) => call.connected(&check.grpc, now),
-        };
-        self.step(action)
+        }
     }
 
     /// The request bytes still to write.
@@ -151,54 +125,52 @@ impl Probe {
     }
 
     pub fn wrote(&mut self, check: &Check, n: usize) -> Action {
-        let action = match &mut self.machine {
+        match &mut self.machine {
             Machine::Tcp(_) => Action::Receive,
             Machine::Http(exchange) => exchange.wrote(check, n),
             Machine::Grpc(call) => call.wrote(n),
-        };
-        self.step(action)
+        }
     }
 
     /// Bytes arrived (never empty: end of stream is [`Probe::eof`]).
     pub fn received(&mut self, check: &Check, data: &[u8]) -> Action {
-        if self.link != Link::Open {
+        if self.conn.is_connecting() {
             return Action::Receive;
         }
-        let action = match &mut self.machine {
+        match &mut self.machine {
             Machine::Tcp(_) => Action::Receive,
             Machine::Http(exchange) => exchange.received(check, &mut self.conn, data),
             Machine::Grpc(call) => call.received(data),
-        };
-        self.step(action)
+        }
     }
 
     /// The peer closed its side.
     pub fn eof(&mut self) -> Action {
-        let action = match (self.link, &mut self.machine) {
-            (Link::Done, _) => return Action::Receive,
-            (Link::Connecting, _) | (Link::Open, Machine::Tcp(_)) => Action::Done(Verdict::Fail(Reason::Closed)),
-            (Link::Open, Machine::Http(exchange)) => exchange.eof(&mut self.conn),
-            (Link::Open, Machine::Grpc(call)) => call.eof(),
-        };
-        self.step(action)
+        if self.conn.is_connecting() {
+            return Action::Done(Verdict::Fail(Reason::Closed));
+        }
+        match &mut self.machine {
+            // Its verdict came with the connect: nothing is read after it.
+            Machine::Tcp(_) => Action::Receive,
+            Machine::Http(exchange) => exchange.eof(&mut self.conn),
+            Machine::Grpc(call) => call.eof(),
+        }
     }
 
     /// A read or write failed.
     pub(crate) fn io_failed(&mut self, err: &io::Error) -> Action {
-        let action = match (self.link, &mut self.machine) {
-            (Link::Open, Machine::Http(exchange)) => exchange.io_failed(&mut self.conn, err),
-            (Link::Open, Machine::Grpc(call)) => call.io_failed(err),
+        match &mut self.machine {
+            Machine::Http(exchange) if !self.conn.is_connecting() => exchange.io_failed(&mut self.conn, err),
+            Machine::Grpc(call) if !self.conn.is_connecting() => call.io_failed(err),
             _ => Action::Done(Verdict::Fail(Reason::from_io(err, false))),
-        };
-        self.step(action)
+        }
     }
 
     /// The round's deadline passed before a verdict.
     pub(crate) fn timed_out(&mut self, after: Duration) -> Verdict {
-        let link = std::mem::replace(&mut self.link, Link::Done);
-        match (link, &mut self.machine) {
-            (Link::Open, Machine::Http(exchange)) => exchange.timed_out(after),
-            (Link::Open, Machine::Grpc(call)) => call.timed_out(after),
+        match &mut self.machine {
+            Machine::Http(exchange) if !self.conn.is_connecting() => exchange.timed_out(after),
+            Machine::Grpc(call) if !self.conn.is_connecting() => call.timed_out(after),
             _ => Verdict::Fail(Reason::Timeout(after)),
         }
     }
