@@ -21,6 +21,8 @@ pub mod response;
 pub mod run;
 pub mod serve;
 pub mod signals;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// The version in `--version`, logs and the probes' `User-Agent`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
