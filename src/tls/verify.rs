@@ -2,8 +2,8 @@
 //!
 //! Neither the chain, the name, the dates nor the handshake's own signature (CertificateVerify,
 //! ServerKeyExchange) is checked. Go checks that signature even with `InsecureSkipVerify`; here it is
-//! a deliberate difference (README "Deliberate differences"): once any certificate is accepted the
-//! signature proves nothing a man in the middle could not forge with a key of his own.
+//! a deliberate difference: once any certificate is accepted the signature proves nothing a man in
+//! the middle could not forge with a key of his own.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
