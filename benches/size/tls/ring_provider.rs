@@ -1,4 +1,4 @@
-/// Size measurement only (benches/size/tls/measure --ring appends this): ring's provider cut to
+/// Size measurement only (benches/size/tls/measure appends this for its ring build): ring's provider cut to
 /// the suites and groups of provider.rs.
 #[allow(deprecated)]
 fn ring_provider() -> rustls::crypto::CryptoProvider {
