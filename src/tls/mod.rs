@@ -8,7 +8,9 @@
 //! [`Client::receive_eof`] when the socket reads 0), ciphertext to send out
 //! ([`Client::transmit`] into the socket or any writer, while [`Client::wants_write`]), plaintext
 //! in ([`Client::send`]) and out ([`Client::read`]). Nothing here touches a socket or the clock: the
-//! probe's deadline covers the handshake because the caller stops driving it.
+//! probe's deadline covers the handshake because the caller stops driving it. After an error, one
+//! more [`Client::transmit`] sends the alert rustls queued for the server (as Go's client does);
+//! then close the socket.
 //!
 //! Memory one connection holds, bounded (the heap `tests/tls.rs` counts against `openssl
 //! s_server`, x86_64): 2.2 KiB once created (the ClientHello queued), at most 9.1 KiB during the
