@@ -339,3 +339,27 @@ fn heap_per_connection_is_bounded() {
         }
     }
 }
+
+/// A certificate chain over the 64 KiB rustls allows one handshake message: refused as soon as
+/// the message's header says so, holding no more than that 64 KiB of record reader.
+#[test]
+fn an_oversized_certificate_chain_fails_with_bounded_memory() {
+    if !openssl() {
+        return;
+    }
+    let dir = TempDir::new("chain");
+    let (cert, key) = openssl_certificate(&dir.0, "ec:P-256");
+    let (extra, _) = openssl_certificate(&dir.0, "rsa:2048");
+    // 100 copies of an RSA certificate: about 80 KiB of chain.
+    let pem = std::fs::read(&extra).expect("read cert");
+    let chain = dir.0.join("chain.pem");
+    std::fs::write(&chain, pem.repeat(100)).expect("write chain");
+    let server = Server::start(&cert, &key, &["-cert_chain", chain.to_str().expect("utf-8 path")]);
+    let base = live();
+    reset_peak();
+    let err = get(server.port, "localhost").map(|_| ()).expect_err("chain too large");
+    let held = peak() - base;
+    assert_eq!(err.to_string(), "tls: handshake failed: message too large");
+    eprintln!("memory with an 80 KiB chain: peak {held} bytes");
+    assert!(held < 90 * 1024, "peak {held} bytes");
+}
