@@ -23,6 +23,8 @@ pub mod run;
 pub mod serve;
 pub mod signals;
 pub mod sockopt;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// The version in `--version`, logs and the probes' `User-Agent`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
