@@ -14,5 +14,7 @@ pub mod probe;
 pub mod resolver;
 pub(crate) mod runtime;
 pub mod serve;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod verdict;
 pub mod wire;

@@ -13,7 +13,7 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     ("wire: pure parsers and writers of bytes", &["wire"]),
     ("verdict: the verdict model and the checks it is about", &["verdict", "check"]),
-    ("machines: sans-IO state machines", &["probe", "resolver", "inbound"]),
+    ("machines: sans-IO state machines", &["probe", "resolver", "inbound", "tls"]),
     ("runtime: the mio users", &["runtime"]),
     ("front-ends: the modes and what they write", &["front", "serve"]),
     ("root: the module list", &[""]),
