@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use crate::wire::grpc;
 use crate::wire::http;
@@ -44,6 +45,8 @@ pub struct Check {
     pub(crate) target: url::Url,
     /// Request header fields given with `--header`, in order.
     pub(crate) headers: Vec<(String, String)>,
+    /// The check's own deadline (`--timeout NAME=DUR`), else the mode's.
+    pub(crate) timeout: Option<Duration>,
     /// The request bytes, built once so a round formats nothing.
     pub request: Vec<u8>,
     /// The gRPC call of a `grpc://` check, built once too.
@@ -108,6 +111,7 @@ impl Check {
             host,
             target,
             headers: Vec::new(),
+            timeout: None,
             request: Vec::new(),
             grpc: grpc::Request::default(),
         };

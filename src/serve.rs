@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::check::Check;
 use crate::front::cli::ServeConfig;
@@ -81,16 +81,27 @@ enum Routed {
 }
 
 impl Want {
-    /// Whether every check this reports on has its verdict in `engine`.
-    /// O(1) but for the excluded checks, so settling stays cheap with many
+    /// Whether no check this reports on has its probe in flight. A waiting
+    /// request had every one of them in flight when it began to wait (see
+    /// [`Server::settle`]), so its verdicts all landed after it came. O(1)
+    /// but for the excluded checks, so settling stays cheap with many
     /// waiting requests.
     fn settled(&self, engine: &Engine) -> bool {
         match self {
-            Want::One { index, .. } => engine.verdict(*index).is_some(),
+            Want::One { index, .. } => !engine.in_flight(*index) && engine.verdict(*index).is_some(),
             Want::All { excluded, .. } => {
-                let unsettled_excluded = excluded.iter().filter(|&&i| engine.verdict(i).is_none()).count();
-                engine.pending() == unsettled_excluded
+                let excluded_in_flight = excluded.iter().filter(|&&i| engine.in_flight(i)).count();
+                engine.pending() == excluded_in_flight
             }
+        }
+    }
+
+    /// Puts every check this reports on in flight again whose verdict has
+    /// landed, in the running round.
+    fn reprobe(&self, engine: &mut Engine, checks: &[Check], registry: &Registry, now: Instant) {
+        match self {
+            Want::One { index, .. } => engine.reprobe(*index, checks, registry, now),
+            Want::All { excluded, .. } => engine.reprobe_idle(excluded, checks, registry, now),
         }
     }
 }
@@ -151,7 +162,8 @@ struct Ctx {
     verbose: bool,
     /// Connections waiting for verdicts of the running round.
     waiting: Vec<Token>,
-    /// Connections that asked while no round ran: they start the next one.
+    /// Connections that asked since the last settling: they join the
+    /// running round or start the next one.
     next: Vec<Token>,
     /// Last logged state of each check, to log changes only.
     states: Vec<Option<bool>>,
@@ -244,6 +256,8 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     defer_accept(&listener);
     limit_send_buffer(&listener);
     let poll = Poll::new().map_err(Error::Poll)?;
+    // The longest deadline of any check's probe.
+    let longest = config.checks.iter().filter_map(|c| c.timeout).fold(config.timeout, Duration::max);
     let mut server = Server {
         ctx: Ctx {
             poll,
@@ -268,7 +282,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         accept_paused_until: None,
         fds_exhausted: false,
         again: Vec::new(),
-        wait_timeout: wait_timeout(config.timeout, config.min_interval),
+        wait_timeout: wait_timeout(longest, config.min_interval),
         min_interval: config.min_interval,
         interval: config.interval,
         last_round: None,
@@ -534,6 +548,16 @@ impl Server {
                 continue; // answered requests may have pipelined more
             }
             if self.ctx.engine.is_running() {
+                // Requests that came while the round runs: whichever of
+                // their checks has its verdict already is probed again, so
+                // that no request is answered with a verdict older than
+                // itself (still one probe per check in flight). After the
+                // waiting requests were answered, so that none of those
+                // waits for a newer probe than it needs. With
+                // --min-interval they wait for the next round instead.
+                if self.min_interval.is_zero() && !self.ctx.next.is_empty() {
+                    self.join_running(now);
+                }
                 return;
             }
             if self.ctx.next.is_empty() {
@@ -553,6 +577,21 @@ impl Server {
         }
     }
 
+    /// The requests that came while the round runs join it, their checks
+    /// with a verdict already probed again.
+    fn join_running(&mut self, now: Instant) {
+        let next = std::mem::take(&mut self.ctx.next);
+        let ctx = &mut self.ctx;
+        for &token in &next {
+            if let Some(want) = self.conns.get(&token).and_then(|c| c.conn.want()) {
+                want.reprobe(&mut ctx.engine, &ctx.checks, ctx.poll.registry(), now);
+                ctx.waiting.push(token);
+            }
+        }
+        ctx.next = next;
+        ctx.next.clear(); // keeps its capacity
+    }
+
     /// Starts a round; the requests that asked for one while none ran
     /// wait for it.
     fn start_round(&mut self, now: Instant) {
@@ -564,11 +603,12 @@ impl Server {
     }
 
     /// When `--interval` wants the next round, while none runs.
+    #[inline]
     fn background_due(&self) -> Option<Instant> {
         if self.interval.is_zero() || self.ctx.engine.is_running() {
             return None;
         }
-        Some(self.last_round.map_or(Instant::now(), |t| t + self.interval))
+        Some(self.last_round.map_or_else(Instant::now, |t| t + self.interval))
     }
 
     /// Answers the waiting requests whose checks all have verdicts; true
@@ -822,11 +862,7 @@ impl Ctx {
     /// Queues a request for verdicts: it joins the running round, or starts
     /// the next one (see [`Server::settle`]).
     fn join_round(&mut self, token: Token) {
-        if self.engine.is_running() {
-            self.waiting.push(token);
-        } else {
-            self.next.push(token);
-        }
+        self.next.push(token);
     }
 
     /// Stages the answer to a request whose checks have their verdicts.
@@ -836,7 +872,7 @@ impl Ctx {
         let entry = |i: usize| json::Entry {
             name: &checks[i].name,
             verdict: verdict(i),
-            duration: engine.settled_at(i).map_or(Duration::ZERO, |t| t.saturating_duration_since(engine.started())),
+            duration: engine.took(i).unwrap_or_default(),
         };
         body.clear();
         let (handler, passed, json) = match want {

@@ -27,6 +27,8 @@ The original form listens on IPv4 only: for IPv6 use serve --listen [::]:PORT.
 --header NAME=FIELD: VALUE adds a request header to the check NAME (serve, check
 and run --wait; repeatable): Host, User-Agent and Accept replace ours (an empty
 Accept sends none), others are added.
+--timeout NAME=DUR gives the check NAME its own deadline instead of --timeout DUR
+(serve, check and run --wait; repeatable, once per check).
 
 serve options:
   --listen ADDR           address to listen on [default: 0.0.0.0:8081]
@@ -334,11 +336,19 @@ struct Common {
     dry_run: bool,
     checks: Vec<Check>,
     headers: Vec<String>,
+    /// `--timeout NAME=DUR`, applied once the checks are known.
+    check_timeouts: Vec<String>,
 }
 
 impl Default for Common {
     fn default() -> Self {
-        Common { timeout: DEFAULT_TIMEOUT, dry_run: false, checks: Vec::new(), headers: Vec::new() }
+        Common {
+            timeout: DEFAULT_TIMEOUT,
+            dry_run: false,
+            checks: Vec::new(),
+            headers: Vec::new(),
+            check_timeouts: Vec::new(),
+        }
     }
 }
 
@@ -380,7 +390,14 @@ impl Common {
         let (flag, inline) = split_flag(arg);
         match flag {
             "--header" => self.headers.push(args.value(flag, inline)?),
-            "--timeout" => self.timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
+            "--timeout" => {
+                let v = args.value(flag, inline)?;
+                if v.contains('=') {
+                    self.check_timeouts.push(v);
+                } else {
+                    self.timeout = parse_timeout(flag, &v)?;
+                }
+            }
             "--dry-run" => self.dry_run = switch(flag, inline)?,
             "-h" | "--help" => return Ok(Taken::Help),
             "--" => {
@@ -394,10 +411,12 @@ impl Common {
         Ok(Taken::Yes)
     }
 
-    /// The checks, validated, with the `--header` fields applied.
+    /// The checks, validated, with the `--header` fields and the checks'
+    /// own timeouts applied.
     fn checks(self) -> Result<Vec<Check>, UsageError> {
         let mut checks = finish_checks(self.checks)?;
         apply_headers(&mut checks, &self.headers)?;
+        apply_timeouts(&mut checks, &self.check_timeouts)?;
         Ok(checks)
     }
 }
@@ -415,6 +434,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     let (mut istio, mut linkerd) = (false, false);
     let mut command = Vec::new();
     let mut headers = Vec::new();
+    let mut check_timeouts = Vec::new();
     while let Some(arg) = args.next_os() {
         let Some(text) = arg.to_str() else {
             let arg = arg.to_string_lossy();
@@ -426,7 +446,14 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             "--header" => headers.push(args.value(flag, inline)?),
             "--on-exit" => on_exit.push(Check::callback(&args.value(flag, inline)?)?),
             "--interval" => interval = parse_timeout(flag, &args.value(flag, inline)?)?,
-            "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
+            "--timeout" => {
+                let v = args.value(flag, inline)?;
+                if v.contains('=') {
+                    check_timeouts.push(v);
+                } else {
+                    timeout = parse_timeout(flag, &v)?;
+                }
+            }
             "--wait-timeout" => wait_timeout = Some(parse_timeout(flag, &args.value(flag, inline)?)?),
             "--wait-timeout-continue" => wait_timeout_continue = switch(flag, inline)?,
             "--on-exit-timeout" => on_exit_timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
@@ -484,6 +511,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     }
     let mut wait = finish_checks_allow_empty(wait)?;
     apply_headers(&mut wait, &headers)?;
+    apply_timeouts(&mut wait, &check_timeouts)?;
     let on_exit = finish_checks_allow_empty(on_exit)?;
     Ok(Command::Run(RunConfig {
         wait,
@@ -552,6 +580,34 @@ fn finish_checks_allow_empty(checks: Vec<Check>) -> Result<Vec<Check>, UsageErro
     }
     let checks = kept;
     Ok(checks)
+}
+
+/// Sets each `--timeout NAME=DUR` on the check NAME (the longest name
+/// that matches, as names may hold `=`): its probes' deadline instead of
+/// the mode's `--timeout`, as each kubelet probe has its own
+/// `timeoutSeconds`.
+fn apply_timeouts(checks: &mut [Check], timeouts: &[String]) -> Result<(), UsageError> {
+    for arg in timeouts {
+        let bad = |why: &str| usage(format!("invalid --timeout '{}': {why}", Shown(arg)));
+        let Some(check) = checks
+            .iter_mut()
+            .filter(|c| arg.strip_prefix(c.name.as_str()).is_some_and(|rest| rest.starts_with('=')))
+            .max_by_key(|c| c.name.len())
+        else {
+            return Err(bad("no check has that NAME (use NAME=DUR or DUR)"));
+        };
+        let value = &arg[check.name.len() + 1..];
+        let duration = match parse_duration(value) {
+            Ok(d) if d.is_zero() => return Err(bad("must be more than zero")),
+            Ok(d) => d,
+            Err(e) => return Err(bad(e)),
+        };
+        if check.timeout.is_some() {
+            return Err(bad("that check's timeout is given twice"));
+        }
+        check.timeout = Some(duration);
+    }
+    Ok(())
 }
 
 /// Fields Go's client never sends from a probe's headers: the request's
@@ -690,6 +746,9 @@ pub fn describe(cmd: &Command) -> String {
             let _ = writeln!(out, "{label} {} {url} ({addrs})", c.name);
             for (name, value) in &c.headers {
                 let _ = writeln!(out, "{label}-header {} {name}: {}", c.name, Shown(value));
+            }
+            if let Some(timeout) = c.timeout {
+                let _ = writeln!(out, "{label}-timeout {} {}", c.name, DisplayDuration(timeout));
             }
         }
     };

@@ -100,8 +100,11 @@ impl Schedule {
         if let Some(known) = resolver.known(name, now) {
             return Some(known);
         }
+        // Under the name's first check, so that every check naming it (and
+        // a check probed again in the round) shares it: one lookup per name
+        // per round, and never more lookups than checks.
         let j = self.lookups.len();
-        self.began[i] = Some(j);
+        self.began[self.first_of[i]] = Some(j);
         self.lookups.push(NameLookup::Queued { name: name.to_string(), waiters: vec![i] });
         self.queued.push_back(j);
         None

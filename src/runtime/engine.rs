@@ -1,7 +1,8 @@
 //! The probe engine: runs a round of probes, one non-blocking socket per
-//! check, on the caller's `mio::Poll`, under one deadline per round (the
-//! names the checks use are looked up first, within it), and tells which
-//! checks have their verdict (and since when) as they land.
+//! check, on the caller's `mio::Poll`, each probe under its check's own
+//! deadline (the names the checks use are looked up first, within it), and
+//! tells which checks have their verdict (and since when) as they land. A
+//! check whose verdict landed may be probed again while the round runs.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -44,25 +45,55 @@ impl Tokens {
     }
 }
 
-/// Where one check stands in the round.
+/// Where one check's probe stands.
 #[derive(Debug, Default)]
 enum Stage {
-    /// Not probed yet (before the first round).
+    /// No probe in flight: never probed, or its verdict landed.
     #[default]
     Idle,
     /// Waiting for its name: the probe starts when the lookup ends.
     Resolving,
     /// The probe runs, on this socket once it has one.
     Probing(Option<Socket>),
-    /// The verdict, and when it landed.
-    Settled(Verdict, Instant),
+}
+
+/// A check's last verdict, and how long its probe took.
+#[derive(Debug)]
+struct Landed {
+    verdict: Verdict,
+    took: Duration,
 }
 
 /// One check's probe, kept across rounds to reuse its buffers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
     probe: Probe,
     stage: Stage,
+    last: Option<Landed>,
+    /// The running probe's start, deadline and timeout (its check's own).
+    started: Instant,
+    deadline: Instant,
+    timeout: Duration,
+    /// Listed in [`Engine::idle`].
+    listed: bool,
+}
+
+impl Slot {
+    fn new(now: Instant) -> Slot {
+        Slot {
+            probe: Probe::default(),
+            stage: Stage::Idle,
+            last: None,
+            started: now,
+            deadline: now,
+            timeout: Duration::ZERO,
+            listed: false,
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        !matches!(self.stage, Stage::Idle)
+    }
 }
 
 /// Whose socket a token is in the running round. Each round takes a block
@@ -81,9 +112,17 @@ pub(crate) struct Engine {
     /// The first token of the running round's block.
     base: usize,
     started: Instant,
-    deadline: Option<Instant>,
+    /// A round runs: from `start` until `finished` reports it.
+    running: bool,
+    /// The earliest deadline of a probe in flight.
+    expiry: Option<Instant>,
+    /// The timeout of checks without one of their own.
     timeout: Duration,
+    /// Probes in flight.
     pending: usize,
+    /// Checks of the running round whose verdict landed (and maybe more:
+    /// entries are checked when taken), to probe again.
+    idle: Vec<usize>,
     scratch: Box<[u8]>,
     resolver: Resolver,
     /// This round's lookups; their sockets are `dns_sockets`, by index.
@@ -113,9 +152,11 @@ impl Engine {
             slots: Vec::new(),
             base: 0,
             started: Instant::now(),
-            deadline: None,
+            running: false,
+            expiry: None,
             timeout: Duration::ZERO,
             pending: 0,
+            idle: Vec::new(),
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             resolver: Resolver::default(),
             schedule: Schedule::default(),
@@ -140,19 +181,19 @@ impl Engine {
     }
 
     pub(crate) fn is_running(&self) -> bool {
-        self.deadline.is_some()
+        self.running
     }
 
-    /// When the engine next needs `expire`: the running round's deadline,
-    /// or a lookup's retry before it. For the poll timeout.
+    /// When the engine next needs `expire`: the earliest deadline of a
+    /// probe in flight, or a lookup's retry before it. For the poll timeout.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let deadline = self.deadline?;
-        Some(self.schedule.wake().map_or(deadline, |wake| wake.min(deadline)))
+        let expiry = self.expiry?;
+        Some(self.schedule.wake().map_or(expiry, |wake| wake.min(expiry)))
     }
 
     /// Starts a round: one probe per check, all at once, each after its
-    /// name's lookup when it has one. Connections that fail at once settle
-    /// their verdict here.
+    /// name's lookup when it has one, each under its check's timeout (else
+    /// `timeout`). Connections that fail at once settle their verdict here.
     pub(crate) fn start(
         &mut self,
         checks: &[Check],
@@ -165,30 +206,79 @@ impl Engine {
         self.base = tokens.block(2 * checks.len()).0;
         self.started = now;
         self.timeout = timeout;
-        self.deadline = Some(now + timeout);
-        self.pending = checks.len();
-        self.slots.resize_with(checks.len(), Slot::default);
+        self.running = true;
+        self.idle.clear();
+        self.slots.resize_with(checks.len(), || Slot::new(now));
         if checks.iter().any(|c| c.dns_name().is_some()) {
             self.resolver.refresh();
         }
         self.schedule.start(checks);
         self.dns_sockets.clear();
-        let mut addrs = Vec::new();
         for (i, check) in checks.iter().enumerate() {
-            let Some(name) = check.dns_name() else {
-                self.start_probe(i, check, &check.addrs, registry, now);
-                continue;
-            };
-            match self.schedule.ask(i, name, &self.resolver, now) {
-                None => self.slots[i].stage = Stage::Resolving,
-                Some(Ok(ips)) => {
-                    with_port(&mut addrs, &ips, check);
-                    self.start_probe(i, check, &addrs, registry, now);
-                }
-                Some(Err(reason)) => self.settle(i, Verdict::Fail(Reason::Dns(reason)), now),
-            }
+            self.begin_probe(i, check, registry, now);
         }
         self.begin_lookups(checks, registry, now);
+    }
+
+    /// Probes check `i` again in the running round, unless its probe is
+    /// still in flight: a request that came after its verdict landed wants
+    /// a newer one. Its name is looked up again only if the round's lookup
+    /// of it has not ended (else its answer is reused).
+    pub(crate) fn reprobe(&mut self, i: usize, checks: &[Check], registry: &Registry, now: Instant) {
+        if !self.running || self.slots[i].in_flight() {
+            return;
+        }
+        self.begin_probe(i, &checks[i], registry, now);
+        self.begin_lookups(checks, registry, now);
+    }
+
+    /// Probes again every check of the running round whose verdict landed,
+    /// but those in `except`.
+    pub(crate) fn reprobe_idle(&mut self, except: &[usize], checks: &[Check], registry: &Registry, now: Instant) {
+        if !self.running {
+            return;
+        }
+        let mut idle = std::mem::take(&mut self.idle);
+        idle.retain(|&i| {
+            if self.slots[i].in_flight() {
+                self.slots[i].listed = false;
+                return false; // probed again meanwhile
+            }
+            if except.contains(&i) {
+                return true;
+            }
+            self.slots[i].listed = false;
+            self.begin_probe(i, &checks[i], registry, now);
+            false
+        });
+        // Probes that failed at once listed themselves again meanwhile.
+        idle.append(&mut self.idle);
+        self.idle = idle;
+        self.begin_lookups(checks, registry, now);
+    }
+
+    /// Puts check `i`'s probe in flight: its deadline set, its name asked.
+    fn begin_probe(&mut self, i: usize, check: &Check, registry: &Registry, now: Instant) {
+        let slot = &mut self.slots[i];
+        slot.timeout = check.timeout.unwrap_or(self.timeout);
+        slot.started = now;
+        slot.deadline = now + slot.timeout;
+        slot.stage = Stage::Resolving;
+        self.expiry = Some(self.expiry.map_or(slot.deadline, |e| e.min(slot.deadline)));
+        self.pending += 1;
+        let Some(name) = check.dns_name() else {
+            self.start_probe(i, check, &check.addrs, registry, now);
+            return;
+        };
+        match self.schedule.ask(i, name, &self.resolver, now) {
+            None => {}
+            Some(Ok(ips)) => {
+                let mut addrs = Vec::new();
+                with_port(&mut addrs, &ips, check);
+                self.start_probe(i, check, &addrs, registry, now);
+            }
+            Some(Err(reason)) => self.settle(i, Verdict::Fail(Reason::Dns(reason)), now),
+        }
     }
 
     /// Begins queued lookups while the schedule allows.
@@ -203,7 +293,8 @@ impl Engine {
 
     /// Starts the probe of check `i` on `addrs`.
     fn start_probe(&mut self, i: usize, check: &Check, addrs: &[SocketAddr], registry: &Registry, now: Instant) {
-        let action = self.slots[i].probe.start(addrs, self.deadline.unwrap_or(now));
+        let deadline = self.slots[i].deadline;
+        let action = self.slots[i].probe.start(addrs, deadline);
         self.slots[i].stage = Stage::Probing(None);
         self.drive_probe(i, check, action, registry, now);
     }
@@ -217,14 +308,19 @@ impl Engine {
         let mut machine = ProbeIo { probe: &mut slot.probe, check };
         let step = machine.step(action);
         if let Some(verdict) = driver::drive(&mut machine, socket, step, registry, token, &mut self.scratch) {
-            slot.stage = Stage::Settled(verdict, now);
-            self.pending -= 1;
+            self.settle(i, verdict, now);
         }
     }
 
-    /// Gives check `i` its verdict without a probe.
+    /// Check `i`'s probe ends with `verdict` (its socket, if any, closed).
     fn settle(&mut self, i: usize, verdict: Verdict, now: Instant) {
-        self.slots[i].stage = Stage::Settled(verdict, now);
+        let slot = &mut self.slots[i];
+        slot.stage = Stage::Idle;
+        slot.last = Some(Landed { verdict, took: now.saturating_duration_since(slot.started) });
+        if !slot.listed {
+            slot.listed = true;
+            self.idle.push(i);
+        }
         self.pending -= 1;
     }
 
@@ -249,16 +345,19 @@ impl Engine {
             return;
         };
         let (waiters, outcome) = self.schedule.ended(j, result, &mut self.resolver, now);
+        // A check whose deadline passed meanwhile has its verdict already.
+        let waiters: Vec<usize> =
+            waiters.into_iter().filter(|&i| matches!(self.slots[i].stage, Stage::Resolving)).collect();
         match outcome {
             Ok(ips) => {
                 let mut addrs = Vec::new();
-                for &i in &waiters {
+                for i in waiters {
                     with_port(&mut addrs, &ips, &checks[i]);
                     self.start_probe(i, &checks[i], &addrs, registry, now);
                 }
             }
             Err(reason) => {
-                for &i in &waiters {
+                for i in waiters {
                     self.settle(i, Verdict::Fail(Reason::Dns(reason)), now);
                 }
             }
@@ -322,29 +421,39 @@ impl Engine {
         self.begin_lookups(checks, registry, now);
     }
 
-    /// Retries lookups whose try timed out; once the round's deadline has
-    /// passed, fails every check still without a verdict: `dns: timeout`
-    /// when it is still waiting for its name.
+    /// Retries lookups whose try timed out; fails every probe whose
+    /// deadline has passed: `dns: timeout` when it is still waiting for its
+    /// name. The round's lookups end with its last probe.
     pub(crate) fn expire(&mut self, now: Instant, checks: &[Check], registry: &Registry) {
-        if self.deadline.is_none_or(|d| now < d) {
+        if self.expiry.is_none_or(|e| now < e) {
             if self.schedule.is_due(now) {
                 self.retry_lookups(now, checks, registry);
             }
             return;
         }
-        for slot in &mut self.slots {
+        self.expiry = None;
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            if !slot.in_flight() {
+                continue;
+            }
+            if slot.deadline > now {
+                self.expiry = Some(self.expiry.map_or(slot.deadline, |e| e.min(slot.deadline)));
+                continue;
+            }
             let verdict = match &mut slot.stage {
-                Stage::Settled(..) | Stage::Idle => continue,
+                Stage::Idle => continue,
                 Stage::Resolving => Verdict::Fail(Reason::Dns(DnsReason::Timeout)),
                 Stage::Probing(socket) => {
                     reset(socket);
-                    slot.probe.timed_out(self.timeout)
+                    slot.probe.timed_out(slot.timeout)
                 }
             };
-            slot.stage = Stage::Settled(verdict, now);
+            self.settle(i, verdict, now);
         }
-        self.close_lookups();
-        self.pending = 0;
+        if self.pending == 0 {
+            self.close_lookups();
+        }
     }
 
     fn retry_lookups(&mut self, now: Instant, checks: &[Check], registry: &Registry) {
@@ -368,32 +477,27 @@ impl Engine {
             if let Stage::Probing(socket) = &mut slot.stage {
                 reset(socket);
             }
+            slot.stage = Stage::Idle;
         }
         self.close_lookups();
-        self.deadline = None;
+        self.running = false;
+        self.expiry = None;
         self.pending = 0;
     }
 
-    /// Check `i`'s verdict in the running round (None while its probe
-    /// runs), or in the last round until the next one starts.
+    /// Check `i`'s last verdict, None before its first.
     pub(crate) fn verdict(&self, i: usize) -> Option<&Verdict> {
-        match &self.slots.get(i)?.stage {
-            Stage::Settled(verdict, _) => Some(verdict),
-            _ => None,
-        }
+        Some(&self.slots.get(i)?.last.as_ref()?.verdict)
     }
 
-    /// When check `i`'s verdict landed (see [`Engine::verdict`]).
-    pub(crate) fn settled_at(&self, i: usize) -> Option<Instant> {
-        match self.slots.get(i)?.stage {
-            Stage::Settled(_, at) => Some(at),
-            _ => None,
-        }
+    /// Whether check `i`'s probe is in flight.
+    pub(crate) fn in_flight(&self, i: usize) -> bool {
+        self.slots.get(i).is_some_and(Slot::in_flight)
     }
 
-    /// When the running (or last) round started.
-    pub(crate) fn started(&self) -> Instant {
-        self.started
+    /// How long the probe behind check `i`'s last verdict took.
+    pub(crate) fn took(&self, i: usize) -> Option<Duration> {
+        Some(self.slots.get(i)?.last.as_ref()?.took)
     }
 
     /// How many checks of the running round still wait for their verdict.
@@ -401,12 +505,13 @@ impl Engine {
         self.pending
     }
 
-    /// The verdicts, once per round, when every probe has one.
+    /// The verdicts, once per round, when no probe is in flight.
     pub(crate) fn finished(&mut self) -> Option<Finished<'_>> {
         if !self.is_running() || self.pending > 0 {
             return None;
         }
-        self.deadline = None;
+        self.running = false;
+        self.expiry = None;
         Some(Finished { slots: &self.slots, started: self.started, lookups: self.schedule.count() })
     }
 }
@@ -423,19 +528,16 @@ pub(crate) struct Finished<'a> {
 impl<'a> Finished<'a> {
     pub(crate) fn verdicts(&self) -> impl ExactSizeIterator<Item = &'a Verdict> + 'a {
         let slots: &'a [Slot] = self.slots;
-        slots.iter().map(|s| match &s.stage {
-            Stage::Settled(verdict, _) => verdict,
-            _ => unreachable!("a finished round has every verdict"),
+        slots.iter().map(|s| match &s.last {
+            Some(landed) => &landed.verdict,
+            None => unreachable!("a finished round has every verdict"),
         })
     }
 
-    /// How long after the round's start each verdict came, in check order.
+    /// How long each check's last probe took, in check order.
     pub(crate) fn durations(&self) -> impl ExactSizeIterator<Item = Duration> + 'a {
-        let (slots, started): (&'a [Slot], Instant) = (self.slots, self.started);
-        slots.iter().map(move |s| match s.stage {
-            Stage::Settled(_, at) => at.saturating_duration_since(started),
-            _ => Duration::ZERO,
-        })
+        let slots: &'a [Slot] = self.slots;
+        slots.iter().map(|s| s.last.as_ref().map_or(Duration::ZERO, |l| l.took))
     }
 }
 
