@@ -385,8 +385,15 @@ fn localhost_tries_ipv4_then_ipv6() {
         support::skip("no IPv6 loopback");
         return;
     }
-    // Only [::1]:PORT listens: 127.0.0.1:PORT is refused, then ::1 must be tried.
-    let v6 = Stub::start_on(LOCALHOST_V6, Behaviour::Status(200, "ok\n"));
+    // Only [::1]:PORT listens: 127.0.0.1:PORT is refused, then ::1 must be tried. The IPv4
+    // port is held (bound, not listening), so no other test's stub can take it meanwhile.
+    let (v6, _held) = (0..20)
+        .find_map(|_| {
+            let v6 = Stub::start_on(LOCALHOST_V6, Behaviour::Status(200, "ok\n"));
+            let v4 = std::net::SocketAddr::new(LOCALHOST_V4, v6.port());
+            support::sockets::hold_refused(v4).ok().map(|held| (v6, held))
+        })
+        .expect("an IPv6 port whose IPv4 twin is free");
     let url = format!("app=http://localhost:{}/", v6.port());
     let d = Daemon::serve(&["--timeout", "2s", &url]);
     let before = v6.connections();

@@ -74,3 +74,33 @@ pub fn status_kib(pid: i32, key: &str) -> usize {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// Binds a TCP socket to `addr` without listening, and keeps it while the result lives: no
+/// other socket can take that port there, and a connection to it is refused. For a test that
+/// needs a port refused on one address while another address listens on the same number.
+pub fn hold_refused(addr: std::net::SocketAddr) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(v4) = addr else {
+        return Err(std::io::Error::other("hold_refused takes an IPv4 address"));
+    };
+    // SAFETY: a fresh socket, owned by the OwnedFd from here on; bind reads one sockaddr_in
+    // from a live local.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(owned)
+    }
+}
