@@ -557,6 +557,7 @@ impl Server {
                 // --min-interval they wait for the next round instead.
                 if self.min_interval.is_zero() && !self.ctx.next.is_empty() {
                     self.join_running(now);
+                    continue; // a probe may have failed at once
                 }
                 return;
             }

@@ -116,3 +116,20 @@ fn concurrent_requests_share_one_probe_per_check() {
     // Those that came while a probe was in flight joined it: at most one probe at a time.
     assert!((1..=3).contains(&probes), "{probes} probes for 10 concurrent requests");
 }
+
+/// A check probed again that fails as it starts (a name that cannot resolve) is answered at once, not at the deadline
+/// of another check still in flight.
+#[test]
+fn a_check_probed_again_that_fails_at_once_is_answered_at_once() {
+    let hang = Stub::start(Behaviour::Hang);
+    // `.invalid` is never asked of a DNS server: its probe fails as it starts.
+    let d = Daemon::serve(&["--timeout", "10s", "down=http://nowhere.invalid/", &named("hang", &hang)]);
+    thread::sleep(Duration::from_millis(200)); // down's verdict landed; hang holds the round
+    for _ in 0..3 {
+        let started = Instant::now();
+        let resp = d.get("/all/down?verbose");
+        assert_eq!(resp.status, 503, "{}", resp.text());
+        assert!(resp.text().contains("dns: no such host"), "{}", resp.text());
+        assert!(started.elapsed() < Duration::from_secs(3), "waited {:?}", started.elapsed());
+    }
+}
