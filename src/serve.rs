@@ -169,6 +169,8 @@ struct Ctx {
     states: Vec<Option<bool>>,
     /// Rounds finished.
     rounds: u64,
+    /// Checks whose verdict just landed (a buffer kept across turns).
+    landed: Vec<usize>,
     metrics: Metrics,
     /// Inbound connections open now, for the metrics.
     connections: usize,
@@ -265,6 +267,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
             engine: Engine::new(),
             states: vec![None; config.checks.len()],
             rounds: 0,
+            landed: Vec::new(),
             metrics: Metrics::new(&config.checks),
             connections: 0,
             checks: config.checks,
@@ -541,6 +544,7 @@ impl Server {
     /// for requests that came while none ran.
     fn settle(&mut self, now: Instant) {
         loop {
+            self.record_landed();
             if self.ctx.engine.is_running() && self.ctx.engine.pending() == 0 {
                 self.finish_round(now);
             }
@@ -637,38 +641,41 @@ impl Server {
         !ready.is_empty()
     }
 
-    /// Ends the round: logs each check whose state changed (and the round,
-    /// with `--verbose`).
+    /// Records each verdict as it lands, in the metrics and, when its check
+    /// changed state, in the log: a round that goes on (checks probed again
+    /// for the requests that keep coming) holds nothing back.
+    fn record_landed(&mut self) {
+        let ctx = &mut self.ctx;
+        ctx.engine.take_landed(&mut ctx.landed);
+        if ctx.landed.is_empty() {
+            return;
+        }
+        let wall = SystemTime::now();
+        for &i in &ctx.landed {
+            let (Some(verdict), Some(took)) = (ctx.engine.verdict(i), ctx.engine.took(i)) else { continue };
+            ctx.metrics.verdict(i, verdict, took, wall);
+            let ok = verdict.passed();
+            if ctx.states[i] != Some(ok) {
+                ctx.states[i] = Some(ok);
+                let name = &ctx.checks[i].name;
+                match verdict {
+                    Verdict::Pass => drop(log::info("check_passing").kv("check", name)),
+                    Verdict::Fail(reason) => drop(log::warn("check_failing").kv("check", name).kv("reason", reason)),
+                }
+            }
+        }
+    }
+
+    /// Ends the round: counts it, and logs it (always the first, else with
+    /// `--verbose`).
     fn finish_round(&mut self, now: Instant) {
         let ctx = &mut self.ctx;
         let Some(round) = ctx.engine.finished() else {
             return;
         };
-        let (mut passed, mut failed) = (0, 0);
-        let wall = SystemTime::now();
-        let mut last = Duration::ZERO;
-        for (i, (((check, verdict), state), elapsed)) in
-            ctx.checks.iter().zip(round.verdicts()).zip(&mut ctx.states).zip(round.durations()).enumerate()
-        {
-            ctx.metrics.verdict(i, verdict, elapsed, wall);
-            last = last.max(elapsed);
-            let ok = verdict.passed();
-            if ok {
-                passed += 1
-            } else {
-                failed += 1
-            }
-            if *state != Some(ok) {
-                *state = Some(ok);
-                match verdict {
-                    Verdict::Pass => drop(log::info("check_passing").kv("check", &check.name)),
-                    Verdict::Fail(reason) => {
-                        drop(log::warn("check_failing").kv("check", &check.name).kv("reason", reason))
-                    }
-                }
-            }
-        }
-        ctx.metrics.round(last);
+        let passed = round.verdicts().filter(|v| v.passed()).count();
+        let failed = ctx.checks.len() - passed;
+        ctx.metrics.round(now.saturating_duration_since(round.started));
         ctx.rounds += 1;
         // The round at start is always logged: where the pod stands.
         if ctx.verbose || ctx.rounds == 1 {

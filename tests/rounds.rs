@@ -91,6 +91,10 @@ fn a_verdict_is_never_older_than_the_request() {
     // What changed is seen at once.
     app.set(Behaviour::Status(503, "down\n"));
     assert_eq!(d.get("/all/app").status, 503);
+    // Recorded as it landed, while the round still runs for the hanging check.
+    d.wait_for_log_line(&["event=check_failing", "check=app", "status 503"], Duration::from_secs(2));
+    let metrics = d.get("/metrics").text();
+    assert!(metrics.contains("healthcheck_check_up{check=\"app\"} 0\n"), "{metrics}");
     assert_eq!(d.get("/all?exclude=hang").status, 503);
     app.set(Behaviour::Status(200, "ok\n"));
     assert_eq!(d.get("/all?exclude=hang").status, 200);

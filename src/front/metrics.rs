@@ -286,7 +286,7 @@ fn write_checks(out: &mut Vec<u8>, checks: &[CheckMetrics]) {
         }
     }
     let name = "healthcheck_check_duration_seconds";
-    family(out, name, "histogram", "Time from the start of a round to the check's verdict.");
+    family(out, name, "histogram", "How long each probe of the check took to its verdict.");
     for m in checks.iter().filter(|m| m.duration.count > 0) {
         m.duration.write(out, name, &m.label);
     }

@@ -123,6 +123,9 @@ pub(crate) struct Engine {
     /// Checks of the running round whose verdict landed (and maybe more:
     /// entries are checked when taken), to probe again.
     idle: Vec<usize>,
+    /// Checks whose verdict landed since [`Engine::take_landed`] last ran,
+    /// in the order they landed.
+    landed: Vec<usize>,
     scratch: Box<[u8]>,
     resolver: Resolver,
     /// This round's lookups; their sockets are `dns_sockets`, by index.
@@ -157,6 +160,7 @@ impl Engine {
             timeout: Duration::ZERO,
             pending: 0,
             idle: Vec::new(),
+            landed: Vec::new(),
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             resolver: Resolver::default(),
             schedule: Schedule::default(),
@@ -208,6 +212,7 @@ impl Engine {
         self.timeout = timeout;
         self.running = true;
         self.idle.clear();
+        self.landed.clear();
         self.slots.resize_with(checks.len(), || Slot::new(now));
         if checks.iter().any(|c| c.dns_name().is_some()) {
             self.resolver.refresh();
@@ -321,6 +326,7 @@ impl Engine {
             slot.listed = true;
             self.idle.push(i);
         }
+        self.landed.push(i);
         self.pending -= 1;
     }
 
@@ -488,6 +494,14 @@ impl Engine {
     /// Check `i`'s last verdict, None before its first.
     pub(crate) fn verdict(&self, i: usize) -> Option<&Verdict> {
         Some(&self.slots.get(i)?.last.as_ref()?.verdict)
+    }
+
+    /// Swaps the checks whose verdict landed since the last call (in the
+    /// order they landed) into `out`, which is cleared first: each verdict
+    /// can be recorded as it lands, however long its round runs.
+    pub(crate) fn take_landed(&mut self, out: &mut Vec<usize>) {
+        out.clear();
+        std::mem::swap(out, &mut self.landed);
     }
 
     /// Whether check `i`'s probe is in flight.
