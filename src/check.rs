@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use crate::wire::grpc;
 use crate::wire::http;
@@ -48,6 +49,55 @@ pub struct Check {
     pub request: Vec<u8>,
     /// The gRPC call of a `grpc://` check, built once too.
     pub(crate) grpc: grpc::Request,
+    /// The statuses that pass (`--expect-status`) instead of 200..=399.
+    pub(crate) expect_status: Option<StatusSet>,
+}
+
+/// The statuses a check's final response must have (`--expect-status`),
+/// replacing kubelet's 200..=399: codes and ranges, and the list as a
+/// failing reason shows it (shared, so a failure copies nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StatusSet {
+    ranges: Vec<(u16, u16)>,
+    shown: Arc<str>,
+}
+
+impl StatusSet {
+    /// Parses `200`, `200,204`, `200-299,401`: each code within 100..=599,
+    /// a range's first no larger than its last. No spaces, no empty item.
+    pub(crate) fn parse(list: &str) -> Result<StatusSet, &'static str> {
+        let code = |s: &str| match s.parse::<u16>() {
+            Ok(n) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()) && (100..=599).contains(&n) => Ok(n),
+            _ => Err("use codes from 100 to 599 and ranges like 200-299, comma-separated"),
+        };
+        let mut ranges = Vec::new();
+        for item in list.split(',') {
+            let (low, high) = match item.split_once('-') {
+                Some((low, high)) => (code(low)?, code(high)?),
+                None => (code(item)?, code(item)?),
+            };
+            if low > high {
+                return Err("a range goes from the lower code to the higher");
+            }
+            ranges.push((low, high));
+        }
+        Ok(StatusSet { ranges, shown: list.into() })
+    }
+
+    /// Adds the codes of another `--expect-status` for the same check.
+    pub(crate) fn extend(&mut self, other: StatusSet) {
+        self.ranges.extend(other.ranges);
+        self.shown = format!("{},{}", self.shown, other.shown).into();
+    }
+
+    pub(crate) fn contains(&self, status: u16) -> bool {
+        self.ranges.iter().any(|&(low, high)| (low..=high).contains(&status))
+    }
+
+    /// The list as given, for a reason and `--dry-run`.
+    pub(crate) fn shown(&self) -> &Arc<str> {
+        &self.shown
+    }
 }
 
 /// A command-line CHECK that could not be accepted.
@@ -110,6 +160,7 @@ impl Check {
             headers: Vec::new(),
             request: Vec::new(),
             grpc: grpc::Request::default(),
+            expect_status: None,
         };
         check.build_request();
         check
@@ -410,6 +461,45 @@ fn canonical_field_name(name: &str) -> String {
 mod tests {
     use super::*;
     use crate::wire::VERSION;
+
+    #[test]
+    fn status_sets() {
+        let set = StatusSet::parse("200-299,401").unwrap();
+        for (status, want) in [(199, false), (200, true), (250, true), (299, true), (300, false), (401, true)] {
+            assert_eq!(set.contains(status), want, "{status}");
+        }
+        assert_eq!(&**set.shown(), "200-299,401");
+        assert!(StatusSet::parse("204").unwrap().contains(204));
+        assert!(StatusSet::parse("100-599").unwrap().contains(599));
+        let mut set = StatusSet::parse("200").unwrap();
+        set.extend(StatusSet::parse("503").unwrap());
+        assert!(set.contains(503) && !set.contains(204));
+        assert_eq!(&**set.shown(), "200,503");
+        for bad in [
+            "",
+            ",",
+            "200,",
+            ",200",
+            "99",
+            "600",
+            "0200",
+            "20",
+            "2000",
+            "+200",
+            "200 ",
+            " 200",
+            "299-200",
+            "200-",
+            "-200",
+            "200--299",
+            "200-299-300",
+            "abc",
+            "2xx",
+            "65736",
+        ] {
+            assert!(StatusSet::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn parses_checks() {

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::wire::grpc::{health_name, status_name};
@@ -60,6 +61,11 @@ pub enum DnsReason {
 pub enum HttpReason {
     /// A status outside the passing ones.
     Status(u16),
+    /// A status outside the check's `--expect-status` list (shown as given).
+    Unexpected(u16, Arc<str>),
+    /// The `--expect-body` text (shown escaped, cut short) is not in the
+    /// part of the body read.
+    BodyNotFound(Arc<str>),
     /// The response could not be read (see [`response::Error`]).
     Response(response::Error),
     HttpsRedirect,
@@ -134,6 +140,8 @@ impl fmt::Display for HttpReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpReason::Status(code) => write!(f, "status {code}"),
+            HttpReason::Unexpected(code, expected) => write!(f, "status {code} (expected {expected})"),
+            HttpReason::BodyNotFound(text) => write!(f, "body: \"{text}\" not found"),
             HttpReason::Response(e) => e.fmt(f),
             HttpReason::HttpsRedirect => f.write_str("redirect to https not supported"),
             HttpReason::RedirectLimit => f.write_str("stopped after 10 redirects"),
@@ -197,6 +205,7 @@ impl fmt::Display for OsError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReasonClass {
     Status,
+    Body,
     Timeout,
     Refused,
     Reset,
@@ -209,8 +218,9 @@ pub(crate) enum ReasonClass {
 }
 
 impl ReasonClass {
-    pub(crate) const ALL: [ReasonClass; 10] = [
+    pub(crate) const ALL: [ReasonClass; 11] = [
         ReasonClass::Status,
+        ReasonClass::Body,
         ReasonClass::Timeout,
         ReasonClass::Refused,
         ReasonClass::Reset,
@@ -233,7 +243,8 @@ impl ReasonClass {
             Reason::Connect(..) | Reason::Io(..) => ReasonClass::Other,
             Reason::Dns(_) => ReasonClass::Dns,
             Reason::Http(reason) => match reason {
-                HttpReason::Status(_) => ReasonClass::Status,
+                HttpReason::Status(_) | HttpReason::Unexpected(..) => ReasonClass::Status,
+                HttpReason::BodyNotFound(_) => ReasonClass::Body,
                 HttpReason::Response(response::Error::BodyCut) => ReasonClass::Closed,
                 HttpReason::Response(
                     response::Error::Invalid
@@ -258,6 +269,7 @@ impl ReasonClass {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReasonClass::Status => "status",
+            ReasonClass::Body => "body",
             ReasonClass::Timeout => "timeout",
             ReasonClass::Refused => "refused",
             ReasonClass::Reset => "reset",
@@ -278,6 +290,10 @@ mod tests {
     #[test]
     fn reasons_read_well() {
         assert_eq!(Reason::Http(HttpReason::Status(503)).to_string(), "status 503");
+        let unexpected = HttpReason::Unexpected(503, "200-299,401".into());
+        assert_eq!(Reason::Http(unexpected).to_string(), "status 503 (expected 200-299,401)");
+        let body = HttpReason::BodyNotFound("\\\"ready\\\"".into());
+        assert_eq!(Reason::Http(body).to_string(), "body: \"\\\"ready\\\"\" not found");
         assert_eq!(Reason::Timeout(Duration::from_secs(3)).to_string(), "timeout after 3s");
         assert_eq!(Reason::Timeout(Duration::from_millis(1500)).to_string(), "timeout after 1.5s");
         assert_eq!(Reason::Timeout(Duration::from_nanos(876_543_211)).to_string(), "timeout after 876ms");
@@ -293,6 +309,8 @@ mod tests {
         use response::Error as E;
         let cases = [
             (Reason::Http(HttpReason::Status(503)), "status"),
+            (Reason::Http(HttpReason::Unexpected(200, "401".into())), "status"),
+            (Reason::Http(HttpReason::BodyNotFound("ok".into())), "body"),
             (Reason::Timeout(Duration::from_secs(1)), "timeout"),
             (Reason::Refused, "refused"),
             (Reason::Reset, "reset"),

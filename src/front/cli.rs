@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::check::{Check, CheckError, Kind};
+use crate::check::{Check, CheckError, Kind, StatusSet};
 use crate::wire::text::Shown;
 use crate::wire::text::{parse_duration, DisplayDuration};
 
@@ -27,6 +27,8 @@ The original form listens on IPv4 only: for IPv6 use serve --listen [::]:PORT.
 --header NAME=FIELD: VALUE adds a request header to the check NAME (serve, check
 and run --wait; repeatable): Host, User-Agent and Accept replace ours (an empty
 Accept sends none), others are added.
+--expect-status NAME=LIST passes the http check NAME only on these statuses
+(200, 200,204, 200-299,401; repeatable) instead of 200-399.
 
 serve options:
   --listen ADDR           address to listen on [default: 0.0.0.0:8081]
@@ -334,11 +336,19 @@ struct Common {
     dry_run: bool,
     checks: Vec<Check>,
     headers: Vec<String>,
+    /// The other per-check options, in order: the flag and its `NAME=VALUE`.
+    per_check: Vec<(String, String)>,
 }
 
 impl Default for Common {
     fn default() -> Self {
-        Common { timeout: DEFAULT_TIMEOUT, dry_run: false, checks: Vec::new(), headers: Vec::new() }
+        Common {
+            timeout: DEFAULT_TIMEOUT,
+            dry_run: false,
+            checks: Vec::new(),
+            headers: Vec::new(),
+            per_check: Vec::new(),
+        }
     }
 }
 
@@ -380,6 +390,7 @@ impl Common {
         let (flag, inline) = split_flag(arg);
         match flag {
             "--header" => self.headers.push(args.value(flag, inline)?),
+            f if PER_CHECK.contains(&f) => self.per_check.push((flag.to_string(), args.value(flag, inline)?)),
             "--timeout" => self.timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--dry-run" => self.dry_run = switch(flag, inline)?,
             "-h" | "--help" => return Ok(Taken::Help),
@@ -398,6 +409,7 @@ impl Common {
     fn checks(self) -> Result<Vec<Check>, UsageError> {
         let mut checks = finish_checks(self.checks)?;
         apply_headers(&mut checks, &self.headers)?;
+        apply_per_check(&mut checks, &self.per_check)?;
         Ok(checks)
     }
 }
@@ -415,6 +427,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     let (mut istio, mut linkerd) = (false, false);
     let mut command = Vec::new();
     let mut headers = Vec::new();
+    let mut per_check = Vec::new();
     while let Some(arg) = args.next_os() {
         let Some(text) = arg.to_str() else {
             let arg = arg.to_string_lossy();
@@ -424,6 +437,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
         match flag {
             "--wait" => wait.push(Check::parse(&args.value(flag, inline)?)?),
             "--header" => headers.push(args.value(flag, inline)?),
+            f if PER_CHECK.contains(&f) => per_check.push((flag.to_string(), args.value(flag, inline)?)),
             "--on-exit" => on_exit.push(Check::callback(&args.value(flag, inline)?)?),
             "--interval" => interval = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
@@ -484,6 +498,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     }
     let mut wait = finish_checks_allow_empty(wait)?;
     apply_headers(&mut wait, &headers)?;
+    apply_per_check(&mut wait, &per_check)?;
     let on_exit = finish_checks_allow_empty(on_exit)?;
     Ok(Command::Run(RunConfig {
         wait,
@@ -602,6 +617,42 @@ fn apply_headers(checks: &mut [Check], headers: &[String]) -> Result<(), UsageEr
     Ok(())
 }
 
+/// The per-check options other than `--header`, all `--OPTION NAME=VALUE`.
+const PER_CHECK: [&str; 1] = ["--expect-status"];
+
+/// Applies each per-check option (`flag`, `NAME=VALUE`) to the check NAME
+/// (the longest name that matches, as names may hold `=`).
+fn apply_per_check(checks: &mut [Check], options: &[(String, String)]) -> Result<(), UsageError> {
+    for (flag, arg) in options {
+        let bad = |why: &str| usage(format!("invalid {flag} '{}': {why}", Shown(arg)));
+        let Some(check) = checks
+            .iter_mut()
+            .filter(|c| arg.strip_prefix(c.name.as_str()).is_some_and(|rest| rest.starts_with('=')))
+            .max_by_key(|c| c.name.len())
+        else {
+            return Err(bad(if arg.contains('=') { "no check has that NAME" } else { "use NAME=VALUE" }));
+        };
+        let value = &arg[check.name.len() + 1..];
+        if value.is_empty() {
+            return Err(bad("the value is empty"));
+        }
+        match flag.as_str() {
+            "--expect-status" => {
+                if check.kind != Kind::Http {
+                    return Err(bad("only an http check has a status to expect"));
+                }
+                let set = StatusSet::parse(value).map_err(bad)?;
+                match &mut check.expect_status {
+                    Some(given) => given.extend(set),
+                    None => check.expect_status = Some(set),
+                }
+            }
+            _ => unreachable!("one arm per PER_CHECK option"),
+        }
+    }
+    Ok(())
+}
+
 fn parse_port(s: &str) -> Result<u16, UsageError> {
     match s.parse::<u16>() {
         Ok(port) if port > 0 => Ok(port),
@@ -690,6 +741,9 @@ pub fn describe(cmd: &Command) -> String {
             let _ = writeln!(out, "{label} {} {url} ({addrs})", c.name);
             for (name, value) in &c.headers {
                 let _ = writeln!(out, "{label}-header {} {name}: {}", c.name, Shown(value));
+            }
+            if let Some(set) = &c.expect_status {
+                let _ = writeln!(out, "{label}-expect-status {} {}", c.name, set.shown());
             }
         }
     };

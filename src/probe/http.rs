@@ -72,7 +72,9 @@ pub(crate) struct Exchange {
     body_fields: bool,
     sent: usize,
     head: HeadReader,
-    status: u16,
+    /// Why the status read fails the check (kubelet's rule, or the check's
+    /// `--expect-status`); None while it passes or none was read.
+    status_failure: Option<Reason>,
 }
 
 impl Default for Exchange {
@@ -85,7 +87,7 @@ impl Default for Exchange {
             body_fields: true,
             sent: 0,
             head: HeadReader::default(),
-            status: 0,
+            status_failure: None,
         }
     }
 }
@@ -95,7 +97,7 @@ impl Exchange {
     /// probe and dropping the old one cost every check more than its
     /// parsing. The pattern names every field, so a new one cannot be missed.
     pub(crate) fn reset(&mut self) {
-        let Exchange { state, redirect, next, requests, body_fields, sent, head, status } = self;
+        let Exchange { state, redirect, next, requests, body_fields, sent, head, status_failure } = self;
         *state = State::default();
         *redirect = None;
         *next = Redirect::Answer;
@@ -103,7 +105,7 @@ impl Exchange {
         *body_fields = true;
         *sent = 0;
         head.reset();
-        *status = 0;
+        *status_failure = None;
     }
 
     /// The step to retry when the connection reports readiness.
@@ -188,9 +190,7 @@ impl Exchange {
 
     /// Fails, but a failing status already read is the better reason.
     fn fail_after_status(&mut self, reason: Reason) -> Action {
-        if self.status != 0 && !passes(self.status) {
-            return self.finish(Verdict::Fail(Reason::Http(HttpReason::Status(self.status))));
-        }
+        let reason = self.status_failure.take().unwrap_or(reason);
         self.finish(Verdict::Fail(reason))
     }
 
@@ -201,7 +201,12 @@ impl Exchange {
 
     /// A final head arrived; `rest` is what followed it in the same read.
     fn on_head(&mut self, check: &Check, conn: &mut Conn, head: Head, rest: &[u8]) -> Action {
-        self.status = head.status;
+        self.status_failure = match &check.expect_status {
+            None if passes(head.status) => None,
+            None => Some(Reason::Http(HttpReason::Status(head.status))),
+            Some(set) if set.contains(head.status) => None,
+            Some(set) => Some(Reason::Http(HttpReason::Unexpected(head.status, set.shown().clone()))),
+        };
         // Go follows a 3xx only with a non-empty Location.
         if check.kind == Kind::Http && is_redirect(head.status) && !head.location.is_empty() {
             match self.plan_redirect(check, &head) {
@@ -282,7 +287,7 @@ impl Exchange {
         };
         let port = hop.port;
         self.redirect = Some(hop);
-        self.status = 0;
+        self.status_failure = None;
         conn.reconnect(port)
     }
 
@@ -299,10 +304,9 @@ impl Exchange {
     }
 
     fn body_done(&mut self) -> Action {
-        let verdict = if passes(self.status) {
-            Verdict::Pass
-        } else {
-            Verdict::Fail(Reason::Http(HttpReason::Status(self.status)))
+        let verdict = match self.status_failure.take() {
+            None => Verdict::Pass,
+            Some(reason) => Verdict::Fail(reason),
         };
         self.finish(verdict)
     }

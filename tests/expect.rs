@@ -1,0 +1,152 @@
+//! Beyond kubelet: `--expect-status`, `--expect-body` and `--unix-socket`
+//! with the real binary, in every mode, and their usage errors.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::thread;
+use std::time::Duration;
+
+use support::*;
+
+/// An upstream that answers every connection with `pieces`, written one by
+/// one with a pause between them (so the probe reads them apart), then
+/// closes. It serves until the test ends.
+fn raw_server(pieces: Vec<Vec<u8>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let pieces = pieces.clone();
+            thread::spawn(move || answer(stream, &pieces));
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Reads a request head, then writes `pieces` apart and closes.
+fn answer(mut stream: impl Read + Write, pieces: &[Vec<u8>]) {
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    for piece in pieces {
+        if stream.write_all(piece).and_then(|()| stream.flush()).is_err() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(30));
+    }
+}
+
+fn response(status: u16, body: &str) -> Vec<Vec<u8>> {
+    vec![format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()]
+}
+
+/// `check` of one check `app` with `options`; its exit code and output.
+fn check(url: &str, options: &[&str]) -> CliOutput {
+    let app = format!("app={url}");
+    let mut args = vec!["check", "--timeout", "5s"];
+    args.extend_from_slice(options);
+    args.push(&app);
+    run_cli(&args)
+}
+
+#[track_caller]
+fn assert_passes(out: &CliOutput) {
+    assert_eq!(out.code(), Some(0), "{}{}", out.stdout, out.stderr);
+}
+
+#[track_caller]
+fn assert_fails(out: &CliOutput, reason: &str) {
+    assert_eq!(out.code(), Some(1), "{}{}", out.stdout, out.stderr);
+    let line = format!("[-]app failed: {reason}\n");
+    assert!(out.stdout.contains(&line), "want {line:?} in {}", out.stdout);
+}
+
+#[test]
+fn expected_statuses_replace_200_to_399() {
+    let unauthorized = raw_server(response(401, ""));
+    assert_fails(&check(&unauthorized, &[]), "status 401");
+    assert_passes(&check(&unauthorized, &["--expect-status", "app=200-299,401"]));
+    assert_passes(&check(&unauthorized, &["--expect-status=app=401"]));
+    // Repeated, the lists add up.
+    assert_passes(&check(&unauthorized, &["--expect-status", "app=200", "--expect-status", "app=400-499"]));
+
+    let ok = raw_server(response(200, "ok"));
+    assert_fails(&check(&ok, &["--expect-status", "app=204"]), "status 200 (expected 204)");
+    let unavailable = raw_server(response(503, ""));
+    assert_fails(&check(&unavailable, &["--expect-status", "app=200-299,401"]), "status 503 (expected 200-299,401)");
+    let moved = raw_server(response(304, ""));
+    assert_fails(&check(&moved, &["--expect-status", "app=200"]), "status 304 (expected 200)");
+}
+
+#[test]
+fn redirects_are_followed_and_the_final_status_judged() {
+    let app = Stub::start(Behaviour::ByPath(vec![
+        ("/a", Behaviour::Redirect(302, "/b".to_string())),
+        ("/b", Behaviour::Status(202, "")),
+    ]));
+    let out = check(&app.url("/a"), &["--expect-status", "app=202"]);
+    assert_passes(&out);
+    assert_eq!(app.requests().len(), 2);
+    // The 302 itself is not judged: listing it does not stop the follow.
+    let out = check(&app.url("/a"), &["--expect-status", "app=302"]);
+    assert_fails(&out, "status 202 (expected 302)");
+}
+
+#[test]
+fn serve_and_run_expect_them_too() {
+    let unauthorized = raw_server(response(401, ""));
+    let url = format!("app={unauthorized}/");
+    let d = Daemon::serve(&["--timeout", "5s", "--expect-status", "app=401", &url]);
+    assert_eq!(d.get("/all").status, 200);
+    drop(d);
+    let d = Daemon::serve(&["--timeout", "5s", "--expect-status", "app=200", &url]);
+    let all = d.get("/all?verbose");
+    assert_eq!(all.status, 503);
+    assert!(all.text().contains("[-]app failed: status 401 (expected 200)\n"), "{}", all.text());
+    let json = d.get("/all?format=json").text();
+    assert!(json.contains("status 401 (expected 200)"), "{json}");
+    let metrics = d.get("/metrics").text();
+    assert!(metrics.contains("{check=\"app\",reason=\"status\"} "), "{metrics}");
+    drop(d);
+
+    let wait = format!("{unauthorized}/w");
+    let name = wait.trim_start_matches("http://").to_string();
+    let expect = format!("{name}=401");
+    let out = run_cli(&["run", "--wait", &wait, "--expect-status", &expect, "--timeout", "5s", "--", "true"]);
+    assert_eq!(out.code(), Some(0), "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn dry_run_lists_them() {
+    let out = run_cli(&["check", "--dry-run", "--expect-status", "a=200-299,401", "a=http://127.0.0.1:1/x"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("\ncheck-expect-status a 200-299,401\n"), "{}", out.stdout);
+}
+
+#[test]
+fn bad_options_are_usage_errors_naming_the_argument() {
+    let cases = [
+        ("--expect-status", "b=200", "no check has that NAME"),
+        ("--expect-status", "200", "use NAME=VALUE"),
+        ("--expect-status", "a=", "empty"),
+        ("--expect-status", "a=2xx", "use codes from 100 to 599"),
+        ("--expect-status", "a=600", "use codes from 100 to 599"),
+        ("--expect-status", "a=200,", "use codes from 100 to 599"),
+        ("--expect-status", "a=299-200", "lower code"),
+        ("--expect-status", "db=200", "only an http check"),
+        ("--expect-status", "g=200", "only an http check"),
+    ];
+    for (flag, value, want) in cases {
+        let out =
+            run_cli(&["check", flag, value, "a=http://127.0.0.1:1/", "db=tcp://127.0.0.1:1", "g=grpc://127.0.0.1:1"]);
+        assert_eq!(out.code(), Some(64), "{flag} {value:?}: {}", out.stderr);
+        assert!(out.stderr.contains(&format!("invalid {flag} '{value}'")), "{flag} {value:?}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{flag} {value:?}: {}", out.stderr);
+    }
+}
