@@ -51,6 +51,28 @@ pub struct Check {
     pub(crate) grpc: grpc::Request,
     /// The statuses that pass (`--expect-status`) instead of 200..=399.
     pub(crate) expect_status: Option<StatusSet>,
+    /// Text the body must hold (`--expect-body`).
+    pub(crate) expect_body: Option<BodyText>,
+}
+
+/// Longest part of an `--expect-body` text a reason shows.
+const MAX_SHOWN_TEXT: usize = 40;
+
+/// The text a check's body must hold (`--expect-body`): its bytes as
+/// given, and how a failing reason shows them (escaped, cut short; shared,
+/// so a failure copies nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BodyText {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) shown: Arc<str>,
+}
+
+impl BodyText {
+    pub(crate) fn new(text: &str) -> BodyText {
+        let mut shown = Vec::new();
+        http::push_shown(&mut shown, text.as_bytes(), MAX_SHOWN_TEXT);
+        BodyText { bytes: text.as_bytes().to_vec(), shown: String::from_utf8_lossy(&shown).into() }
+    }
 }
 
 /// The statuses a check's final response must have (`--expect-status`),
@@ -161,6 +183,7 @@ impl Check {
             request: Vec::new(),
             grpc: grpc::Request::default(),
             expect_status: None,
+            expect_body: None,
         };
         check.build_request();
         check
@@ -461,6 +484,14 @@ fn canonical_field_name(name: &str) -> String {
 mod tests {
     use super::*;
     use crate::wire::VERSION;
+
+    #[test]
+    fn body_texts_are_shown_escaped_and_cut_short() {
+        assert_eq!(&*BodyText::new("\"ok\"\n").shown, "\\\"ok\\\"\\x0a");
+        let long = BodyText::new(&"a".repeat(100));
+        assert_eq!(long.bytes.len(), 100);
+        assert_eq!(&*long.shown, format!("{}...", "a".repeat(MAX_SHOWN_TEXT)));
+    }
 
     #[test]
     fn status_sets() {

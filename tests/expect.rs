@@ -98,6 +98,90 @@ fn redirects_are_followed_and_the_final_status_judged() {
     assert_fails(&out, "status 202 (expected 302)");
 }
 
+/// A response with a close-delimited body sent in `pieces`.
+fn until_close(pieces: &[&str]) -> Vec<Vec<u8>> {
+    let mut out = vec![b"HTTP/1.1 200 OK\r\n\r\n".to_vec()];
+    out.extend(pieces.iter().map(|p| p.as_bytes().to_vec()));
+    out
+}
+
+#[test]
+fn expected_body_text_found_or_missing() {
+    let app = raw_server(response(200, "{\"status\": \"ready\"}"));
+    assert_passes(&check(&app, &["--expect-body", "app=\"ready\""]));
+    assert_passes(&check(&app, &["--expect-body=app={\"status\": \"ready\"}"]));
+    assert_fails(&check(&app, &["--expect-body", "app=\"down\""]), "body: \"\\\"down\\\"\" not found");
+    // Both rules hold: the status is judged first.
+    let down = raw_server(response(503, "ready"));
+    assert_fails(&check(&down, &["--expect-body", "app=ready"]), "status 503");
+    let unauthorized = raw_server(response(401, "ready"));
+    assert_passes(&check(&unauthorized, &["--expect-body", "app=ready", "--expect-status", "app=401"]));
+    // No body at all.
+    let empty = raw_server(response(204, ""));
+    assert_fails(&check(&empty, &["--expect-body", "app=ready"]), "body: \"ready\" not found");
+    // A long text is shown cut short.
+    let long = "x".repeat(100);
+    let out = check(&app, &["--expect-body", &format!("app={long}")]);
+    assert_fails(&out, &format!("body: \"{}...\" not found", "x".repeat(40)));
+}
+
+#[test]
+fn only_the_first_10_kib_of_body_count() {
+    let within = format!("{}ready", "x".repeat(10 * 1024 - 5));
+    let past = format!("{}ready", "x".repeat(10 * 1024 - 4));
+    assert_passes(&check(&raw_server(response(200, &within)), &["--expect-body", "app=ready"]));
+    let out = check(&raw_server(response(200, &past)), &["--expect-body", "app=ready"]);
+    assert_fails(&out, "body: \"ready\" not found");
+    assert_passes(&check(&raw_server(until_close(&[&within, "more"])), &["--expect-body", "app=ready"]));
+    let out = check(&raw_server(until_close(&[&past])), &["--expect-body", "app=ready"]);
+    assert_fails(&out, "body: \"ready\" not found");
+}
+
+#[test]
+fn text_split_across_reads_and_chunks_is_found() {
+    let split = |pieces: &[&str]| {
+        let app = raw_server(until_close(pieces));
+        check(&app, &["--expect-body", "app=all ready"])
+    };
+    assert_passes(&split(&["{all re", "ady}"]));
+    assert_passes(&split(&["a", "l", "l", " ", "r", "e", "a", "d", "y"]));
+    assert_fails(&split(&["all re", "ad", "x"]), "body: \"all ready\" not found");
+
+    let chunked = |pieces: &[&str]| {
+        let mut out = vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec()];
+        out.extend(pieces.iter().map(|p| p.as_bytes().to_vec()));
+        check(&raw_server(out), &["--expect-body", "app=all ready"])
+    };
+    assert_passes(&chunked(&["4\r\n{all\r\n", "3\r\n re\r\n4\r\nady}\r\n", "0\r\n\r\n"]));
+    // A chunk boundary inside the text, in one read and split mid-chunk.
+    assert_passes(&chunked(&["6\r\nall re\r\n3\r\nady\r\n0\r\n\r\n"]));
+    assert_passes(&chunked(&["6\r\nall", " re\r\n3\r", "\nady\r\n0\r\n\r\n"]));
+    let out = chunked(&["6\r\nall re\r\n", "1\r\nx\r\n3\r\nady\r\n0\r\n\r\n"]);
+    assert_fails(&out, "body: \"all ready\" not found");
+}
+
+#[test]
+fn reading_stops_once_the_text_is_found() {
+    // The rest of this body never comes: the check passes at once anyway.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let head = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nready";
+                answer(&stream, &[head.as_bytes().to_vec(), vec![b'x'; 10]]);
+                thread::sleep(Duration::from_secs(30));
+            });
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = check(&url, &["--expect-body", "app=ready"]);
+    assert_passes(&out);
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    let out = check(&url, &["--timeout", "300ms", "--expect-body", "app=absent"]);
+    assert_fails(&out, "timeout after 300ms");
+}
+
 #[test]
 fn serve_and_run_expect_them_too() {
     let unauthorized = raw_server(response(401, ""));
@@ -124,9 +208,18 @@ fn serve_and_run_expect_them_too() {
 
 #[test]
 fn dry_run_lists_them() {
-    let out = run_cli(&["check", "--dry-run", "--expect-status", "a=200-299,401", "a=http://127.0.0.1:1/x"]);
+    let out = run_cli(&[
+        "check",
+        "--dry-run",
+        "--expect-status",
+        "a=200-299,401",
+        "--expect-body",
+        "a=it's \"ready\"",
+        "a=http://127.0.0.1:1/x",
+    ]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("\ncheck-expect-status a 200-299,401\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("\ncheck-expect-body a 'it\\'s \"ready\"'\n"), "{}", out.stdout);
 }
 
 #[test]
@@ -141,6 +234,10 @@ fn bad_options_are_usage_errors_naming_the_argument() {
         ("--expect-status", "a=299-200", "lower code"),
         ("--expect-status", "db=200", "only an http check"),
         ("--expect-status", "g=200", "only an http check"),
+        ("--expect-body", "a=", "empty"),
+        ("--expect-body", "b=x", "no check has that NAME"),
+        ("--expect-body", "db=x", "only an http check"),
+        ("--expect-body", "g=x", "only an http check"),
     ];
     for (flag, value, want) in cases {
         let out =

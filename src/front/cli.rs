@@ -6,7 +6,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::check::{Check, CheckError, Kind, StatusSet};
+use crate::check::{BodyText, Check, CheckError, Kind, StatusSet};
+use crate::probe::MAX_BODY;
 use crate::wire::text::Shown;
 use crate::wire::text::{parse_duration, DisplayDuration};
 
@@ -29,6 +30,8 @@ and run --wait; repeatable): Host, User-Agent and Accept replace ours (an empty
 Accept sends none), others are added.
 --expect-status NAME=LIST passes the http check NAME only on these statuses
 (200, 200,204, 200-299,401; repeatable) instead of 200-399.
+--expect-body NAME=TEXT passes the http check NAME only when TEXT occurs in the
+first 10 KiB of its body (and its status passes).
 
 serve options:
   --listen ADDR           address to listen on [default: 0.0.0.0:8081]
@@ -618,7 +621,7 @@ fn apply_headers(checks: &mut [Check], headers: &[String]) -> Result<(), UsageEr
 }
 
 /// The per-check options other than `--header`, all `--OPTION NAME=VALUE`.
-const PER_CHECK: [&str; 1] = ["--expect-status"];
+const PER_CHECK: [&str; 2] = ["--expect-status", "--expect-body"];
 
 /// Applies each per-check option (`flag`, `NAME=VALUE`) to the check NAME
 /// (the longest name that matches, as names may hold `=`).
@@ -646,6 +649,18 @@ fn apply_per_check(checks: &mut [Check], options: &[(String, String)]) -> Result
                     Some(given) => given.extend(set),
                     None => check.expect_status = Some(set),
                 }
+            }
+            "--expect-body" => {
+                if check.kind != Kind::Http {
+                    return Err(bad("only an http check has a body to read"));
+                }
+                if check.expect_body.is_some() {
+                    return Err(bad("given twice for this check"));
+                }
+                if value.len() > MAX_BODY {
+                    return Err(bad("longer than the 10 KiB of body read"));
+                }
+                check.expect_body = Some(BodyText::new(value));
             }
             _ => unreachable!("one arm per PER_CHECK option"),
         }
@@ -744,6 +759,10 @@ pub fn describe(cmd: &Command) -> String {
             }
             if let Some(set) = &c.expect_status {
                 let _ = writeln!(out, "{label}-expect-status {} {}", c.name, set.shown());
+            }
+            if let Some(text) = &c.expect_body {
+                let text = String::from_utf8_lossy(&text.bytes);
+                let _ = writeln!(out, "{label}-expect-body {} '{}'", c.name, Shown(&text));
             }
         }
     };

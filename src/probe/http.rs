@@ -3,13 +3,14 @@
 //! same-host redirects over the connection layer, reach a verdict.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::action::Action;
 use super::conn::Conn;
 use crate::check::{Check, Kind};
 use crate::verdict::{HttpReason, Reason, Verdict};
-use crate::wire::response::{self, BodyReader, Framing, Head, HeadReader, Progress};
+use crate::wire::response::{self, BodyReader, Finder, Framing, Head, HeadReader, Progress};
 use crate::wire::url;
 
 /// Longest response head line kept (see [`response::MAX_LINE`]).
@@ -75,6 +76,9 @@ pub(crate) struct Exchange {
     /// Why the status read fails the check (kubelet's rule, or the check's
     /// `--expect-status`); None while it passes or none was read.
     status_failure: Option<Reason>,
+    /// The `--expect-body` text, shown, while it is wanted and not found.
+    body_missing: Option<Arc<str>>,
+    finder: Finder,
 }
 
 impl Default for Exchange {
@@ -88,6 +92,8 @@ impl Default for Exchange {
             sent: 0,
             head: HeadReader::default(),
             status_failure: None,
+            body_missing: None,
+            finder: Finder::default(),
         }
     }
 }
@@ -97,7 +103,8 @@ impl Exchange {
     /// probe and dropping the old one cost every check more than its
     /// parsing. The pattern names every field, so a new one cannot be missed.
     pub(crate) fn reset(&mut self) {
-        let Exchange { state, redirect, next, requests, body_fields, sent, head, status_failure } = self;
+        let Exchange { state, redirect, next, requests, body_fields, sent, head, status_failure, body_missing, finder } =
+            self;
         *state = State::default();
         *redirect = None;
         *next = Redirect::Answer;
@@ -106,6 +113,8 @@ impl Exchange {
         *sent = 0;
         head.reset();
         *status_failure = None;
+        *body_missing = None;
+        finder.reset();
     }
 
     /// The step to retry when the connection reports readiness.
@@ -153,7 +162,7 @@ impl Exchange {
                 Ok(Some((head, used))) => self.on_head(check, conn, head, &data[used..]),
                 Err(e) => self.finish(Verdict::Fail(e.into())),
             },
-            State::Body { .. } => self.on_body(conn, data),
+            State::Body { .. } => self.on_body(check, conn, data),
             _ => Action::Receive,
         }
     }
@@ -219,17 +228,19 @@ impl Exchange {
                     };
                     let Some(framing) = drain else { return self.follow(conn) };
                     self.state = State::Body { reader: BodyReader::new(framing, REDIRECT_DRAIN), follow: true };
-                    return if rest.is_empty() { Action::Receive } else { self.on_body(conn, rest) };
+                    return if rest.is_empty() { Action::Receive } else { self.on_body(check, conn, rest) };
                 }
                 Err(reason) => return self.finish(Verdict::Fail(reason)),
             }
         }
+        self.body_missing = check.expect_body.as_ref().map(|text| text.shown.clone());
+        self.finder.reset();
         let Some(framing) = head.framing else { return self.body_done() };
         self.state = State::Body { reader: BodyReader::new(framing, MAX_BODY), follow: false };
         if rest.is_empty() {
             Action::Receive
         } else {
-            self.on_body(conn, rest)
+            self.on_body(check, conn, rest)
         }
     }
 
@@ -291,10 +302,23 @@ impl Exchange {
         conn.reconnect(port)
     }
 
-    fn on_body(&mut self, conn: &mut Conn, data: &[u8]) -> Action {
+    fn on_body(&mut self, check: &Check, conn: &mut Conn, data: &[u8]) -> Action {
         let State::Body { reader, follow } = &mut self.state else { return Action::Receive };
         let follow = *follow;
-        match reader.feed(data) {
+        let progress = match (&check.expect_body, &mut self.body_missing) {
+            (Some(text), missing @ Some(_)) if !follow => {
+                let finder = &mut self.finder;
+                reader.feed_data(data, |piece| {
+                    let found = finder.feed(&text.bytes, piece);
+                    if found {
+                        *missing = None;
+                    }
+                    found
+                })
+            }
+            _ => reader.feed(data),
+        };
+        match progress {
             Ok(Progress::More) => Action::Receive,
             Ok(Progress::Done) if follow => self.follow(conn),
             Ok(Progress::Done) => self.body_done(),
@@ -304,7 +328,8 @@ impl Exchange {
     }
 
     fn body_done(&mut self) -> Action {
-        let verdict = match self.status_failure.take() {
+        let missing = self.body_missing.take().map(|text| Reason::Http(HttpReason::BodyNotFound(text)));
+        let verdict = match self.status_failure.take().or(missing) {
             None => Verdict::Pass,
             Some(reason) => Verdict::Fail(reason),
         };
