@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::wire::grpc;
@@ -53,6 +54,9 @@ pub struct Check {
     pub(crate) expect_status: Option<StatusSet>,
     /// Text the body must hold (`--expect-body`).
     pub(crate) expect_body: Option<BodyText>,
+    /// The unix socket connected to instead of the URL's host and port
+    /// (`--unix-socket`); the URL's host is still the one sent.
+    pub(crate) unix_socket: Option<PathBuf>,
 }
 
 /// Longest part of an `--expect-body` text a reason shows.
@@ -184,6 +188,7 @@ impl Check {
             grpc: grpc::Request::default(),
             expect_status: None,
             expect_body: None,
+            unix_socket: None,
         };
         check.build_request();
         check
@@ -295,9 +300,9 @@ impl Check {
     }
 
     /// The host name to resolve each round; None for an IP literal or
-    /// `localhost`, which never touch DNS.
+    /// `localhost`, which never touch DNS, and over a unix socket.
     pub(crate) fn dns_name(&self) -> Option<&str> {
-        Some(self.host.as_str()).filter(|_| self.addrs.is_empty())
+        Some(self.host.as_str()).filter(|_| self.addrs.is_empty() && self.unix_socket.is_none())
     }
 
     /// Whether the check is unnamed (named after its URL). An explicit name

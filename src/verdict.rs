@@ -32,6 +32,10 @@ pub enum Reason {
     Refused,
     Reset,
     Closed,
+    /// No unix socket at the path (`--unix-socket`).
+    NoSocket,
+    /// The unix socket may not be connected to (`--unix-socket`).
+    PermissionDenied,
     Connect(io::ErrorKind, Option<i32>),
     Io(io::ErrorKind, Option<i32>),
     /// The name gave no address.
@@ -101,6 +105,16 @@ impl Reason {
             kind => Reason::Io(kind, err.raw_os_error()),
         }
     }
+
+    /// The reason a connect to a unix socket failed: a missing socket and
+    /// one without permission said plainly, as a refusal is.
+    pub(crate) fn from_unix_connect(err: &io::Error) -> Reason {
+        match err.kind() {
+            io::ErrorKind::NotFound => Reason::NoSocket,
+            io::ErrorKind::PermissionDenied => Reason::PermissionDenied,
+            _ => Reason::from_io(err, true),
+        }
+    }
 }
 
 impl From<response::Error> for Reason {
@@ -116,6 +130,8 @@ impl fmt::Display for Reason {
             Reason::Refused => f.write_str("connection refused"),
             Reason::Reset => f.write_str("connection reset"),
             Reason::Closed => f.write_str("closed before response"),
+            Reason::NoSocket => f.write_str("no such socket"),
+            Reason::PermissionDenied => f.write_str("permission denied"),
             Reason::Connect(kind, os) => write!(f, "connect: {}", OsError(*kind, *os)),
             Reason::Io(kind, os) => write!(f, "io: {}", OsError(*kind, *os)),
             Reason::Dns(reason) => write!(f, "dns: {reason}"),
@@ -237,7 +253,7 @@ impl ReasonClass {
     pub(crate) fn of(reason: &Reason) -> ReasonClass {
         match reason {
             Reason::Timeout(_) => ReasonClass::Timeout,
-            Reason::Refused => ReasonClass::Refused,
+            Reason::Refused | Reason::NoSocket | Reason::PermissionDenied => ReasonClass::Refused,
             Reason::Reset => ReasonClass::Reset,
             Reason::Closed => ReasonClass::Closed,
             Reason::Connect(..) | Reason::Io(..) => ReasonClass::Other,
@@ -302,6 +318,10 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
         assert_eq!(Reason::from_io(&e, true).to_string(), "connect: No route to host");
         assert_eq!(Reason::Dns(DnsReason::NoSuchHost).to_string(), "dns: no such host");
+        let unix = |code| Reason::from_unix_connect(&io::Error::from_raw_os_error(code)).to_string();
+        assert_eq!(unix(libc::ENOENT), "no such socket");
+        assert_eq!(unix(libc::EACCES), "permission denied");
+        assert_eq!(unix(libc::ECONNREFUSED), "connection refused");
     }
 
     #[test]
@@ -313,6 +333,8 @@ mod tests {
             (Reason::Http(HttpReason::BodyNotFound("ok".into())), "body"),
             (Reason::Timeout(Duration::from_secs(1)), "timeout"),
             (Reason::Refused, "refused"),
+            (Reason::NoSocket, "refused"),
+            (Reason::PermissionDenied, "refused"),
             (Reason::Reset, "reset"),
             (Reason::Closed, "closed"),
             (Reason::from(E::BodyCut), "closed"),

@@ -1,8 +1,14 @@
 //! Beyond kubelet: `--expect-status`, `--expect-body` and `--unix-socket`
 //! with the real binary, in every mode, and their usage errors.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -246,4 +252,180 @@ fn bad_options_are_usage_errors_naming_the_argument() {
         assert!(out.stderr.contains(&format!("invalid {flag} '{value}'")), "{flag} {value:?}: {}", out.stderr);
         assert!(out.stderr.contains(want), "{flag} {value:?}: {}", out.stderr);
     }
+}
+
+/// An HTTP upstream on a unix socket: answers each request by its path
+/// (`/a` redirects to `location`, anything else 200 `ready`) and keeps
+/// the request heads it read.
+fn unix_server(path: &Path, location: &'static str) -> Arc<Mutex<Vec<String>>> {
+    let listener = UnixListener::bind(path).expect("bind a unix socket");
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let answer = if head.starts_with("GET /a ") {
+                format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n")
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nready".to_string()
+            };
+            seen.lock().unwrap().push(head);
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    heads
+}
+
+#[test]
+fn http_over_a_unix_socket() {
+    let dir = TempDir::new();
+    let socket = dir.file("app.sock");
+    let heads = unix_server(Path::new(&socket), "http://app.internal/b");
+    let via = format!("app={socket}");
+    // A name that resolves nowhere: no DNS is asked, its host is sent.
+    let url = "http://app.internal:8080/ready";
+    let out = check(url, &["--unix-socket", &via, "--expect-body", "app=ready", "--expect-status", "app=200"]);
+    assert_passes(&out);
+    let head = heads.lock().unwrap().pop().expect("a request");
+    assert!(head.starts_with("GET /ready HTTP/1.1\r\nHost: app.internal:8080\r\n"), "{head:?}");
+
+    // A redirect to the same host name goes to the same socket.
+    assert_passes(&check("http://app.internal/a", &["--unix-socket", &via]));
+    let paths: Vec<String> = heads.lock().unwrap().drain(..).map(|h| h.lines().next().unwrap().to_string()).collect();
+    assert_eq!(paths, ["GET /a HTTP/1.1", "GET /b HTTP/1.1"]);
+
+    // One to another host passes unfollowed, as kubelet judges it.
+    let dir2 = TempDir::new();
+    let socket2 = dir2.file("app.sock");
+    let heads2 = unix_server(Path::new(&socket2), "http://elsewhere.internal/b");
+    assert_passes(&check("http://app.internal/a", &["--unix-socket", &format!("app={socket2}")]));
+    assert_eq!(heads2.lock().unwrap().len(), 1);
+
+    // serve and run --wait too.
+    let named = format!("app={url}");
+    let d = Daemon::serve(&["--timeout", "5s", "--unix-socket", &via, &named]);
+    assert_eq!(d.get("/all").status, 200);
+    drop(d);
+    let out =
+        run_cli(&["run", "--wait", url, "--unix-socket", &format!("app.internal:8080/ready={socket}"), "--", "true"]);
+    assert_eq!(out.code(), Some(0), "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn unix_socket_failures_say_why() {
+    let dir = TempDir::new();
+    let missing = dir.file("missing.sock");
+    let url = "http://app.internal/";
+    let out = check(url, &["--unix-socket", &format!("app={missing}")]);
+    assert_fails(&out, "no such socket");
+    // A socket file nobody listens on any more.
+    let stale = dir.file("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    assert_fails(&check(url, &["--unix-socket", &format!("app={stale}")]), "connection refused");
+    let out = check("grpc://app.internal:50051", &["--unix-socket", &format!("app={stale}")]);
+    assert_fails(&out, "connection refused");
+
+    // JSON and /metrics count them as refusals.
+    let named = format!("app={url}");
+    let d = Daemon::serve(&["--unix-socket", &format!("app={missing}"), &named]);
+    let json = d.get("/all?format=json").text();
+    assert!(json.contains("no such socket"), "{json}");
+    let metrics = d.get("/metrics").text();
+    assert!(metrics.contains("{check=\"app\",reason=\"refused\"} "), "{metrics}");
+}
+
+#[test]
+fn a_socket_without_permission_is_denied() {
+    let dir = TempDir::new();
+    let socket = dir.file("locked.sock");
+    let _heads = unix_server(Path::new(&socket), "/");
+    // root connects whatever the mode: run as nobody (the binary and the
+    // temp dir are readable and searchable by anyone; std drops the
+    // supplementary groups too).
+    let run = |mode: u32| {
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut command = Command::new(bin());
+        command.args([
+            "check",
+            "--timeout",
+            "5s",
+            "--unix-socket",
+            &format!("app={socket}"),
+            "app=http://app.internal/",
+        ]);
+        if unsafe { libc::geteuid() } == 0 {
+            command.uid(65534).gid(65534);
+        }
+        let out = command.stdin(Stdio::null()).output().expect("run the binary");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, stdout) = run(0o000);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("[-]app failed: permission denied\n"), "{stdout}");
+    // The same user may connect once the mode allows it.
+    assert_eq!(run(0o777), (Some(0), "[+]app ok\nall checks passed\n".to_string()));
+}
+
+#[test]
+fn grpc_over_a_unix_socket() {
+    let ready = Command::new("python3")
+        .args(["-c", "import grpc, grpc_health.v1.health"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        skip_missing_tool("python3 with grpcio and grpcio-health-checking not installed");
+        return;
+    }
+    let dir = TempDir::new();
+    let socket = dir.file("grpc.sock");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc/health_server.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(["--unix", &socket])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the health server");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the server says it listens");
+    let via = format!("app={socket}");
+    let url = "grpc://health.internal:50051";
+    assert_passes(&check(url, &["--unix-socket", &via]));
+    writeln!(stdin, "set - NOT_SERVING").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_fails(&check(url, &["--unix-socket", &via]), "NOT_SERVING");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn unix_socket_usage() {
+    let out = run_cli(&["check", "--dry-run", "--unix-socket", "a=/run/app.sock", "a=http://app.internal/"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("check a http://app.internal/ (unix socket)\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("\ncheck-unix-socket a /run/app.sock\n"), "{}", out.stdout);
+    let long = format!("a=/{}", "s".repeat(107));
+    for (value, want) in [
+        ("db=/run/x.sock", "a tcp check"),
+        ("a=", "empty"),
+        ("z=/x", "no check has that NAME"),
+        (long.as_str(), "at most 107 bytes"),
+    ] {
+        let out = run_cli(&["check", "--unix-socket", value, "a=http://127.0.0.1:1/", "db=tcp://127.0.0.1:1"]);
+        assert_eq!(out.code(), Some(64), "{value:?}: {}", out.stderr);
+        assert!(out.stderr.contains(&format!("invalid --unix-socket '{value}'")), "{value:?}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{value:?}: {}", out.stderr);
+    }
+    let out = run_cli(&["check", "--unix-socket", "a=/x", "--unix-socket", "a=/y", "a=http://127.0.0.1:1/"]);
+    assert_eq!(out.code(), Some(64), "{}", out.stderr);
+    assert!(out.stderr.contains("given twice"), "{}", out.stderr);
 }

@@ -272,7 +272,7 @@ fn random_cuts(seed: u64) -> impl FnMut(usize) -> usize {
 /// `cut(bytes left)`: the addresses, requests and the verdict.
 fn transcript(probe: &mut Probe, check: &Check, data: &[u8], cut: &mut dyn FnMut(usize) -> usize) -> Vec<String> {
     let mut steps = Vec::new();
-    let mut action = probe.start(&check.addrs, Instant::now());
+    let mut action = probe.start(check, &check.addrs, Instant::now());
     for _hop in 0..=probe::MAX_REDIRECTS {
         let Action::Connect(addr) = action else {
             panic!("expected a connect, got {action:?}");
@@ -411,6 +411,7 @@ fn grpc_transcript(
                 return format!("{verdict:?}");
             }
             Action::Connect(addr) => panic!("a call never connects: {addr}"),
+            Action::ConnectUnix => panic!("a call never connects"),
         };
     }
 }

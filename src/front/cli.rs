@@ -32,6 +32,8 @@ Accept sends none), others are added.
 (200, 200,204, 200-299,401; repeatable) instead of 200-399.
 --expect-body NAME=TEXT passes the http check NAME only when TEXT occurs in the
 first 10 KiB of its body (and its status passes).
+--unix-socket NAME=PATH connects the http or grpc check NAME to the unix socket
+PATH instead of the URL's host and port (whose host is still sent).
 
 serve options:
   --listen ADDR           address to listen on [default: 0.0.0.0:8081]
@@ -621,7 +623,10 @@ fn apply_headers(checks: &mut [Check], headers: &[String]) -> Result<(), UsageEr
 }
 
 /// The per-check options other than `--header`, all `--OPTION NAME=VALUE`.
-const PER_CHECK: [&str; 2] = ["--expect-status", "--expect-body"];
+const PER_CHECK: [&str; 3] = ["--expect-status", "--expect-body", "--unix-socket"];
+
+/// Longest unix socket path: `sun_path` holds 108 bytes with the NUL.
+const MAX_SOCKET_PATH: usize = 107;
 
 /// Applies each per-check option (`flag`, `NAME=VALUE`) to the check NAME
 /// (the longest name that matches, as names may hold `=`).
@@ -661,6 +666,18 @@ fn apply_per_check(checks: &mut [Check], options: &[(String, String)]) -> Result
                     return Err(bad("longer than the 10 KiB of body read"));
                 }
                 check.expect_body = Some(BodyText::new(value));
+            }
+            "--unix-socket" => {
+                if check.kind == Kind::Tcp {
+                    return Err(bad("a tcp check connects to its host and port"));
+                }
+                if check.unix_socket.is_some() {
+                    return Err(bad("given twice for this check"));
+                }
+                if value.len() > MAX_SOCKET_PATH {
+                    return Err(bad("a socket path has at most 107 bytes"));
+                }
+                check.unix_socket = Some(value.into());
             }
             _ => unreachable!("one arm per PER_CHECK option"),
         }
@@ -749,7 +766,11 @@ pub fn describe(cmd: &Command) -> String {
     let checks = |out: &mut String, label: &str, checks: &[Check]| {
         for c in checks {
             let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
-            let addrs = if addrs.is_empty() { "resolved each round".to_string() } else { addrs.join(",") };
+            let addrs = match &c.unix_socket {
+                Some(_) => "unix socket".to_string(),
+                None if addrs.is_empty() => "resolved each round".to_string(),
+                None => addrs.join(","),
+            };
             // The URL as written: two checks that differ only in how their host is
             // written (`LOCALHOST`, `:80`) probe differently and must look different.
             let url = Shown(&String::from_utf8_lossy(&c.target.to_text())).to_string();
@@ -763,6 +784,9 @@ pub fn describe(cmd: &Command) -> String {
             if let Some(text) = &c.expect_body {
                 let text = String::from_utf8_lossy(&text.bytes);
                 let _ = writeln!(out, "{label}-expect-body {} '{}'", c.name, Shown(&text));
+            }
+            if let Some(path) = &c.unix_socket {
+                let _ = writeln!(out, "{label}-unix-socket {} {}", c.name, Shown(&path.to_string_lossy()));
             }
         }
     };
