@@ -210,12 +210,6 @@ impl Exchange {
 
     /// A final head arrived; `rest` is what followed it in the same read.
     fn on_head(&mut self, check: &Check, conn: &mut Conn, head: Head, rest: &[u8]) -> Action {
-        self.status_failure = match &check.expect_status {
-            None if passes(head.status) => None,
-            None => Some(Reason::Http(HttpReason::Status(head.status))),
-            Some(set) if set.contains(head.status) => None,
-            Some(set) => Some(Reason::Http(HttpReason::Unexpected(head.status, set.shown().clone()))),
-        };
         // Go follows a 3xx only with a non-empty Location.
         if check.kind == Kind::Http && is_redirect(head.status) && !head.location.is_empty() {
             match self.plan_redirect(check, &head) {
@@ -233,6 +227,13 @@ impl Exchange {
                 Err(reason) => return self.finish(Verdict::Fail(reason)),
             }
         }
+        // The final response: a redirect followed is never judged.
+        self.status_failure = match &check.expect_status {
+            None if passes(head.status) => None,
+            None => Some(Reason::Http(HttpReason::Status(head.status))),
+            Some(set) if set.contains(head.status) => None,
+            Some(set) => Some(Reason::Http(HttpReason::Unexpected(head.status, set.shown().clone()))),
+        };
         self.body_missing = check.expect_body.as_ref().map(|text| text.shown.clone());
         self.finder.reset();
         let Some(framing) = head.framing else { return self.body_done() };

@@ -542,4 +542,25 @@ mod tests {
         let denied = io::Error::from_raw_os_error(libc::EACCES);
         assert_eq!(p.connect_failed(&denied), Action::Done(Verdict::Fail(Reason::PermissionDenied)));
     }
+
+    #[test]
+    fn only_the_final_response_meets_the_expected_statuses() {
+        let mut c = check("http://127.0.0.1/a");
+        c.expect_status = Some(crate::check::StatusSet::parse("200").unwrap());
+        // A redirect being drained is not judged: a timeout there says so.
+        let mut p = reading(&c);
+        let redirect = b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: 10\r\n\r\nab";
+        assert_eq!(p.received(&c, redirect), Action::Receive);
+        assert_eq!(p.timed_out(Duration::from_secs(1)), Verdict::Fail(Reason::Timeout(Duration::from_secs(1))));
+        // The final one is, even while its body is read.
+        let mut p = reading(&c);
+        assert_eq!(
+            p.received(&c, b"HTTP/1.1 204 N\r\nContent-Length: 10\r\n\r\nab"),
+            Action::Done(Verdict::Fail(Reason::Http(HttpReason::Unexpected(204, "200".into()))))
+        );
+        let mut p = reading(&c);
+        assert_eq!(p.received(&c, b"HTTP/1.1 203 N\r\nContent-Length: 10\r\n\r\nab"), Action::Receive);
+        let unexpected = Verdict::Fail(Reason::Http(HttpReason::Unexpected(203, "200".into())));
+        assert_eq!(p.timed_out(Duration::from_secs(1)), unexpected);
+    }
 }
