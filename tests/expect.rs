@@ -204,6 +204,13 @@ fn serve_and_run_expect_them_too() {
     let metrics = d.get("/metrics").text();
     assert!(metrics.contains("{check=\"app\",reason=\"status\"} "), "{metrics}");
     drop(d);
+    let d = Daemon::serve(&["--timeout", "5s", "--expect-status", "app=401", "--expect-body", "app=ready", &url]);
+    let all = d.get("/all/app");
+    assert_eq!(all.status, 503);
+    assert!(all.text().contains("body: \"ready\" not found"), "{}", all.text());
+    let metrics = d.get("/metrics").text();
+    assert!(metrics.contains("{check=\"app\",reason=\"body\"} "), "{metrics}");
+    drop(d);
 
     let wait = format!("{unauthorized}/w");
     let name = wait.trim_start_matches("http://").to_string();
