@@ -61,7 +61,7 @@ fn outbound(c: &mut Criterion) {
     c.bench_function("probe/one round of one check", |b| {
         b.iter(|| {
             // The engine's sequence for a healthy endpoint, sockets aside.
-            assert!(matches!(probe.start(&check.addrs, now), Action::Connect(_)));
+            assert!(matches!(probe.start(check, &check.addrs, now), Action::Connect(_)));
             assert_eq!(probe.connected(check, now), Action::Send);
             let n = probe.output(check).len();
             assert_eq!(probe.wrote(check, n), Action::Receive);

@@ -4,6 +4,8 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::wire::grpc;
@@ -51,6 +53,84 @@ pub struct Check {
     pub request: Vec<u8>,
     /// The gRPC call of a `grpc://` check, built once too.
     pub(crate) grpc: grpc::Request,
+    /// The statuses that pass (`--expect-status`) instead of 200..=399.
+    pub(crate) expect_status: Option<StatusSet>,
+    /// Text the body must hold (`--expect-body`).
+    pub(crate) expect_body: Option<BodyText>,
+    /// The unix socket connected to instead of the URL's host and port
+    /// (`--unix-socket`); the URL's host is still the one sent.
+    pub(crate) unix_socket: Option<PathBuf>,
+}
+
+/// Longest part of an `--expect-body` text a reason shows.
+const MAX_SHOWN_TEXT: usize = 40;
+
+/// The text a check's body must hold (`--expect-body`): its bytes as
+/// given, and how a failing reason shows them (escaped, cut short; shared,
+/// so a failure copies nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BodyText {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) shown: Arc<str>,
+}
+
+impl BodyText {
+    pub(crate) fn new(text: &str) -> BodyText {
+        let mut shown = Vec::new();
+        http::push_shown(&mut shown, text.as_bytes(), MAX_SHOWN_TEXT);
+        BodyText { bytes: text.as_bytes().to_vec(), shown: String::from_utf8_lossy(&shown).into() }
+    }
+}
+
+/// The statuses a check's final response must have (`--expect-status`),
+/// replacing kubelet's 200..=399: codes and ranges, and the list as a
+/// failing reason shows it (shared, so a failure copies nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StatusSet {
+    ranges: Vec<(u16, u16)>,
+    shown: Arc<str>,
+}
+
+impl StatusSet {
+    /// Parses `200`, `200,204`, `200-299,401`: each code within 100..=599,
+    /// a range's first no larger than its last. No spaces, no empty item.
+    pub(crate) fn parse(list: &str) -> Result<StatusSet, &'static str> {
+        // Three digits, read by hand: std's integer parser is bytes the
+        // binary does not otherwise need.
+        let code = |s: &str| match s.as_bytes() {
+            &[a @ b'1'..=b'5', b @ b'0'..=b'9', c @ b'0'..=b'9'] => {
+                Ok([a, b, c].iter().fold(0, |n, d| n * 10 + u16::from(d - b'0')))
+            }
+            _ => Err("use codes from 100 to 599 and ranges like 200-299, comma-separated"),
+        };
+        let mut ranges = Vec::new();
+        for item in list.split(',') {
+            let (low, high) = match item.split_once('-') {
+                Some((low, high)) => (code(low)?, code(high)?),
+                None => (code(item)?, code(item)?),
+            };
+            if low > high {
+                return Err("a range goes from the lower code to the higher");
+            }
+            ranges.push((low, high));
+        }
+        Ok(StatusSet { ranges, shown: list.into() })
+    }
+
+    /// Adds the codes of another `--expect-status` for the same check.
+    pub(crate) fn extend(&mut self, other: StatusSet) {
+        self.ranges.extend(other.ranges);
+        self.shown = [&*self.shown, ",", &*other.shown].concat().into();
+    }
+
+    pub(crate) fn contains(&self, status: u16) -> bool {
+        self.ranges.iter().any(|&(low, high)| (low..=high).contains(&status))
+    }
+
+    /// The list as given, for a reason and `--dry-run`.
+    pub(crate) fn shown(&self) -> &Arc<str> {
+        &self.shown
+    }
 }
 
 /// A command-line CHECK that could not be accepted.
@@ -114,6 +194,9 @@ impl Check {
             timeout: None,
             request: Vec::new(),
             grpc: grpc::Request::default(),
+            expect_status: None,
+            expect_body: None,
+            unix_socket: None,
         };
         check.build_request();
         check
@@ -225,9 +308,9 @@ impl Check {
     }
 
     /// The host name to resolve each round; None for an IP literal or
-    /// `localhost`, which never touch DNS.
+    /// `localhost`, which never touch DNS, and over a unix socket.
     pub(crate) fn dns_name(&self) -> Option<&str> {
-        Some(self.host.as_str()).filter(|_| self.addrs.is_empty())
+        Some(self.host.as_str()).filter(|_| self.addrs.is_empty() && self.unix_socket.is_none())
     }
 
     /// Whether the check is unnamed (named after its URL). An explicit name
@@ -414,6 +497,53 @@ fn canonical_field_name(name: &str) -> String {
 mod tests {
     use super::*;
     use crate::wire::VERSION;
+
+    #[test]
+    fn body_texts_are_shown_escaped_and_cut_short() {
+        assert_eq!(&*BodyText::new("\"ok\"\n").shown, "\\\"ok\\\"\\x0a");
+        let long = BodyText::new(&"a".repeat(100));
+        assert_eq!(long.bytes.len(), 100);
+        assert_eq!(&*long.shown, format!("{}...", "a".repeat(MAX_SHOWN_TEXT)));
+    }
+
+    #[test]
+    fn status_sets() {
+        let set = StatusSet::parse("200-299,401").unwrap();
+        for (status, want) in [(199, false), (200, true), (250, true), (299, true), (300, false), (401, true)] {
+            assert_eq!(set.contains(status), want, "{status}");
+        }
+        assert_eq!(&**set.shown(), "200-299,401");
+        assert!(StatusSet::parse("204").unwrap().contains(204));
+        assert!(StatusSet::parse("100-599").unwrap().contains(599));
+        let mut set = StatusSet::parse("200").unwrap();
+        set.extend(StatusSet::parse("503").unwrap());
+        assert!(set.contains(503) && !set.contains(204));
+        assert_eq!(&**set.shown(), "200,503");
+        for bad in [
+            "",
+            ",",
+            "200,",
+            ",200",
+            "99",
+            "600",
+            "0200",
+            "20",
+            "2000",
+            "+200",
+            "200 ",
+            " 200",
+            "299-200",
+            "200-",
+            "-200",
+            "200--299",
+            "200-299-300",
+            "abc",
+            "2xx",
+            "65736",
+        ] {
+            assert!(StatusSet::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn parses_checks() {

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::wire::grpc::{health_name, status_name};
@@ -31,6 +32,10 @@ pub enum Reason {
     Refused,
     Reset,
     Closed,
+    /// No unix socket at the path (`--unix-socket`).
+    NoSocket,
+    /// The unix socket may not be connected to (`--unix-socket`).
+    PermissionDenied,
     Connect(io::ErrorKind, Option<i32>),
     Io(io::ErrorKind, Option<i32>),
     /// The name gave no address.
@@ -60,6 +65,11 @@ pub enum DnsReason {
 pub enum HttpReason {
     /// A status outside the passing ones.
     Status(u16),
+    /// A status outside the check's `--expect-status` list (shown as given).
+    Unexpected(u16, Arc<str>),
+    /// The `--expect-body` text (shown escaped, cut short) is not in the
+    /// part of the body read.
+    BodyNotFound(Arc<str>),
     /// The response could not be read (see [`response::Error`]).
     Response(response::Error),
     HttpsRedirect,
@@ -95,6 +105,16 @@ impl Reason {
             kind => Reason::Io(kind, err.raw_os_error()),
         }
     }
+
+    /// The reason a connect to a unix socket failed: a missing socket and
+    /// one without permission said plainly, as a refusal is.
+    pub(crate) fn from_unix_connect(err: &io::Error) -> Reason {
+        match err.kind() {
+            io::ErrorKind::NotFound => Reason::NoSocket,
+            io::ErrorKind::PermissionDenied => Reason::PermissionDenied,
+            _ => Reason::from_io(err, true),
+        }
+    }
 }
 
 impl From<response::Error> for Reason {
@@ -110,6 +130,8 @@ impl fmt::Display for Reason {
             Reason::Refused => f.write_str("connection refused"),
             Reason::Reset => f.write_str("connection reset"),
             Reason::Closed => f.write_str("closed before response"),
+            Reason::NoSocket => f.write_str("no such socket"),
+            Reason::PermissionDenied => f.write_str("permission denied"),
             Reason::Connect(kind, os) => write!(f, "connect: {}", OsError(*kind, *os)),
             Reason::Io(kind, os) => write!(f, "io: {}", OsError(*kind, *os)),
             Reason::Dns(reason) => write!(f, "dns: {reason}"),
@@ -134,6 +156,8 @@ impl fmt::Display for HttpReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpReason::Status(code) => write!(f, "status {code}"),
+            HttpReason::Unexpected(code, expected) => write!(f, "status {code} (expected {expected})"),
+            HttpReason::BodyNotFound(text) => write!(f, "body: \"{text}\" not found"),
             HttpReason::Response(e) => e.fmt(f),
             HttpReason::HttpsRedirect => f.write_str("redirect to https not supported"),
             HttpReason::RedirectLimit => f.write_str("stopped after 10 redirects"),
@@ -197,6 +221,7 @@ impl fmt::Display for OsError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReasonClass {
     Status,
+    Body,
     Timeout,
     Refused,
     Reset,
@@ -209,8 +234,9 @@ pub(crate) enum ReasonClass {
 }
 
 impl ReasonClass {
-    pub(crate) const ALL: [ReasonClass; 10] = [
+    pub(crate) const ALL: [ReasonClass; 11] = [
         ReasonClass::Status,
+        ReasonClass::Body,
         ReasonClass::Timeout,
         ReasonClass::Refused,
         ReasonClass::Reset,
@@ -227,13 +253,14 @@ impl ReasonClass {
     pub(crate) fn of(reason: &Reason) -> ReasonClass {
         match reason {
             Reason::Timeout(_) => ReasonClass::Timeout,
-            Reason::Refused => ReasonClass::Refused,
+            Reason::Refused | Reason::NoSocket | Reason::PermissionDenied => ReasonClass::Refused,
             Reason::Reset => ReasonClass::Reset,
             Reason::Closed => ReasonClass::Closed,
             Reason::Connect(..) | Reason::Io(..) => ReasonClass::Other,
             Reason::Dns(_) => ReasonClass::Dns,
             Reason::Http(reason) => match reason {
-                HttpReason::Status(_) => ReasonClass::Status,
+                HttpReason::Status(_) | HttpReason::Unexpected(..) => ReasonClass::Status,
+                HttpReason::BodyNotFound(_) => ReasonClass::Body,
                 HttpReason::Response(response::Error::BodyCut) => ReasonClass::Closed,
                 HttpReason::Response(
                     response::Error::Invalid
@@ -258,6 +285,7 @@ impl ReasonClass {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReasonClass::Status => "status",
+            ReasonClass::Body => "body",
             ReasonClass::Timeout => "timeout",
             ReasonClass::Refused => "refused",
             ReasonClass::Reset => "reset",
@@ -278,6 +306,10 @@ mod tests {
     #[test]
     fn reasons_read_well() {
         assert_eq!(Reason::Http(HttpReason::Status(503)).to_string(), "status 503");
+        let unexpected = HttpReason::Unexpected(503, "200-299,401".into());
+        assert_eq!(Reason::Http(unexpected).to_string(), "status 503 (expected 200-299,401)");
+        let body = HttpReason::BodyNotFound("\\\"ready\\\"".into());
+        assert_eq!(Reason::Http(body).to_string(), "body: \"\\\"ready\\\"\" not found");
         assert_eq!(Reason::Timeout(Duration::from_secs(3)).to_string(), "timeout after 3s");
         assert_eq!(Reason::Timeout(Duration::from_millis(1500)).to_string(), "timeout after 1.5s");
         assert_eq!(Reason::Timeout(Duration::from_nanos(876_543_211)).to_string(), "timeout after 876ms");
@@ -286,6 +318,10 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
         assert_eq!(Reason::from_io(&e, true).to_string(), "connect: No route to host");
         assert_eq!(Reason::Dns(DnsReason::NoSuchHost).to_string(), "dns: no such host");
+        let unix = |code| Reason::from_unix_connect(&io::Error::from_raw_os_error(code)).to_string();
+        assert_eq!(unix(libc::ENOENT), "no such socket");
+        assert_eq!(unix(libc::EACCES), "permission denied");
+        assert_eq!(unix(libc::ECONNREFUSED), "connection refused");
     }
 
     #[test]
@@ -293,8 +329,12 @@ mod tests {
         use response::Error as E;
         let cases = [
             (Reason::Http(HttpReason::Status(503)), "status"),
+            (Reason::Http(HttpReason::Unexpected(200, "401".into())), "status"),
+            (Reason::Http(HttpReason::BodyNotFound("ok".into())), "body"),
             (Reason::Timeout(Duration::from_secs(1)), "timeout"),
             (Reason::Refused, "refused"),
+            (Reason::NoSocket, "refused"),
+            (Reason::PermissionDenied, "refused"),
             (Reason::Reset, "reset"),
             (Reason::Closed, "closed"),
             (Reason::from(E::BodyCut), "closed"),

@@ -298,7 +298,7 @@ fn logfmt_validator_rejects_forgeries() {
 fn probe_once(url: &str, response: &[u8]) -> String {
     let check = Check::parse(url).unwrap();
     let mut probe = Probe::default();
-    assert!(matches!(probe.start(&check.addrs, Instant::now()), Action::Connect(_)));
+    assert!(matches!(probe.start(&check, &check.addrs, Instant::now()), Action::Connect(_)));
     assert_eq!(probe.connected(&check, Instant::now()), Action::Send);
     let n = probe.output(&check).len();
     assert_eq!(probe.wrote(&check, n), Action::Receive);

@@ -254,6 +254,66 @@ pub fn response(data: &[u8]) {
         let bytes = transcript(&mut Probe::default(), &check, data, &mut |_| 1);
         assert_eq!(whole, bytes, "byte by byte");
     }
+    // The same bytes with an `--expect-body` text taken from them (so it
+    // is often there): the verdict does not depend on the cuts either.
+    if check.kind == Kind::Http {
+        let at = data.len() / 2;
+        let text = &data[at..data.len().min(at + 1 + usize::from(pick % 8))];
+        if let Some(check) = expecting_body(url, text) {
+            let whole = transcript(&mut probe, &check, data, &mut |_| probe::MAX_HEAD);
+            let pieces = transcript(&mut Probe::default(), &check, data, &mut random_cuts(u64::from(pick)));
+            assert_eq!(whole, pieces, "expect-body, cut in pieces");
+        }
+    }
+    body_match(pick, data);
+}
+
+/// The `--expect-body` matcher against the plain answer: a 200 whose body
+/// is the input after a text taken from its start, framed by length,
+/// chunked at random sizes, or delimited by the close, and cut into random
+/// pieces, passes exactly when the text occurs in its first 10 KiB.
+fn body_match(pick: u8, data: &[u8]) {
+    let split = (1 + usize::from(pick % 16)).min(data.len());
+    let (text, rest) = data.split_at(split);
+    // Past 10 KiB now and then, the body repeated.
+    let body: Vec<u8> = if pick & 0x80 != 0 && !rest.is_empty() {
+        rest.iter().copied().cycle().take(probe::MAX_BODY + 2 * rest.len().min(1024)).collect()
+    } else {
+        rest.to_vec()
+    };
+    let text = String::from_utf8_lossy(text).into_owned();
+    let Some(check) = expecting_body("http://127.0.0.1/ready", text.as_bytes()) else { return };
+    let read = &body[..body.len().min(probe::MAX_BODY)];
+    let found = read.windows(text.len()).any(|w| w == text.as_bytes());
+    let mut cuts = random_cuts(u64::from(pick) << 8 | split as u64);
+    let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut left = &body[..];
+    while !left.is_empty() {
+        let n = cuts(left.len());
+        chunked.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+        chunked.extend_from_slice(&left[..n]);
+        chunked.extend_from_slice(b"\r\n");
+        left = &left[n..];
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let length = [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(), &body].concat();
+    let close = [&b"HTTP/1.1 200 OK\r\n\r\n"[..], &body].concat();
+    for response in [&length, &chunked, &close] {
+        let steps = transcript(&mut Probe::default(), &check, response, &mut cuts);
+        let verdict = steps.last().expect("a verdict");
+        assert_eq!(verdict == &format!("{:?}", Verdict::Pass), found, "{text:?}: {verdict}");
+    }
+}
+
+/// The check `url` with `--expect-body TEXT`, as the command line makes
+/// it; None when the command line refuses the text (empty).
+fn expecting_body(url: &str, text: &[u8]) -> Option<Check> {
+    let text = String::from_utf8_lossy(text);
+    let argv = ["serve", "--dry-run", "--expect-body", &format!("app={text}"), &format!("app={url}")];
+    match cli::parse(argv.iter().map(OsString::from).collect(), |_| None) {
+        Ok(Command::Serve(c)) => c.checks.into_iter().next(),
+        _ => None,
+    }
 }
 
 /// Piece sizes from a xorshift stream: each between 1 and the bytes left,
@@ -272,7 +332,7 @@ fn random_cuts(seed: u64) -> impl FnMut(usize) -> usize {
 /// `cut(bytes left)`: the addresses, requests and the verdict.
 fn transcript(probe: &mut Probe, check: &Check, data: &[u8], cut: &mut dyn FnMut(usize) -> usize) -> Vec<String> {
     let mut steps = Vec::new();
-    let mut action = probe.start(&check.addrs, Instant::now());
+    let mut action = probe.start(check, &check.addrs, Instant::now());
     for _hop in 0..=probe::MAX_REDIRECTS {
         let Action::Connect(addr) = action else {
             panic!("expected a connect, got {action:?}");
@@ -335,6 +395,9 @@ fn check_probe_request(check: &Check, out: &[u8]) {
 fn check_verdict(verdict: &Verdict) {
     match verdict {
         Verdict::Fail(Reason::Http(HttpReason::Status(code))) => assert!(!probe::passes(*code), "status {code} fails"),
+        Verdict::Fail(Reason::Http(HttpReason::BodyNotFound(text))) => {
+            assert!(text.len() <= 200 && text.bytes().all(|b| (b' '..=b'~').contains(&b)), "{text:?}")
+        }
         Verdict::Fail(Reason::Timeout(_)) => panic!("no deadline passed"),
         _ => {}
     }
@@ -411,6 +474,7 @@ fn grpc_transcript(
                 return format!("{verdict:?}");
             }
             Action::Connect(addr) => panic!("a call never connects: {addr}"),
+            Action::ConnectUnix => panic!("a call never connects"),
         };
     }
 }

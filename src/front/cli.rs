@@ -6,7 +6,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::check::{Check, CheckError, Kind};
+use crate::check::{BodyText, Check, CheckError, Kind, StatusSet};
+use crate::probe::MAX_BODY;
 use crate::wire::text::Shown;
 use crate::wire::text::{parse_duration, DisplayDuration};
 
@@ -29,6 +30,12 @@ and run --wait; repeatable): Host, User-Agent and Accept replace ours (an empty
 Accept sends none), others are added.
 --timeout NAME=DUR gives the check NAME its own deadline instead of --timeout DUR
 (serve, check and run --wait; repeatable, once per check).
+--expect-status NAME=LIST passes the http check NAME only on these statuses
+(200, 200,204, 200-299,401; repeatable) instead of 200-399.
+--expect-body NAME=TEXT passes the http check NAME only when TEXT occurs in the
+first 10 KiB of its body (and its status passes).
+--unix-socket NAME=PATH connects the http or grpc check NAME to the unix socket
+PATH instead of the URL's host and port (whose host is still sent).
 
 serve options:
   --listen ADDR           address to listen on [default: 0.0.0.0:8081]
@@ -338,6 +345,8 @@ struct Common {
     headers: Vec<String>,
     /// `--timeout NAME=DUR`, applied once the checks are known.
     check_timeouts: Vec<String>,
+    /// The other per-check options, in order: the flag and its `NAME=VALUE`.
+    per_check: Vec<(String, String)>,
 }
 
 impl Default for Common {
@@ -348,6 +357,7 @@ impl Default for Common {
             checks: Vec::new(),
             headers: Vec::new(),
             check_timeouts: Vec::new(),
+            per_check: Vec::new(),
         }
     }
 }
@@ -390,6 +400,7 @@ impl Common {
         let (flag, inline) = split_flag(arg);
         match flag {
             "--header" => self.headers.push(args.value(flag, inline)?),
+            f if PER_CHECK.contains(&f) => self.per_check.push((flag.to_string(), args.value(flag, inline)?)),
             "--timeout" => {
                 let v = args.value(flag, inline)?;
                 if v.contains('=') {
@@ -417,6 +428,7 @@ impl Common {
         let mut checks = finish_checks(self.checks)?;
         apply_headers(&mut checks, &self.headers)?;
         apply_timeouts(&mut checks, &self.check_timeouts)?;
+        apply_per_check(&mut checks, &self.per_check)?;
         Ok(checks)
     }
 }
@@ -435,6 +447,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     let mut command = Vec::new();
     let mut headers = Vec::new();
     let mut check_timeouts = Vec::new();
+    let mut per_check = Vec::new();
     while let Some(arg) = args.next_os() {
         let Some(text) = arg.to_str() else {
             let arg = arg.to_string_lossy();
@@ -444,6 +457,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
         match flag {
             "--wait" => wait.push(Check::parse(&args.value(flag, inline)?)?),
             "--header" => headers.push(args.value(flag, inline)?),
+            f if PER_CHECK.contains(&f) => per_check.push((flag.to_string(), args.value(flag, inline)?)),
             "--on-exit" => on_exit.push(Check::callback(&args.value(flag, inline)?)?),
             "--interval" => interval = parse_timeout(flag, &args.value(flag, inline)?)?,
             "--timeout" => {
@@ -512,6 +526,7 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     let mut wait = finish_checks_allow_empty(wait)?;
     apply_headers(&mut wait, &headers)?;
     apply_timeouts(&mut wait, &check_timeouts)?;
+    apply_per_check(&mut wait, &per_check)?;
     let on_exit = finish_checks_allow_empty(on_exit)?;
     Ok(Command::Run(RunConfig {
         wait,
@@ -658,6 +673,69 @@ fn apply_headers(checks: &mut [Check], headers: &[String]) -> Result<(), UsageEr
     Ok(())
 }
 
+/// The per-check options other than `--header`, all `--OPTION NAME=VALUE`.
+const PER_CHECK: [&str; 3] = ["--expect-status", "--expect-body", "--unix-socket"];
+
+/// Longest unix socket path: `sun_path` holds 108 bytes with the NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Applies each per-check option (`flag`, `NAME=VALUE`) to the check NAME
+/// (the longest name that matches, as names may hold `=`).
+fn apply_per_check(checks: &mut [Check], options: &[(String, String)]) -> Result<(), UsageError> {
+    for (flag, arg) in options {
+        let bad = |why: &str| usage(format!("invalid {flag} '{}': {why}", Shown(arg)));
+        let Some(check) = checks
+            .iter_mut()
+            .filter(|c| arg.strip_prefix(c.name.as_str()).is_some_and(|rest| rest.starts_with('=')))
+            .max_by_key(|c| c.name.len())
+        else {
+            return Err(bad(if arg.contains('=') { "no check has that NAME" } else { "use NAME=VALUE" }));
+        };
+        let value = &arg[check.name.len() + 1..];
+        if value.is_empty() {
+            return Err(bad("the value is empty"));
+        }
+        match flag.as_str() {
+            "--expect-status" => {
+                if check.kind != Kind::Http {
+                    return Err(bad("only an http check has a status to expect"));
+                }
+                let set = StatusSet::parse(value).map_err(bad)?;
+                match &mut check.expect_status {
+                    Some(given) => given.extend(set),
+                    None => check.expect_status = Some(set),
+                }
+            }
+            "--expect-body" => {
+                if check.kind != Kind::Http {
+                    return Err(bad("only an http check has a body to read"));
+                }
+                if check.expect_body.is_some() {
+                    return Err(bad("given twice for this check"));
+                }
+                if value.len() > MAX_BODY {
+                    return Err(bad("longer than the 10 KiB of body read"));
+                }
+                check.expect_body = Some(BodyText::new(value));
+            }
+            "--unix-socket" => {
+                if check.kind == Kind::Tcp {
+                    return Err(bad("a tcp check connects to its host and port"));
+                }
+                if check.unix_socket.is_some() {
+                    return Err(bad("given twice for this check"));
+                }
+                if value.len() > MAX_SOCKET_PATH {
+                    return Err(bad("a socket path has at most 107 bytes"));
+                }
+                check.unix_socket = Some(value.into());
+            }
+            _ => unreachable!("one arm per PER_CHECK option"),
+        }
+    }
+    Ok(())
+}
+
 fn parse_port(s: &str) -> Result<u16, UsageError> {
     match s.parse::<u16>() {
         Ok(port) if port > 0 => Ok(port),
@@ -739,7 +817,11 @@ pub fn describe(cmd: &Command) -> String {
     let checks = |out: &mut String, label: &str, checks: &[Check]| {
         for c in checks {
             let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
-            let addrs = if addrs.is_empty() { "resolved each round".to_string() } else { addrs.join(",") };
+            let addrs = match &c.unix_socket {
+                Some(_) => "unix socket".to_string(),
+                None if addrs.is_empty() => "resolved each round".to_string(),
+                None => addrs.join(","),
+            };
             // The URL as written: two checks that differ only in how their host is
             // written (`LOCALHOST`, `:80`) probe differently and must look different.
             let url = Shown(&String::from_utf8_lossy(&c.target.to_text())).to_string();
@@ -749,6 +831,16 @@ pub fn describe(cmd: &Command) -> String {
             }
             if let Some(timeout) = c.timeout {
                 let _ = writeln!(out, "{label}-timeout {} {}", c.name, DisplayDuration(timeout));
+            }
+            if let Some(set) = &c.expect_status {
+                let _ = writeln!(out, "{label}-expect-status {} {}", c.name, set.shown());
+            }
+            if let Some(text) = &c.expect_body {
+                let text = String::from_utf8_lossy(&text.bytes);
+                let _ = writeln!(out, "{label}-expect-body {} '{}'", c.name, Shown(&text));
+            }
+            if let Some(path) = &c.unix_socket {
+                let _ = writeln!(out, "{label}-unix-socket {} {}", c.name, Shown(&path.to_string_lossy()));
             }
         }
     };

@@ -10,6 +10,9 @@ use crate::verdict::Verdict;
 pub enum Action {
     /// Open a new connection to this address (closing any current one).
     Connect(SocketAddr),
+    /// Open a new connection to the check's unix socket (closing any
+    /// current one).
+    ConnectUnix,
     /// Write the probe's output to the connection.
     Send,
     /// Read from the connection and pass the bytes to the probe.

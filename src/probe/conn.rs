@@ -1,6 +1,6 @@
 //! The connection layer under every probe kind: the addresses tried in
 //! order until one connects, the first failure kept for the verdict, and
-//! the port a redirect moves to. TCP today; TLS and unix sockets go here.
+//! the port a redirect moves to; or the check's unix socket instead.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,6 +20,8 @@ pub(crate) struct Conn {
     first_error: Option<Reason>,
     /// The port of a redirect's hop, replacing the addresses' own.
     port: Option<u16>,
+    /// Connect to the check's unix socket (one try), not to `addrs`.
+    unix: bool,
     link: Link,
 }
 
@@ -32,8 +34,9 @@ enum Link {
 }
 
 impl Conn {
-    /// A new round on `addrs`, keeping the buffer.
-    pub(crate) fn start(&mut self, addrs: &[SocketAddr]) {
+    /// A new round on `addrs` (or the unix socket), keeping the buffer.
+    pub(crate) fn start(&mut self, addrs: &[SocketAddr], unix: bool) {
+        self.unix = unix;
         self.addrs.clear();
         self.addrs.extend_from_slice(addrs);
         self.next_addr = 0;
@@ -42,7 +45,8 @@ impl Conn {
         self.link = Link::Connecting;
     }
 
-    /// Connects again from the first address, on `port` (a redirect).
+    /// Connects again from the first address, on `port` (a redirect; the
+    /// same socket over a unix one).
     pub(crate) fn reconnect(&mut self, port: u16) -> Action {
         self.next_addr = 0;
         self.first_error = None;
@@ -52,13 +56,17 @@ impl Conn {
 
     /// The next address to try, or the verdict when none is left.
     pub(crate) fn next_connect(&mut self) -> Action {
-        let Some(addr) = self.addrs.get(self.next_addr) else {
+        let tries = if self.unix { 1 } else { self.addrs.len() };
+        if self.next_addr >= tries {
             let reason = self.first_error.take().unwrap_or(Reason::Refused);
             return Action::Done(Verdict::Fail(reason));
-        };
+        }
         self.next_addr += 1;
         self.link = Link::Connecting;
-        let mut addr = *addr;
+        if self.unix {
+            return Action::ConnectUnix;
+        }
+        let mut addr = self.addrs[self.next_addr - 1];
         if let Some(port) = self.port {
             addr.set_port(port);
         }
@@ -77,7 +85,14 @@ impl Conn {
 
     /// The connect failed, at once or as an event: try the next address.
     pub(crate) fn connect_failed(&mut self, err: &io::Error) -> Action {
-        self.first_error.get_or_insert_with(|| Reason::from_io(err, true));
+        let unix = self.unix;
+        self.first_error.get_or_insert_with(|| {
+            if unix {
+                Reason::from_unix_connect(err)
+            } else {
+                Reason::from_io(err, true)
+            }
+        });
         self.next_connect()
     }
 }

@@ -3,13 +3,14 @@
 //! same-host redirects over the connection layer, reach a verdict.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::action::Action;
 use super::conn::Conn;
 use crate::check::{Check, Kind};
 use crate::verdict::{HttpReason, Reason, Verdict};
-use crate::wire::response::{self, BodyReader, Framing, Head, HeadReader, Progress};
+use crate::wire::response::{self, BodyReader, Finder, Framing, Head, HeadReader, Progress};
 use crate::wire::url;
 
 /// Longest response head line kept (see [`response::MAX_LINE`]).
@@ -72,7 +73,12 @@ pub(crate) struct Exchange {
     body_fields: bool,
     sent: usize,
     head: HeadReader,
-    status: u16,
+    /// Why the status read fails the check (kubelet's rule, or the check's
+    /// `--expect-status`); None while it passes or none was read.
+    status_failure: Option<Reason>,
+    /// The `--expect-body` text, shown, while it is wanted and not found.
+    body_missing: Option<Arc<str>>,
+    finder: Finder,
 }
 
 impl Default for Exchange {
@@ -85,7 +91,9 @@ impl Default for Exchange {
             body_fields: true,
             sent: 0,
             head: HeadReader::default(),
-            status: 0,
+            status_failure: None,
+            body_missing: None,
+            finder: Finder::default(),
         }
     }
 }
@@ -95,7 +103,8 @@ impl Exchange {
     /// probe and dropping the old one cost every check more than its
     /// parsing. The pattern names every field, so a new one cannot be missed.
     pub(crate) fn reset(&mut self) {
-        let Exchange { state, redirect, next, requests, body_fields, sent, head, status } = self;
+        let Exchange { state, redirect, next, requests, body_fields, sent, head, status_failure, body_missing, finder } =
+            self;
         *state = State::default();
         *redirect = None;
         *next = Redirect::Answer;
@@ -103,7 +112,9 @@ impl Exchange {
         *body_fields = true;
         *sent = 0;
         head.reset();
-        *status = 0;
+        *status_failure = None;
+        *body_missing = None;
+        finder.reset();
     }
 
     /// The step to retry when the connection reports readiness.
@@ -151,7 +162,7 @@ impl Exchange {
                 Ok(Some((head, used))) => self.on_head(check, conn, head, &data[used..]),
                 Err(e) => self.finish(Verdict::Fail(e.into())),
             },
-            State::Body { .. } => self.on_body(conn, data),
+            State::Body { .. } => self.on_body(check, conn, data),
             _ => Action::Receive,
         }
     }
@@ -188,9 +199,7 @@ impl Exchange {
 
     /// Fails, but a failing status already read is the better reason.
     fn fail_after_status(&mut self, reason: Reason) -> Action {
-        if self.status != 0 && !passes(self.status) {
-            return self.finish(Verdict::Fail(Reason::Http(HttpReason::Status(self.status))));
-        }
+        let reason = self.status_failure.take().unwrap_or(reason);
         self.finish(Verdict::Fail(reason))
     }
 
@@ -201,7 +210,6 @@ impl Exchange {
 
     /// A final head arrived; `rest` is what followed it in the same read.
     fn on_head(&mut self, check: &Check, conn: &mut Conn, head: Head, rest: &[u8]) -> Action {
-        self.status = head.status;
         // Go follows a 3xx only with a non-empty Location.
         if check.kind == Kind::Http && is_redirect(head.status) && !head.location.is_empty() {
             match self.plan_redirect(check, &head) {
@@ -214,17 +222,26 @@ impl Exchange {
                     };
                     let Some(framing) = drain else { return self.follow(conn) };
                     self.state = State::Body { reader: BodyReader::new(framing, REDIRECT_DRAIN), follow: true };
-                    return if rest.is_empty() { Action::Receive } else { self.on_body(conn, rest) };
+                    return if rest.is_empty() { Action::Receive } else { self.on_body(check, conn, rest) };
                 }
                 Err(reason) => return self.finish(Verdict::Fail(reason)),
             }
         }
+        // The final response: a redirect followed is never judged.
+        self.status_failure = match &check.expect_status {
+            None if passes(head.status) => None,
+            None => Some(Reason::Http(HttpReason::Status(head.status))),
+            Some(set) if set.contains(head.status) => None,
+            Some(set) => Some(Reason::Http(HttpReason::Unexpected(head.status, set.shown().clone()))),
+        };
+        self.body_missing = check.expect_body.as_ref().map(|text| text.shown.clone());
+        self.finder.reset();
         let Some(framing) = head.framing else { return self.body_done() };
         self.state = State::Body { reader: BodyReader::new(framing, MAX_BODY), follow: false };
         if rest.is_empty() {
             Action::Receive
         } else {
-            self.on_body(conn, rest)
+            self.on_body(check, conn, rest)
         }
     }
 
@@ -282,14 +299,27 @@ impl Exchange {
         };
         let port = hop.port;
         self.redirect = Some(hop);
-        self.status = 0;
+        self.status_failure = None;
         conn.reconnect(port)
     }
 
-    fn on_body(&mut self, conn: &mut Conn, data: &[u8]) -> Action {
+    fn on_body(&mut self, check: &Check, conn: &mut Conn, data: &[u8]) -> Action {
         let State::Body { reader, follow } = &mut self.state else { return Action::Receive };
         let follow = *follow;
-        match reader.feed(data) {
+        let progress = match (&check.expect_body, &mut self.body_missing) {
+            (Some(text), missing @ Some(_)) if !follow => {
+                let finder = &mut self.finder;
+                reader.feed_data(data, |piece| {
+                    let found = finder.feed(&text.bytes, piece);
+                    if found {
+                        *missing = None;
+                    }
+                    found
+                })
+            }
+            _ => reader.feed(data),
+        };
+        match progress {
             Ok(Progress::More) => Action::Receive,
             Ok(Progress::Done) if follow => self.follow(conn),
             Ok(Progress::Done) => self.body_done(),
@@ -299,10 +329,10 @@ impl Exchange {
     }
 
     fn body_done(&mut self) -> Action {
-        let verdict = if passes(self.status) {
-            Verdict::Pass
-        } else {
-            Verdict::Fail(Reason::Http(HttpReason::Status(self.status)))
+        let missing = self.body_missing.take().map(|text| Reason::Http(HttpReason::BodyNotFound(text)));
+        let verdict = match self.status_failure.take().or(missing) {
+            None => Verdict::Pass,
+            Some(reason) => Verdict::Fail(reason),
         };
         self.finish(verdict)
     }

@@ -71,11 +71,11 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// The first step: connect to the first of `addrs`. The probe must
-    /// reach its verdict by `deadline`.
-    pub fn start(&mut self, addrs: &[SocketAddr], deadline: Instant) -> Action {
+    /// The first step: connect to the first of `addrs` (or the check's
+    /// unix socket). The probe must reach its verdict by `deadline`.
+    pub fn start(&mut self, check: &Check, addrs: &[SocketAddr], deadline: Instant) -> Action {
         self.deadline = Some(deadline);
-        self.conn.start(addrs);
+        self.conn.start(addrs, check.unix_socket.is_some());
         self.machine.start(deadline);
         self.conn.next_connect()
     }
@@ -190,7 +190,7 @@ mod tests {
     /// Drives a probe to the point of reading, as the engine would.
     fn reading(c: &Check) -> Probe {
         let mut p = Probe::default();
-        assert!(matches!(p.start(&c.addrs, Instant::now()), Action::Connect(_)));
+        assert!(matches!(p.start(c, &c.addrs, Instant::now()), Action::Connect(_)));
         assert_eq!(p.connected(c, Instant::now()), Action::Send);
         let n = p.output(c).len();
         assert_eq!(p.wrote(c, n), Action::Receive);
@@ -452,7 +452,7 @@ mod tests {
         c.add_header("Content-Type", "text/plain");
         c.add_header("X-Token", "t");
         let mut p = Probe::default();
-        p.start(&c.addrs, Instant::now());
+        p.start(&c, &c.addrs, Instant::now());
         let first = resend(&mut p, &c);
         assert!(first.contains("Host: vhost.example\r\n") && first.contains("X-Token: t\r\n"), "{first}");
         // 307, relative: the given Host and the body fields stay.
@@ -502,7 +502,7 @@ mod tests {
     fn tcp_passes_on_connect_and_timeouts_keep_the_status() {
         let c = check("tcp://127.0.0.1:5432");
         let mut p = Probe::default();
-        p.start(&c.addrs, Instant::now());
+        p.start(&c, &c.addrs, Instant::now());
         assert_eq!(p.connected(&c, Instant::now()), Action::Done(Verdict::Pass));
 
         let c = check("http://127.0.0.1:8080/");
@@ -517,11 +517,50 @@ mod tests {
     fn partial_writes_resume() {
         let c = check("http://127.0.0.1:8080/");
         let mut p = Probe::default();
-        p.start(&c.addrs, Instant::now());
+        p.start(&c, &c.addrs, Instant::now());
         p.connected(&c, Instant::now());
         let total = p.output(&c).len();
         assert_eq!(p.wrote(&c, 3), Action::Send);
         assert_eq!(p.output(&c).len(), total - 3);
         assert_eq!(p.wrote(&c, total - 3), Action::Receive);
+    }
+
+    #[test]
+    fn a_unix_socket_is_one_try_and_redirects_stay_on_it() {
+        let mut c = check("http://app.internal/a");
+        c.unix_socket = Some("/run/app.sock".into());
+        let mut p = Probe::default();
+        assert_eq!(p.start(&c, &c.addrs, Instant::now()), Action::ConnectUnix);
+        let missing = io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(p.connect_failed(&missing), Action::Done(Verdict::Fail(Reason::NoSocket)));
+        assert_eq!(p.start(&c, &c.addrs, Instant::now()), Action::ConnectUnix);
+        assert_eq!(p.connected(&c, Instant::now()), Action::Send);
+        let n = p.output(&c).len();
+        assert_eq!(p.wrote(&c, n), Action::Receive);
+        let redirect = b"HTTP/1.1 302 F\r\nLocation: http://app.internal:9/b\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(p.received(&c, redirect), Action::ConnectUnix);
+        let denied = io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(p.connect_failed(&denied), Action::Done(Verdict::Fail(Reason::PermissionDenied)));
+    }
+
+    #[test]
+    fn only_the_final_response_meets_the_expected_statuses() {
+        let mut c = check("http://127.0.0.1/a");
+        c.expect_status = Some(crate::check::StatusSet::parse("200").unwrap());
+        // A redirect being drained is not judged: a timeout there says so.
+        let mut p = reading(&c);
+        let redirect = b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: 10\r\n\r\nab";
+        assert_eq!(p.received(&c, redirect), Action::Receive);
+        assert_eq!(p.timed_out(Duration::from_secs(1)), Verdict::Fail(Reason::Timeout(Duration::from_secs(1))));
+        // The final one is, even while its body is read.
+        let mut p = reading(&c);
+        assert_eq!(
+            p.received(&c, b"HTTP/1.1 204 N\r\nContent-Length: 10\r\n\r\nab"),
+            Action::Done(Verdict::Fail(Reason::Http(HttpReason::Unexpected(204, "200".into()))))
+        );
+        let mut p = reading(&c);
+        assert_eq!(p.received(&c, b"HTTP/1.1 203 N\r\nContent-Length: 10\r\n\r\nab"), Action::Receive);
+        let unexpected = Verdict::Fail(Reason::Http(HttpReason::Unexpected(203, "200".into())));
+        assert_eq!(p.timed_out(Duration::from_secs(1)), unexpected);
     }
 }

@@ -1,12 +1,14 @@
 //! The one driver of non-blocking sockets: it carries out what a sans-IO
 //! machine asks (connect, send datagrams, write, read) until a socket would
-//! block, for probes and DNS lookups alike. mio is edge-triggered, so every
+//! block, for probes and DNS lookups alike, over TCP, UDP or a unix socket.
+//! mio is edge-triggered, so every
 //! write and read loops until `WouldBlock` and retries on `Interrupted`.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 
-use mio::net::{TcpStream, UdpSocket};
+use mio::net::{TcpStream, UdpSocket, UnixStream};
 use mio::{Interest, Registry, Token};
 
 use super::sockopt;
@@ -16,6 +18,29 @@ use super::sockopt;
 pub(crate) enum Socket {
     Tcp(TcpStream),
     Udp(UdpSocket),
+    Unix(UnixStream),
+}
+
+impl Socket {
+    /// Whether a non-blocking connect has completed: None while in
+    /// progress (a UDP socket never waits).
+    pub(crate) fn connect_result(&self) -> Option<io::Result<()>> {
+        match self {
+            Socket::Tcp(stream) => connect_result(stream),
+            Socket::Unix(stream) => {
+                match stream.take_error() {
+                    Ok(Some(e)) | Err(e) => return Some(Err(e)),
+                    Ok(None) => {}
+                }
+                match stream.peer_addr() {
+                    Ok(_) => Some(Ok(())),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
+                    Err(e) => Some(Err(e)),
+                }
+            }
+            Socket::Udp(_) => Some(Ok(())),
+        }
+    }
 }
 
 /// What a machine asks of its socket next.
@@ -24,6 +49,8 @@ pub(crate) enum Step<T> {
     /// Connect a TCP stream to this address, closing any current socket;
     /// then wait for the connect to complete.
     Connect(SocketAddr),
+    /// Connect a stream to the machine's unix socket, as [`Step::Connect`].
+    ConnectUnix,
     /// A UDP socket on a random port connected to this address, with the
     /// machine's datagrams sent; then receive.
     Datagrams(SocketAddr),
@@ -44,6 +71,10 @@ pub(crate) trait Endpoint {
     const LINGER_SECS: Option<libc::c_int> = None;
     /// The bytes still to write.
     fn output(&self) -> &[u8];
+    /// The socket path of a [`Step::ConnectUnix`].
+    fn socket_path(&self) -> &Path {
+        Path::new("")
+    }
     /// The datagrams of a [`Step::Datagrams`].
     fn datagrams(&self) -> [&[u8]; 2] {
         [&[], &[]]
@@ -91,6 +122,20 @@ pub(crate) fn drive<E: Endpoint>(
                     Err(e) => machine.open_failed(&e),
                 }
             }
+            Step::ConnectUnix => {
+                *socket = None;
+                let opened = UnixStream::connect(machine.socket_path()).and_then(|mut stream| {
+                    registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+                    Ok(stream)
+                });
+                match opened {
+                    Ok(stream) => {
+                        *socket = Some(Socket::Unix(stream));
+                        return None;
+                    }
+                    Err(e) => machine.open_failed(&e),
+                }
+            }
             Step::Datagrams(server) => {
                 *socket = None;
                 match open_udp(server, machine.datagrams(), registry, token) {
@@ -105,6 +150,7 @@ pub(crate) fn drive<E: Endpoint>(
                 let written = match socket.as_mut() {
                     Some(Socket::Tcp(stream)) => stream.write(machine.output()),
                     Some(Socket::Udp(udp)) => udp.send(machine.output()),
+                    Some(Socket::Unix(stream)) => stream.write(machine.output()),
                     None => unreachable!("sending needs a socket"),
                 };
                 match written {
@@ -121,6 +167,10 @@ pub(crate) fn drive<E: Endpoint>(
                         read => read.map(Some),
                     },
                     Some(Socket::Udp(udp)) => udp.recv(&mut scratch[..E::MAX_DATAGRAM]).map(Some),
+                    Some(Socket::Unix(stream)) => match stream.read(scratch) {
+                        Ok(0) => Ok(None),
+                        read => read.map(Some),
+                    },
                     None => unreachable!("receiving needs a socket"),
                 };
                 match read {

@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
@@ -299,7 +300,7 @@ impl Engine {
     /// Starts the probe of check `i` on `addrs`.
     fn start_probe(&mut self, i: usize, check: &Check, addrs: &[SocketAddr], registry: &Registry, now: Instant) {
         let deadline = self.slots[i].deadline;
-        let action = self.slots[i].probe.start(addrs, deadline);
+        let action = self.slots[i].probe.start(check, addrs, deadline);
         self.slots[i].stage = Stage::Probing(None);
         self.drive_probe(i, check, action, registry, now);
     }
@@ -388,11 +389,11 @@ impl Engine {
         };
         let slot = &mut self.slots[i];
         let check = &checks[i];
-        let Stage::Probing(Some(Socket::Tcp(stream))) = &slot.stage else {
+        let Stage::Probing(Some(socket)) = &slot.stage else {
             return true;
         };
         let action = if slot.probe.is_connecting() {
-            match driver::connect_result(stream) {
+            match socket.connect_result() {
                 None => return true, // spurious: still connecting
                 Some(Ok(())) => slot.probe.connected(check, now),
                 Some(Err(e)) => slot.probe.connect_failed(&e),
@@ -580,6 +581,7 @@ impl ProbeIo<'_> {
     fn step(&mut self, action: Action) -> Step<Verdict> {
         match action {
             Action::Connect(addr) => Step::Connect(addr),
+            Action::ConnectUnix => Step::ConnectUnix,
             Action::Send => Step::Send,
             Action::Receive => Step::Receive,
             Action::Done(verdict) => Step::Done(verdict),
@@ -593,6 +595,10 @@ impl Endpoint for ProbeIo<'_> {
 
     fn output(&self) -> &[u8] {
         self.probe.output(self.check)
+    }
+
+    fn socket_path(&self) -> &Path {
+        self.check.unix_socket.as_deref().unwrap_or(Path::new(""))
     }
 
     fn wrote(&mut self, n: usize) -> Step<Verdict> {

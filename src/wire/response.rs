@@ -468,6 +468,51 @@ fn framing(status: u16, http11: bool, fields: &Fields) -> Result<Option<Framing>
     })
 }
 
+/// Looks for a text in a body read in pieces (`--expect-body`), keeping
+/// only the last `len - 1` bytes seen: a match across reads or chunks is
+/// found without keeping the body.
+#[derive(Debug, Default)]
+pub(crate) struct Finder {
+    tail: Vec<u8>,
+}
+
+impl Finder {
+    /// Forgets what was seen, keeping the buffer.
+    pub(crate) fn reset(&mut self) {
+        self.tail.clear();
+    }
+
+    /// The next piece of body; true once `text` occurs in all fed so far.
+    pub(crate) fn feed(&mut self, text: &[u8], data: &[u8]) -> bool {
+        let keep = text.len().saturating_sub(1);
+        // A match across the boundary starts in the tail and ends within
+        // the first `keep` bytes of `data`.
+        let had_tail = !self.tail.is_empty();
+        self.tail.extend_from_slice(&data[..data.len().min(keep)]);
+        if (had_tail && contains(&self.tail, text)) || contains(data, text) {
+            return true;
+        }
+        if data.len() >= keep {
+            self.tail.clear();
+            self.tail.extend_from_slice(&data[data.len() - keep..]);
+        } else {
+            let excess = self.tail.len() - keep.min(self.tail.len());
+            self.tail.drain(..excess);
+        }
+        false
+    }
+}
+
+/// Whether `text` occurs in `hay` (an empty text always does).
+fn contains(hay: &[u8], text: &[u8]) -> bool {
+    let Some((&first, rest)) = text.split_first() else { return true };
+    hay.len() >= text.len()
+        && hay[..=hay.len() - text.len()]
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == first && &hay[i + 1..i + text.len()] == rest)
+}
+
 /// Position in a chunked body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Chunk {
@@ -526,18 +571,27 @@ impl BodyReader {
     }
 
     pub(crate) fn feed(&mut self, data: &[u8]) -> Result<Progress, Error> {
+        self.feed_data(data, |_| false)
+    }
+
+    /// Consumes bytes, handing each run of body data within the limit to
+    /// `found`, which says whether the reader may stop there (Done).
+    pub(crate) fn feed_data(&mut self, data: &[u8], mut found: impl FnMut(&[u8]) -> bool) -> Result<Progress, Error> {
         match self.framing {
             Framing::UntilEof => {
-                self.wanted = self.wanted.saturating_sub(data.len());
-                Ok(if self.wanted == 0 { Progress::Done } else { Progress::More })
+                let n = data.len().min(self.wanted);
+                self.wanted -= n;
+                Ok(if found(&data[..n]) || self.wanted == 0 { Progress::Done } else { Progress::More })
             }
             Framing::Length(_) => {
                 let n = (data.len() as u64).min(self.left);
                 self.left -= n;
-                self.wanted = self.wanted.saturating_sub(n as usize);
-                Ok(if self.left == 0 || self.wanted == 0 { Progress::Done } else { Progress::More })
+                let seen = (n as usize).min(self.wanted);
+                self.wanted -= seen;
+                let stop = found(&data[..seen]);
+                Ok(if stop || self.left == 0 || self.wanted == 0 { Progress::Done } else { Progress::More })
             }
-            Framing::Chunked => self.feed_chunked(data),
+            Framing::Chunked => self.feed_chunked(data, &mut found),
         }
     }
 
@@ -550,7 +604,7 @@ impl BodyReader {
         }
     }
 
-    fn feed_chunked(&mut self, data: &[u8]) -> Result<Progress, Error> {
+    fn feed_chunked(&mut self, data: &[u8], found: &mut impl FnMut(&[u8]) -> bool) -> Result<Progress, Error> {
         let mut i = 0;
         // Once the limit is read, Go still checks what it already holds:
         // the CRLF ending that chunk and a next size line read whole.
@@ -564,6 +618,9 @@ impl BodyReader {
                     }
                     let take = (data.len() - i).min(left as usize).min(self.wanted);
                     self.wanted -= take;
+                    if found(&data[i..i + take]) {
+                        return Ok(Progress::Done);
+                    }
                     i += take;
                     self.chunk = if left == take as u64 { Chunk::DataCr } else { Chunk::Data(left - take as u64) };
                     if self.wanted == 0 {
@@ -794,6 +851,54 @@ mod tests {
         assert_eq!(chunked(b"2\r\nok\r\nzz", 2), done);
         assert_eq!(chunked(b"4\r\nokok\r\nzz\r\n", 2), done);
         assert_eq!(chunked(b"2\r\nok\r\n5\r\n", 2), done);
+    }
+
+    /// Whether `text` is found in `body` fed in pieces of `cut` bytes.
+    fn finds(text: &[u8], body: &[u8], cut: usize) -> bool {
+        let mut finder = Finder::default();
+        body.chunks(cut).any(|piece| finder.feed(text, piece))
+    }
+
+    #[test]
+    fn finds_text_across_pieces() {
+        let body = b"status: ok; ready: yes";
+        for cut in 1..=body.len() {
+            for text in [&b"ready: yes"[..], b"s", b"status: ok; ready: yes", b"; r", b"k;"] {
+                assert!(finds(text, body, cut), "{} cut {cut}", text.escape_ascii());
+            }
+            for text in [&b"ready: no"[..], b"yes!", b"status: ok; ready: yes.", b"ss"] {
+                assert!(!finds(text, body, cut), "{} cut {cut}", text.escape_ascii());
+            }
+        }
+        // The tail never grows past twice the text.
+        let mut finder = Finder::default();
+        for _ in 0..100 {
+            assert!(!finder.feed(b"abcd", b"xyzxyz"));
+            assert!(finder.tail.len() <= 6);
+        }
+        finder.reset();
+        assert!(!finder.feed(b"abcd", b"ab") && finder.feed(b"abcd", b"cd"));
+    }
+
+    #[test]
+    fn body_data_within_the_limit() {
+        // Only the data within the limit is handed on, in every framing.
+        let seen = |framing: Framing, body: &[u8], limit: usize| {
+            let mut seen = Vec::new();
+            let mut b = BodyReader::new(framing, limit);
+            let _ = b.feed_data(body, |piece| {
+                seen.extend_from_slice(piece);
+                false
+            });
+            seen
+        };
+        assert_eq!(seen(Framing::UntilEof, b"abcdef", 4), b"abcd");
+        assert_eq!(seen(Framing::Length(5), b"abcdef", 4), b"abcd");
+        assert_eq!(seen(Framing::Length(3), b"abcdef", 4), b"abc");
+        assert_eq!(seen(Framing::Chunked, b"2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n", 4), b"abcd");
+        // Found: the reader stops there.
+        let mut b = BodyReader::new(Framing::Chunked, 100);
+        assert_eq!(b.feed_data(b"2\r\nab\r\n", |p| p == b"ab"), Ok(Progress::Done));
     }
 
     #[test]

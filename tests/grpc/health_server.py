@@ -1,8 +1,9 @@
 """A gRPC health server on Python grpcio (gRPC C-core) for tests/grpc.rs:
 
-    python3 health_server.py [--no-health] [--slow SECONDS]
+    python3 health_server.py [--no-health] [--slow SECONDS] [--unix PATH]
 
-Listens on a free 127.0.0.1 port, prints "port N", then reads commands on
+Listens on a free 127.0.0.1 port (or the unix socket PATH: "port 0"),
+prints "port N", then reads commands on
 stdin, one a line, answering "ok" to each:
 
     set SERVICE STATUS    (SERVICE "-" is the server as a whole, "")
@@ -39,7 +40,10 @@ def main():
     servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     if "--no-health" not in args:
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if "--unix" in args:
+        port = server.add_insecure_port("unix:" + args[args.index("--unix") + 1])
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(f"port {port}", flush=True)
     for line in sys.stdin:
