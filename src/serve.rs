@@ -5,13 +5,14 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::check::Check;
-use crate::front::cli::ServeConfig;
+use crate::front::cli::{Listen, ServeConfig};
 use crate::front::error::Error;
 use crate::front::json;
 use crate::front::log;
@@ -240,7 +241,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     }
     let signals = Signals::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2])
         .map_err(Error::Signals)?;
-    let listener = TcpListener::bind(config.listen).map_err(|e| Error::Listen(config.listen, e))?;
+    let listener = bind(config.listen)?;
     defer_accept(&listener);
     limit_send_buffer(&listener);
     let poll = Poll::new().map_err(Error::Poll)?;
@@ -278,7 +279,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     let registry = server.ctx.poll.registry();
     registry.register(&mut server.listener, LISTENER, Interest::READABLE).map_err(Error::Poll)?;
     registry.register(&mut server.signals, SIGNALS, Interest::READABLE).map_err(Error::Poll)?;
-    let addr = server.listener.local_addr().map_err(|e| Error::Listen(config.listen, e))?;
+    let addr = server.listener.local_addr().map_err(|e| Error::Listen(config.listen.candidates()[0], e))?;
     // The names of the first checks: enough to recognise the configuration
     // without one giant line for a thousand checks.
     let mut names: Vec<&str> = server.ctx.checks.iter().take(LOGGED_NAMES).map(|c| c.name.as_str()).collect();
@@ -295,6 +296,29 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     // --interval) start rounds.
     server.start_round(Instant::now());
     server.run()
+}
+
+/// Binds the first of the listen addresses the host has the family of:
+/// `:PORT` is `[::]` and, on a host without IPv6, `0.0.0.0`. `[::]` takes
+/// IPv4 too (dual-stack), as Go listens on it.
+fn bind(listen: Listen) -> Result<TcpListener, Error> {
+    let mut last = None;
+    for addr in listen.candidates() {
+        let bound = match addr {
+            SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+                sockopt::listen_dual_stack(addr.port()).map(TcpListener::from_std)
+            }
+            _ => TcpListener::bind(addr),
+        };
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)) => {
+                last = Some(Error::Listen(addr, e));
+            }
+            Err(e) => return Err(Error::Listen(addr, e)),
+        }
+    }
+    Err(last.expect("at least one address to listen on"))
 }
 
 /// Has the kernel hand over a connection only once its request arrived

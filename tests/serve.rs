@@ -1,5 +1,6 @@
 //! End-to-end tests of `healthcheck serve`: the real binary against loopback upstream stubs.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -36,6 +37,25 @@ fn self_answers_ok() {
     assert_eq!(resp.text(), "ok\n");
     assert_eq!(resp.header("Content-Length"), Some("3"));
     assert_common_headers(&resp);
+}
+
+/// `--listen :PORT` listens on every address (IPv4 and, where the host has it, IPv6 on one
+/// dual-stack socket), `--listen localhost:PORT` on 127.0.0.1, as Go's `net.Listen` reads them.
+#[test]
+fn listen_every_address_and_localhost() {
+    let port = free_port(LOCALHOST_V4);
+    let listen = format!(":{port}");
+    let d = Daemon::serve_listen(&listen, SocketAddr::new(LOCALHOST_V4, port), &[&refused_url("/")]);
+    if ipv6_available() {
+        let resp = try_request(SocketAddr::new(LOCALHOST_V6, port), "GET", "/self", IO_TIMEOUT);
+        assert_eq!(resp.map(|r| r.status).ok(), Some(200), "[::1]:{port}; stderr:\n{}", d.log());
+        d.wait_for_log_line(&["event=listening", &format!("addr=[::]:{port}")], PATIENCE);
+    }
+    drop(d);
+    let port = free_port(LOCALHOST_V4);
+    let d =
+        Daemon::serve_listen(&format!("localhost:{port}"), SocketAddr::new(LOCALHOST_V4, port), &[&refused_url("/")]);
+    d.wait_for_log_line(&["event=listening", &format!("addr=127.0.0.1:{port}")], PATIENCE);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::check::{Check, CheckError, Kind};
@@ -29,7 +29,9 @@ and run --wait; repeatable): Host, User-Agent and Accept replace ours (an empty
 Accept sends none), others are added.
 
 serve options:
-  --listen ADDR           address to listen on [default: 0.0.0.0:8081]
+  --listen ADDR           address to listen on: IP:PORT, :PORT (every address:
+                          [::] dual-stack, else 0.0.0.0) or localhost:PORT
+                          (127.0.0.1) [default: 0.0.0.0:8081]
   --port PORT             same as --listen 0.0.0.0:PORT
   --timeout DUR           deadline of each probe, from the round's start [default: 1s]
   --max-connections N     inbound connections kept open [default: 1024]
@@ -91,9 +93,42 @@ pub enum Command {
     Version,
 }
 
+/// Where `serve` listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listen {
+    /// One address (`localhost` is read as 127.0.0.1, as Go listens on it).
+    Addr(SocketAddr),
+    /// `:PORT`, every address as Go's `net.Listen` reads it: `[::]`
+    /// (dual-stack) where the host has IPv6, else `0.0.0.0`.
+    Every(u16),
+}
+
+impl Listen {
+    /// The addresses to try to bind, in order; the next is tried only when
+    /// the host lacks the previous one's address family.
+    pub(crate) fn candidates(self) -> Vec<SocketAddr> {
+        match self {
+            Listen::Addr(addr) => vec![addr],
+            Listen::Every(port) => vec![
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            ],
+        }
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Addr(addr) => write!(f, "{addr}"),
+            Listen::Every(port) => write!(f, ":{port} ([::] dual-stack, else 0.0.0.0)"),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ServeConfig {
-    pub(crate) listen: SocketAddr,
+    pub(crate) listen: Listen,
     pub timeout: Duration,
     pub(crate) max_connections: usize,
     /// Rounds start at least this far apart (zero: as soon as asked).
@@ -235,7 +270,7 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
     }
     let checks = finish_checks(checks)?;
     Ok(Command::Serve(ServeConfig {
-        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        listen: Listen::Addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
         timeout,
         max_connections: DEFAULT_MAX_CONNECTIONS,
         min_interval: Duration::ZERO,
@@ -256,15 +291,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     let mut verbose = false;
     let help = common.options(&mut args, "serve", |flag, inline, args| {
         match flag {
-            "--listen" => {
-                let v = args.value(flag, inline)?;
-                listen = Some(v.parse::<SocketAddr>().map_err(|_| {
-                    usage(format!("invalid --listen '{}': use IP:PORT, e.g. 127.0.0.1:8081 or [::]:8081", Shown(&v)))
-                })?);
-                if listen.is_some_and(|a| a.port() == 0) {
-                    return Err(usage(format!("invalid --listen '{}': use a port from 1 to 65535", Shown(&v))));
-                }
-            }
+            "--listen" => listen = Some(parse_listen(&args.value(flag, inline)?)?),
             "--port" => port = Some(parse_port(&args.value(flag, inline)?)?),
             "--max-connections" => {
                 let v = args.value(flag, inline)?;
@@ -285,8 +312,8 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     }
     let listen = match (listen, port) {
         (Some(_), Some(_)) => return Err(usage("--listen and --port are exclusive")),
-        (Some(addr), None) => addr,
-        (None, port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.unwrap_or(DEFAULT_PORT)),
+        (Some(listen), None) => listen,
+        (None, port) => Listen::Addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.unwrap_or(DEFAULT_PORT))),
     };
     let Common { timeout, dry_run, .. } = common;
     let checks = common.checks()?;
@@ -602,6 +629,27 @@ fn apply_headers(checks: &mut [Check], headers: &[String]) -> Result<(), UsageEr
     Ok(())
 }
 
+/// `--listen`: `IP:PORT`, `:PORT` (every address) or `localhost:PORT`
+/// (127.0.0.1, without DNS), as Go's `net.Listen` reads them.
+fn parse_listen(v: &str) -> Result<Listen, UsageError> {
+    let invalid = |why: &str| usage(format!("invalid --listen '{}': {why}", Shown(v)));
+    let listen =
+        if let Some(port) = v.strip_prefix(':') {
+            Listen::Every(port.parse().map_err(|_| invalid("use a port from 1 to 65535"))?)
+        } else if let Some((_, port)) = v.rsplit_once(':').filter(|(host, _)| host.eq_ignore_ascii_case("localhost")) {
+            let port = port.parse().map_err(|_| invalid("use a port from 1 to 65535"))?;
+            Listen::Addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+        } else {
+            Listen::Addr(v.parse().map_err(|_| {
+                invalid("use IP:PORT, :PORT or localhost:PORT, e.g. 127.0.0.1:8081, [::]:8081 or :8081")
+            })?)
+        };
+    if listen.candidates().iter().any(|a| a.port() == 0) {
+        return Err(invalid("use a port from 1 to 65535"));
+    }
+    Ok(listen)
+}
+
 fn parse_port(s: &str) -> Result<u16, UsageError> {
     match s.parse::<u16>() {
         Ok(port) if port > 0 => Ok(port),
@@ -778,7 +826,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(c.listen, "0.0.0.0:8081".parse().unwrap());
+        assert_eq!(c.listen, Listen::Addr("0.0.0.0:8081".parse().unwrap()));
         assert_eq!(c.timeout, Duration::from_secs(3));
         assert_eq!(c.checks.len(), 2);
         assert_eq!(c.checks[1].name, "localhost:8080/healthz");
@@ -788,11 +836,21 @@ mod tests {
     fn serve_flags() {
         let line = "serve --listen=[::1]:9000 --timeout 500ms --max-connections 10 --verbose app=http://127.0.0.1/h";
         let Ok(Command::Serve(c)) = parse(args(line), no_env) else { panic!() };
-        assert_eq!(c.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!(c.listen, Listen::Addr("[::1]:9000".parse().unwrap()));
         assert_eq!((c.timeout, c.max_connections, c.verbose), (Duration::from_millis(500), 10, true));
         assert_eq!(c.checks[0].name, "app");
         let Ok(Command::Serve(c)) = parse(args("serve --port 80 http://127.0.0.1/"), no_env) else { panic!() };
-        assert_eq!(c.listen, "0.0.0.0:80".parse().unwrap());
+        assert_eq!(c.listen, Listen::Addr("0.0.0.0:80".parse().unwrap()));
+        let listen = |v: &str| match parse(args(&format!("serve --listen {v} http://127.0.0.1/")), no_env) {
+            Ok(Command::Serve(c)) => c.listen,
+            other => panic!("{v}: {other:?}"),
+        };
+        assert_eq!(listen(":8081"), Listen::Every(8081));
+        assert_eq!(listen("localhost:8081"), Listen::Addr("127.0.0.1:8081".parse().unwrap()));
+        assert_eq!(listen("LocalHost:8081"), Listen::Addr("127.0.0.1:8081".parse().unwrap()));
+        for bad in [":0", ":", ":x", "localhost:0", "localhost:", "example.com:8081", "localhost"] {
+            assert!(err(&format!("serve --listen {bad} http://127.0.0.1/")).contains("invalid --listen"), "{bad}");
+        }
     }
 
     #[test]
