@@ -80,6 +80,20 @@ fn bad_and_duplicate_names() {
     assert_usage_error(&["serve", &format!("{long}=http://127.0.0.1:9/")], &long);
 }
 
+/// A usage error shows the argument as the user typed it: UTF-8 as is, never `\u{e9}`; only
+/// control characters and the invisible ones that could hide or reorder text are escaped.
+#[test]
+fn errors_show_arguments_as_typed() {
+    assert_usage_error(&["serve", "--listen", "caf\u{e9}:80", OK_URL], "invalid --listen 'caf\u{e9}:80'");
+    assert_usage_error(&["serve", "--r\u{e9}sum\u{e9}", OK_URL], "unknown option '--r\u{e9}sum\u{e9}'");
+    assert_usage_error(&["check", "--timeout", "3\u{5e74}", OK_URL], "invalid --timeout '3\u{5e74}'");
+    assert_usage_error(&["serve", "--x\u{1}\u{202e}y", OK_URL], "unknown option '--x\\x01\\u202ey'");
+    for args in [&["serve", "--r\u{e9}sum\u{e9}", OK_URL][..], &["serve", "--x\u{1}", OK_URL]] {
+        let out = run_cli(args);
+        assert!(!out.stderr.contains("\\u{"), "{args:?}: no Rust escapes: {:?}", out.stderr);
+    }
+}
+
 #[test]
 fn unknown_flags_and_missing_values() {
     assert_usage_error(&["serve", "--bogus", OK_URL], "--bogus");
