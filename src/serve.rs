@@ -79,6 +79,8 @@ enum Routed {
     Now(Handler, u16),
     /// Answered now with the metrics.
     Metrics,
+    /// Answered now: a 400 with this body (an unknown `format`).
+    BadRequest(Handler, Vec<u8>),
 }
 
 impl Want {
@@ -193,6 +195,11 @@ impl inbound::Handler for Requests<'_> {
             }
             Routed::Metrics => {
                 ctx.answer_metrics(out, answer, self.now);
+                Handled::Answered
+            }
+            Routed::BadRequest(handler, body) => {
+                ctx.metrics.request(handler, 400);
+                http::write_response(out, 400, &body, answer.head_only, answer.conn);
                 Handled::Answered
             }
         }
@@ -809,6 +816,9 @@ impl Ctx {
                 match index {
                     Some(index) => {
                         let query = routes::parse_query(query);
+                        if let Some(raw) = query.bad_format {
+                            return Routed::BadRequest(Handler::Check, routes::bad_format_body(raw));
+                        }
                         Routed::Wait(Want::One { index, verbose: query.verbose, json: query.json })
                     }
                     None => Routed::Now(Handler::Check, 404),
@@ -816,6 +826,9 @@ impl Ctx {
             }
             Route::All(query) => {
                 let query = routes::parse_query(query);
+                if let Some(raw) = query.bad_format {
+                    return Routed::BadRequest(Handler::All, routes::bad_format_body(raw));
+                }
                 let mut excluded = Vec::new();
                 let mut unknown = Vec::new();
                 for raw in query.exclude {

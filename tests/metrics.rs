@@ -284,6 +284,32 @@ fn all_answers_json_verdicts() {
     assert_eq!(resp.text(), "ok\n");
 }
 
+/// An unknown `format` (of `/all` or `/all/NAME`) is a 400 naming the value, escaped and cut
+/// short, and the accepted ones, never a silent text answer; it probes nothing.
+#[test]
+fn unknown_format_is_a_bad_request() {
+    let good = Stub::start(Behaviour::Status(200, ""));
+    let d = Daemon::serve(&[&named("good", &good)]);
+    let probes = good.connections();
+    for (target, shown) in [
+        ("/all?format=xml", "xml"),
+        ("/all?verbose&format=yaml&exclude=good", "yaml"),
+        ("/all?format=", ""),
+        ("/all/good?format=xml", "xml"),
+        ("/all/good?format=%3Cb%3E%0A", "\\x3cb\\x3e\\x0a"),
+    ] {
+        let resp = d.get(target);
+        assert_eq!(resp.status, 400, "{target}: {}", resp.text());
+        assert_eq!(resp.text(), format!("unknown format \"{shown}\": use text or json\n"), "{target}");
+        assert_common_headers(&resp);
+    }
+    let long = d.get(&format!("/all?format={}", "x".repeat(300)));
+    assert_eq!(long.status, 400);
+    assert!(long.text().len() < 120, "cut short: {}", long.text());
+    assert_eq!(d.get("/all?format=text").status, 200);
+    assert_eq!(good.connections(), probes + 1, "only the last request probed");
+}
+
 #[test]
 fn check_prints_json() {
     let (good, bad) = (Stub::start(Behaviour::Status(200, "")), Stub::start(Behaviour::Status(500, "")));
