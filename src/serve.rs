@@ -872,7 +872,7 @@ impl Ctx {
         let verdict = |i: usize| engine.verdict(i).expect("answered only once settled");
         let entry = |i: usize| json::Entry {
             name: &checks[i].name,
-            verdict: verdict(i),
+            verdict: Some(verdict(i)),
             duration: engine.settled_at(i).map_or(Duration::ZERO, |t| t.saturating_duration_since(engine.started())),
         };
         body.clear();
@@ -891,7 +891,10 @@ impl Ctx {
             }
             Want::All { excluded, unknown, json: true, .. } => {
                 let warnings: Vec<String> = unknown.iter().map(|name| unknown_warning(name)).collect();
-                let entries = (0..checks.len()).filter(|i| !excluded.contains(i)).map(entry);
+                let excluded_entry =
+                    |i: usize| json::Entry { name: &checks[i].name, verdict: None, duration: Duration::ZERO };
+                let entries =
+                    (0..checks.len()).map(|i| if excluded.contains(&i) { excluded_entry(i) } else { entry(i) });
                 (Handler::All, json::write_report(body, entries, &warnings), true)
             }
             Want::All { verbose, excluded, unknown, json: false } => {
@@ -900,8 +903,9 @@ impl Ctx {
                     body.extend_from_slice(unknown_warning(name).as_bytes());
                     body.push(b'\n');
                 }
-                let included = checks.iter().enumerate().filter(|(i, _)| !excluded.contains(i));
-                (Handler::All, report::write_report(body, included.map(|(i, c)| (c, verdict(i))), *verbose), false)
+                let results =
+                    checks.iter().enumerate().map(|(i, c)| (c, Some(i).filter(|i| !excluded.contains(i)).map(verdict)));
+                (Handler::All, report::write_report(body, results, *verbose), false)
             }
         };
         let status = if passed { 200 } else { 503 };

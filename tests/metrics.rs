@@ -265,7 +265,12 @@ fn all_answers_json_verdicts() {
     assert_eq!(resp.status, 200);
     let v = json(&resp);
     assert_eq!(v["status"], "pass");
-    assert_eq!(v["checks"].as_array().unwrap().len(), 2);
+    // Excluded checks are listed, in place, as excluded (the text report's `[+]NAME excluded: ok`).
+    let checks = v["checks"].as_array().unwrap();
+    let statuses: Vec<(&str, &str)> =
+        checks.iter().map(|c| (c["name"].as_str().unwrap(), c["status"].as_str().unwrap())).collect();
+    assert_eq!(statuses, [("good", "pass"), ("bad", "excluded"), ("refused", "excluded"), (odd.as_str(), "pass")]);
+    assert!(checks[1].get("reason").is_none() && checks[1].get("duration_seconds").is_none(), "{}", checks[1]);
     let warnings = v["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].as_str().unwrap().ends_with("no matches for \"\\\"nope\\x0a\""), "{warnings:?}");

@@ -143,6 +143,9 @@ fn default_names_are_the_url_without_scheme() {
     assert_has_line(&resp, &format!("[+]127.0.0.1:{} ok", tcp.port()));
 }
 
+/// Excluded checks are not probed for the request; the verbose report lists them as
+/// kube-apiserver's `/readyz?verbose&exclude=` does (`[+]NAME excluded: ok`, in place), the
+/// plain one only the failures (or `ok`).
 #[test]
 fn exclude_drops_checks_and_warns_about_unknown_names() {
     let (a, b, c) = (Stub::ok(), status_stub(500), status_stub(500));
@@ -157,12 +160,16 @@ fn exclude_drops_checks_and_warns_about_unknown_names() {
 
     let resp = d.get("/all?exclude=b&exclude=c&verbose");
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.text(), "[+]a ok\nall checks passed\n");
+    assert_eq!(resp.text(), "[+]a ok\n[+]b excluded: ok\n[+]c excluded: ok\nall checks passed\n");
+
+    let resp = d.get("/all?exclude=a&exclude=b&verbose");
+    assert_eq!(resp.status, 503);
+    assert_eq!(resp.text(), "[+]a excluded: ok\n[+]b excluded: ok\n[-]c failed: status 500\nsome checks failed\n");
 
     let warn = "warn: some health checks cannot be excluded: no matches for \"nope\"";
     let resp = d.get("/all?verbose&exclude=nope&exclude=b&exclude=c");
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.text(), format!("{warn}\n[+]a ok\nall checks passed\n"));
+    assert_eq!(resp.text(), format!("{warn}\n[+]a ok\n[+]b excluded: ok\n[+]c excluded: ok\nall checks passed\n"));
 
     let resp = d.get("/all?exclude=nope&exclude=b&exclude=c");
     assert_eq!(resp.status, 200, "an unknown name is a warning, not an error");
