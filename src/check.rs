@@ -356,6 +356,10 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| invalid(": invalid port number"))?,
     };
+    // Nothing listens on port 0: connecting there is refused or worse, never a probe.
+    if port == 0 {
+        return Err(invalid(": port 0 cannot be probed, use 1 to 65535"));
+    }
     if scheme != "http" && (!matches!(&target.path[..], b"" | b"/") || !target.fragment.is_empty()) {
         return Err(CheckError(format!("{scheme} URL takes no path or fragment: '{shown}'")));
     }

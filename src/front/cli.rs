@@ -23,6 +23,7 @@ CHECK is [NAME=]URL with URL http://host[:port]/path[?query], tcp://host:port
 or grpc://host:port[?service=NAME] (gRPC health, SERVING passes).
 An unnamed check is named after its URL without the scheme; repeats are one check.
 Durations as in Go: 500ms, 3s, 1.5s, 1m30s, 2h45m; a bare number is seconds.
+An option that takes one value is given once; the repeatable ones say so.
 The original form listens on IPv4 only: for IPv6 use serve --listen [::]:PORT.
 --header NAME=FIELD: VALUE adds a request header to the check NAME (serve, check
 and run --wait; repeatable): Host, User-Agent and Accept replace ours (an empty
@@ -285,23 +286,26 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     let mut listen = None;
     let mut port = None;
     let mut common = Common::default();
-    let mut max_connections = DEFAULT_MAX_CONNECTIONS;
-    let mut min_interval = Duration::ZERO;
-    let mut interval = Duration::ZERO;
+    let mut max_connections = None;
+    let mut min_interval = None;
+    let mut interval = None;
     let mut verbose = false;
     let help = common.options(&mut args, "serve", |flag, inline, args| {
         match flag {
-            "--listen" => listen = Some(parse_listen(&args.value(flag, inline)?)?),
-            "--port" => port = Some(parse_port(&args.value(flag, inline)?)?),
+            "--listen" => once(&mut listen, flag, parse_listen(&args.value(flag, inline)?)?)?,
+            "--port" => once(&mut port, flag, parse_port(&args.value(flag, inline)?)?)?,
             "--max-connections" => {
                 let v = args.value(flag, inline)?;
-                max_connections = match v.parse::<usize>() {
+                let n = match v.parse::<usize>() {
                     Ok(n) if (1..=1_000_000).contains(&n) => n,
                     _ => return Err(usage(format!("invalid --max-connections '{}': use 1 to 1000000", Shown(&v)))),
                 };
+                once(&mut max_connections, flag, n)?;
             }
-            "--min-interval" => min_interval = parse_optional_duration(flag, &args.value(flag, inline)?)?,
-            "--interval" => interval = parse_optional_duration(flag, &args.value(flag, inline)?)?,
+            "--min-interval" => {
+                once(&mut min_interval, flag, parse_optional_duration(flag, &args.value(flag, inline)?)?)?
+            }
+            "--interval" => once(&mut interval, flag, parse_optional_duration(flag, &args.value(flag, inline)?)?)?,
             "--verbose" => verbose = switch(flag, inline)?,
             _ => return Ok(false),
         }
@@ -315,14 +319,14 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
         (Some(listen), None) => listen,
         (None, port) => Listen::Addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.unwrap_or(DEFAULT_PORT))),
     };
-    let Common { timeout, dry_run, .. } = common;
+    let (timeout, dry_run) = (common.timeout(), common.dry_run);
     let checks = common.checks()?;
     Ok(Command::Serve(ServeConfig {
         listen,
         timeout,
-        max_connections,
-        min_interval,
-        interval,
+        max_connections: max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        min_interval: min_interval.unwrap_or(Duration::ZERO),
+        interval: interval.unwrap_or(Duration::ZERO),
         verbose,
         dry_run,
         checks,
@@ -332,16 +336,17 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
 fn parse_check(mut args: Args) -> Result<Command, UsageError> {
     let mut common = Common::default();
     let mut quiet = false;
-    let mut output = Output::Text;
+    let mut output = None;
     let help = common.options(&mut args, "check", |flag, inline, args| {
         match flag {
             "--quiet" | "-q" => quiet = switch(flag, inline)?,
             "--output" => {
                 let v = args.value(flag, inline)?;
-                output = [Output::Text, Output::Json]
+                let chosen = [Output::Text, Output::Json]
                     .into_iter()
                     .find(|o| o.as_str() == v)
                     .ok_or_else(|| usage(format!("invalid --output '{}': use text or json", Shown(&v))))?;
+                once(&mut output, flag, chosen)?;
             }
             _ => return Ok(false),
         }
@@ -350,23 +355,19 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
     if help {
         return Ok(Command::Help);
     }
-    let Common { timeout, dry_run, .. } = common;
+    let (timeout, dry_run, output) = (common.timeout(), common.dry_run, output.unwrap_or(Output::Text));
     let checks = common.checks()?;
     Ok(Command::Check(CheckConfig { timeout, quiet, output, dry_run, checks }))
 }
 
 /// The options `serve` and `check` share, and their CHECKs.
+#[derive(Default)]
 struct Common {
-    timeout: Duration,
+    /// `--timeout DUR`: every check's deadline, given once.
+    timeout: Option<Duration>,
     dry_run: bool,
     checks: Vec<Check>,
     headers: Vec<String>,
-}
-
-impl Default for Common {
-    fn default() -> Self {
-        Common { timeout: DEFAULT_TIMEOUT, dry_run: false, checks: Vec::new(), headers: Vec::new() }
-    }
 }
 
 /// Whether [`Common::take`] took an argument.
@@ -407,7 +408,7 @@ impl Common {
         let (flag, inline) = split_flag(arg);
         match flag {
             "--header" => self.headers.push(args.value(flag, inline)?),
-            "--timeout" => self.timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
+            "--timeout" => self.timeout_option(flag, &args.value(flag, inline)?)?,
             "--dry-run" => self.dry_run = switch(flag, inline)?,
             "-h" | "--help" => return Ok(Taken::Help),
             "--" => {
@@ -421,6 +422,18 @@ impl Common {
         Ok(Taken::Yes)
     }
 
+    /// A `--timeout` value. The plain `--timeout DUR` sets every check's
+    /// deadline and is single-valued: given twice is a usage error. (A
+    /// per-check `--timeout NAME=DUR`, repeatable, is told apart here.)
+    fn timeout_option(&mut self, flag: &str, value: &str) -> Result<(), UsageError> {
+        once(&mut self.timeout, flag, parse_timeout(flag, value)?)
+    }
+
+    /// The deadline of every check.
+    fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
     /// The checks, validated, with the `--header` fields applied.
     fn checks(self) -> Result<Vec<Check>, UsageError> {
         let mut checks = finish_checks(self.checks)?;
@@ -432,12 +445,12 @@ impl Common {
 fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Command, UsageError> {
     let mut wait = Vec::new();
     let mut on_exit = Vec::new();
-    let mut interval = DEFAULT_TIMEOUT;
-    let mut timeout = DEFAULT_TIMEOUT;
+    let mut interval = None;
+    let mut timeout = None;
     let mut wait_timeout = None;
     let mut wait_timeout_continue = false;
-    let mut on_exit_timeout = DEFAULT_ON_EXIT_TIMEOUT;
-    let mut on_exit_when = When::Always;
+    let mut on_exit_timeout = None;
+    let mut on_exit_when = None;
     let mut dry_run = false;
     let (mut istio, mut linkerd) = (false, false);
     let mut command = Vec::new();
@@ -452,17 +465,18 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             "--wait" => wait.push(Check::parse(&args.value(flag, inline)?)?),
             "--header" => headers.push(args.value(flag, inline)?),
             "--on-exit" => on_exit.push(Check::callback(&args.value(flag, inline)?)?),
-            "--interval" => interval = parse_timeout(flag, &args.value(flag, inline)?)?,
-            "--timeout" => timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
-            "--wait-timeout" => wait_timeout = Some(parse_timeout(flag, &args.value(flag, inline)?)?),
+            "--interval" => once(&mut interval, flag, parse_timeout(flag, &args.value(flag, inline)?)?)?,
+            "--timeout" => once(&mut timeout, flag, parse_timeout(flag, &args.value(flag, inline)?)?)?,
+            "--wait-timeout" => once(&mut wait_timeout, flag, parse_timeout(flag, &args.value(flag, inline)?)?)?,
             "--wait-timeout-continue" => wait_timeout_continue = switch(flag, inline)?,
-            "--on-exit-timeout" => on_exit_timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
+            "--on-exit-timeout" => once(&mut on_exit_timeout, flag, parse_timeout(flag, &args.value(flag, inline)?)?)?,
             "--on-exit-when" => {
                 let v = args.value(flag, inline)?;
-                on_exit_when =
+                let when =
                     [When::Always, When::Success, When::Failure].into_iter().find(|w| w.as_str() == v).ok_or_else(
                         || usage(format!("invalid --on-exit-when '{}': use always, success or failure", Shown(&v))),
                     )?;
+                once(&mut on_exit_when, flag, when)?;
             }
             "--istio" => istio = switch(flag, inline)?,
             "--linkerd" => linkerd = switch(flag, inline)?,
@@ -514,13 +528,13 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     let on_exit = finish_checks_allow_empty(on_exit)?;
     Ok(Command::Run(RunConfig {
         wait,
-        interval,
-        timeout,
+        interval: interval.unwrap_or(DEFAULT_TIMEOUT),
+        timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
         wait_timeout,
         wait_timeout_continue,
         on_exit,
-        on_exit_timeout,
-        on_exit_when,
+        on_exit_timeout: on_exit_timeout.unwrap_or(DEFAULT_ON_EXIT_TIMEOUT),
+        on_exit_when: on_exit_when.unwrap_or(When::Always),
         dry_run,
         command,
     }))
@@ -655,6 +669,16 @@ fn parse_port(s: &str) -> Result<u16, UsageError> {
         Ok(port) if port > 0 => Ok(port),
         _ => Err(usage(format!("invalid port '{}': use 1 to 65535", Shown(s)))),
     }
+}
+
+/// Sets a single-valued option: given twice is a usage error naming it,
+/// never "the last one wins" silently.
+fn once<T>(slot: &mut Option<T>, flag: &str, value: T) -> Result<(), UsageError> {
+    if slot.is_some() {
+        return Err(usage(format!("{flag} given twice: give it once")));
+    }
+    *slot = Some(value);
+    Ok(())
 }
 
 /// A duration where zero means "off".
@@ -894,6 +918,23 @@ mod tests {
             ("run --on-exit tcp://localhost:1 -- true", "unsupported scheme 'tcp'"),
             ("run --wait-timeout-continue -- true", "needs --wait-timeout"),
             ("run true", "unexpected argument 'true'"),
+            ("serve http://h:0/", "invalid URL 'http://h:0/': port 0"),
+            ("check tcp://127.0.0.1:00", "invalid URL 'tcp://127.0.0.1:00': port 0"),
+            ("check grpc://[::1]:0", "invalid URL 'grpc://[::1]:0': port 0"),
+            ("run --on-exit http://h:0/x -- true", "invalid URL 'http://h:0/x': port 0"),
+            ("serve --timeout 1s --timeout 2s http://h/", "--timeout given twice"),
+            ("check --timeout=1s http://h/ --timeout 1s", "--timeout given twice"),
+            ("run --timeout 1s --timeout 2s -- true", "--timeout given twice"),
+            ("serve --listen :1 --listen :2 http://h/", "--listen given twice"),
+            ("serve --port 1 --port 2 http://h/", "--port given twice"),
+            ("serve --max-connections 1 --max-connections 2 http://h/", "--max-connections given twice"),
+            ("serve --interval 1s --interval 1s http://h/", "--interval given twice"),
+            ("serve --min-interval 0 --min-interval 1s http://h/", "--min-interval given twice"),
+            ("check --output text --output json http://h/", "--output given twice"),
+            ("run --interval 1s --interval 2s -- true", "--interval given twice"),
+            ("run --wait-timeout 1s --wait-timeout 2s -- true", "--wait-timeout given twice"),
+            ("run --on-exit-timeout 1s --on-exit-timeout 2s -- true", "--on-exit-timeout given twice"),
+            ("run --on-exit-when always --on-exit-when failure -- true", "--on-exit-when given twice"),
         ];
         for (line, want) in cases {
             let msg = err(line);
