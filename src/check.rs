@@ -242,10 +242,12 @@ impl Check {
             && self.default_name() == other.default_name()
     }
 
-    /// The name of an unnamed check: its URL without the scheme, in the
-    /// URL standard's normal form, so that spellings of one URL share a
-    /// name: the host in lower case, no `:80` on http, no `.` or `..`
-    /// segments, and spaces, quotes and the like percent-encoded.
+    /// The name of an unnamed check: its URL without the scheme. The path
+    /// is the one the request line sends, as written (`.` and `..`
+    /// segments kept: a name must not read as another path than the one
+    /// probed), with spaces, quotes and the like percent-encoded as sent.
+    /// The host is in lower case and `:80` on http left out, so that
+    /// spellings of one host share a name (`~2` tells probes apart).
     fn default_name(&self) -> String {
         let mut name = match self.addrs.first() {
             Some(SocketAddr::V6(a)) if self.target.host.starts_with(b"[") => format!("[{}]", a.ip()),
@@ -257,7 +259,7 @@ impl Check {
             name.push_str(&self.port.to_string());
         }
         if http {
-            let path = url::remove_dots(&self.target.path, b"");
+            let path = self.target.escaped_path();
             push_encoded(&mut name, if path.is_empty() { b"/" } else { &path }, b"\"<>`{}");
         }
         let query = self.target.force_query || !self.target.query.is_empty();
@@ -449,12 +451,14 @@ mod tests {
         );
     }
 
-    /// Spellings of one URL share a default name, in the URL standard's
-    /// normal form; the request still goes out as written, as kubelet's.
+    /// Spellings of one host share a default name; the path is the one
+    /// sent, as written (dot segments kept), as kubelet's request has it.
     #[test]
     fn default_names_are_normalised() {
         let cases = [
-            ("HTTP://LocalHost:80/a/./b/../c d?x y'z#f", "localhost/a/c%20d?x%20y%27z"),
+            ("HTTP://LocalHost:80/a/./b/../c d?x y'z#f", "localhost/a/./b/../c%20d?x%20y%27z"),
+            ("http://h/./x/../x", "h/./x/../x"),
+            ("http://h/a%2Fb/%7e", "h/a%2Fb/%7e"),
             ("http://h", "h/"),
             ("http://h:/x", "h/x"),
             ("http://h:08080/x?", "h:8080/x?"),

@@ -810,3 +810,20 @@ fn check_names_in_the_path_are_percent_decoded() {
     assert_eq!((resp.status, resp.text().as_str()), (200, "ok\n"));
     assert_eq!(d.get(&format!("/all/127.0.0.1:{}/a%20b", web.port())).status, 404);
 }
+
+/// An unnamed check is named after its URL as written, less the scheme: `/./x/../x` is sent
+/// as written (as kubelet sends it), so its name shows those segments too, never a path that
+/// was not probed. It is addressed with the dots encoded (`%2E`), which no client folds away.
+#[test]
+fn default_names_show_the_path_sent() {
+    let web = Stub::ok();
+    let d = Daemon::serve(&["--timeout", "2s", &web.url("/./x/../x")]);
+    let name = format!("127.0.0.1:{}/./x/../x", web.port());
+    let resp = d.get("/all?verbose");
+    assert_eq!(resp.text(), format!("[+]{name} ok\nall checks passed\n"));
+    assert!(web.requests().iter().all(|r| r.starts_with("GET /./x/../x HTTP/1.1\r\n")), "{:?}", web.requests());
+    let resp = d.get(&format!("/all/127.0.0.1:{}/%2E/x/%2E%2E/x?verbose", web.port()));
+    assert_eq!((resp.status, resp.text()), (200, format!("[+]{name} ok\n")));
+    let out = run_cli(&["check", "--dry-run", &web.url("/a/./b/../c")]);
+    assert!(out.stdout.contains(&format!("check 127.0.0.1:{}/a/./b/../c ", web.port())), "{}", out.stdout);
+}
