@@ -145,6 +145,15 @@ impl Check {
             .map_err(|e| CheckError(format!("{e}: '{}'", Shown(&shown()))))
     }
 
+    /// The service a `grpc://` check asks about, percent-decoded as it is
+    /// sent (`a%2Fb` is `a/b`; empty: the server as a whole); None for
+    /// the other kinds.
+    pub(crate) fn grpc_service(&self) -> Option<String> {
+        let service = grpc_service(&self.target).ok().filter(|_| self.kind == Kind::Grpc)?;
+        // `parse` checked that it is UTF-8.
+        Some(String::from_utf8_lossy(&service).into_owned())
+    }
+
     /// A `Host` given with `--header`, which kubelet sends instead of the
     /// URL's host.
     pub(crate) fn host_override(&self) -> Option<&[u8]> {

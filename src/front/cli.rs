@@ -760,6 +760,13 @@ pub fn describe(cmd: &Command) -> String {
             // written (`LOCALHOST`, `:80`) probe differently and must look different.
             let url = Shown(&String::from_utf8_lossy(&c.target.to_text())).to_string();
             let _ = writeln!(out, "{label} {} {url} ({addrs})", c.name);
+            // The service as sent: the URL and the name show it percent-encoded.
+            if let Some(service) = c.grpc_service() {
+                out.push_str(label);
+                let _ = write!(out, "-service {} \"", c.name);
+                let _ = crate::wire::text::write_escaped(out, &service, '"');
+                out.push_str("\"\n");
+            }
             for (name, value) in &c.headers {
                 let _ = writeln!(out, "{label}-header {} {name}: {}", c.name, Shown(value));
             }
@@ -1038,6 +1045,16 @@ mod tests {
         argv.push("echo \"x\"\n".into());
         let Ok(cmd) = parse(argv, no_env) else { panic!() };
         assert!(describe(&cmd).contains("\ncommand [\"sh\", \"-c\", \"echo \\\"x\\\"\\n\"]\n"), "{}", describe(&cmd));
+    }
+
+    #[test]
+    fn dry_run_shows_the_grpc_service_decoded() {
+        let line = "check --dry-run grpc://127.0.0.1:9?service=a%2Fb+c%22 db=grpc://127.0.0.1:9 http://127.0.0.1:9/";
+        let Ok(cmd) = parse(args(line), no_env) else { panic!() };
+        let text = describe(&cmd);
+        assert!(text.contains("\ncheck-service 127.0.0.1:9?service=a%2Fb+c%22 \"a/b+c\\\"\"\n"), "{text}");
+        assert!(text.contains("\ncheck-service db \"\"\n"), "the server as a whole: {text}");
+        assert_eq!(text.matches("-service").count(), 2, "{text}");
     }
 
     #[test]
