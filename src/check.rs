@@ -232,6 +232,15 @@ impl Check {
             .map_err(|e| CheckError(format!("{e}: '{}'", Shown(&shown()))))
     }
 
+    /// The service a `grpc://` check asks about, percent-decoded as it is
+    /// sent (`a%2Fb` is `a/b`; empty: the server as a whole); None for
+    /// the other kinds.
+    pub(crate) fn grpc_service(&self) -> Option<String> {
+        let service = grpc_service(&self.target).ok().filter(|_| self.kind == Kind::Grpc)?;
+        // `parse` checked that it is UTF-8.
+        Some(String::from_utf8_lossy(&service).into_owned())
+    }
+
     /// A `Host` given with `--header`, which kubelet sends instead of the
     /// URL's host.
     pub(crate) fn host_override(&self) -> Option<&[u8]> {
@@ -329,10 +338,12 @@ impl Check {
             && self.default_name() == other.default_name()
     }
 
-    /// The name of an unnamed check: its URL without the scheme, in the
-    /// URL standard's normal form, so that spellings of one URL share a
-    /// name: the host in lower case, no `:80` on http, no `.` or `..`
-    /// segments, and spaces, quotes and the like percent-encoded.
+    /// The name of an unnamed check: its URL without the scheme. The path
+    /// is the one the request line sends, as written (`.` and `..`
+    /// segments kept: a name must not read as another path than the one
+    /// probed), with spaces, quotes and the like percent-encoded as sent.
+    /// The host is in lower case and `:80` on http left out, so that
+    /// spellings of one host share a name (`~2` tells probes apart).
     fn default_name(&self) -> String {
         let mut name = match self.addrs.first() {
             Some(SocketAddr::V6(a)) if self.target.host.starts_with(b"[") => format!("[{}]", a.ip()),
@@ -344,7 +355,7 @@ impl Check {
             name.push_str(&self.port.to_string());
         }
         if http {
-            let path = url::remove_dots(&self.target.path, b"");
+            let path = self.target.escaped_path();
             push_encoded(&mut name, if path.is_empty() { b"/" } else { &path }, b"\"<>`{}");
         }
         let query = self.target.force_query || !self.target.query.is_empty();
@@ -443,6 +454,10 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| invalid(": invalid port number"))?,
     };
+    // Nothing listens on port 0: connecting there is refused or worse, never a probe.
+    if port == 0 {
+        return Err(invalid(": port 0 cannot be probed, use 1 to 65535"));
+    }
     if scheme != "http" && (!matches!(&target.path[..], b"" | b"/") || !target.fragment.is_empty()) {
         return Err(CheckError(format!("{scheme} URL takes no path or fragment: '{shown}'")));
     }
@@ -579,12 +594,14 @@ mod tests {
         );
     }
 
-    /// Spellings of one URL share a default name, in the URL standard's
-    /// normal form; the request still goes out as written, as kubelet's.
+    /// Spellings of one host share a default name; the path is the one
+    /// sent, as written (dot segments kept), as kubelet's request has it.
     #[test]
     fn default_names_are_normalised() {
         let cases = [
-            ("HTTP://LocalHost:80/a/./b/../c d?x y'z#f", "localhost/a/c%20d?x%20y%27z"),
+            ("HTTP://LocalHost:80/a/./b/../c d?x y'z#f", "localhost/a/./b/../c%20d?x%20y%27z"),
+            ("http://h/./x/../x", "h/./x/../x"),
+            ("http://h/a%2Fb/%7e", "h/a%2Fb/%7e"),
             ("http://h", "h/"),
             ("http://h:/x", "h/x"),
             ("http://h:08080/x?", "h:8080/x?"),

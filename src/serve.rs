@@ -5,13 +5,14 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::check::Check;
-use crate::front::cli::ServeConfig;
+use crate::front::cli::{Listen, ServeConfig};
 use crate::front::error::Error;
 use crate::front::json;
 use crate::front::log;
@@ -78,6 +79,8 @@ enum Routed {
     Now(Handler, u16),
     /// Answered now with the metrics.
     Metrics,
+    /// Answered now: a 400 with this body (an unknown `format`).
+    BadRequest(Handler, Vec<u8>),
 }
 
 impl Want {
@@ -208,6 +211,11 @@ impl inbound::Handler for Requests<'_> {
                 ctx.answer_metrics(out, answer, self.now);
                 Handled::Answered
             }
+            Routed::BadRequest(handler, body) => {
+                ctx.metrics.request(handler, 400);
+                http::write_response(out, 400, &body, answer.head_only, answer.conn);
+                Handled::Answered
+            }
         }
     }
 
@@ -254,7 +262,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     }
     let signals = Signals::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2])
         .map_err(Error::Signals)?;
-    let listener = TcpListener::bind(config.listen).map_err(|e| Error::Listen(config.listen, e))?;
+    let listener = bind(config.listen)?;
     defer_accept(&listener);
     limit_send_buffer(&listener);
     let poll = Poll::new().map_err(Error::Poll)?;
@@ -295,7 +303,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     let registry = server.ctx.poll.registry();
     registry.register(&mut server.listener, LISTENER, Interest::READABLE).map_err(Error::Poll)?;
     registry.register(&mut server.signals, SIGNALS, Interest::READABLE).map_err(Error::Poll)?;
-    let addr = server.listener.local_addr().map_err(|e| Error::Listen(config.listen, e))?;
+    let addr = server.listener.local_addr().map_err(|e| Error::Listen(config.listen.candidates()[0], e))?;
     // The names of the first checks: enough to recognise the configuration
     // without one giant line for a thousand checks.
     let mut names: Vec<&str> = server.ctx.checks.iter().take(LOGGED_NAMES).map(|c| c.name.as_str()).collect();
@@ -312,6 +320,29 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     // --interval) start rounds.
     server.start_round(Instant::now());
     server.run()
+}
+
+/// Binds the first of the listen addresses the host has the family of:
+/// `:PORT` is `[::]` and, on a host without IPv6, `0.0.0.0`. `[::]` takes
+/// IPv4 too (dual-stack), as Go listens on it.
+fn bind(listen: Listen) -> Result<TcpListener, Error> {
+    let mut last = None;
+    for addr in listen.candidates() {
+        let bound = match addr {
+            SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+                sockopt::listen_dual_stack(addr.port()).map(TcpListener::from_std)
+            }
+            _ => TcpListener::bind(addr),
+        };
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)) => {
+                last = Some(Error::Listen(addr, e));
+            }
+            Err(e) => return Err(Error::Listen(addr, e)),
+        }
+    }
+    Err(last.expect("at least one address to listen on"))
 }
 
 /// Has the kernel hand over a connection only once its request arrived
@@ -833,6 +864,9 @@ impl Ctx {
                 match index {
                     Some(index) => {
                         let query = routes::parse_query(query);
+                        if let Some(raw) = query.bad_format {
+                            return Routed::BadRequest(Handler::Check, routes::bad_format_body(raw));
+                        }
                         Routed::Wait(Want::One { index, verbose: query.verbose, json: query.json })
                     }
                     None => Routed::Now(Handler::Check, 404),
@@ -840,6 +874,9 @@ impl Ctx {
             }
             Route::All(query) => {
                 let query = routes::parse_query(query);
+                if let Some(raw) = query.bad_format {
+                    return Routed::BadRequest(Handler::All, routes::bad_format_body(raw));
+                }
                 let mut excluded = Vec::new();
                 let mut unknown = Vec::new();
                 for raw in query.exclude {
@@ -879,7 +916,7 @@ impl Ctx {
         let verdict = |i: usize| engine.verdict(i).expect("answered only once settled");
         let entry = |i: usize| json::Entry {
             name: &checks[i].name,
-            verdict: verdict(i),
+            verdict: Some(verdict(i)),
             duration: engine.took(i).unwrap_or_default(),
         };
         body.clear();
@@ -898,7 +935,10 @@ impl Ctx {
             }
             Want::All { excluded, unknown, json: true, .. } => {
                 let warnings: Vec<String> = unknown.iter().map(|name| unknown_warning(name)).collect();
-                let entries = (0..checks.len()).filter(|i| !excluded.contains(i)).map(entry);
+                let excluded_entry =
+                    |i: usize| json::Entry { name: &checks[i].name, verdict: None, duration: Duration::ZERO };
+                let entries =
+                    (0..checks.len()).map(|i| if excluded.contains(&i) { excluded_entry(i) } else { entry(i) });
                 (Handler::All, json::write_report(body, entries, &warnings), true)
             }
             Want::All { verbose, excluded, unknown, json: false } => {
@@ -907,8 +947,9 @@ impl Ctx {
                     body.extend_from_slice(unknown_warning(name).as_bytes());
                     body.push(b'\n');
                 }
-                let included = checks.iter().enumerate().filter(|(i, _)| !excluded.contains(i));
-                (Handler::All, report::write_report(body, included.map(|(i, c)| (c, verdict(i))), *verbose), false)
+                let results =
+                    checks.iter().enumerate().map(|(i, c)| (c, Some(i).filter(|i| !excluded.contains(i)).map(verdict)));
+                (Handler::All, report::write_report(body, results, *verbose), false)
             }
         };
         let status = if passed { 200 } else { 503 };

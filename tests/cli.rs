@@ -80,6 +80,59 @@ fn bad_and_duplicate_names() {
     assert_usage_error(&["serve", &format!("{long}=http://127.0.0.1:9/")], &long);
 }
 
+/// Port 0 in a check URL, of any scheme, can never be probed: a usage error naming the URL.
+#[test]
+fn port_zero_is_a_usage_error() {
+    // --dry-run: a command line that is wrongly accepted prints its configuration and ends.
+    for url in ["http://127.0.0.1:0/health", "http://localhost:0", "tcp://127.0.0.1:0", "grpc://[::1]:00"] {
+        assert_usage_error(&["serve", "--dry-run", url], &format!("invalid URL '{url}': port 0"));
+        assert_usage_error(&["check", "--dry-run", &format!("app={url}")], &format!("invalid URL '{url}': port 0"));
+    }
+    let on_exit = ["run", "--dry-run", "--on-exit", "http://127.0.0.1:0/quit", "--", "true"];
+    assert_usage_error(&on_exit, "invalid URL 'http://127.0.0.1:0/quit': port 0");
+}
+
+/// A single-valued option given twice is a usage error naming it, never "the last one wins".
+#[test]
+fn single_valued_options_given_twice() {
+    let cases: &[&[&str]] = &[
+        &["serve", "--timeout", "1s", "--timeout", "2s", OK_URL],
+        &["serve", "--listen", "127.0.0.1:1", "--listen=127.0.0.1:2", OK_URL],
+        &["serve", "--port", "1", "--port", "1", OK_URL],
+        &["serve", "--max-connections", "1", "--max-connections", "2", OK_URL],
+        &["serve", "--interval", "1s", "--interval", "2s", OK_URL],
+        &["serve", "--min-interval", "1s", "--min-interval", "2s", OK_URL],
+        &["check", "--timeout", "1s", OK_URL, "--timeout", "2s"],
+        &["check", "--output", "json", "--output", "text", OK_URL],
+        &["run", "--timeout", "1s", "--timeout", "2s", "--", "true"],
+        &["run", "--interval", "1s", "--interval", "2s", "--", "true"],
+        &["run", "--wait-timeout", "1s", "--wait-timeout", "2s", "--", "true"],
+        &["run", "--on-exit-timeout", "1s", "--on-exit-timeout", "2s", "--", "true"],
+        &["run", "--on-exit-when", "always", "--on-exit-when", "failure", "--", "true"],
+    ];
+    for args in cases {
+        let flag = args.iter().find(|a| a.starts_with("--")).unwrap().split('=').next().unwrap();
+        // --dry-run: a command line that is wrongly accepted prints its configuration and ends.
+        let mut args = args.to_vec();
+        args.insert(1, "--dry-run");
+        assert_usage_error(&args, &format!("{flag} given twice"));
+    }
+}
+
+/// A usage error shows the argument as the user typed it: UTF-8 as is, never `\u{e9}`; only
+/// control characters and the invisible ones that could hide or reorder text are escaped.
+#[test]
+fn errors_show_arguments_as_typed() {
+    assert_usage_error(&["serve", "--listen", "caf\u{e9}:80", OK_URL], "invalid --listen 'caf\u{e9}:80'");
+    assert_usage_error(&["serve", "--r\u{e9}sum\u{e9}", OK_URL], "unknown option '--r\u{e9}sum\u{e9}'");
+    assert_usage_error(&["check", "--timeout", "3\u{5e74}", OK_URL], "invalid --timeout '3\u{5e74}'");
+    assert_usage_error(&["serve", "--x\u{1}\u{202e}y", OK_URL], "unknown option '--x\\x01\\u202ey'");
+    for args in [&["serve", "--r\u{e9}sum\u{e9}", OK_URL][..], &["serve", "--x\u{1}", OK_URL]] {
+        let out = run_cli(args);
+        assert!(!out.stderr.contains("\\u{"), "{args:?}: no Rust escapes: {:?}", out.stderr);
+    }
+}
+
 #[test]
 fn unknown_flags_and_missing_values() {
     assert_usage_error(&["serve", "--bogus", OK_URL], "--bogus");

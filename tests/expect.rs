@@ -184,7 +184,7 @@ fn reading_stops_once_the_text_is_found() {
     let out = check(&url, &["--expect-body", "app=ready"]);
     assert_passes(&out);
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
-    let out = check(&url, &["--timeout", "300ms", "--expect-body", "app=absent"]);
+    let out = check(&url, &["--timeout", "app=300ms", "--expect-body", "app=absent"]);
     assert_fails(&out, "timeout after 300ms");
 }
 

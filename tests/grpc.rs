@@ -383,3 +383,20 @@ fn grpc_urls_are_checked_at_startup() {
         assert_eq!(out.stderr.lines().count(), 2, "{url}: {}", out.stderr);
     }
 }
+
+/// `--dry-run` shows the service a gRPC check asks about as it is sent, percent-decoded
+/// (`a/b`, not `a%2Fb`); the URL and the default name keep it as written.
+#[test]
+fn dry_run_shows_the_service_decoded() {
+    let out = run_cli(&["check", "--dry-run", "grpc://127.0.0.1:9?service=orders.v1%2FOrders", "all=grpc://[::1]:9"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("\ncheck-service 127.0.0.1:9?service=orders.v1%2FOrders \"orders.v1/Orders\"\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("\ncheck-service all \"\"\n"), "the server as a whole:\n{}", out.stdout);
+    let out = run_cli(&["run", "--dry-run", "--wait", "db=grpc://127.0.0.1:9?service=a%2Fb", "--", "true"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("\nwait-service db \"a/b\"\n"), "{}", out.stdout);
+}

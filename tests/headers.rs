@@ -99,7 +99,8 @@ fn bad_headers_are_usage_errors_naming_the_argument() {
     for (header, want) in cases {
         let out = run_cli(&["check", "--header", header, "a=http://127.0.0.1:1/", "db=tcp://127.0.0.1:1"]);
         assert_eq!(out.code(), Some(64), "{header:?}: {}", out.stderr);
-        let shown = header.escape_debug().to_string();
+        // Escaped as Go's %q escapes a control character, not as Rust's `\u{1}`.
+        let shown = header.escape_debug().to_string().replace("\\u{1}", "\\x01");
         assert!(out.stderr.contains(&format!("invalid --header '{shown}'")), "{header:?}: {}", out.stderr);
         assert!(out.stderr.contains(want), "{header:?}: {}", out.stderr);
     }

@@ -265,7 +265,12 @@ fn all_answers_json_verdicts() {
     assert_eq!(resp.status, 200);
     let v = json(&resp);
     assert_eq!(v["status"], "pass");
-    assert_eq!(v["checks"].as_array().unwrap().len(), 2);
+    // Excluded checks are listed, in place, as excluded (the text report's `[+]NAME excluded: ok`).
+    let checks = v["checks"].as_array().unwrap();
+    let statuses: Vec<(&str, &str)> =
+        checks.iter().map(|c| (c["name"].as_str().unwrap(), c["status"].as_str().unwrap())).collect();
+    assert_eq!(statuses, [("good", "pass"), ("bad", "excluded"), ("refused", "excluded"), (odd.as_str(), "pass")]);
+    assert!(checks[1].get("reason").is_none() && checks[1].get("duration_seconds").is_none(), "{}", checks[1]);
     let warnings = v["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].as_str().unwrap().ends_with("no matches for \"\\\"nope\\x0a\""), "{warnings:?}");
@@ -282,6 +287,32 @@ fn all_answers_json_verdicts() {
     let resp = d.get("/all/good");
     assert_common_headers(&resp);
     assert_eq!(resp.text(), "ok\n");
+}
+
+/// An unknown `format` (of `/all` or `/all/NAME`) is a 400 naming the value, escaped and cut
+/// short, and the accepted ones, never a silent text answer; it probes nothing.
+#[test]
+fn unknown_format_is_a_bad_request() {
+    let good = Stub::start(Behaviour::Status(200, ""));
+    let d = Daemon::serve(&[&named("good", &good)]);
+    let probes = good.connections();
+    for (target, shown) in [
+        ("/all?format=xml", "xml"),
+        ("/all?verbose&format=yaml&exclude=good", "yaml"),
+        ("/all?format=", ""),
+        ("/all/good?format=xml", "xml"),
+        ("/all/good?format=%3Cb%3E%0A", "\\x3cb\\x3e\\x0a"),
+    ] {
+        let resp = d.get(target);
+        assert_eq!(resp.status, 400, "{target}: {}", resp.text());
+        assert_eq!(resp.text(), format!("unknown format \"{shown}\": use text or json\n"), "{target}");
+        assert_common_headers(&resp);
+    }
+    let long = d.get(&format!("/all?format={}", "x".repeat(300)));
+    assert_eq!(long.status, 400);
+    assert!(long.text().len() < 120, "cut short: {}", long.text());
+    assert_eq!(d.get("/all?format=text").status, 200);
+    assert_eq!(good.connections(), probes + 1, "only the last request probed");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! End-to-end tests of `healthcheck serve`: the real binary against loopback upstream stubs.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -36,6 +37,25 @@ fn self_answers_ok() {
     assert_eq!(resp.text(), "ok\n");
     assert_eq!(resp.header("Content-Length"), Some("3"));
     assert_common_headers(&resp);
+}
+
+/// `--listen :PORT` listens on every address (IPv4 and, where the host has it, IPv6 on one
+/// dual-stack socket), `--listen localhost:PORT` on 127.0.0.1, as Go's `net.Listen` reads them.
+#[test]
+fn listen_every_address_and_localhost() {
+    let port = free_port(LOCALHOST_V4);
+    let listen = format!(":{port}");
+    let d = Daemon::serve_listen(&listen, SocketAddr::new(LOCALHOST_V4, port), &[&refused_url("/")]);
+    if ipv6_available() {
+        let resp = try_request(SocketAddr::new(LOCALHOST_V6, port), "GET", "/self", IO_TIMEOUT);
+        assert_eq!(resp.map(|r| r.status).ok(), Some(200), "[::1]:{port}; stderr:\n{}", d.log());
+        d.wait_for_log_line(&["event=listening", &format!("addr=[::]:{port}")], PATIENCE);
+    }
+    drop(d);
+    let port = free_port(LOCALHOST_V4);
+    let d =
+        Daemon::serve_listen(&format!("localhost:{port}"), SocketAddr::new(LOCALHOST_V4, port), &[&refused_url("/")]);
+    d.wait_for_log_line(&["event=listening", &format!("addr=127.0.0.1:{port}")], PATIENCE);
 }
 
 #[test]
@@ -123,6 +143,9 @@ fn default_names_are_the_url_without_scheme() {
     assert_has_line(&resp, &format!("[+]127.0.0.1:{} ok", tcp.port()));
 }
 
+/// Excluded checks are not probed for the request; the verbose report lists them as
+/// kube-apiserver's `/readyz?verbose&exclude=` does (`[+]NAME excluded: ok`, in place), the
+/// plain one only the failures (or `ok`).
 #[test]
 fn exclude_drops_checks_and_warns_about_unknown_names() {
     let (a, b, c) = (Stub::ok(), status_stub(500), status_stub(500));
@@ -137,12 +160,16 @@ fn exclude_drops_checks_and_warns_about_unknown_names() {
 
     let resp = d.get("/all?exclude=b&exclude=c&verbose");
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.text(), "[+]a ok\nall checks passed\n");
+    assert_eq!(resp.text(), "[+]a ok\n[+]b excluded: ok\n[+]c excluded: ok\nall checks passed\n");
+
+    let resp = d.get("/all?exclude=a&exclude=b&verbose");
+    assert_eq!(resp.status, 503);
+    assert_eq!(resp.text(), "[+]a excluded: ok\n[+]b excluded: ok\n[-]c failed: status 500\nsome checks failed\n");
 
     let warn = "warn: some health checks cannot be excluded: no matches for \"nope\"";
     let resp = d.get("/all?verbose&exclude=nope&exclude=b&exclude=c");
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.text(), format!("{warn}\n[+]a ok\nall checks passed\n"));
+    assert_eq!(resp.text(), format!("{warn}\n[+]a ok\n[+]b excluded: ok\n[+]c excluded: ok\nall checks passed\n"));
 
     let resp = d.get("/all?exclude=nope&exclude=b&exclude=c");
     assert_eq!(resp.status, 200, "an unknown name is a warning, not an error");
@@ -789,4 +816,21 @@ fn check_names_in_the_path_are_percent_decoded() {
     let resp = d.get(&format!("/all/127.0.0.1:{}/a%2520b", web.port()));
     assert_eq!((resp.status, resp.text().as_str()), (200, "ok\n"));
     assert_eq!(d.get(&format!("/all/127.0.0.1:{}/a%20b", web.port())).status, 404);
+}
+
+/// An unnamed check is named after its URL as written, less the scheme: `/./x/../x` is sent
+/// as written (as kubelet sends it), so its name shows those segments too, never a path that
+/// was not probed. It is addressed with the dots encoded (`%2E`), which no client folds away.
+#[test]
+fn default_names_show_the_path_sent() {
+    let web = Stub::ok();
+    let d = Daemon::serve(&["--timeout", "2s", &web.url("/./x/../x")]);
+    let name = format!("127.0.0.1:{}/./x/../x", web.port());
+    let resp = d.get("/all?verbose");
+    assert_eq!(resp.text(), format!("[+]{name} ok\nall checks passed\n"));
+    assert!(web.requests().iter().all(|r| r.starts_with("GET /./x/../x HTTP/1.1\r\n")), "{:?}", web.requests());
+    let resp = d.get(&format!("/all/127.0.0.1:{}/%2E/x/%2E%2E/x?verbose", web.port()));
+    assert_eq!((resp.status, resp.text()), (200, format!("[+]{name} ok\n")));
+    let out = run_cli(&["check", "--dry-run", &web.url("/a/./b/../c")]);
+    assert!(out.stdout.contains(&format!("check 127.0.0.1:{}/a/./b/../c ", web.port())), "{}", out.stdout);
 }

@@ -18,11 +18,11 @@ pub fn check(config: &CheckConfig) -> Result<bool, Error> {
     };
     let mut out = Vec::new();
     let passed = match config.output {
-        Output::Text => report::write_report(&mut out, config.checks.iter().zip(&verdicts), true),
+        Output::Text => report::write_report(&mut out, config.checks.iter().zip(verdicts.iter().map(Some)), true),
         Output::Json => {
             let entries = config.checks.iter().zip(&verdicts).zip(driver.durations()).map(|((c, v), d)| json::Entry {
                 name: &c.name,
-                verdict: v,
+                verdict: Some(v),
                 duration: *d,
             });
             json::write_report(&mut out, entries, &[] as &[&str])

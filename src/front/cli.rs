@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::check::{BodyText, Check, CheckError, Kind, StatusSet};
@@ -24,6 +24,7 @@ CHECK is [NAME=]URL with URL http://host[:port]/path[?query], tcp://host:port
 or grpc://host:port[?service=NAME] (gRPC health, SERVING passes).
 An unnamed check is named after its URL without the scheme; repeats are one check.
 Durations as in Go: 500ms, 3s, 1.5s, 1m30s, 2h45m; a bare number is seconds.
+An option that takes one value is given once; the repeatable ones say so.
 The original form listens on IPv4 only: for IPv6 use serve --listen [::]:PORT.
 --header NAME=FIELD: VALUE adds a request header to the check NAME (serve, check
 and run --wait; repeatable): Host, User-Agent and Accept replace ours (an empty
@@ -38,7 +39,9 @@ first 10 KiB of its body (and its status passes).
 PATH instead of the URL's host and port (whose host is still sent).
 
 serve options:
-  --listen ADDR           address to listen on [default: 0.0.0.0:8081]
+  --listen ADDR           address to listen on: IP:PORT, :PORT (every address:
+                          [::] dual-stack, else 0.0.0.0) or localhost:PORT
+                          (127.0.0.1) [default: 0.0.0.0:8081]
   --port PORT             same as --listen 0.0.0.0:PORT
   --timeout DUR           deadline of each probe, from the round's start [default: 1s]
   --max-connections N     inbound connections kept open [default: 1024]
@@ -100,9 +103,42 @@ pub enum Command {
     Version,
 }
 
+/// Where `serve` listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listen {
+    /// One address (`localhost` is read as 127.0.0.1, as Go listens on it).
+    Addr(SocketAddr),
+    /// `:PORT`, every address as Go's `net.Listen` reads it: `[::]`
+    /// (dual-stack) where the host has IPv6, else `0.0.0.0`.
+    Every(u16),
+}
+
+impl Listen {
+    /// The addresses to try to bind, in order; the next is tried only when
+    /// the host lacks the previous one's address family.
+    pub(crate) fn candidates(self) -> Vec<SocketAddr> {
+        match self {
+            Listen::Addr(addr) => vec![addr],
+            Listen::Every(port) => vec![
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            ],
+        }
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Addr(addr) => write!(f, "{addr}"),
+            Listen::Every(port) => write!(f, ":{port} ([::] dual-stack, else 0.0.0.0)"),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ServeConfig {
-    pub(crate) listen: SocketAddr,
+    pub(crate) listen: Listen,
     pub timeout: Duration,
     pub(crate) max_connections: usize,
     /// Rounds start at least this far apart (zero: as soon as asked).
@@ -244,7 +280,7 @@ fn parse_positional(port: &str, mut args: Args) -> Result<Command, UsageError> {
     }
     let checks = finish_checks(checks)?;
     Ok(Command::Serve(ServeConfig {
-        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        listen: Listen::Addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
         timeout,
         max_connections: DEFAULT_MAX_CONNECTIONS,
         min_interval: Duration::ZERO,
@@ -259,31 +295,26 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     let mut listen = None;
     let mut port = None;
     let mut common = Common::default();
-    let mut max_connections = DEFAULT_MAX_CONNECTIONS;
-    let mut min_interval = Duration::ZERO;
-    let mut interval = Duration::ZERO;
+    let mut max_connections = None;
+    let mut min_interval = None;
+    let mut interval = None;
     let mut verbose = false;
     let help = common.options(&mut args, "serve", |flag, inline, args| {
         match flag {
-            "--listen" => {
-                let v = args.value(flag, inline)?;
-                listen = Some(v.parse::<SocketAddr>().map_err(|_| {
-                    usage(format!("invalid --listen '{}': use IP:PORT, e.g. 127.0.0.1:8081 or [::]:8081", Shown(&v)))
-                })?);
-                if listen.is_some_and(|a| a.port() == 0) {
-                    return Err(usage(format!("invalid --listen '{}': use a port from 1 to 65535", Shown(&v))));
-                }
-            }
-            "--port" => port = Some(parse_port(&args.value(flag, inline)?)?),
+            "--listen" => once(&mut listen, flag, parse_listen(&args.value(flag, inline)?)?)?,
+            "--port" => once(&mut port, flag, parse_port(&args.value(flag, inline)?)?)?,
             "--max-connections" => {
                 let v = args.value(flag, inline)?;
-                max_connections = match v.parse::<usize>() {
+                let n = match v.parse::<usize>() {
                     Ok(n) if (1..=1_000_000).contains(&n) => n,
                     _ => return Err(usage(format!("invalid --max-connections '{}': use 1 to 1000000", Shown(&v)))),
                 };
+                once(&mut max_connections, flag, n)?;
             }
-            "--min-interval" => min_interval = parse_optional_duration(flag, &args.value(flag, inline)?)?,
-            "--interval" => interval = parse_optional_duration(flag, &args.value(flag, inline)?)?,
+            "--min-interval" => {
+                once(&mut min_interval, flag, parse_optional_duration(flag, &args.value(flag, inline)?)?)?
+            }
+            "--interval" => once(&mut interval, flag, parse_optional_duration(flag, &args.value(flag, inline)?)?)?,
             "--verbose" => verbose = switch(flag, inline)?,
             _ => return Ok(false),
         }
@@ -294,17 +325,17 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     }
     let listen = match (listen, port) {
         (Some(_), Some(_)) => return Err(usage("--listen and --port are exclusive")),
-        (Some(addr), None) => addr,
-        (None, port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.unwrap_or(DEFAULT_PORT)),
+        (Some(listen), None) => listen,
+        (None, port) => Listen::Addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.unwrap_or(DEFAULT_PORT))),
     };
-    let Common { timeout, dry_run, .. } = common;
+    let (timeout, dry_run) = (common.timeout(), common.dry_run);
     let checks = common.checks()?;
     Ok(Command::Serve(ServeConfig {
         listen,
         timeout,
-        max_connections,
-        min_interval,
-        interval,
+        max_connections: max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        min_interval: min_interval.unwrap_or(Duration::ZERO),
+        interval: interval.unwrap_or(Duration::ZERO),
         verbose,
         dry_run,
         checks,
@@ -314,16 +345,17 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
 fn parse_check(mut args: Args) -> Result<Command, UsageError> {
     let mut common = Common::default();
     let mut quiet = false;
-    let mut output = Output::Text;
+    let mut output = None;
     let help = common.options(&mut args, "check", |flag, inline, args| {
         match flag {
             "--quiet" | "-q" => quiet = switch(flag, inline)?,
             "--output" => {
                 let v = args.value(flag, inline)?;
-                output = [Output::Text, Output::Json]
+                let chosen = [Output::Text, Output::Json]
                     .into_iter()
                     .find(|o| o.as_str() == v)
                     .ok_or_else(|| usage(format!("invalid --output '{}': use text or json", Shown(&v))))?;
+                once(&mut output, flag, chosen)?;
             }
             _ => return Ok(false),
         }
@@ -332,14 +364,16 @@ fn parse_check(mut args: Args) -> Result<Command, UsageError> {
     if help {
         return Ok(Command::Help);
     }
-    let Common { timeout, dry_run, .. } = common;
+    let (timeout, dry_run, output) = (common.timeout(), common.dry_run, output.unwrap_or(Output::Text));
     let checks = common.checks()?;
     Ok(Command::Check(CheckConfig { timeout, quiet, output, dry_run, checks }))
 }
 
 /// The options `serve` and `check` share, and their CHECKs.
+#[derive(Default)]
 struct Common {
-    timeout: Duration,
+    /// `--timeout DUR`: every check's deadline, given once.
+    timeout: Option<Duration>,
     dry_run: bool,
     checks: Vec<Check>,
     headers: Vec<String>,
@@ -347,19 +381,6 @@ struct Common {
     check_timeouts: Vec<String>,
     /// The other per-check options, in order: the flag and its `NAME=VALUE`.
     per_check: Vec<(String, String)>,
-}
-
-impl Default for Common {
-    fn default() -> Self {
-        Common {
-            timeout: DEFAULT_TIMEOUT,
-            dry_run: false,
-            checks: Vec::new(),
-            headers: Vec::new(),
-            check_timeouts: Vec::new(),
-            per_check: Vec::new(),
-        }
-    }
 }
 
 /// Whether [`Common::take`] took an argument.
@@ -401,14 +422,7 @@ impl Common {
         match flag {
             "--header" => self.headers.push(args.value(flag, inline)?),
             f if PER_CHECK.contains(&f) => self.per_check.push((flag.to_string(), args.value(flag, inline)?)),
-            "--timeout" => {
-                let v = args.value(flag, inline)?;
-                if v.contains('=') {
-                    self.check_timeouts.push(v);
-                } else {
-                    self.timeout = parse_timeout(flag, &v)?;
-                }
-            }
+            "--timeout" => self.timeout_option(flag, &args.value(flag, inline)?)?,
             "--dry-run" => self.dry_run = switch(flag, inline)?,
             "-h" | "--help" => return Ok(Taken::Help),
             "--" => {
@@ -422,8 +436,25 @@ impl Common {
         Ok(Taken::Yes)
     }
 
-    /// The checks, validated, with the `--header` fields and the checks'
-    /// own timeouts applied.
+    /// A `--timeout` value: `NAME=DUR` is a check's own deadline
+    /// (repeatable, once per check, applied with the checks); the plain
+    /// `--timeout DUR` sets every other check's and is single-valued: given
+    /// twice is a usage error.
+    fn timeout_option(&mut self, flag: &str, value: &str) -> Result<(), UsageError> {
+        if value.contains('=') {
+            self.check_timeouts.push(value.to_string());
+            return Ok(());
+        }
+        once(&mut self.timeout, flag, parse_timeout(flag, value)?)
+    }
+
+    /// The deadline of every check without its own.
+    fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// The checks, validated, with the `--header` fields, the per-check
+    /// options and the checks' own timeouts applied.
     fn checks(self) -> Result<Vec<Check>, UsageError> {
         let mut checks = finish_checks(self.checks)?;
         apply_headers(&mut checks, &self.headers)?;
@@ -436,12 +467,12 @@ impl Common {
 fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Command, UsageError> {
     let mut wait = Vec::new();
     let mut on_exit = Vec::new();
-    let mut interval = DEFAULT_TIMEOUT;
-    let mut timeout = DEFAULT_TIMEOUT;
+    let mut interval = None;
+    let mut timeout = None;
     let mut wait_timeout = None;
     let mut wait_timeout_continue = false;
-    let mut on_exit_timeout = DEFAULT_ON_EXIT_TIMEOUT;
-    let mut on_exit_when = When::Always;
+    let mut on_exit_timeout = None;
+    let mut on_exit_when = None;
     let mut dry_run = false;
     let (mut istio, mut linkerd) = (false, false);
     let mut command = Vec::new();
@@ -459,24 +490,25 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
             "--header" => headers.push(args.value(flag, inline)?),
             f if PER_CHECK.contains(&f) => per_check.push((flag.to_string(), args.value(flag, inline)?)),
             "--on-exit" => on_exit.push(Check::callback(&args.value(flag, inline)?)?),
-            "--interval" => interval = parse_timeout(flag, &args.value(flag, inline)?)?,
+            "--interval" => once(&mut interval, flag, parse_timeout(flag, &args.value(flag, inline)?)?)?,
             "--timeout" => {
                 let v = args.value(flag, inline)?;
                 if v.contains('=') {
                     check_timeouts.push(v);
                 } else {
-                    timeout = parse_timeout(flag, &v)?;
+                    once(&mut timeout, flag, parse_timeout(flag, &v)?)?;
                 }
             }
-            "--wait-timeout" => wait_timeout = Some(parse_timeout(flag, &args.value(flag, inline)?)?),
+            "--wait-timeout" => once(&mut wait_timeout, flag, parse_timeout(flag, &args.value(flag, inline)?)?)?,
             "--wait-timeout-continue" => wait_timeout_continue = switch(flag, inline)?,
-            "--on-exit-timeout" => on_exit_timeout = parse_timeout(flag, &args.value(flag, inline)?)?,
+            "--on-exit-timeout" => once(&mut on_exit_timeout, flag, parse_timeout(flag, &args.value(flag, inline)?)?)?,
             "--on-exit-when" => {
                 let v = args.value(flag, inline)?;
-                on_exit_when =
+                let when =
                     [When::Always, When::Success, When::Failure].into_iter().find(|w| w.as_str() == v).ok_or_else(
                         || usage(format!("invalid --on-exit-when '{}': use always, success or failure", Shown(&v))),
                     )?;
+                once(&mut on_exit_when, flag, when)?;
             }
             "--istio" => istio = switch(flag, inline)?,
             "--linkerd" => linkerd = switch(flag, inline)?,
@@ -530,13 +562,13 @@ fn parse_run(mut args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Com
     let on_exit = finish_checks_allow_empty(on_exit)?;
     Ok(Command::Run(RunConfig {
         wait,
-        interval,
-        timeout,
+        interval: interval.unwrap_or(DEFAULT_TIMEOUT),
+        timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
         wait_timeout,
         wait_timeout_continue,
         on_exit,
-        on_exit_timeout,
-        on_exit_when,
+        on_exit_timeout: on_exit_timeout.unwrap_or(DEFAULT_ON_EXIT_TIMEOUT),
+        on_exit_when: on_exit_when.unwrap_or(When::Always),
         dry_run,
         command,
     }))
@@ -736,11 +768,42 @@ fn apply_per_check(checks: &mut [Check], options: &[(String, String)]) -> Result
     Ok(())
 }
 
+/// `--listen`: `IP:PORT`, `:PORT` (every address) or `localhost:PORT`
+/// (127.0.0.1, without DNS), as Go's `net.Listen` reads them.
+fn parse_listen(v: &str) -> Result<Listen, UsageError> {
+    let invalid = |why: &str| usage(format!("invalid --listen '{}': {why}", Shown(v)));
+    let listen =
+        if let Some(port) = v.strip_prefix(':') {
+            Listen::Every(port.parse().map_err(|_| invalid("use a port from 1 to 65535"))?)
+        } else if let Some((_, port)) = v.rsplit_once(':').filter(|(host, _)| host.eq_ignore_ascii_case("localhost")) {
+            let port = port.parse().map_err(|_| invalid("use a port from 1 to 65535"))?;
+            Listen::Addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+        } else {
+            Listen::Addr(v.parse().map_err(|_| {
+                invalid("use IP:PORT, :PORT or localhost:PORT, e.g. 127.0.0.1:8081, [::]:8081 or :8081")
+            })?)
+        };
+    if listen.candidates().iter().any(|a| a.port() == 0) {
+        return Err(invalid("use a port from 1 to 65535"));
+    }
+    Ok(listen)
+}
+
 fn parse_port(s: &str) -> Result<u16, UsageError> {
     match s.parse::<u16>() {
         Ok(port) if port > 0 => Ok(port),
         _ => Err(usage(format!("invalid port '{}': use 1 to 65535", Shown(s)))),
     }
+}
+
+/// Sets a single-valued option: given twice is a usage error naming it,
+/// never "the last one wins" silently.
+fn once<T>(slot: &mut Option<T>, flag: &str, value: T) -> Result<(), UsageError> {
+    if slot.is_some() {
+        return Err(usage(format!("{flag} given twice: give it once")));
+    }
+    *slot = Some(value);
+    Ok(())
 }
 
 /// A duration where zero means "off".
@@ -826,6 +889,13 @@ pub fn describe(cmd: &Command) -> String {
             // written (`LOCALHOST`, `:80`) probe differently and must look different.
             let url = Shown(&String::from_utf8_lossy(&c.target.to_text())).to_string();
             let _ = writeln!(out, "{label} {} {url} ({addrs})", c.name);
+            // The service as sent: the URL and the name show it percent-encoded.
+            if let Some(service) = c.grpc_service() {
+                out.push_str(label);
+                let _ = write!(out, "-service {} \"", c.name);
+                let _ = crate::wire::text::write_escaped(out, &service, '"');
+                out.push_str("\"\n");
+            }
             for (name, value) in &c.headers {
                 let _ = writeln!(out, "{label}-header {} {name}: {}", c.name, Shown(value));
             }
@@ -929,7 +999,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(c.listen, "0.0.0.0:8081".parse().unwrap());
+        assert_eq!(c.listen, Listen::Addr("0.0.0.0:8081".parse().unwrap()));
         assert_eq!(c.timeout, Duration::from_secs(3));
         assert_eq!(c.checks.len(), 2);
         assert_eq!(c.checks[1].name, "localhost:8080/healthz");
@@ -939,11 +1009,21 @@ mod tests {
     fn serve_flags() {
         let line = "serve --listen=[::1]:9000 --timeout 500ms --max-connections 10 --verbose app=http://127.0.0.1/h";
         let Ok(Command::Serve(c)) = parse(args(line), no_env) else { panic!() };
-        assert_eq!(c.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!(c.listen, Listen::Addr("[::1]:9000".parse().unwrap()));
         assert_eq!((c.timeout, c.max_connections, c.verbose), (Duration::from_millis(500), 10, true));
         assert_eq!(c.checks[0].name, "app");
         let Ok(Command::Serve(c)) = parse(args("serve --port 80 http://127.0.0.1/"), no_env) else { panic!() };
-        assert_eq!(c.listen, "0.0.0.0:80".parse().unwrap());
+        assert_eq!(c.listen, Listen::Addr("0.0.0.0:80".parse().unwrap()));
+        let listen = |v: &str| match parse(args(&format!("serve --listen {v} http://127.0.0.1/")), no_env) {
+            Ok(Command::Serve(c)) => c.listen,
+            other => panic!("{v}: {other:?}"),
+        };
+        assert_eq!(listen(":8081"), Listen::Every(8081));
+        assert_eq!(listen("localhost:8081"), Listen::Addr("127.0.0.1:8081".parse().unwrap()));
+        assert_eq!(listen("LocalHost:8081"), Listen::Addr("127.0.0.1:8081".parse().unwrap()));
+        for bad in [":0", ":", ":x", "localhost:0", "localhost:", "example.com:8081", "localhost"] {
+            assert!(err(&format!("serve --listen {bad} http://127.0.0.1/")).contains("invalid --listen"), "{bad}");
+        }
     }
 
     #[test]
@@ -987,6 +1067,23 @@ mod tests {
             ("run --on-exit tcp://localhost:1 -- true", "unsupported scheme 'tcp'"),
             ("run --wait-timeout-continue -- true", "needs --wait-timeout"),
             ("run true", "unexpected argument 'true'"),
+            ("serve http://h:0/", "invalid URL 'http://h:0/': port 0"),
+            ("check tcp://127.0.0.1:00", "invalid URL 'tcp://127.0.0.1:00': port 0"),
+            ("check grpc://[::1]:0", "invalid URL 'grpc://[::1]:0': port 0"),
+            ("run --on-exit http://h:0/x -- true", "invalid URL 'http://h:0/x': port 0"),
+            ("serve --timeout 1s --timeout 2s http://h/", "--timeout given twice"),
+            ("check --timeout=1s http://h/ --timeout 1s", "--timeout given twice"),
+            ("run --timeout 1s --timeout 2s -- true", "--timeout given twice"),
+            ("serve --listen :1 --listen :2 http://h/", "--listen given twice"),
+            ("serve --port 1 --port 2 http://h/", "--port given twice"),
+            ("serve --max-connections 1 --max-connections 2 http://h/", "--max-connections given twice"),
+            ("serve --interval 1s --interval 1s http://h/", "--interval given twice"),
+            ("serve --min-interval 0 --min-interval 1s http://h/", "--min-interval given twice"),
+            ("check --output text --output json http://h/", "--output given twice"),
+            ("run --interval 1s --interval 2s -- true", "--interval given twice"),
+            ("run --wait-timeout 1s --wait-timeout 2s -- true", "--wait-timeout given twice"),
+            ("run --on-exit-timeout 1s --on-exit-timeout 2s -- true", "--on-exit-timeout given twice"),
+            ("run --on-exit-when always --on-exit-when failure -- true", "--on-exit-when given twice"),
         ];
         for (line, want) in cases {
             let msg = err(line);
@@ -1090,6 +1187,16 @@ mod tests {
         argv.push("echo \"x\"\n".into());
         let Ok(cmd) = parse(argv, no_env) else { panic!() };
         assert!(describe(&cmd).contains("\ncommand [\"sh\", \"-c\", \"echo \\\"x\\\"\\n\"]\n"), "{}", describe(&cmd));
+    }
+
+    #[test]
+    fn dry_run_shows_the_grpc_service_decoded() {
+        let line = "check --dry-run grpc://127.0.0.1:9?service=a%2Fb+c%22 db=grpc://127.0.0.1:9 http://127.0.0.1:9/";
+        let Ok(cmd) = parse(args(line), no_env) else { panic!() };
+        let text = describe(&cmd);
+        assert!(text.contains("\ncheck-service 127.0.0.1:9?service=a%2Fb+c%22 \"a/b+c\\\"\"\n"), "{text}");
+        assert!(text.contains("\ncheck-service db \"\"\n"), "the server as a whole: {text}");
+        assert_eq!(text.matches("-service").count(), 2, "{text}");
     }
 
     #[test]

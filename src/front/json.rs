@@ -13,8 +13,10 @@ pub(crate) const CONTENT_TYPE: &str = "application/json";
 #[derive(Clone, Copy, Debug)]
 pub struct Entry<'a> {
     pub name: &'a str,
-    pub verdict: &'a Verdict,
-    /// From the round's start to this verdict.
+    /// None for a check the request excluded: `"status":"excluded"`, as
+    /// the text report's `[+]NAME excluded: ok`.
+    pub verdict: Option<&'a Verdict>,
+    /// From the round's start to this verdict (not shown when excluded).
     pub duration: Duration,
 }
 
@@ -25,7 +27,7 @@ pub fn write_report<'a, I>(out: &mut Vec<u8>, entries: I, warnings: &[impl AsRef
 where
     I: Iterator<Item = Entry<'a>> + Clone,
 {
-    let passed = entries.clone().all(|e| e.verdict.passed());
+    let passed = entries.clone().all(|e| e.verdict.is_none_or(Verdict::passed));
     out.extend_from_slice(if passed {
         b"{\"status\":\"pass\",\"checks\":["
     } else {
@@ -38,8 +40,12 @@ where
         out.extend_from_slice(b"{\"name\":");
         push_str(out, entry.name);
         match entry.verdict {
-            Verdict::Pass => out.extend_from_slice(b",\"status\":\"pass\""),
-            Verdict::Fail(reason) => {
+            None => {
+                out.extend_from_slice(b",\"status\":\"excluded\"}");
+                continue;
+            }
+            Some(Verdict::Pass) => out.extend_from_slice(b",\"status\":\"pass\""),
+            Some(Verdict::Fail(reason)) => {
                 out.extend_from_slice(b",\"status\":\"fail\",\"reason\":\"");
                 let _ = write!(Escaper(out), "{reason}");
                 out.push(b'"');
@@ -137,8 +143,9 @@ mod tests {
         let pass = Verdict::Pass;
         let fail = Verdict::Fail(Reason::Http(HttpReason::Status(503)));
         let entries = [
-            Entry { name: "app", verdict: &pass, duration: Duration::from_micros(2100) },
-            Entry { name: "istio", verdict: &fail, duration: Duration::from_micros(1300) },
+            Entry { name: "app", verdict: Some(&pass), duration: Duration::from_micros(2100) },
+            Entry { name: "istio", verdict: Some(&fail), duration: Duration::from_micros(1300) },
+            Entry { name: "db", verdict: None, duration: Duration::ZERO },
         ];
         assert_eq!(
             report(&entries, &[]),
@@ -147,13 +154,15 @@ mod tests {
                 concat!(
                     r#"{"status":"fail","checks":["#,
                     r#"{"name":"app","status":"pass","duration_seconds":0.0021},"#,
-                    r#"{"name":"istio","status":"fail","reason":"status 503","duration_seconds":0.0013}]}"#,
+                    r#"{"name":"istio","status":"fail","reason":"status 503","duration_seconds":0.0013},"#,
+                    r#"{"name":"db","status":"excluded"}]}"#,
                     "\n"
                 )
                 .into()
             )
         );
         assert!(report(&entries[..1], &[]).0);
+        assert!(report(&entries[2..], &[]).0, "excluded checks do not fail a report");
         assert_eq!(
             report(&[], &["no \"x\""]),
             (true, "{\"status\":\"pass\",\"checks\":[],\"warnings\":[\"no \\\"x\\\"\"]}\n".into())

@@ -124,7 +124,8 @@ mod tests {
             ("x\ny=1", "\"x\\ny=1\""),
             ("q\"", "\"q\\\"\""),
             ("", "\"\""),
-            ("é", "\"\\u{e9}\""),
+            ("\u{e9}", "\"\u{e9}\""),
+            ("a\u{1}\u{202e}", "\"a\\x01\\u202e\""),
         ];
         for (raw, want) in cases {
             let mut out = String::new();

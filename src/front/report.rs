@@ -1,5 +1,6 @@
 //! The text report of `/all`, `/all/NAME` and `check`: kube-apiserver's
-//! `[+]NAME ok` / `[-]NAME failed: REASON` lines and the summary line.
+//! `[+]NAME ok` / `[-]NAME failed: REASON` / `[+]NAME excluded: ok` lines
+//! and the summary line.
 
 use crate::check::Check;
 use crate::verdict::Verdict;
@@ -14,18 +15,30 @@ pub(crate) fn write_line(out: &mut Vec<u8>, check: &Check, verdict: &Verdict) {
 }
 
 /// Writes the apiserver-style lines, `[+]NAME ok` / `[-]NAME failed:
-/// REASON` (passing ones only when `verbose`), for the checks reported on,
-/// then the summary line. Returns whether every one of them passed.
+/// REASON`, and for a check the request excluded (its verdict None)
+/// `[+]NAME excluded: ok`, as kube-apiserver's `/readyz?verbose&exclude=`
+/// lists it, in the checks' order; then the summary line. Only the failed
+/// ones are listed unless `verbose` (kube-apiserver's plain `ok`). Returns
+/// whether every check reported on passed.
 pub fn write_report<'a>(
     out: &mut Vec<u8>,
-    results: impl Iterator<Item = (&'a Check, &'a Verdict)>,
+    results: impl Iterator<Item = (&'a Check, Option<&'a Verdict>)>,
     verbose: bool,
 ) -> bool {
+    use std::io::Write as _;
     let mut all_passed = true;
     for (check, verdict) in results {
-        all_passed &= verdict.passed();
-        if verbose || !verdict.passed() {
-            write_line(out, check, verdict);
+        match verdict {
+            None if verbose => {
+                let _ = writeln!(out, "[+]{} excluded: ok", check.name);
+            }
+            None => {}
+            Some(verdict) => {
+                all_passed &= verdict.passed();
+                if verbose || !verdict.passed() {
+                    write_line(out, check, verdict);
+                }
+            }
         }
     }
     out.extend_from_slice(match (all_passed, verbose) {
@@ -47,13 +60,19 @@ mod tests {
         let verdicts = [Verdict::Pass, Verdict::Fail(Reason::Http(HttpReason::Status(503)))];
         let report = |verbose, excluded: &[usize]| {
             let mut out = Vec::new();
-            let included = checks.iter().zip(&verdicts).enumerate().filter(|(i, _)| !excluded.contains(i));
-            let ok = write_report(&mut out, included.map(|(_, r)| r), verbose);
+            let results = checks.iter().zip(&verdicts).enumerate();
+            let results = results.map(|(i, (c, v))| (c, Some(v).filter(|_| !excluded.contains(&i))));
+            let ok = write_report(&mut out, results, verbose);
             (ok, String::from_utf8(out).unwrap())
         };
         assert_eq!(report(false, &[]), (false, "[-]b failed: status 503\nsome checks failed\n".into()));
         assert_eq!(report(true, &[]), (false, "[+]a ok\n[-]b failed: status 503\nsome checks failed\n".into()));
         assert_eq!(report(false, &[1]), (true, "ok\n".into()));
-        assert_eq!(report(true, &[1]), (true, "[+]a ok\nall checks passed\n".into()));
+        assert_eq!(report(true, &[1]), (true, "[+]a ok\n[+]b excluded: ok\nall checks passed\n".into()));
+        assert_eq!(
+            report(true, &[0]),
+            (false, "[+]a excluded: ok\n[-]b failed: status 503\nsome checks failed\n".into())
+        );
+        assert_eq!(report(false, &[0]), (false, "[-]b failed: status 503\nsome checks failed\n".into()));
     }
 }

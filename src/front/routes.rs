@@ -2,8 +2,13 @@
 //! `/all` and `/all/NAME` with their query (`verbose`, `exclude=`,
 //! `format=json`), `/metrics`; anything else is not found.
 
-use crate::wire::http::Method;
+use crate::wire::http::{self, Method};
 use crate::wire::text;
+
+/// The `format` values `/all` takes.
+const FORMATS: [&str; 2] = ["text", "json"];
+/// How much of an unknown `format` value a 400 shows.
+const MAX_SHOWN_FORMAT: usize = 64;
 
 /// Where a request goes.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,6 +52,9 @@ pub struct Query<'a> {
     pub json: bool,
     /// The raw (still percent-encoded) `exclude` values.
     pub exclude: Vec<&'a str>,
+    /// The first `format` that is neither `text` nor `json`, raw: the
+    /// request is a 400 naming it, never a silent text answer.
+    pub bad_format: Option<&'a str>,
 }
 
 pub fn parse_query(query: &str) -> Query<'_> {
@@ -55,12 +63,29 @@ pub fn parse_query(query: &str) -> Query<'_> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "verbose" => q.verbose = true,
-            "format" => q.json = value == "json",
+            "format" => match percent_decode(value).as_deref() {
+                Some("json") => q.json = true,
+                Some("text") => q.json = false,
+                _ => q.bad_format = q.bad_format.or(Some(value)),
+            },
             "exclude" => q.exclude.push(value),
             _ => {}
         }
     }
     q
+}
+
+/// The body of the 400 for an unknown `format`: the value (decoded when it
+/// decodes, escaped, cut short) and the accepted ones.
+pub fn bad_format_body(raw: &str) -> Vec<u8> {
+    let decoded = percent_decode(raw);
+    let value = decoded.as_deref().unwrap_or(raw).as_bytes();
+    let mut body = b"unknown format \"".to_vec();
+    http::push_shown(&mut body, value, MAX_SHOWN_FORMAT);
+    body.extend_from_slice(b"\": use ");
+    body.extend_from_slice(FORMATS.join(" or ").as_bytes());
+    body.push(b'\n');
+    body
 }
 
 /// Decodes a query value: `%XX`, and `+` as space; None for bad escapes or
@@ -114,9 +139,18 @@ mod tests {
     #[test]
     fn queries() {
         let q = parse_query("verbose&exclude=a&exclude=b%2Dc&x=1");
-        assert_eq!(q, Query { verbose: true, json: false, exclude: vec!["a", "b%2Dc"] });
+        assert_eq!(q, Query { verbose: true, json: false, exclude: vec!["a", "b%2Dc"], bad_format: None });
         assert!(parse_query("format=json&exclude=a").json);
+        assert!(parse_query("format=%6Ason").json);
         assert!(!parse_query("format=json&format=text").json);
+        for (query, bad) in [("format=xml", "xml"), ("format", ""), ("format=JSON", "JSON"), ("format=a&format=b", "a")]
+        {
+            assert_eq!(parse_query(query).bad_format, Some(bad), "{query}");
+        }
+        assert_eq!(bad_format_body("xml"), b"unknown format \"xml\": use text or json\n");
+        assert_eq!(bad_format_body("%3C%22x%0A"), b"unknown format \"\\x3c\\\"x\\x0a\": use text or json\n");
+        let long = bad_format_body(&"x".repeat(100));
+        assert!(long.starts_with(format!("unknown format \"{}...\"", "x".repeat(64)).as_bytes()));
         assert_eq!(parse_query(""), Query::default());
         assert_eq!(percent_decode("b%2Dc"), Some("b-c".into()));
         assert_eq!(percent_decode("%zz"), None);

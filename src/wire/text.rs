@@ -5,10 +5,12 @@
 use std::fmt;
 use std::time::Duration;
 
-/// Writes `raw` for showing between two `quote`s on one line: the quote
-/// and `\` escaped with a backslash, tab, CR and LF as `\t`, `\r`, `\n`,
-/// anything else outside printable ASCII as `\u{..}`. The one escaper of
-/// the text the program writes to stderr: log values and usage errors.
+/// Writes `raw` for showing between two `quote`s on one line, as the user
+/// typed it: UTF-8 as is; the quote and `\` escaped with a backslash; tab,
+/// CR and LF as `\t`, `\r`, `\n`; other control characters and the
+/// invisible ones that could hide or reorder text (see [`hidden`]) as Go's
+/// `%q` writes them, `\x01`, `\u202e`. The one escaper of the text the
+/// program writes to stderr: log values and usage errors.
 pub(crate) fn write_escaped(out: &mut impl fmt::Write, raw: &str, quote: char) -> fmt::Result {
     for c in raw.chars() {
         match c {
@@ -17,11 +19,25 @@ pub(crate) fn write_escaped(out: &mut impl fmt::Write, raw: &str, quote: char) -
             '\r' => out.write_str("\\r")?,
             '\t' => out.write_str("\\t")?,
             c if c == quote => write!(out, "\\{c}")?,
-            ' '..='~' => out.write_char(c)?,
-            _ => write!(out, "\\u{{{:x}}}", c as u32)?,
+            c if c < '\u{80}' && c.is_control() => write!(out, "\\x{:02x}", c as u32)?,
+            c if c.is_control() || hidden(c) => match c as u32 {
+                n @ ..=0xffff => write!(out, "\\u{n:04x}")?,
+                n => write!(out, "\\U{n:08x}")?,
+            },
+            c => out.write_char(c)?,
         }
     }
     Ok(())
+}
+
+/// Characters that show as nothing or as a plain space, or that reorder
+/// the text around them: spaces other than U+0020, zero-width and bidi
+/// controls, line and paragraph separators, the byte-order mark, tags.
+fn hidden(c: char) -> bool {
+    matches!(c,
+        '\u{a0}' | '\u{ad}' | '\u{61c}' | '\u{1680}' | '\u{180e}'
+        | '\u{2000}'..='\u{200f}' | '\u{2028}'..='\u{202f}' | '\u{205f}'..='\u{206f}'
+        | '\u{3000}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
 }
 
 /// An argument as a usage error shows it between single quotes, escaped.
@@ -240,7 +256,13 @@ mod tests {
 
     #[test]
     fn usage_errors_show_arguments_escaped() {
-        assert_eq!(Shown("a'b\"c\\\t\u{e9}\u{1}\n").to_string(), "a\\'b\"c\\\\\\t\\u{e9}\\u{1}\\n");
+        assert_eq!(Shown("a'b\"c\\\t\u{e9}\u{1}\n").to_string(), "a\\'b\"c\\\\\\t\u{e9}\\x01\\n");
+        // As typed, UTF-8 and all; what could hide or reorder text is escaped as Go's %q.
+        assert_eq!(Shown("caf\u{e9} \u{65e5}\u{672c} \u{1f600}").to_string(), "caf\u{e9} \u{65e5}\u{672c} \u{1f600}");
+        assert_eq!(
+            Shown("\u{7f}\u{85}\u{a0}\u{200b}\u{202e}\u{2028}\u{feff}\u{e0041}").to_string(),
+            "\\x7f\\u0085\\u00a0\\u200b\\u202e\\u2028\\ufeff\\U000e0041"
+        );
         assert_eq!(Shown("-x=1").to_string(), "-x=1");
     }
 }

@@ -58,6 +58,19 @@ impl Daemon {
         panic!("could not start the daemon on a free port after 5 attempts");
     }
 
+    /// `healthcheck serve --listen LISTEN ARGS...` (LISTEN as the user writes it, e.g.
+    /// `:8081`), ready when `/self` answers 200 at `addr`.
+    pub fn serve_listen(listen: &str, addr: SocketAddr, args: &[&str]) -> Daemon {
+        let mut full = vec!["serve", "--listen", listen];
+        full.extend_from_slice(args);
+        let mut daemon = Daemon::spawn(&[], &full, addr);
+        if let Err(status) = daemon.wait_ready() {
+            panic!("daemon {full:?} did not answer at {addr} (exit: {status:?}); stderr:\n{}", daemon.log());
+        }
+        daemon.wait_first_round();
+        daemon
+    }
+
     fn spawn(wrapper: &[&str], args: &[&str], addr: SocketAddr) -> Daemon {
         let mut child = command_under(wrapper)
             .args(args)
