@@ -888,12 +888,8 @@ impl Ctx {
                         Some(i) => excluded.push(i),
                         None if unknown.len() < MAX_UNKNOWN_SHOWN => {
                             let name = decoded.as_deref().unwrap_or(raw).as_bytes();
-                            let cut = &name[..name.len().min(MAX_SHOWN_NAME)];
                             let mut shown = Vec::new();
-                            http::push_escaped(&mut shown, cut);
-                            if cut.len() < name.len() {
-                                shown.extend_from_slice(b"...");
-                            }
+                            http::push_shown(&mut shown, name, MAX_SHOWN_NAME);
                             unknown.push(shown);
                         }
                         None => {}

@@ -20,7 +20,18 @@ pub(crate) fn put(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Appends `n` in decimal. Not `write!`: the formatting machinery was a
 /// fifth of the instructions spent on a `/self` request.
-pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let (digits, start) = decimal(n);
+    // A few bytes: pushed one by one, which is cheaper than a call to
+    // musl's `memcpy` (the static build's) for so few.
+    for &d in &digits[start..] {
+        out.push(d);
+    }
+}
+
+/// `n`'s decimal digits: `digits[start..]`.
+#[inline]
+pub(crate) fn decimal(mut n: u64) -> ([u8; 20], usize) {
     let mut digits = [0u8; 20]; // u64::MAX has 20 digits
     let mut start = digits.len();
     loop {
@@ -28,13 +39,8 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
         digits[start] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return (digits, start);
         }
-    }
-    // A few bytes: pushed one by one, which is cheaper than a call to
-    // musl's `memcpy` (the static build's) for so few.
-    for &d in &digits[start..] {
-        out.push(d);
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::io::Write as _;
 
+use crate::wire::digits::decimal;
+
 /// Request head bound: a larger head is answered 431 and the connection
 /// closed. Health probes send a few hundred bytes.
 pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
@@ -242,17 +244,8 @@ impl Head {
         self.len += bytes.len();
     }
 
-    fn decimal(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20]; // u64::MAX has 20 digits
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
+    fn decimal(&mut self, n: u64) {
+        let (digits, start) = decimal(n);
         self.push(&digits[start..]);
     }
 }

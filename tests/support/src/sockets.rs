@@ -6,6 +6,12 @@ use std::os::fd::AsRawFd;
 
 /// Closes `stream` with a reset (SO_LINGER on, 0 s), as a client that gives up does.
 pub fn reset(stream: TcpStream) {
+    reset_on_close(&stream);
+    drop(stream);
+}
+
+/// Sets SO_LINGER {on, 0}: when `stream` is closed, the kernel sends RST instead of FIN.
+pub fn reset_on_close(stream: &TcpStream) {
     let linger = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: setsockopt reads one struct from a live local, on a socket the caller owns.
     unsafe {
@@ -17,7 +23,6 @@ pub fn reset(stream: TcpStream) {
             std::mem::size_of::<libc::linger>() as libc::socklen_t,
         );
     }
-    drop(stream);
 }
 
 /// Fixes the receive buffer of `stream` (the kernel doubles it), so that what a client that

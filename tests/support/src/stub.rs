@@ -2,7 +2,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -282,8 +281,9 @@ fn act(stream: &mut TcpStream, me: SocketAddr, behaviour: &Behaviour, state: &St
         }
         Behaviour::CloseOnAccept | Behaviour::CloseAfterRequest | Behaviour::StatusFirst(..) => {}
         Behaviour::Reset => {
-            // No shutdown: that would send FIN before the RST.
-            reset(stream);
+            // No shutdown: that would send FIN before the RST. The caller
+            // drops (closes) the stream right after this.
+            crate::sockets::reset_on_close(stream);
             return;
         }
         Behaviour::Garbage => {
@@ -368,22 +368,6 @@ fn hang(state: &StubState) {
     while !state.stop.load(Ordering::SeqCst) && start.elapsed() < STUB_HANG_LIMIT {
         thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// SO_LINGER {on, 0} then close: the kernel sends RST instead of FIN.
-fn reset(stream: &TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: setsockopt on an open socket we own, with a correctly sized linger struct.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    // The caller drops (closes) the stream right after this.
 }
 
 /// Reads until the end of the request head (or EOF/timeout/64 KiB), then the body its
