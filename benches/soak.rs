@@ -611,9 +611,17 @@ fn probe_while(addr: SocketAddr, run_for: Duration, mut each: impl FnMut()) -> P
 }
 
 /// `/all?verbose` on a kept-alive connection: (name, passed, reason) per line.
+/// The daemon ends a keep-alive connection after 1,000 requests (its last
+/// answer says `Connection: close`): then a new one is opened, as an HTTP
+/// client does.
 fn all_verbose(conn: &mut Conn) -> Vec<(String, bool, String)> {
     conn.send_request("GET", "/all?verbose");
-    all_lines(&conn.read_response(false).text())
+    let resp = conn.read_response(false);
+    if resp.header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+        let addr = conn.stream.peer_addr().expect("the daemon's address");
+        *conn = Conn::open(addr);
+    }
+    all_lines(&resp.text())
 }
 
 fn all_lines(body: &str) -> Vec<(String, bool, String)> {
