@@ -41,6 +41,8 @@ enum State {
 struct Hop {
     url: url::Url,
     port: u16,
+    /// Whether the hop goes over TLS (an `https` Location).
+    tls: bool,
     request: Vec<u8>,
     /// The `Host` sent, when the user's one was kept.
     host: Option<Vec<u8>>,
@@ -237,6 +239,8 @@ impl Exchange {
 
     /// The next hop: the answer itself for another host; a failure after
     /// draining for the limit and a scheme or port Go cannot connect to.
+    /// kubelet follows the same host whatever the scheme: http to https and
+    /// back are both followed.
     fn next_hop(&mut self, check: &Check, head: &Head, reference: &url::Url) -> Redirect {
         let base = self.redirect.as_ref().map_or(&check.target, |hop| &hop.url);
         let url = base.join(reference);
@@ -247,13 +251,13 @@ impl Exchange {
         if self.requests >= MAX_REDIRECTS {
             return Redirect::Fail(Reason::Http(HttpReason::RedirectLimit));
         }
-        match &url.scheme[..] {
-            b"http" => {}
-            b"https" => return Redirect::Fail(Reason::Http(HttpReason::HttpsRedirect)),
+        let (tls, default_port) = match &url.scheme[..] {
+            b"http" => (false, 80),
+            b"https" if cfg!(feature = "tls") => (true, 443),
             _ => return Redirect::Fail(Reason::Http(HttpReason::UnsupportedScheme)),
-        }
+        };
         let port = match url.port() {
-            b"" => 80,
+            b"" => default_port,
             digits => match std::str::from_utf8(digits).ok().and_then(|p| p.parse().ok()) {
                 Some(port) => port,
                 None => return Redirect::Fail(Reason::Http(HttpReason::InvalidLocation)),
@@ -270,7 +274,7 @@ impl Exchange {
         let host = current_host.filter(|_| !reference.is_absolute());
         let referer = base.to_text();
         let request = check.request_to(&url, host.as_deref(), Some(&referer), self.body_fields);
-        Redirect::Follow(Hop { url, port, request, host })
+        Redirect::Follow(Hop { url, port, tls, request, host })
     }
 
     /// Follows the planned redirect on a new connection.
@@ -280,10 +284,10 @@ impl Exchange {
             Redirect::Fail(reason) => return self.finish(Verdict::Fail(reason)),
             Redirect::Follow(hop) => hop,
         };
-        let port = hop.port;
+        let (port, tls) = (hop.port, hop.tls);
         self.redirect = Some(hop);
         self.status = 0;
-        conn.reconnect(port)
+        conn.reconnect(port, tls)
     }
 
     fn on_body(&mut self, conn: &mut Conn, data: &[u8]) -> Action {

@@ -1,8 +1,9 @@
 """A gRPC health server on Python grpcio (gRPC C-core) for tests/grpc.rs:
 
-    python3 health_server.py [--no-health] [--slow SECONDS]
+    python3 health_server.py [--no-health] [--slow SECONDS] [--tls CERT KEY]
 
-Listens on a free 127.0.0.1 port, prints "port N", then reads commands on
+Listens on a free 127.0.0.1 port (over TLS with --tls, PEM files), prints
+"port N", then reads commands on
 stdin, one a line, answering "ok" to each:
 
     set SERVICE STATUS    (SERVICE "-" is the server as a whole, "")
@@ -39,7 +40,13 @@ def main():
     servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     if "--no-health" not in args:
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if "--tls" in args:
+        at = args.index("--tls")
+        with open(args[at + 1], "rb") as cert, open(args[at + 2], "rb") as key:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(f"port {port}", flush=True)
     for line in sys.stdin:
