@@ -678,3 +678,101 @@ mod tests {
         assert_eq!(p.wrote(&c, total - 3), Action::Receive);
     }
 }
+
+/// The TLS layer under the kinds, against a rustls server in memory (ring,
+/// test-only), its bytes handed over in every split.
+#[cfg(all(test, feature = "tls"))]
+mod tls_tests {
+    use std::io::{Read as _, Write as _};
+    use std::sync::Arc;
+
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::{ServerConfig, ServerConnection};
+
+    use super::*;
+    use crate::verdict::{TlsFailure, TlsReason};
+
+    fn server(alpn: &[&[u8]]) -> ServerConnection {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["elsewhere.test".into()]).unwrap().self_signed(&key).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        #[allow(deprecated)]
+        let provider = rustls::crypto::ring::default_provider();
+        let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        ServerConnection::new(Arc::new(config)).unwrap()
+    }
+
+    /// Runs a probe of `url` against `server`, which answers `response` to
+    /// the first request; the server's bytes reach the probe `split` at a
+    /// time. The verdict and the plaintext the server read.
+    fn exchange(url: &str, mut server: ServerConnection, response: &[u8], split: usize) -> (Action, Vec<u8>) {
+        let c = Check::parse(url).unwrap();
+        let mut p = Probe::default();
+        assert!(matches!(p.start(&c.addrs, Instant::now()), Action::Connect(_)));
+        let mut action = p.connected(&c, Instant::now());
+        let (mut to_client, mut request, mut answered) = (Vec::new(), Vec::new(), false);
+        for _ in 0..100_000 {
+            action = match action {
+                Action::Send => {
+                    let out = p.output(&c).to_vec();
+                    assert!(!out.is_empty(), "Send with nothing to send");
+                    let mut rest = &out[..];
+                    while !rest.is_empty() {
+                        server.read_tls(&mut rest).unwrap();
+                        if let Err(e) = server.process_new_packets() {
+                            panic!("server: {e}");
+                        }
+                    }
+                    let _ = server.reader().read_to_end(&mut request);
+                    p.wrote(&c, out.len())
+                }
+                Action::Receive => {
+                    if !answered && request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        server.writer().write_all(response).unwrap();
+                        server.send_close_notify();
+                        answered = true;
+                    }
+                    while server.wants_write() {
+                        server.write_tls(&mut to_client).unwrap();
+                    }
+                    if to_client.is_empty() {
+                        p.eof()
+                    } else {
+                        let n = split.min(to_client.len());
+                        let chunk: Vec<u8> = to_client.drain(..n).collect();
+                        p.received(&c, &chunk)
+                    }
+                }
+                done => return (done, request),
+            };
+        }
+        panic!("no verdict");
+    }
+
+    #[test]
+    fn https_passes_in_any_split() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        for split in [1, 2, 7, 100, 1 << 20] {
+            let (action, request) = exchange("https://localhost:8443/health", server(&[b"http/1.1"]), ok, split);
+            assert_eq!(action, Action::Done(Verdict::Pass), "split {split}");
+            let request = String::from_utf8(request).unwrap();
+            assert!(request.starts_with("GET /health HTTP/1.1\r\nHost: localhost:8443\r\n"), "{request}");
+        }
+        let big = [&b"HTTP/1.1 503 No\r\nContent-Length: 40000\r\n\r\n"[..], &[b'x'; 40000]].concat();
+        let (action, _) = exchange("https://127.0.0.1:8443/", server(&[]), &big, 5000);
+        assert_eq!(action, Action::Done(Verdict::Fail(Reason::Http(crate::verdict::HttpReason::Status(503)))));
+    }
+
+    #[test]
+    fn grpcs_needs_h2_by_alpn() {
+        // A server that chooses no protocol (as openssl s_server -www).
+        let (action, _) = exchange("grpcs://localhost:8443", server(&[]), b"", 1 << 20);
+        assert_eq!(action, Action::Done(Verdict::Fail(Reason::Tls(TlsReason::Handshake(TlsFailure::NoH2)))));
+    }
+}
