@@ -488,6 +488,27 @@ mod tests {
             .starts_with("GET /a/./b/../c HTTP/1.1\r\nHost: LocalHost:80\r\n"));
     }
 
+    /// https:// and grpcs:// are checks over TLS in a build with it, and a
+    /// usage error that says so without.
+    #[test]
+    fn tls_schemes_need_the_feature() {
+        for (url, port, name) in [("https://Localhost/h", 443, "localhost/h"), ("grpcs://h:9443", 9443, "h:9443")] {
+            match Check::parse(url) {
+                Ok(c) => {
+                    assert!(cfg!(feature = "tls") && c.tls, "{url}");
+                    assert_eq!((c.port, c.name.as_str()), (port, name), "{url}");
+                }
+                Err(e) => assert!(!cfg!(feature = "tls") && e.0.ends_with("this build has no TLS"), "{url}: {e}"),
+            }
+        }
+        if cfg!(feature = "tls") {
+            let c = Check::parse("https://h:8443/").unwrap();
+            assert_eq!((c.port, c.name.as_str()), (8443, "h:8443/"));
+            assert!(Check::callback("https://h/x").unwrap().tls);
+            assert!(!Check::parse("http://h/").unwrap().same_target(&Check::parse("https://h:80/").unwrap()));
+        }
+    }
+
     #[test]
     fn rejects_bad_checks() {
         let cases = [
