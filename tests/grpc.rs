@@ -402,24 +402,27 @@ fn tls_certificate(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     Some((cert, key))
 }
 
-/// `grpcs://` against grpcio over TLS (a certificate for another name, not
-/// checked, as `grpc-health-probe -tls -tls-no-verify`); a TLS server that
-/// does not choose h2 and a plain gRPC server fail with a clear reason.
+/// `grpcs://` against grpcio and grpc-go over TLS (a certificate for another
+/// name, not checked, as `grpc-health-probe -tls -tls-no-verify`); a TLS
+/// server that does not choose h2 and a plain gRPC server fail with a clear
+/// reason.
 #[test]
 #[cfg(feature = "tls")]
 fn grpcs_over_tls() {
     let tmp = support::TempDir::new();
     let Some((cert, key)) = tls_certificate(Path::new(&tmp.file(""))) else { return };
     let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
-    if let Some(mut server) = Server::start(Implementation::Python, &["--tls", cert_s, key_s]) {
+    for implementation in BOTH {
+        let Some(mut server) = Server::start(implementation, &["--tls", cert_s, key_s]) else { continue };
+        let what = format!("{implementation:?}");
         let url = format!("grpcs://localhost:{}", server.port);
-        assert_eq!(check(&url), (Some(0), "[+]c ok\nall checks passed\n".into()));
+        assert_eq!(check(&url), (Some(0), "[+]c ok\nall checks passed\n".into()), "{what}");
         server.set("-", "NOT_SERVING");
-        assert_eq!(check(&url), (Some(1), "[-]c failed: NOT_SERVING\nsome checks failed\n".into()));
+        assert_eq!(check(&url), (Some(1), "[-]c failed: NOT_SERVING\nsome checks failed\n".into()), "{what}");
         server.set("orders", "SERVING");
-        assert_eq!(check(&format!("{url}?service=orders")).0, Some(0));
+        assert_eq!(check(&format!("{url}?service=orders")).0, Some(0), "{what}");
         // The TLS server is no h2c server: grpc:// on it fails.
-        assert_eq!(check(&format!("grpc://127.0.0.1:{}", server.port)).0, Some(1));
+        assert_eq!(check(&format!("grpc://127.0.0.1:{}", server.port)).0, Some(1), "{what}");
     }
     if let Some(plain) = Server::start(Implementation::Python, &[]) {
         let (code, out) = check(&format!("grpcs://127.0.0.1:{}", plain.port));
