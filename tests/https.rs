@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{free_port, run_cli, skip_missing_tool, Daemon, TempDir, LOCALHOST_V4};
+use support::{run_cli, skip_missing_tool, Daemon, TempDir};
 
 /// Reads the client's first flight (the ClientHello) so that what follows is an answer to it.
 fn read_hello(conn: &mut TcpStream) {
@@ -89,11 +89,12 @@ fn byte_by_byte(mut conn: TcpStream) {
     }
 }
 
-/// `openssl s_server` on 127.0.0.1, killed when dropped; None (said) without openssl.
-struct SServer(Child, u16);
+/// An HTTPS server on 127.0.0.1 (tests/kubelet/tls_server.py: Python's `ssl`, a thread per
+/// connection, its port chosen by itself), killed when dropped; None (said) without openssl.
+struct TlsServer(Child, u16);
 
-impl SServer {
-    fn start(dir: &TempDir) -> Option<SServer> {
+impl TlsServer {
+    fn start(dir: &TempDir) -> Option<TlsServer> {
         let (cert, key) = (dir.file("c.pem"), dir.file("k.pem"));
         let made = Command::new("openssl")
             .args(["req", "-x509", "-nodes", "-days", "1", "-subj", "/CN=elsewhere.test", "-newkey", "ec"])
@@ -104,22 +105,24 @@ impl SServer {
             skip_missing_tool("openssl not installed (Debian: apt-get install openssl)");
             return None;
         }
-        let port = free_port(LOCALHOST_V4);
-        let child = Command::new("openssl")
-            .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}"), "-cert", &cert, "-key", &key])
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kubelet/tls_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args([&cert, &key, "any", "no", "ok"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("openssl s_server");
-        let up =
-            support::eventually(Duration::from_secs(10), || TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok());
-        assert!(up, "openssl s_server did not listen on {port}");
-        Some(SServer(child, port))
+            .expect("python3 tests/kubelet/tls_server.py");
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        std::io::BufRead::read_line(&mut out, &mut line).expect("the server says its port");
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("tls_server.py printed {line:?}"));
+        Some(TlsServer(child, port))
     }
 }
 
-impl Drop for SServer {
+impl Drop for TlsServer {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -179,15 +182,15 @@ fn memory(pid: i32) -> (u64, u64) {
 #[test]
 fn hostile_tls_servers_fail_within_the_deadline_with_bounded_memory() {
     let dir = TempDir::new();
-    let Some(s_server) = SServer::start(&dir) else { return };
-    let garbage = garbage_after_server_hello(s_server.1);
+    let Some(tls_server) = TlsServer::start(&dir) else { return };
+    let garbage = garbage_after_server_hello(tls_server.1);
     let huge = server(huge_message);
     let chain = server(huge_chain);
     let slow = server(byte_by_byte);
     let d = Daemon::serve(&[
         "--timeout",
         "2s",
-        &format!("good=https://localhost:{}/", s_server.1),
+        &format!("good=https://localhost:{}/", tls_server.1),
         &format!("garbage=https://localhost:{garbage}/"),
         &format!("huge=https://localhost:{huge}/"),
         &format!("chain=https://localhost:{chain}/"),
@@ -239,13 +242,13 @@ fn hostile_tls_servers_fail_within_the_deadline_with_bounded_memory() {
 #[test]
 fn on_exit_and_wait_take_https() {
     let dir = TempDir::new();
-    let Some(s_server) = SServer::start(&dir) else { return };
-    let url = format!("https://localhost:{}/", s_server.1);
-    // openssl -www answers any method with 200: the callback passes.
+    let Some(tls_server) = TlsServer::start(&dir) else { return };
+    let url = format!("https://localhost:{}/", tls_server.1);
+    // The server answers any method with 200: the callback passes.
     let out = run_cli(&["run", "--wait", &url, "--on-exit", &url, "--", "true"]);
     assert_eq!(out.code(), Some(0), "{}{}", out.stdout, out.stderr);
     assert!(!out.stderr.contains("failed"), "{}", out.stderr);
     let out = run_cli(&["check", "--dry-run", &format!("tls={url}")]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert!(out.stdout.contains(&format!("check tls {url} (127.0.0.1:{0},[::1]:{0})", s_server.1)), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("check tls {url} (127.0.0.1:{0},[::1]:{0})", tls_server.1)), "{}", out.stdout);
 }

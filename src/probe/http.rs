@@ -272,8 +272,10 @@ impl Exchange {
             None => check.host_override().filter(|h| *h != &check.target.host[..]).map(<[u8]>::to_vec),
         };
         let host = current_host.filter(|_| !reference.is_absolute());
-        let referer = base.to_text();
-        let request = check.request_to(&url, host.as_deref(), Some(&referer), self.body_fields);
+        // Go sends no Referer from an https page to an http one.
+        let downgrade = base.scheme.eq_ignore_ascii_case(b"https") && url.scheme.eq_ignore_ascii_case(b"http");
+        let referer = (!downgrade).then(|| base.to_text());
+        let request = check.request_to(&url, host.as_deref(), referer.as_deref(), self.body_fields);
         Redirect::Follow(Hop { url, port, tls, request, host })
     }
 

@@ -711,7 +711,13 @@ mod tls_tests {
     /// Runs a probe of `url` against `server`, which answers `response` to
     /// the first request; the server's bytes reach the probe `split` at a
     /// time. The verdict and the plaintext the server read.
-    fn exchange(url: &str, mut server: ServerConnection, response: &[u8], split: usize) -> (Action, Vec<u8>) {
+    fn exchange(url: &str, server: ServerConnection, response: &[u8], split: usize) -> (Action, Vec<u8>) {
+        let (action, request, _) = exchange_on(url, server, response, split);
+        (action, request)
+    }
+
+    /// [`exchange`], with the probe (to follow a redirect further).
+    fn exchange_on(url: &str, mut server: ServerConnection, response: &[u8], split: usize) -> (Action, Vec<u8>, Probe) {
         let c = Check::parse(url).unwrap();
         let mut p = Probe::default();
         assert!(matches!(p.start(&c.addrs, Instant::now()), Action::Connect(_)));
@@ -749,7 +755,7 @@ mod tls_tests {
                         p.received(&c, &chunk)
                     }
                 }
-                done => return (done, request),
+                done => return (done, request, p),
             };
         }
         panic!("no verdict");
@@ -767,6 +773,21 @@ mod tls_tests {
         let big = [&b"HTTP/1.1 503 No\r\nContent-Length: 40000\r\n\r\n"[..], &[b'x'; 40000]].concat();
         let (action, _) = exchange("https://127.0.0.1:8443/", server(&[]), &big, 5000);
         assert_eq!(action, Action::Done(Verdict::Fail(Reason::Http(crate::verdict::HttpReason::Status(503)))));
+    }
+
+    /// https to http on the same host is followed, in plain text and with no
+    /// Referer (Go sends none from https to http).
+    #[test]
+    fn a_redirect_to_http_is_followed_in_plain_text() {
+        let url = "https://localhost:8443/a";
+        let moved = b"HTTP/1.1 302 F\r\nLocation: http://localhost:8080/b\r\nContent-Length: 0\r\n\r\n";
+        let (action, _, mut p) = exchange_on(url, server(&[b"http/1.1"]), moved, 100);
+        assert_eq!(action, Action::Connect("127.0.0.1:8080".parse().unwrap()));
+        let c = Check::parse(url).unwrap();
+        assert_eq!(p.connected(&c, Instant::now()), Action::Send);
+        let request = String::from_utf8(p.output(&c).to_vec()).unwrap();
+        assert!(request.starts_with("GET /b HTTP/1.1\r\nHost: localhost:8080\r\n"), "{request}");
+        assert!(!request.contains("Referer"), "{request}");
     }
 
     #[test]
