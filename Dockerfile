@@ -4,6 +4,12 @@
 #   docker build -t healthcheck:0.1.0 .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t healthcheck:0.1.0 .
 #   podman build --format docker -t healthcheck:0.1.0 .
+#   docker build --build-arg VARIANT=minimal -t healthcheck:0.1.0-minimal .
+#
+# VARIANT=tls (the default) ships the build with https:// and grpcs:// checks
+# (at most 768 KiB); VARIANT=minimal ships `scripts/build-static --minimal`,
+# TLS compiled out (at most 300 KiB), for pods that probe only plain HTTP, TCP
+# and h2c gRPC (docs/size.md).
 #
 # Images are named in full (docker.io/library/...): podman's short-name
 # policy refuses a bare `rust:` it cannot resolve without asking which
@@ -30,6 +36,7 @@
 # the pin freezes them, as unstable flags may change from release to release.
 FROM --platform=$BUILDPLATFORM docker.io/library/rust:1.95.0-slim-trixie AS build
 ARG TARGETARCH
+ARG VARIANT=tls
 WORKDIR /src
 # rust-src and the target's musl runtime, in a layer of their own so that a
 # change to the sources does not download them again.
@@ -51,7 +58,12 @@ COPY . .
 # binary's path last.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,sharing=private \
-    binary=$(scripts/build-static "$(cat /rust-target)") \
+    case "$VARIANT" in \
+      tls) variant= ;; \
+      minimal) variant=--minimal ;; \
+      *) echo "unknown VARIANT: $VARIANT (tls or minimal)" >&2; exit 1 ;; \
+    esac \
+ && binary=$(scripts/build-static $variant "$(cat /rust-target)") \
  && install -D -m 0755 "$binary" /out/app/healthcheck
 
 # The image: nothing but the binary. No shell, no libc, no /etc, no /tmp.

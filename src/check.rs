@@ -27,8 +27,13 @@ pub enum Kind {
     Tcp,
     /// `POST` with an empty body (a completion callback); no redirects.
     Post,
-    /// A grpc.health.v1 Check call over h2c; pass on SERVING.
+    /// A grpc.health.v1 Check call over h2c (or TLS); pass on SERVING.
     Grpc,
+}
+
+/// The URL schemes whose checks go over TLS (`https://`, `grpcs://`).
+pub(crate) fn is_tls_scheme(scheme: &[u8]) -> bool {
+    matches!(scheme, b"https" | b"grpcs")
 }
 
 #[derive(Clone, Debug)]
@@ -38,8 +43,10 @@ pub struct Check {
     /// Where to connect, tried in order, for an IP literal or `localhost`;
     /// empty for a name, which is resolved each round (see [`Check::dns_name`]).
     pub addrs: Vec<SocketAddr>,
-    /// The port connected to: the URL's, else 80.
+    /// The port connected to: the URL's, else 80 (443 for https).
     pub(crate) port: u16,
+    /// Whether the probe speaks TLS (`https://`, `grpcs://`).
+    pub(crate) tls: bool,
     /// The host in lower case, without brackets: the name resolved each round.
     host: String,
     /// The URL as written, the way kubelet's client reads it: the base of
@@ -144,15 +151,15 @@ impl fmt::Display for CheckError {
 }
 
 impl Check {
-    /// Parses `[NAME=]URL` for a probe (`http://`, `tcp://` or `grpc://`).
+    /// Parses `[NAME=]URL` for a probe (`http[s]://`, `tcp://` or `grpc[s]://`).
     /// Only an IP literal or `localhost` gets its addresses here: a name is
     /// resolved each round, never at startup.
     pub fn parse(arg: &str) -> Result<Check, CheckError> {
         let (name, text) = split_name(arg)?;
-        let url = parse_url(text, &["http", "tcp", "grpc"])?;
+        let url = parse_url(text, &["http", "https", "tcp", "grpc", "grpcs"])?;
         let kind = match &url.target.scheme[..] {
             b"tcp" => Kind::Tcp,
-            b"grpc" => Kind::Grpc,
+            b"grpc" | b"grpcs" => Kind::Grpc,
             _ => Kind::Http,
         };
         let mut check = Check::new(String::new(), url, kind);
@@ -166,9 +173,9 @@ impl Check {
         Ok(check)
     }
 
-    /// Parses a completion-callback URL (`http://` only), probed with `POST`.
+    /// Parses a completion-callback URL (`http://` or `https://`), probed with `POST`.
     pub fn callback(arg: &str) -> Result<Check, CheckError> {
-        let url = parse_url(arg, &["http"])?;
+        let url = parse_url(arg, &["http", "https"])?;
         Ok(Check::new(arg.to_string(), url, Kind::Post))
     }
 
@@ -183,11 +190,13 @@ impl Check {
             ],
             None => Vec::new(),
         };
+        let tls = is_tls_scheme(&target.scheme);
         let mut check = Check {
             name,
             kind,
             addrs,
             port,
+            tls,
             host,
             target,
             headers: Vec::new(),
@@ -228,7 +237,8 @@ impl Check {
     pub(crate) fn grpc_request(&self) -> Result<grpc::Request, CheckError> {
         let shown = || String::from_utf8_lossy(&self.target.to_text()).into_owned();
         let service = grpc_service(&self.target).map_err(|why| CheckError(format!("{why}: '{}'", Shown(&shown()))))?;
-        grpc::Request::new(&self.target.host, &service, &self.headers)
+        let scheme: &[u8] = if self.tls { b"https" } else { b"http" };
+        grpc::Request::with_scheme(scheme, &self.target.host, &service, &self.headers)
             .map_err(|e| CheckError(format!("{e}: '{}'", Shown(&shown()))))
     }
 
@@ -333,6 +343,7 @@ impl Check {
     /// fragment, which is never sent, nor a tcp URL's empty path).
     pub(crate) fn same_target(&self, other: &Check) -> bool {
         self.kind == other.kind
+            && self.tls == other.tls
             && self.request == other.request
             && self.grpc == other.grpc
             && self.default_name() == other.default_name()
@@ -350,7 +361,8 @@ impl Check {
             _ => self.host.clone(),
         };
         let http = matches!(self.kind, Kind::Http | Kind::Post);
-        if !http || self.port != 80 {
+        let default_port = if self.tls { 443 } else { 80 };
+        if !http || self.port != default_port {
             name.push(':');
             name.push_str(&self.port.to_string());
         }
@@ -421,7 +433,14 @@ struct ParsedUrl {
 
 fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
     let shown = Shown(text);
-    let with_scheme = || schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+    let with_scheme = || {
+        let all: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+        match all.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    };
     let invalid = |why: &str| CheckError(format!("invalid URL '{shown}'{why}"));
     // `localhost:8080/health` reads as the scheme `localhost`, `127.0.0.1:8080` as a
     // relative URL: either way the scheme was forgotten, so say that.
@@ -431,14 +450,13 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
     let target = url::Url::parse(text.as_bytes()).map_err(|_| invalid(""))?;
     let scheme = String::from_utf8_lossy(&target.scheme);
     match &*scheme {
-        s if schemes.contains(&s) => {}
-        "https" => {
-            return Err(CheckError(format!(
-                "unsupported scheme in '{shown}': https is not supported, probe the plain-HTTP port"
-            )))
+        s if !cfg!(feature = "tls") && is_tls_scheme(s.as_bytes()) => {
+            return Err(CheckError(format!("unsupported scheme '{s}' in '{shown}': this build has no TLS")))
         }
+        s if schemes.contains(&s) => {}
         s => return Err(CheckError(format!("unsupported scheme '{s}' in '{shown}': use {}", with_scheme()))),
     }
+    let http = scheme == "http" || scheme == "https";
     // `http:x://y` has no authority: what follows the scheme is opaque.
     if target.hostname().is_empty() || !target.opaque.is_empty() {
         return Err(invalid(": empty host"));
@@ -447,7 +465,8 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
         return Err(CheckError(format!("credentials in URL are not supported: '{shown}'")));
     }
     let port = match target.port() {
-        b"" if scheme != "http" => return Err(CheckError(format!("{scheme} URL without port: '{shown}'"))),
+        b"" if !http => return Err(CheckError(format!("{scheme} URL without port: '{shown}'"))),
+        b"" if scheme == "https" => 443,
         b"" => 80,
         digits => std::str::from_utf8(digits)
             .ok()
@@ -458,7 +477,7 @@ fn parse_url(text: &str, schemes: &[&str]) -> Result<ParsedUrl, CheckError> {
     if port == 0 {
         return Err(invalid(": port 0 cannot be probed, use 1 to 65535"));
     }
-    if scheme != "http" && (!matches!(&target.path[..], b"" | b"/") || !target.fragment.is_empty()) {
+    if !http && (!matches!(&target.path[..], b"" | b"/") || !target.fragment.is_empty()) {
         return Err(CheckError(format!("{scheme} URL takes no path or fragment: '{shown}'")));
     }
     if scheme == "tcp" && (target.force_query || !target.query.is_empty()) {
@@ -620,12 +639,35 @@ mod tests {
             .starts_with("GET /a/./b/../c HTTP/1.1\r\nHost: LocalHost:80\r\n"));
     }
 
+    /// https:// and grpcs:// are checks over TLS in a build with it, and a
+    /// usage error that says so without.
+    #[test]
+    fn tls_schemes_need_the_feature() {
+        for (url, port, name) in [("https://Localhost/h", 443, "localhost/h"), ("grpcs://h:9443", 9443, "h:9443")] {
+            match Check::parse(url) {
+                Ok(c) => {
+                    assert!(cfg!(feature = "tls") && c.tls, "{url}");
+                    assert_eq!((c.port, c.name.as_str()), (port, name), "{url}");
+                }
+                Err(e) => assert!(!cfg!(feature = "tls") && e.0.ends_with("this build has no TLS"), "{url}: {e}"),
+            }
+        }
+        if cfg!(feature = "tls") {
+            let c = Check::parse("https://h:8443/").unwrap();
+            assert_eq!((c.port, c.name.as_str()), (8443, "h:8443/"));
+            assert!(Check::callback("https://h/x").unwrap().tls);
+            assert!(!Check::parse("http://h/").unwrap().same_target(&Check::parse("https://h:80/").unwrap()));
+        }
+    }
+
     #[test]
     fn rejects_bad_checks() {
         let cases = [
-            ("https://localhost/", "https is not supported"),
             ("ftp://localhost/", "unsupported scheme 'ftp'"),
-            ("localhost:8080", "invalid URL 'localhost:8080': start it with http:// or tcp://"),
+            (
+                "localhost:8080",
+                "invalid URL 'localhost:8080': start it with http://, https://, tcp://, grpc:// or grpcs://",
+            ),
             ("127.0.0.1:8080/health", "invalid URL '127.0.0.1:8080/health': start it with http://"),
             ("/health", "invalid URL '/health': start it with http://"),
             ("http:localhost/", "start it with http://"),

@@ -44,6 +44,8 @@ pub enum Reason {
     Http(HttpReason),
     /// The gRPC call.
     Grpc(GrpcReason),
+    /// The TLS layer of an `https://` or `grpcs://` check.
+    Tls(TlsReason),
 }
 
 /// Why a name gave no address.
@@ -72,12 +74,12 @@ pub enum HttpReason {
     BodyNotFound(Arc<str>),
     /// The response could not be read (see [`response::Error`]).
     Response(response::Error),
-    HttpsRedirect,
     /// The tenth request was a redirect too (kubelet's own words).
     RedirectLimit,
     /// A same-host `Location` that does not parse as a URL.
     InvalidLocation,
-    /// A same-host redirect to a scheme other than http or https.
+    /// A same-host redirect to a scheme other than http or https (or to
+    /// https in a build without TLS).
     UnsupportedScheme,
 }
 
@@ -92,6 +94,41 @@ pub enum GrpcReason {
     Status(u32, String),
     GoAway,
     StreamReset,
+}
+
+/// A failed TLS connection, as a short reason; all of them count under the
+/// reason class `tls`. (The `tls/` machine returns it as its error.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsReason {
+    /// The server sent a fatal alert (its code, RFC 8446 6): `tls: alert handshake failure`.
+    Alert(u8),
+    /// The handshake did not complete: `tls: handshake failed: ...`.
+    Handshake(TlsFailure),
+    /// A record after the handshake was refused: `tls: ...`.
+    Record(TlsFailure),
+}
+
+/// Why a handshake or record failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The first bytes are no TLS record: a plain-HTTP server on an `https://` URL.
+    NotTls,
+    /// The server closed during the handshake.
+    Closed,
+    /// A record or handshake message over the limits (16 KiB + overhead, 64 KiB).
+    TooLarge,
+    /// No version, suite, group or signature scheme in common.
+    Incompatible,
+    /// A message out of order or against the protocol.
+    Misbehaved,
+    /// A record that does not decrypt.
+    Decrypt,
+    /// A malformed message.
+    Invalid,
+    /// A `grpcs://` server that did not choose `h2` by ALPN (gRPC requires it).
+    NoH2,
+    /// Anything else (no random bytes, ...).
+    Internal,
 }
 
 impl Reason {
@@ -137,8 +174,74 @@ impl fmt::Display for Reason {
             Reason::Dns(reason) => write!(f, "dns: {reason}"),
             Reason::Http(reason) => reason.fmt(f),
             Reason::Grpc(reason) => reason.fmt(f),
+            Reason::Tls(reason) => reason.fmt(f),
         }
     }
+}
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsFailure::NotTls => "not a TLS server",
+            TlsFailure::Closed => "closed by server",
+            TlsFailure::TooLarge => "message too large",
+            TlsFailure::Incompatible => "no common version or cipher suite",
+            TlsFailure::Misbehaved => "protocol violation",
+            TlsFailure::Decrypt => "bad record MAC",
+            TlsFailure::Invalid => "bad record",
+            TlsFailure::NoH2 => "server did not choose h2 by ALPN",
+            TlsFailure::Internal => "internal error",
+        })
+    }
+}
+
+impl fmt::Display for TlsReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsReason::Alert(code) => match alert_name(*code) {
+                Some(name) => write!(f, "tls: alert {name}"),
+                None => write!(f, "tls: alert {code}"),
+            },
+            TlsReason::Handshake(failure) => write!(f, "tls: handshake failed: {failure}"),
+            TlsReason::Record(failure) => write!(f, "tls: {failure}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsReason {}
+
+/// The alert names of the TLS registry (RFC 8446 6, RFC 5246 7.2), as Go prints them.
+fn alert_name(code: u8) -> Option<&'static str> {
+    Some(match code {
+        0 => "close notify",
+        10 => "unexpected message",
+        20 => "bad record MAC",
+        22 => "record overflow",
+        40 => "handshake failure",
+        42 => "bad certificate",
+        43 => "unsupported certificate",
+        44 => "revoked certificate",
+        45 => "expired certificate",
+        46 => "unknown certificate",
+        47 => "illegal parameter",
+        48 => "unknown certificate authority",
+        49 => "access denied",
+        50 => "error decoding message",
+        51 => "error decrypting message",
+        70 => "protocol version not supported",
+        71 => "insufficient security level",
+        80 => "internal error",
+        86 => "inappropriate fallback",
+        90 => "user canceled",
+        100 => "no renegotiation",
+        109 => "missing extension",
+        110 => "unsupported extension",
+        112 => "unrecognized name",
+        115 => "unknown PSK identity",
+        116 => "certificate required",
+        120 => "no application protocol",
+        _ => return None,
+    })
 }
 
 impl fmt::Display for DnsReason {
@@ -159,7 +262,6 @@ impl fmt::Display for HttpReason {
             HttpReason::Unexpected(code, expected) => write!(f, "status {code} (expected {expected})"),
             HttpReason::BodyNotFound(text) => write!(f, "body: \"{text}\" not found"),
             HttpReason::Response(e) => e.fmt(f),
-            HttpReason::HttpsRedirect => f.write_str("redirect to https not supported"),
             HttpReason::RedirectLimit => f.write_str("stopped after 10 redirects"),
             HttpReason::InvalidLocation => f.write_str("invalid Location header"),
             HttpReason::UnsupportedScheme => f.write_str("redirect to an unsupported scheme"),
@@ -230,11 +332,12 @@ pub(crate) enum ReasonClass {
     Redirects,
     Dns,
     Grpc,
+    Tls,
     Other,
 }
 
 impl ReasonClass {
-    pub(crate) const ALL: [ReasonClass; 11] = [
+    pub(crate) const ALL: [ReasonClass; 12] = [
         ReasonClass::Status,
         ReasonClass::Body,
         ReasonClass::Timeout,
@@ -245,6 +348,7 @@ impl ReasonClass {
         ReasonClass::Redirects,
         ReasonClass::Dns,
         ReasonClass::Grpc,
+        ReasonClass::Tls,
         ReasonClass::Other,
     ];
 
@@ -268,10 +372,9 @@ impl ReasonClass {
                     | response::Error::UnsupportedTransferEncoding
                     | response::Error::TooManyTransferEncodings,
                 ) => ReasonClass::Invalid,
-                HttpReason::RedirectLimit
-                | HttpReason::HttpsRedirect
-                | HttpReason::InvalidLocation
-                | HttpReason::UnsupportedScheme => ReasonClass::Redirects,
+                HttpReason::RedirectLimit | HttpReason::InvalidLocation | HttpReason::UnsupportedScheme => {
+                    ReasonClass::Redirects
+                }
             },
             Reason::Grpc(reason) => match reason {
                 GrpcReason::Invalid => ReasonClass::Invalid,
@@ -279,6 +382,7 @@ impl ReasonClass {
                     ReasonClass::Grpc
                 }
             },
+            Reason::Tls(_) => ReasonClass::Tls,
         }
     }
 
@@ -294,6 +398,7 @@ impl ReasonClass {
             ReasonClass::Redirects => "redirects",
             ReasonClass::Dns => "dns",
             ReasonClass::Grpc => "grpc",
+            ReasonClass::Tls => "tls",
             ReasonClass::Other => "other",
         }
     }
@@ -322,6 +427,10 @@ mod tests {
         assert_eq!(unix(libc::ENOENT), "no such socket");
         assert_eq!(unix(libc::EACCES), "permission denied");
         assert_eq!(unix(libc::ECONNREFUSED), "connection refused");
+        assert_eq!(Reason::Tls(TlsReason::Alert(40)).to_string(), "tls: alert handshake failure");
+        assert_eq!(Reason::Tls(TlsReason::Alert(200)).to_string(), "tls: alert 200");
+        let not_tls = Reason::Tls(TlsReason::Handshake(TlsFailure::NotTls));
+        assert_eq!(not_tls.to_string(), "tls: handshake failed: not a TLS server");
     }
 
     #[test]
@@ -340,7 +449,6 @@ mod tests {
             (Reason::from(E::BodyCut), "closed"),
             (Reason::from(E::Invalid), "invalid"),
             (Reason::from(E::HeadersTooLarge), "invalid"),
-            (Reason::Http(HttpReason::HttpsRedirect), "redirects"),
             (Reason::Http(HttpReason::RedirectLimit), "redirects"),
             (Reason::Http(HttpReason::InvalidLocation), "redirects"),
             (Reason::Http(HttpReason::UnsupportedScheme), "redirects"),
@@ -354,6 +462,9 @@ mod tests {
             (Reason::Grpc(GrpcReason::Status(12, String::new())), "grpc"),
             (Reason::Grpc(GrpcReason::GoAway), "grpc"),
             (Reason::Grpc(GrpcReason::StreamReset), "grpc"),
+            (Reason::Tls(TlsReason::Alert(40)), "tls"),
+            (Reason::Tls(TlsReason::Handshake(TlsFailure::NotTls)), "tls"),
+            (Reason::Tls(TlsReason::Record(TlsFailure::Decrypt)), "tls"),
         ];
         for (reason, want) in cases {
             assert_eq!(ReasonClass::of(&reason).as_str(), want, "{reason:?}");

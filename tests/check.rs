@@ -84,7 +84,7 @@ fn a_bad_command_line_exits_64_without_probing() {
         &["--timeout", "0", &url],
         &["--timeout"],
         &["--bogus", &url],
-        &["https://127.0.0.1/"],
+        &["ftp://127.0.0.1/"],
         &["a=http://127.0.0.1:1/", "a=http://127.0.0.1:2/"],
     ];
     for args in cases {

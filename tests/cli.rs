@@ -55,7 +55,7 @@ fn bad_timeouts() {
 
 #[test]
 fn bad_urls() {
-    for url in ["https://127.0.0.1:9/health", "ftp://127.0.0.1:9/", "http://:8080/health", "tcp://127.0.0.1"] {
+    for url in ["gopher://127.0.0.1:9/health", "ftp://127.0.0.1:9/", "http://:8080/health", "tcp://127.0.0.1"] {
         assert_usage_error(&["serve", url], url);
         assert_usage_error(&["8081", "3", url], url);
         assert_usage_error(&["check", &format!("app={url}")], url);

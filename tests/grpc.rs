@@ -400,3 +400,71 @@ fn dry_run_shows_the_service_decoded() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("\nwait-service db \"a/b\"\n"), "{}", out.stdout);
 }
+
+/// A self-signed ECDSA P-256 key and certificate for `elsewhere.test` (not
+/// the name probed), PEM, by `openssl req`; None (said loudly) without it.
+fn tls_certificate(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("grpcs.crt"), dir.join("grpcs.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-nodes", "-days", "1", "-subj", "/CN=elsewhere.test", "-newkey", "ec"])
+        .args(["-pkeyopt", "ec_paramgen_curve:P-256", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !out.is_ok_and(|o| o.status.success()) {
+        support::skip_missing_tool("grpcs: openssl not installed (Debian: apt-get install openssl)");
+        return None;
+    }
+    Some((cert, key))
+}
+
+/// `grpcs://` against grpcio and grpc-go over TLS (a certificate for another
+/// name, not checked, as `grpc-health-probe -tls -tls-no-verify`); a TLS
+/// server that does not choose h2 and a plain gRPC server fail with a clear
+/// reason.
+#[test]
+#[cfg(feature = "tls")]
+fn grpcs_over_tls() {
+    let tmp = support::TempDir::new();
+    let Some((cert, key)) = tls_certificate(Path::new(&tmp.file(""))) else { return };
+    let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    for implementation in BOTH {
+        let Some(mut server) = Server::start(implementation, &["--tls", cert_s, key_s]) else { continue };
+        let what = format!("{implementation:?}");
+        let url = format!("grpcs://localhost:{}", server.port);
+        assert_eq!(check(&url), (Some(0), "[+]c ok\nall checks passed\n".into()), "{what}");
+        server.set("-", "NOT_SERVING");
+        assert_eq!(check(&url), (Some(1), "[-]c failed: NOT_SERVING\nsome checks failed\n".into()), "{what}");
+        server.set("orders", "SERVING");
+        assert_eq!(check(&format!("{url}?service=orders")).0, Some(0), "{what}");
+        // The TLS server is no h2c server: grpc:// on it fails.
+        assert_eq!(check(&format!("grpc://127.0.0.1:{}", server.port)).0, Some(1), "{what}");
+    }
+    if let Some(plain) = Server::start(Implementation::Python, &[]) {
+        let (code, out) = check(&format!("grpcs://127.0.0.1:{}", plain.port));
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(1), "[-]c failed: tls: handshake failed: not a TLS server\nsome checks failed\n")
+        );
+    }
+    // openssl s_server offers no ALPN: gRPC needs h2.
+    let port = free_port(LOCALHOST_V4);
+    let mut s_server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}"), "-cert", cert_s, "-key", key_s])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let listening =
+        support::eventually(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    assert!(listening, "openssl s_server did not listen");
+    let (code, out) = check(&format!("grpcs://127.0.0.1:{port}"));
+    let _ = s_server.kill();
+    let _ = s_server.wait();
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(1), "[-]c failed: tls: handshake failed: server did not choose h2 by ALPN\nsome checks failed\n")
+    );
+}

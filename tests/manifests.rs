@@ -300,7 +300,7 @@ fn dry_run_still_rejects_bad_command_lines() {
     let cases: &[&[&str]] = &[
         &["serve", "--dry-run", "--port", "0", "http://localhost:8080/health"],
         &["serve", "--dry-run", "--timeout", "abc", "http://localhost:8080/health"],
-        &["check", "--dry-run", "https://localhost:8443/health"],
+        &["check", "--dry-run", "ftp://localhost:8443/health"],
         &["check", "--dry-run", "tcp://localhost"],
         &["run", "--dry-run", "--istio"],
         &["run", "--dry-run", "--on-exit-when", "sometimes", "--", "/bin/true"],

@@ -11,6 +11,7 @@ mod callgrind;
 mod client;
 mod daemon;
 mod grpc;
+mod https;
 mod names;
 mod reference;
 mod stubs;
@@ -43,21 +44,24 @@ struct Options {
     names_only: bool,
     /// Only the instruction counts (`-- --instructions`).
     instructions_only: bool,
+    /// Only the HTTPS round against Go's (`-- --https`).
+    https_only: bool,
 }
 
 impl Options {
     fn parse() -> Result<Options, String> {
-        let (mut quick, mut names_only, mut instructions_only) = (false, false, false);
+        let (mut quick, mut names_only, mut instructions_only, mut https_only) = (false, false, false, false);
         for arg in std::env::args().skip(1) {
             match arg.as_str() {
                 "--quick" => quick = true,
                 "--names" => names_only = true,
                 "--instructions" => instructions_only = true,
+                "--https" => https_only = true,
                 // cargo bench passes --bench to every bench binary.
                 "--bench" => {}
                 other => {
                     return Err(format!(
-                        "unknown argument {other:?}; usage: cargo bench --bench load [-- --quick] [--names] [--instructions]"
+                        "unknown argument {other:?}; usage: cargo bench --bench load [-- --quick] [--names] [--instructions] [--https]"
                     ))
                 }
             }
@@ -71,6 +75,7 @@ impl Options {
                 wrk_repeats: 2,
                 names_only,
                 instructions_only,
+                https_only,
             }
         } else {
             Options {
@@ -81,6 +86,7 @@ impl Options {
                 wrk_repeats: 3,
                 names_only,
                 instructions_only,
+                https_only,
             }
         })
     }
@@ -185,6 +191,11 @@ fn run(options: &Options) -> io::Result<Table> {
         let _ = std::fs::remove_dir_all(&dir);
         return Ok(table);
     }
+    if options.https_only {
+        https_rounds(&mut table, &daemon_bin, &release, &dir, options);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(table);
+    }
     if options.names_only {
         names(&mut table, &daemon_bin, &release, &stubs, &dir, options);
         let _ = std::fs::remove_dir_all(&dir);
@@ -235,6 +246,7 @@ fn run(options: &Options) -> io::Result<Table> {
 
     let http_round = rounds(&mut table, &main, options);
     grpc_rounds(&mut table, &daemon_bin, &release, &dir, options, http_round);
+    https_rounds(&mut table, &daemon_bin, &release, &dir, options);
     eprintln!("opening {FLOOD} inbound connections");
     let held = client::flood(main.port, FLOOD, Duration::from_secs(60));
     let opened = held.len();
@@ -260,13 +272,14 @@ fn run(options: &Options) -> io::Result<Table> {
     Ok(table)
 }
 
-/// Size of the stripped static binary: the shipped one is held to 300 KiB, the plain stable
-/// build (std's panic printer included) to 700 KiB.
+/// Size of the stripped static binary: the shipped one (with TLS) is held to 768 KiB (its
+/// `--minimal` build's 300 KiB is .ci/run's to check), the plain stable
+/// build (std's panic printer included, with TLS: 1,144.5 KiB on 2026-12-05) to 1,200 KiB.
 fn binary_size(table: &mut Table, musl: Option<&Path>, shipped: bool) {
     let (figure, limit) = if shipped {
-        ("binary size, static (musl), stripped, as shipped (scripts/build-static)", 300.0)
+        ("binary size, static (musl), stripped, as shipped (scripts/build-static, TLS)", 768.0)
     } else {
-        ("binary size, static (musl), stripped, plain stable build", 700.0)
+        ("binary size, static (musl), stripped, plain stable build", 1200.0)
     };
     let target = format!("<= {limit:.0} KiB");
     let Some(path) = musl else {
@@ -490,6 +503,56 @@ fn grpc_rounds(table: &mut Table, daemon_bin: &Path, release: &Path, dir: &Path,
     let measured = callgrind::instructions_per_round_with(&[], release, &serve, dir, 100, 1100)
         .map(|n| (format!("{:.0} k instructions", n / 1000.0), None));
     table.result(instructions_figure, target, measured);
+}
+
+/// The same round with 8 `https://` checks against one TLS server on
+/// loopback, next to a Go program set up as kubelet's HTTPS prober doing the
+/// same 8 concurrent GETs per round, in this run: CPU and instructions.
+fn https_rounds(table: &mut Table, daemon_bin: &Path, release: &Path, dir: &Path, options: &Options) {
+    let cpu_figure = "CPU per /all round, 8 HTTPS checks (user+sys)";
+    let instructions_figure = "instructions per /all round, 8 HTTPS checks (callgrind)";
+    let target = "<= 1/2 of Go's";
+    let started = https::start(dir).and_then(|server| Ok((https::build_go(dir)?, server)));
+    let (go, server) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            table.skip(cpu_figure, target, e.to_string());
+            return table.skip(instructions_figure, "reported", e.to_string());
+        }
+    };
+    let urls: Vec<String> = (0..8).map(|_| format!("https://127.0.0.1:{}/", server.port)).collect();
+    let serve = |port| {
+        let mut args = daemon::serve_args(port, "5s", &[]);
+        args.extend(urls.iter().enumerate().map(|(i, url)| format!("c{i}={url}")));
+        args
+    };
+    let rounds = if options.quick { 300 } else { 1000 };
+    eprintln!("{rounds} /all rounds of HTTPS checks, and as many of Go's");
+    let measured = (|| {
+        let port = support::free_port(support::LOCALHOST_V4);
+        let daemon = Process::start(daemon_bin, &serve(port), port, &dir.join("https.log"), Duration::from_secs(5))?;
+        let (us, done, rate) = cpu_per_round(&daemon, rounds)?;
+        drop(daemon);
+        let go_us = https::go_cpu_per_round(&go, done, &urls)?;
+        let ratio = us / go_us;
+        Ok((
+            format!("{us:.0} us vs Go {go_us:.0} us = {ratio:.2} x ({done} rounds, {rate:.0} rounds/s)"),
+            Some(ratio <= 0.5),
+        ))
+    })();
+    table.result(cpu_figure, target, measured);
+    if reference::which("valgrind").is_none() {
+        return table.skip(instructions_figure, "reported", "install valgrind (apt-get install valgrind)".into());
+    }
+    eprintln!("callgrind: {instructions_figure}");
+    let ours = callgrind::instructions_per_round_with(&[], release, &serve, dir, 20, 120);
+    let go = https::go_instructions_per_round(&go, &urls, dir, 20, 60);
+    let measured = match (ours, go) {
+        (Ok(ours), Ok(go)) => Ok((format!("{:.2} M vs Go {:.2} M = {:.2} x", ours / 1e6, go / 1e6, ours / go), None)),
+        (Ok(ours), Err(e)) => Ok((format!("{:.2} M (Go: {e})", ours / 1e6), None)),
+        (Err(e), _) => Err(e),
+    };
+    table.result(instructions_figure, "reported", measured);
 }
 
 /// The daemon's CPU (user+sys) per `/all` round over up to `rounds`

@@ -38,7 +38,7 @@ fn main() {
     let seed: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
     let targets: Vec<&Target> = TARGETS.iter().filter(|t| which == "all" || t.name == which).collect();
     if targets.is_empty() {
-        eprintln!("unknown target '{which}': use request, response, cli, dns, grpc or all");
+        eprintln!("unknown target '{which}': use request, response, cli, dns, grpc, tls or all");
         std::process::exit(64);
     }
     // Failures are reported below, with the input; the default hook would

@@ -13,7 +13,7 @@ pub struct Target {
     pub max_len: usize,
 }
 
-pub const TARGETS: [Target; 5] = [
+pub const TARGETS: [Target; 6] = [
     Target { name: "request", run: oracles::request, seeds: oracles::REQUEST_SEEDS, max_len: 9 * 1024 },
     Target { name: "response", run: oracles::response, seeds: oracles::RESPONSE_SEEDS, max_len: 20 * 1024 },
     Target { name: "cli", run: oracles::cli, seeds: oracles::CLI_SEEDS, max_len: 1024 },
@@ -21,4 +21,6 @@ pub const TARGETS: [Target; 5] = [
     Target { name: "dns", run: oracles::dns, seeds: oracles::DNS_SEEDS, max_len: 2048 },
     // A header block may span frames up to its 16 KiB bound, and more.
     Target { name: "grpc", run: oracles::grpc, seeds: oracles::GRPC_SEEDS, max_len: 40 * 1024 },
+    // A handshake message may take 64 KiB before it is refused.
+    Target { name: "tls", run: oracles::tls, seeds: oracles::TLS_SEEDS, max_len: 72 * 1024 },
 ];

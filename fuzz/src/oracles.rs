@@ -482,6 +482,66 @@ fn grpc_transcript(
     }
 }
 
+/// The TLS layer under an `https://` probe (`probe/conn.rs` and the probe's
+/// glue): `data` as the server's bytes after the ClientHello, whole, in
+/// random pieces and byte by byte. Every split reaches the same verdict, no
+/// verdict is a pass (nothing can complete a handshake without the keys),
+/// the records written stay bounded and every step makes progress.
+pub fn tls(data: &[u8]) {
+    let check = Check::parse("https://localhost:8443/health").expect("an https check");
+    let whole = tls_transcript(&check, data, &mut |left| left);
+    let seed = data.iter().take(8).fold(data.len() as u64, |h, &b| h.rotate_left(8) ^ u64::from(b));
+    let pieces = tls_transcript(&check, data, &mut random_cuts(seed));
+    assert_eq!(whole, pieces, "cut in pieces");
+    if data.len() <= 4096 {
+        assert_eq!(whole, tls_transcript(&check, data, &mut |_| 1), "byte by byte");
+    }
+}
+
+/// The most a client writes during a handshake it cannot finish: its
+/// ClientHello and an alert, well under one record's worth.
+const TLS_WRITTEN_BOUND: usize = 18 * 1024;
+
+/// A probe of `check` fed `data` as the server's side after its connect, in
+/// pieces of `cut(bytes left)`, then the end of the stream: its verdict.
+fn tls_transcript(check: &Check, data: &[u8], cut: &mut dyn FnMut(usize) -> usize) -> String {
+    let now = Instant::now();
+    let mut probe = Probe::default();
+    assert!(matches!(probe.start(check, &check.addrs, now + Duration::from_secs(1)), Action::Connect(_)));
+    let mut action = probe.connected(check, now);
+    let (mut written, mut rest, mut ended) = (0, data, false);
+    loop {
+        action = match action {
+            Action::Send => {
+                let n = probe.output(check).len();
+                assert!(n > 0, "Send with nothing to send");
+                written += n;
+                assert!(written <= TLS_WRITTEN_BOUND, "wrote {written}");
+                probe.wrote(check, n)
+            }
+            Action::Receive if rest.is_empty() => {
+                assert!(!ended, "no verdict after the end of the stream");
+                ended = true;
+                probe.eof()
+            }
+            Action::Receive => {
+                let n = cut(rest.len()).clamp(1, rest.len());
+                let action = probe.received(check, &rest[..n]);
+                rest = &rest[n..];
+                action
+            }
+            Action::Done(Verdict::Pass) => panic!("a pass without a handshake"),
+            Action::Done(Verdict::Fail(reason)) => {
+                let text = reason.to_string();
+                assert!(text.len() <= 200 && text.bytes().all(|b| (b' '..=b'~').contains(&b)), "{text:?}");
+                return text;
+            }
+            Action::Connect(addr) => panic!("a redirect without a handshake: {addr}"),
+            Action::ConnectUnix => panic!("a TCP check connected to a unix socket"),
+        };
+    }
+}
+
 /// The command line: durations, CHECKs and whole argument lists. Arguments
 /// are split on NUL, which no real argv can hold.
 pub fn cli(data: &[u8]) {
@@ -590,6 +650,16 @@ pub const GRPC_SEEDS: &[&[u8]] = &[
     b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x05\x01\x08\x00\x00\x00\x01\x02\x20\x88\x00\x00\x00\x00\x0d\x09\x04\x00\x00\x00\x01\x5f\x8b\x1du\xd0b\x0d\x26\x3dLMed\x00\x00\x0a\x00\x08\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x01\x00\x00\x00\x00\x08\x06\x00\x00\x00\x00\x00pingpong\x00\x00\x0f\x01\x05\x00\x00\x00\x01\x40\x0bgrpc-status\x010",
     b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x08\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02",
     b"HTTP/1.1 400 Bad Request\r\n\r\n",
+];
+
+/// TLS records a client may meet first: the start of a ServerHello, an alert,
+/// a record claiming the most a length can say, plain HTTP (no TLS at all).
+pub const TLS_SEEDS: &[&[u8]] = &[
+    b"\x16\x03\x03\x00\x4a\x02\x00\x00\x46\x03\x03\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x20\x00\x13\x01\x00\x00\x1e\x00\x2b\x00\x02\x03\x04\x00\x33\x00\x24\x00\x1d\x00\x20",
+    b"\x15\x03\x03\x00\x02\x02\x28",
+    b"\x16\x03\x03\xff\xff\x0b\xff\xff\xff",
+    b"\x14\x03\x03\x00\x01\x01\x17\x03\x03\x00\x13hello, no key here",
+    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
 ];
 
 pub const CLI_SEEDS: &[&[u8]] = &[

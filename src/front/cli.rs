@@ -20,8 +20,9 @@ Usage:
   healthcheck check [OPTIONS] CHECK...       probe once, print verdicts, exit 0 or 1
   healthcheck run [OPTIONS] -- COMMAND...    wait for checks, run COMMAND, call back
 
-CHECK is [NAME=]URL with URL http://host[:port]/path[?query], tcp://host:port
-or grpc://host:port[?service=NAME] (gRPC health, SERVING passes).
+CHECK is [NAME=]URL with URL http[s]://host[:port]/path[?query], tcp://host:port
+or grpc[s]://host:port[?service=NAME] (gRPC health, SERVING passes). https://
+and grpcs:// check no certificate, as kubelet's HTTPS probe.
 An unnamed check is named after its URL without the scheme; repeats are one check.
 Durations as in Go: 500ms, 3s, 1.5s, 1m30s, 2h45m; a bare number is seconds.
 An option that takes one value is given once; the repeatable ones say so.
@@ -1045,7 +1046,7 @@ mod tests {
             ("8081 abc http://localhost/", "invalid TIMEOUT 'abc'"),
             ("8081 0 http://localhost/", "must be more than zero"),
             ("8081 -1 http://localhost/", "invalid TIMEOUT '-1'"),
-            ("8081 3 https://localhost/", "https"),
+            ("8081 3 ftp://localhost/", "unsupported scheme 'ftp'"),
             ("8081 3 ftp://localhost/", "unsupported scheme 'ftp'"),
             ("abc 3 http://localhost/", "unknown mode 'abc'"),
             ("serve --port abc http://localhost/", "invalid port 'abc'"),

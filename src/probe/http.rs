@@ -42,6 +42,8 @@ enum State {
 struct Hop {
     url: url::Url,
     port: u16,
+    /// Whether the hop goes over TLS (an `https` Location).
+    tls: bool,
     request: Vec<u8>,
     /// The `Host` sent, when the user's one was kept.
     host: Option<Vec<u8>>,
@@ -254,6 +256,8 @@ impl Exchange {
 
     /// The next hop: the answer itself for another host; a failure after
     /// draining for the limit and a scheme or port Go cannot connect to.
+    /// kubelet follows the same host whatever the scheme: http to https and
+    /// back are both followed.
     fn next_hop(&mut self, check: &Check, head: &Head, reference: &url::Url) -> Redirect {
         let base = self.redirect.as_ref().map_or(&check.target, |hop| &hop.url);
         let url = base.join(reference);
@@ -264,13 +268,13 @@ impl Exchange {
         if self.requests >= MAX_REDIRECTS {
             return Redirect::Fail(Reason::Http(HttpReason::RedirectLimit));
         }
-        match &url.scheme[..] {
-            b"http" => {}
-            b"https" => return Redirect::Fail(Reason::Http(HttpReason::HttpsRedirect)),
+        let (tls, default_port) = match &url.scheme[..] {
+            b"http" => (false, 80),
+            b"https" if cfg!(feature = "tls") => (true, 443),
             _ => return Redirect::Fail(Reason::Http(HttpReason::UnsupportedScheme)),
-        }
+        };
         let port = match url.port() {
-            b"" => 80,
+            b"" => default_port,
             digits => match std::str::from_utf8(digits).ok().and_then(|p| p.parse().ok()) {
                 Some(port) => port,
                 None => return Redirect::Fail(Reason::Http(HttpReason::InvalidLocation)),
@@ -285,9 +289,11 @@ impl Exchange {
             None => check.host_override().filter(|h| *h != &check.target.host[..]).map(<[u8]>::to_vec),
         };
         let host = current_host.filter(|_| !reference.is_absolute());
-        let referer = base.to_text();
-        let request = check.request_to(&url, host.as_deref(), Some(&referer), self.body_fields);
-        Redirect::Follow(Hop { url, port, request, host })
+        // Go sends no Referer from an https page to an http one.
+        let downgrade = base.scheme.eq_ignore_ascii_case(b"https") && url.scheme.eq_ignore_ascii_case(b"http");
+        let referer = (!downgrade).then(|| base.to_text());
+        let request = check.request_to(&url, host.as_deref(), referer.as_deref(), self.body_fields);
+        Redirect::Follow(Hop { url, port, tls, request, host })
     }
 
     /// Follows the planned redirect on a new connection.
@@ -297,10 +303,10 @@ impl Exchange {
             Redirect::Fail(reason) => return self.finish(Verdict::Fail(reason)),
             Redirect::Follow(hop) => hop,
         };
-        let port = hop.port;
+        let (port, tls) = (hop.port, hop.tls);
         self.redirect = Some(hop);
         self.status_failure = None;
-        conn.reconnect(port)
+        conn.reconnect(port, tls)
     }
 
     fn on_body(&mut self, check: &Check, conn: &mut Conn, data: &[u8]) -> Action {

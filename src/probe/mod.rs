@@ -70,6 +70,11 @@ pub struct Probe {
     deadline: Option<Instant>,
 }
 
+/// Plaintext read out of the TLS layer at a time, handed to the kind's
+/// machine: on the stack, so nothing more is held between reads.
+#[cfg(feature = "tls")]
+const PLAINTEXT_CHUNK: usize = 4096;
+
 impl Probe {
     /// The first step: connect to the first of `addrs` (or the check's
     /// unix socket). The probe must reach its verdict by `deadline`.
@@ -85,6 +90,13 @@ impl Probe {
         if self.conn.is_connecting() {
             return None;
         }
+        if self.conn.records().is_some_and(|r| !r.is_empty()) {
+            return Some(Action::Send);
+        }
+        self.machine_resume()
+    }
+
+    fn machine_resume(&self) -> Option<Action> {
         match &self.machine {
             Machine::Tcp(_) => None,
             Machine::Http(exchange) => exchange.resume(),
@@ -101,35 +113,43 @@ impl Probe {
         self.conn.connect_failed(err)
     }
 
-    /// The connection is established at `now`: the check's kind takes it.
+    /// The connection is established at `now`: the check's kind takes it
+    /// (over TLS, its request waits in the TLS layer for the handshake).
     pub fn connected(&mut self, check: &Check, now: Instant) -> Action {
         if !self.machine.is(check.kind) {
             self.machine = Machine::of(check.kind);
             self.machine.start(self.deadline.unwrap_or(now));
         }
-        self.conn.opened();
-        match &mut self.machine {
+        if let Err(reason) = self.conn.opened(check) {
+            return Action::Done(Verdict::Fail(reason));
+        }
+        let action = match &mut self.machine {
             Machine::Tcp(tcp) => tcp.connected(),
             Machine::Http(exchange) => exchange.connected(),
             Machine::Grpc(call) => call.connected(&check.grpc, now),
-        }
+        };
+        self.through_conn(check, action)
     }
 
-    /// The request bytes still to write.
+    /// The bytes still to write: the TLS records over TLS, else the kind's
+    /// request.
     pub fn output<'a>(&'a self, check: &'a Check) -> &'a [u8] {
-        match &self.machine {
-            Machine::Tcp(_) => &[],
-            Machine::Http(exchange) => exchange.output(check),
-            Machine::Grpc(call) => call.output(),
+        match self.conn.records() {
+            Some(records) => records,
+            None => plain_output(&self.machine, check),
         }
     }
 
     pub fn wrote(&mut self, check: &Check, n: usize) -> Action {
-        match &mut self.machine {
-            Machine::Tcp(_) => Action::Receive,
-            Machine::Http(exchange) => exchange.wrote(check, n),
-            Machine::Grpc(call) => call.wrote(n),
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.conn.tls() {
+            if tls.wrote(n) {
+                return Action::Send;
+            }
+            let next = self.machine_resume().unwrap_or(Action::Receive);
+            return self.through_conn(check, next);
         }
+        plain_wrote(&mut self.machine, check, n)
     }
 
     /// Bytes arrived (never empty: end of stream is [`Probe::eof`]).
@@ -137,6 +157,14 @@ impl Probe {
         if self.conn.is_connecting() {
             return Action::Receive;
         }
+        #[cfg(feature = "tls")]
+        if self.conn.tls().is_some() {
+            return self.received_tls(check, data);
+        }
+        self.plain_received(check, data)
+    }
+
+    fn plain_received(&mut self, check: &Check, data: &[u8]) -> Action {
         match &mut self.machine {
             Machine::Tcp(_) => Action::Receive,
             Machine::Http(exchange) => exchange.received(check, &mut self.conn, data),
@@ -144,11 +172,107 @@ impl Probe {
         }
     }
 
+    /// Records arrived: each is decrypted and its plaintext handed to the
+    /// kind's machine, whatever the split; the machine's writes go into the
+    /// TLS layer, so every byte read is taken before the next step.
+    #[cfg(feature = "tls")]
+    fn received_tls(&mut self, check: &Check, mut data: &[u8]) -> Action {
+        let mut plain = [0u8; PLAINTEXT_CHUNK];
+        loop {
+            let Some(tls) = self.conn.tls() else { return Action::Receive };
+            let taken = match tls.receive(data) {
+                Ok(n) => n,
+                Err(reason) => return self.fail(reason),
+            };
+            data = &data[taken..];
+            loop {
+                let Some(tls) = self.conn.tls() else { return Action::Receive };
+                let action = match tls.read(&mut plain) {
+                    Ok(crate::tls::Read::Data(n)) => self.plain_received(check, &plain[..n]),
+                    Ok(crate::tls::Read::Pending) => break,
+                    Ok(crate::tls::Read::Closed) => {
+                        // close_notify: nothing more is read.
+                        let action = self.plain_eof();
+                        return self.through_conn(check, action);
+                    }
+                    Err(reason) => return self.fail(reason),
+                };
+                match action {
+                    Action::Receive => {}
+                    Action::Send => {
+                        // Into the TLS layer now; the records go out below.
+                        self.through_conn(check, Action::Send);
+                    }
+                    action @ (Action::Connect(_) | Action::ConnectUnix | Action::Done(_)) => {
+                        return self.through_conn(check, action)
+                    }
+                }
+            }
+            if data.is_empty() {
+                break;
+            }
+        }
+        let next = self.machine_resume().unwrap_or(Action::Receive);
+        self.through_conn(check, next)
+    }
+
+    /// Fails the probe at once, the connection with it.
+    #[cfg(feature = "tls")]
+    fn fail(&mut self, reason: Reason) -> Action {
+        self.conn.end_tls();
+        Action::Done(Verdict::Fail(reason))
+    }
+
+    /// The kind's action, carried through the connection layer: over TLS,
+    /// the kind's plaintext goes into the TLS layer and the step is to send
+    /// its records (or to read, once none is left); the TLS client ends
+    /// with the connection.
+    fn through_conn(&mut self, check: &Check, action: Action) -> Action {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.conn.tls() {
+            let mut action = action;
+            while action == Action::Send {
+                let n = tls.send(plain_output(&self.machine, check));
+                if n == 0 {
+                    // The layer is full: its records go first; the kind
+                    // resumes sending once they are out (Probe::wrote).
+                    break;
+                }
+                action = plain_wrote(&mut self.machine, check, n);
+            }
+            match action {
+                Action::Send | Action::Receive => {
+                    tls.fill();
+                    return if tls.records().is_empty() { Action::Receive } else { Action::Send };
+                }
+                Action::Connect(_) | Action::ConnectUnix | Action::Done(_) => self.conn.end_tls(),
+            }
+            return action;
+        }
+        let _ = check;
+        action
+    }
+
     /// The peer closed its side.
     pub fn eof(&mut self) -> Action {
         if self.conn.is_connecting() {
             return Action::Done(Verdict::Fail(Reason::Closed));
         }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.conn.tls() {
+            if let Err(reason) = tls.receive_eof() {
+                return self.fail(reason);
+            }
+            let action = self.plain_eof();
+            if matches!(action, Action::Connect(_) | Action::ConnectUnix | Action::Done(_)) {
+                self.conn.end_tls();
+            }
+            return action;
+        }
+        self.plain_eof()
+    }
+
+    fn plain_eof(&mut self) -> Action {
         match &mut self.machine {
             // Its verdict came with the connect: nothing is read after it.
             Machine::Tcp(_) => Action::Receive,
@@ -159,20 +283,42 @@ impl Probe {
 
     /// A read or write failed.
     pub(crate) fn io_failed(&mut self, err: &io::Error) -> Action {
-        match &mut self.machine {
+        let action = match &mut self.machine {
             Machine::Http(exchange) if !self.conn.is_connecting() => exchange.io_failed(&mut self.conn, err),
             Machine::Grpc(call) if !self.conn.is_connecting() => call.io_failed(err),
             _ => Action::Done(Verdict::Fail(Reason::from_io(err, false))),
+        };
+        if matches!(action, Action::Connect(_) | Action::Done(_)) {
+            self.conn.end_tls();
         }
+        action
     }
 
     /// The round's deadline passed before a verdict.
     pub(crate) fn timed_out(&mut self, after: Duration) -> Verdict {
+        self.conn.end_tls();
         match &mut self.machine {
             Machine::Http(exchange) if !self.conn.is_connecting() => exchange.timed_out(after),
             Machine::Grpc(call) if !self.conn.is_connecting() => call.timed_out(after),
             _ => Verdict::Fail(Reason::Timeout(after)),
         }
+    }
+}
+
+/// The kind's own bytes to write (plaintext under TLS).
+fn plain_output<'a>(machine: &'a Machine, check: &'a Check) -> &'a [u8] {
+    match machine {
+        Machine::Tcp(_) => &[],
+        Machine::Http(exchange) => exchange.output(check),
+        Machine::Grpc(call) => call.output(),
+    }
+}
+
+fn plain_wrote(machine: &mut Machine, check: &Check, n: usize) -> Action {
+    match machine {
+        Machine::Tcp(_) => Action::Receive,
+        Machine::Http(exchange) => exchange.wrote(check, n),
+        Machine::Grpc(call) => call.wrote(n),
     }
 }
 
@@ -374,7 +520,16 @@ mod tests {
             (b"HTTP/1.1 302 F\r\nLocation: //other/x\r\nContent-Length: 0\r\n\r\n", pass()),
             // Empty Location: not followed.
             (b"HTTP/1.1 302 F\r\nLocation:   \r\nContent-Length: 0\r\n\r\n", pass()),
-            (b"HTTP/1.1 308 P\r\nLocation: https://localhost/\r\n\r\n", fail(Reason::Http(HttpReason::HttpsRedirect))),
+            // The same host over https is followed, on 443 (kubelet follows
+            // whatever the scheme); a build without TLS cannot.
+            (
+                b"HTTP/1.1 308 P\r\nLocation: https://localhost/\r\n\r\n",
+                if cfg!(feature = "tls") {
+                    Action::Connect("127.0.0.1:443".parse().unwrap())
+                } else {
+                    fail(Reason::Http(HttpReason::UnsupportedScheme))
+                },
+            ),
             (
                 b"HTTP/1.1 308 P\r\nLocation: ftp://localhost/\r\n\r\n",
                 fail(Reason::Http(HttpReason::UnsupportedScheme)),
@@ -434,10 +589,10 @@ mod tests {
         let mut p = reading(&c);
         let a = p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: 5000\r\n\r\n");
         assert!(matches!(a, Action::Connect(_)));
-        // A redirect that fails (https, the limit) fails once drained.
+        // A redirect that fails (a scheme, the limit) fails once drained.
         let mut p = reading(&c);
-        assert_eq!(p.received(&c, b"HTTP/1.1 302 F\r\nLocation: https://localhost/\r\n\r\nab"), Action::Receive);
-        assert_eq!(p.eof(), fail(Reason::Http(HttpReason::HttpsRedirect)));
+        assert_eq!(p.received(&c, b"HTTP/1.1 302 F\r\nLocation: ftp://localhost/\r\n\r\nab"), Action::Receive);
+        assert_eq!(p.eof(), fail(Reason::Http(HttpReason::UnsupportedScheme)));
         // A timeout while draining is a timeout.
         let mut p = reading(&c);
         p.received(&c, b"HTTP/1.1 302 F\r\nLocation: /b\r\nContent-Length: 10\r\n\r\nab");
@@ -562,5 +717,124 @@ mod tests {
         assert_eq!(p.received(&c, b"HTTP/1.1 203 N\r\nContent-Length: 10\r\n\r\nab"), Action::Receive);
         let unexpected = Verdict::Fail(Reason::Http(HttpReason::Unexpected(203, "200".into())));
         assert_eq!(p.timed_out(Duration::from_secs(1)), unexpected);
+    }
+}
+
+/// The TLS layer under the kinds, against a rustls server in memory (ring,
+/// test-only), its bytes handed over in every split.
+#[cfg(all(test, feature = "tls"))]
+mod tls_tests {
+    use std::io::{Read as _, Write as _};
+    use std::sync::Arc;
+
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::{ServerConfig, ServerConnection};
+
+    use super::*;
+    use crate::verdict::{TlsFailure, TlsReason};
+
+    fn server(alpn: &[&[u8]]) -> ServerConnection {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["elsewhere.test".into()]).unwrap().self_signed(&key).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        #[allow(deprecated)]
+        let provider = rustls::crypto::ring::default_provider();
+        let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        ServerConnection::new(Arc::new(config)).unwrap()
+    }
+
+    /// Runs a probe of `url` against `server`, which answers `response` to
+    /// the first request; the server's bytes reach the probe `split` at a
+    /// time. The verdict and the plaintext the server read.
+    fn exchange(url: &str, server: ServerConnection, response: &[u8], split: usize) -> (Action, Vec<u8>) {
+        let (action, request, _) = exchange_on(url, server, response, split);
+        (action, request)
+    }
+
+    /// [`exchange`], with the probe (to follow a redirect further).
+    fn exchange_on(url: &str, mut server: ServerConnection, response: &[u8], split: usize) -> (Action, Vec<u8>, Probe) {
+        let c = Check::parse(url).unwrap();
+        let mut p = Probe::default();
+        assert!(matches!(p.start(&c, &c.addrs, Instant::now()), Action::Connect(_)));
+        let mut action = p.connected(&c, Instant::now());
+        let (mut to_client, mut request, mut answered) = (Vec::new(), Vec::new(), false);
+        for _ in 0..100_000 {
+            action = match action {
+                Action::Send => {
+                    let out = p.output(&c).to_vec();
+                    assert!(!out.is_empty(), "Send with nothing to send");
+                    let mut rest = &out[..];
+                    while !rest.is_empty() {
+                        server.read_tls(&mut rest).unwrap();
+                        if let Err(e) = server.process_new_packets() {
+                            panic!("server: {e}");
+                        }
+                    }
+                    let _ = server.reader().read_to_end(&mut request);
+                    p.wrote(&c, out.len())
+                }
+                Action::Receive => {
+                    if !answered && request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        server.writer().write_all(response).unwrap();
+                        server.send_close_notify();
+                        answered = true;
+                    }
+                    while server.wants_write() {
+                        server.write_tls(&mut to_client).unwrap();
+                    }
+                    if to_client.is_empty() {
+                        p.eof()
+                    } else {
+                        let n = split.min(to_client.len());
+                        let chunk: Vec<u8> = to_client.drain(..n).collect();
+                        p.received(&c, &chunk)
+                    }
+                }
+                done => return (done, request, p),
+            };
+        }
+        panic!("no verdict");
+    }
+
+    #[test]
+    fn https_passes_in_any_split() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        for split in [1, 2, 7, 100, 1 << 20] {
+            let (action, request) = exchange("https://localhost:8443/health", server(&[b"http/1.1"]), ok, split);
+            assert_eq!(action, Action::Done(Verdict::Pass), "split {split}");
+            let request = String::from_utf8(request).unwrap();
+            assert!(request.starts_with("GET /health HTTP/1.1\r\nHost: localhost:8443\r\n"), "{request}");
+        }
+        let big = [&b"HTTP/1.1 503 No\r\nContent-Length: 40000\r\n\r\n"[..], &[b'x'; 40000]].concat();
+        let (action, _) = exchange("https://127.0.0.1:8443/", server(&[]), &big, 5000);
+        assert_eq!(action, Action::Done(Verdict::Fail(Reason::Http(crate::verdict::HttpReason::Status(503)))));
+    }
+
+    /// https to http on the same host is followed, in plain text and with no
+    /// Referer (Go sends none from https to http).
+    #[test]
+    fn a_redirect_to_http_is_followed_in_plain_text() {
+        let url = "https://localhost:8443/a";
+        let moved = b"HTTP/1.1 302 F\r\nLocation: http://localhost:8080/b\r\nContent-Length: 0\r\n\r\n";
+        let (action, _, mut p) = exchange_on(url, server(&[b"http/1.1"]), moved, 100);
+        assert_eq!(action, Action::Connect("127.0.0.1:8080".parse().unwrap()));
+        let c = Check::parse(url).unwrap();
+        assert_eq!(p.connected(&c, Instant::now()), Action::Send);
+        let request = String::from_utf8(p.output(&c).to_vec()).unwrap();
+        assert!(request.starts_with("GET /b HTTP/1.1\r\nHost: localhost:8080\r\n"), "{request}");
+        assert!(!request.contains("Referer"), "{request}");
+    }
+
+    #[test]
+    fn grpcs_needs_h2_by_alpn() {
+        // A server that chooses no protocol (as openssl s_server -www).
+        let (action, _) = exchange("grpcs://localhost:8443", server(&[]), b"", 1 << 20);
+        assert_eq!(action, Action::Done(Verdict::Fail(Reason::Tls(TlsReason::Handshake(TlsFailure::NoH2)))));
     }
 }

@@ -32,14 +32,15 @@
 mod provider;
 mod verify;
 
-use std::fmt;
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
-use rustls::{AlertDescription, ClientConfig, ClientConnection};
+use rustls::{ClientConfig, ClientConnection};
+
+pub use crate::verdict::{TlsFailure as Failure, TlsReason as TlsError};
 
 /// The most plaintext, and separately the most records, one connection holds unsent: one full
 /// record. A probe's request is far smaller; a larger one goes out as the socket drains.
@@ -244,103 +245,6 @@ fn server_name(host: &str) -> ServerName<'static> {
         return ServerName::IpAddress(ip.into());
     }
     ServerName::try_from(bare.to_owned()).unwrap_or(ServerName::IpAddress(IpAddr::V4(Ipv4Addr::UNSPECIFIED).into()))
-}
-
-/// A failed TLS connection, as a short reason; all of them count under the reason class `tls`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlsError {
-    /// The server sent a fatal alert (its code, RFC 8446 6): `tls: alert handshake failure`.
-    Alert(u8),
-    /// The handshake did not complete: `tls: handshake failed: ...`.
-    Handshake(Failure),
-    /// A record after the handshake was refused: `tls: ...`.
-    Record(Failure),
-}
-
-/// Why a handshake or record failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// The first bytes are no TLS record: a plain-HTTP server on an `https://` URL.
-    NotTls,
-    /// The server closed during the handshake.
-    Closed,
-    /// A record or handshake message over the limits (16 KiB + overhead, 64 KiB).
-    TooLarge,
-    /// No version, suite, group or signature scheme in common.
-    Incompatible,
-    /// A message out of order or against the protocol.
-    Misbehaved,
-    /// A record that does not decrypt.
-    Decrypt,
-    /// A malformed message.
-    Invalid,
-    /// Anything else (no random bytes, ...).
-    Internal,
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Failure::NotTls => "not a TLS server",
-            Failure::Closed => "closed by server",
-            Failure::TooLarge => "message too large",
-            Failure::Incompatible => "no common version or cipher suite",
-            Failure::Misbehaved => "protocol violation",
-            Failure::Decrypt => "bad record MAC",
-            Failure::Invalid => "bad record",
-            Failure::Internal => "internal error",
-        })
-    }
-}
-
-impl fmt::Display for TlsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TlsError::Alert(code) => match alert_name(*code) {
-                Some(name) => write!(f, "tls: alert {name}"),
-                None => write!(f, "tls: alert {code}"),
-            },
-            TlsError::Handshake(failure) => write!(f, "tls: handshake failed: {failure}"),
-            TlsError::Record(failure) => write!(f, "tls: {failure}"),
-        }
-    }
-}
-
-impl std::error::Error for TlsError {}
-
-/// The alert names of the TLS registry (RFC 8446 6, RFC 5246 7.2), as Go prints them.
-fn alert_name(code: u8) -> Option<&'static str> {
-    let a = AlertDescription::from(code);
-    Some(match a {
-        AlertDescription::CloseNotify => "close notify",
-        AlertDescription::UnexpectedMessage => "unexpected message",
-        AlertDescription::BadRecordMac => "bad record MAC",
-        AlertDescription::RecordOverflow => "record overflow",
-        AlertDescription::HandshakeFailure => "handshake failure",
-        AlertDescription::BadCertificate => "bad certificate",
-        AlertDescription::UnsupportedCertificate => "unsupported certificate",
-        AlertDescription::CertificateRevoked => "revoked certificate",
-        AlertDescription::CertificateExpired => "expired certificate",
-        AlertDescription::CertificateUnknown => "unknown certificate",
-        AlertDescription::IllegalParameter => "illegal parameter",
-        AlertDescription::UnknownCA => "unknown certificate authority",
-        AlertDescription::AccessDenied => "access denied",
-        AlertDescription::DecodeError => "error decoding message",
-        AlertDescription::DecryptError => "error decrypting message",
-        AlertDescription::ProtocolVersion => "protocol version not supported",
-        AlertDescription::InsufficientSecurity => "insufficient security level",
-        AlertDescription::InternalError => "internal error",
-        AlertDescription::InappropriateFallback => "inappropriate fallback",
-        AlertDescription::UserCanceled => "user canceled",
-        AlertDescription::NoRenegotiation => "no renegotiation",
-        AlertDescription::MissingExtension => "missing extension",
-        AlertDescription::UnsupportedExtension => "unsupported extension",
-        AlertDescription::UnrecognisedName => "unrecognized name",
-        AlertDescription::UnknownPSKIdentity => "unknown PSK identity",
-        AlertDescription::CertificateRequired => "certificate required",
-        AlertDescription::NoApplicationProtocol => "no application protocol",
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

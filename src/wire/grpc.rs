@@ -34,13 +34,23 @@ impl Request {
     /// [`reserved`] ones are the call's own and never sent. Err when the
     /// request cannot fit one frame.
     pub fn new(authority: &[u8], service: &[u8], headers: &[(String, String)]) -> Result<Request, String> {
+        Request::with_scheme(b"http", authority, service, headers)
+    }
+
+    /// [`Request::new`] with the `:scheme` given: `https` for a call over TLS.
+    pub fn with_scheme(
+        scheme: &[u8],
+        authority: &[u8],
+        service: &[u8],
+        headers: &[(String, String)],
+    ) -> Result<Request, String> {
         let given = |name: &str| http::field(headers, name).map(str::as_bytes);
         let authority = given("host").filter(|h| !h.is_empty()).unwrap_or(authority);
         let user_agent = given("user-agent").unwrap_or(USER_AGENT.as_bytes());
         let mut block = Vec::new();
         let fields: [(&[u8], &[u8]); 6] = [
             (b":method", b"POST"),
-            (b":scheme", b"http"),
+            (b":scheme", scheme),
             (b":path", PATH.as_bytes()),
             (b":authority", authority),
             (b"content-type", b"application/grpc"),

@@ -1,9 +1,9 @@
 // A gRPC health server on grpc-go for tests/grpc.rs, built in GOPATH mode
 // against Debian's golang-google-grpc-dev:
 //
-//	health_server [--no-health]
+//	health_server [--no-health] [--tls CERT KEY]
 //
-// Listens on a free 127.0.0.1 port, prints "port N", then reads commands on
+// Listens on a free 127.0.0.1 port (over TLS with --tls, PEM files), prints "port N", then reads commands on
 // stdin, one a line, answering "ok" to each:
 //
 //	set SERVICE STATUS    (SERVICE "-" is the server as a whole, "")
@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -27,9 +28,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	server := grpc.NewServer()
+	var options []grpc.ServerOption
+	register := true
+	for i, arg := range os.Args {
+		switch {
+		case arg == "--no-health":
+			register = false
+		case arg == "--tls" && i+2 < len(os.Args):
+			creds, err := credentials.NewServerTLSFromFile(os.Args[i+1], os.Args[i+2])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			options = append(options, grpc.Creds(creds))
+		}
+	}
+	server := grpc.NewServer(options...)
 	status := health.NewServer()
-	if len(os.Args) < 2 || os.Args[1] != "--no-health" {
+	if register {
 		healthpb.RegisterHealthServer(server, status)
 	}
 	go server.Serve(lis)

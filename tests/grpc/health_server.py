@@ -1,9 +1,9 @@
 """A gRPC health server on Python grpcio (gRPC C-core) for tests/grpc.rs:
 
-    python3 health_server.py [--no-health] [--slow SECONDS] [--unix PATH]
+    python3 health_server.py [--no-health] [--slow SECONDS] [--unix PATH] [--tls CERT KEY]
 
-Listens on a free 127.0.0.1 port (or the unix socket PATH: "port 0"),
-prints "port N", then reads commands on
+Listens on a free 127.0.0.1 port (or the unix socket PATH: "port 0"; over
+TLS with --tls, PEM files), prints "port N", then reads commands on
 stdin, one a line, answering "ok" to each:
 
     set SERVICE STATUS    (SERVICE "-" is the server as a whole, "")
@@ -42,6 +42,11 @@ def main():
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     if "--unix" in args:
         port = server.add_insecure_port("unix:" + args[args.index("--unix") + 1])
+    elif "--tls" in args:
+        at = args.index("--tls")
+        with open(args[at + 1], "rb") as cert, open(args[at + 2], "rb") as key:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        port = server.add_secure_port("127.0.0.1:0", credentials)
     else:
         port = server.add_insecure_port("127.0.0.1:0")
     server.start()
