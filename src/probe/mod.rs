@@ -175,7 +175,10 @@ impl Probe {
     /// Records arrived: each is decrypted and its plaintext handed to the
     /// kind's machine, whatever the split; the machine's writes go into the
     /// TLS layer, so every byte read is taken before the next step.
+    /// Never inlined: its plaintext buffer would give the plain path's
+    /// frame a page of stack to probe on every read.
     #[cfg(feature = "tls")]
+    #[inline(never)]
     fn received_tls(&mut self, check: &Check, mut data: &[u8]) -> Action {
         let mut plain = [0u8; PLAINTEXT_CHUNK];
         loop {
