@@ -334,6 +334,7 @@ impl Exchange {
         }
     }
 
+    #[inline]
     fn body_done(&mut self) -> Action {
         let missing = self.body_missing.take().map(|text| Reason::Http(HttpReason::BodyNotFound(text)));
         let verdict = match self.status_failure.take().or(missing) {

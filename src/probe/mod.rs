@@ -230,6 +230,7 @@ impl Probe {
     /// the kind's plaintext goes into the TLS layer and the step is to send
     /// its records (or to read, once none is left); the TLS client ends
     /// with the connection.
+    #[inline]
     fn through_conn(&mut self, check: &Check, action: Action) -> Action {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.conn.tls() {
@@ -309,6 +310,7 @@ impl Probe {
 }
 
 /// The kind's own bytes to write (plaintext under TLS).
+#[inline]
 fn plain_output<'a>(machine: &'a Machine, check: &'a Check) -> &'a [u8] {
     match machine {
         Machine::Tcp(_) => &[],
@@ -317,6 +319,7 @@ fn plain_output<'a>(machine: &'a Machine, check: &'a Check) -> &'a [u8] {
     }
 }
 
+#[inline]
 fn plain_wrote(machine: &mut Machine, check: &Check, n: usize) -> Action {
     match machine {
         Machine::Tcp(_) => Action::Receive,
